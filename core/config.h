@@ -1,0 +1,74 @@
+/* Configuration: config/tickforge.lua returns a table; environment variables
+ * override it (DATABASE_URL, TICKFORGE_LISTEN, TICKFORGE_API_KEY or API_KEY,
+ * TICKFORGE_ADMIN_KEY, TICKFORGE_LOG_LEVEL). Every key is read through one
+ * schema of typed getters with ranges (config.c), so a wrong value is an
+ * error naming the key, at start and at reload. A config is immutable once
+ * loaded; a reload builds a new one. */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+
+#define ROLE_INGEST 1u /* may POST market data */
+#define ROLE_READ 2u   /* may read data, signals, metrics when closed */
+#define ROLE_ADMIN 4u  /* may reload, run jobs, read status */
+
+struct config_key {
+    char *key;      /* the secret, compared in constant time */
+    unsigned roles; /* ROLE_* bits */
+    char *name;     /* label for logs ("env", "ea-1"); never the key */
+};
+
+struct config {
+    char *path; /* the file it was read from; NULL means built-in defaults */
+    char *root; /* directory plugins/, lua/ and sql/ are relative to */
+
+    /* http */
+    char listen_host[64];
+    int listen_port;
+    int http_threads;           /* worker threads, each with its own Lua VM */
+    int http_max_connections;
+    int http_connection_timeout; /* seconds of idle keep-alive before close */
+    size_t http_max_body;        /* bytes; a route may lower or raise it */
+
+    /* lua */
+    size_t lua_memory_limit;   /* bytes per VM */
+    int lua_handler_timeout_ms; /* wall time per handler call */
+
+    /* database */
+    char *db_url; /* "" means none configured */
+    int db_pool_size;
+    int db_checkout_timeout_ms;
+    int db_connect_timeout_s;
+    int db_statement_timeout_ms;
+
+    /* auth */
+    struct config_key *keys;
+    int nkeys;
+    int metrics_open; /* GET /metrics without a key */
+
+    /* plugins and reload */
+    char **plugins_enabled; /* NULL: every plugin in plugins_dir */
+    int nplugins_enabled;
+    char **plugins_disabled;
+    int nplugins_disabled;
+    char *plugins_dir;
+    int reload_watch;       /* poll plugin and config mtimes */
+    int reload_interval_ms;
+
+    int log_level; /* enum log_level */
+
+    char *json; /* the whole table after overrides, as JSON, for tf.config */
+};
+
+/* Loads path (NULL: built-in defaults only) with environment overrides.
+ * Returns a config the caller frees with config_free, or NULL with a message
+ * in err ("config/tickforge.lua: http.threads: must be 1..256, got 0"). */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *c);
+
+/* Roles of the key presented, or 0 when it matches none. Constant time per
+ * configured key. */
+unsigned config_key_roles(const struct config *c, const char *presented, const char **name);
+
+#endif

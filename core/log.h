@@ -1,0 +1,26 @@
+/* Structured logging: one logfmt line per event on stderr,
+ *   ts=2026-11-24T15:50:00.123Z level=info msg="request" rid=... route=/x status=200 ms=0.42
+ * Thread-safe (one write(2) per line). Never allocates on the heap. */
+#ifndef LOG_H
+#define LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_set_level(enum log_level lvl);
+int log_parse_level(const char *s, enum log_level *out); /* 0 ok, -1 unknown name */
+int log_enabled(enum log_level lvl);
+
+/* msg is quoted for you; kvfmt is printf-style "key=value ..." appended
+ * verbatim (may be NULL). Quote free text with log_quote. */
+void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes s as a logfmt-quoted value into buf (truncating); returns buf. */
+const char *log_quote(char *buf, unsigned len, const char *s);
+
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,18 @@
+/* The `tf` global: one opener per namespace, each in its own core/lua_X.c.
+ * An opener pushes exactly one value (a table of functions, or a function
+ * such as tf.route) and lua_tf.c stores it as tf[name]. Add a namespace by
+ * writing its opener and adding one line to tf_namespaces[] in lua_tf.c. */
+#ifndef LUA_TF_H
+#define LUA_TF_H
+
+#include <lua.h>
+
+int luaopen_tf_json(lua_State *L);  /* tf.json   lua_json.c */
+int luaopen_tf_log(lua_State *L);   /* tf.log    lua_log.c */
+int luaopen_tf_route(lua_State *L); /* tf.route  lvm.c */
+int luaopen_tf_config(lua_State *L); /* tf.config lua_config.c */
+
+/* Creates the tf table with every namespace and sets it as global "tf". */
+void lua_tf_open(lua_State *L);
+
+#endif

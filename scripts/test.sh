@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every test layer and sums their TAP lines into one closing line,
+# "N passed, N failed" (what CI reads), exiting non-zero on any failure.
+# A layer that dies without reporting a failure (a crash, a syntax error in
+# a spec) counts as one failure, so nothing can pass by not running.
+# Layers: C unit binaries, busted specs in tests/lua and tests/integration
+# (run inside `tickforge run`), and the docker compose file check.
+# TEST_ONLY=unit|lua|integration|compose runs one layer.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+export TF_BIN=$PWD/$BUILD/tickforge
+export DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
+passed=0
+failed=0
+log=$BUILD/test.log
+: >"$log"
+
+# run_tap NAME CMD...: runs CMD, echoes its TAP, and adds to the totals.
+run_tap() {
+    local name=$1 out rc ok notok
+    shift
+    echo "== $name"
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | tee -a "$log" | grep -vE '^ok ' || true
+    ok=$(printf '%s\n' "$out" | grep -cE '^ok ')
+    notok=$(printf '%s\n' "$out" | grep -cE '^not ok ')
+    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        echo "not ok - $name exited with status $rc without reporting a failure"
+        notok=1
+    fi
+    echo "   $ok passed, $notok failed"
+    passed=$((passed + ok))
+    failed=$((failed + notok))
+}
+
+only=${TEST_ONLY:-}
+
+if [ -z "$only" ] || [ "$only" = unit ]; then
+    for t in $(find "$BUILD/tests/unit" -type f -perm -u+x 2>/dev/null | sort); do
+        run_tap "unit ${t#"$BUILD"/tests/unit/}" "$t"
+    done
+fi
+
+busted=$(command -v busted)
+for layer in lua integration; do
+    if [ -z "$only" ] || [ "$only" = "$layer" ]; then
+        if ls tests/$layer/*_spec.lua >/dev/null 2>&1; then
+            run_tap "$layer specs" "$TF_BIN" run "$busted" -o TAP --pattern=_spec "tests/$layer"
+        fi
+    fi
+done
+
+if [ -z "$only" ] || [ "$only" = compose ]; then
+    if docker-compose -f docker/docker-compose.yml config -q 2>"$BUILD/compose.err"; then
+        run_tap "docker compose" echo "ok 1 - docker-compose.yml is valid"
+    else
+        run_tap "docker compose" sh -c "cat $BUILD/compose.err; echo 'not ok 1 - docker-compose.yml is valid'"
+    fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
