@@ -21,7 +21,6 @@ struct config_key {
 
 struct config {
     char *path; /* the file it was read from; NULL means built-in defaults */
-    char *root; /* directory plugins/, lua/ and sql/ are relative to */
 
     /* http */
     char listen_host[64];
@@ -53,6 +52,9 @@ struct config {
     char **plugins_disabled;
     int nplugins_disabled;
     char *plugins_dir;
+    char **lua_path; /* directories `require` searches (default: "lua") */
+    int nlua_path;
+    char *migrations_dir;
     int reload_watch;       /* poll plugin and config mtimes */
     int reload_interval_ms;
 

@@ -44,3 +44,50 @@ struct lvm_gen *lvm_gen_of(lua_State *L); /* NULL in LVM_SCRIPT mode without plu
 const struct config *lvm_config(lua_State *L);
 
 #endif
+
+/* ---- VMs ---- */
+
+struct lvm; /* a lua_State plus its context; opaque */
+
+/* Builds a VM of the given mode. In LVM_PLUGIN mode it loads every plugin
+ * the generation's config names; if gen already has routes (it was validated
+ * before), the new VM must register the same ones. Takes a reference on gen
+ * (may be NULL in LVM_SCRIPT mode). Returns NULL with every error, one per
+ * line as "file:line: message", in err. Caller frees with lvm_free. */
+struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *host, char *err,
+                    size_t errlen);
+void lvm_free(struct lvm *vm);
+lua_State *lvm_state(struct lvm *vm);
+struct lvm_gen *lvm_gen(struct lvm *vm);
+size_t lvm_memory(struct lvm *vm); /* bytes the VM holds now */
+
+enum lvm_status {
+    LVM_OK,
+    LVM_ERROR,   /* a Lua error; err holds "file:line: message" and the traceback */
+    LVM_TIMEOUT, /* killed by the time limit (the kill cannot be caught by pcall) */
+    LVM_NOMEM    /* the VM's memory limit was hit */
+};
+
+/* Calls the function below nargs arguments on the stack, like lua_pcall,
+ * bounded by timeout_ms of wall time (0: none) and the VM's memory limit.
+ * On LVM_OK nresults values are left on the stack; otherwise nothing. */
+enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms, char *err,
+                         size_t errlen);
+
+/* Pushes route i's handler (i indexes gen->routes). */
+void lvm_push_handler(struct lvm *vm, int i);
+
+/* ---- generations ---- */
+
+/* Loads the config at path, builds a candidate generation and validates it
+ * in a fresh VM. On success returns the VM (owning a reference to the new,
+ * unpublished generation); on failure NULL with err as in lvm_new. */
+struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *err, size_t errlen);
+/* A generation of just a config (no plugins loaded), for LVM_SCRIPT VMs.
+ * Takes ownership of cfg; returns a reference (NULL when out of memory). */
+struct lvm_gen *lvm_gen_new(struct config *cfg);
+void lvm_gen_publish(struct lvm_gen *g);  /* makes g current; takes a reference */
+struct lvm_gen *lvm_gen_current(void);    /* returns a reference, or NULL before the first publish */
+long lvm_gen_current_id(void);            /* cheap: one atomic load */
+void lvm_gen_ref(struct lvm_gen *g);
+void lvm_gen_unref(struct lvm_gen *g);

@@ -1,0 +1,348 @@
+/* tf.json: encode walks Lua values into a growable C buffer (no Lua errors
+ * can escape it, so the C core may call it anywhere); decode parses with
+ * cJSON and builds Lua values, marking arrays so that [] round-trips. */
+#include "lua_json.h"
+
+#include "lua_tf.h"
+#include "mem.h"
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 128
+
+static const char json_null = 0;            /* its address is tf.json.null */
+static const char array_mt_key = 0;         /* registry key of the array metatable */
+
+void lua_json_pushnull(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&json_null);
+}
+
+static void push_array_mt(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "array");
+        lua_setfield(L, -2, "__jsontype");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    }
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    const char *err; /* first error, static text */
+    char errbuf[128];
+};
+
+static int grow(struct buf *b, size_t need)
+{
+    if (b->len + need < b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap <= b->len + need) cap *= 2;
+    char *q = mem_realloc(b->p, cap);
+    if (!q) {
+        b->err = "out of memory";
+        return -1;
+    }
+    b->p = q;
+    b->cap = cap;
+    return 0;
+}
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    if (b->err || grow(b, n)) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put_string(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (b->err || grow(b, n * 6 + 2)) return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u', *o++ = '0', *o++ = '0';
+            *o++ = hex[c >> 4], *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+static void put_number(struct buf *b, lua_State *L, int idx)
+{
+    char tmp[40];
+    int n;
+    if (lua_isinteger(L, idx)) {
+        n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
+    } else {
+        double d = lua_tonumber(L, idx);
+        if (!isfinite(d)) {
+            put(b, "null", 4);
+            return;
+        }
+        n = snprintf(tmp, sizeof tmp, "%.15g", d);
+        if (strtod(tmp, NULL) != d) n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    }
+    put(b, tmp, (size_t)n);
+}
+
+/* Is the table at idx a sequence 1..n (n >= 1), or marked as an array? */
+static int array_length(lua_State *L, int idx, lua_Integer *n)
+{
+    int marked = 0;
+    if (lua_getmetatable(L, idx)) {
+        lua_getfield(L, -1, "__jsontype");
+        const char *t = lua_tostring(L, -1);
+        marked = t && !strcmp(t, "array") ? 1 : t && !strcmp(t, "object") ? -1 : 0;
+        lua_pop(L, 2);
+    }
+    if (marked < 0) return 0;
+    lua_Integer count = 0, max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return marked > 0 ? (*n = (lua_Integer)lua_rawlen(L, idx), 1) : 0;
+        }
+        count++;
+        if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
+    }
+    if (count == 0) {
+        *n = 0;
+        return marked > 0;
+    }
+    if (max != count && !marked) return 0;
+    *n = max;
+    return 1;
+}
+
+static void encode(struct buf *b, lua_State *L, int idx, int depth)
+{
+    if (b->err) return;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: put(b, "null", 4); return;
+    case LUA_TBOOLEAN: lua_toboolean(L, idx) ? put(b, "true", 4) : put(b, "false", 5); return;
+    case LUA_TNUMBER: put_number(b, L, idx); return;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        put_string(b, s, n);
+        return;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == &json_null) {
+            put(b, "null", 4);
+            return;
+        }
+        break;
+    case LUA_TTABLE: {
+        if (depth >= MAX_DEPTH) {
+            b->err = "nested too deep (a cycle?)";
+            return;
+        }
+        if (!lua_checkstack(L, 4)) {
+            b->err = "out of Lua stack";
+            return;
+        }
+        lua_Integer n;
+        if (array_length(L, idx, &n)) {
+            put(b, "[", 1);
+            for (lua_Integer i = 1; i <= n && !b->err; i++) {
+                if (i > 1) put(b, ",", 1);
+                lua_rawgeti(L, idx, i);
+                encode(b, L, lua_gettop(L), depth + 1);
+                lua_pop(L, 1);
+            }
+            put(b, "]", 1);
+            return;
+        }
+        put(b, "{", 1);
+        int first = 1;
+        lua_pushnil(L);
+        while (!b->err && lua_next(L, idx)) {
+            int kt = lua_type(L, -2);
+            if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+                b->err = "object keys must be strings or numbers";
+                lua_pop(L, 2);
+                return;
+            }
+            if (!first) put(b, ",", 1);
+            first = 0;
+            if (kt == LUA_TSTRING) {
+                size_t kn;
+                const char *k = lua_tolstring(L, -2, &kn);
+                put_string(b, k, kn);
+            } else {
+                char tmp[40];
+                lua_pushvalue(L, -2); /* tostring on a copy keeps lua_next's key intact */
+                int kn = snprintf(tmp, sizeof tmp, "%s", lua_tostring(L, -1));
+                lua_pop(L, 1);
+                put_string(b, tmp, (size_t)kn);
+            }
+            put(b, ":", 1);
+            encode(b, L, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+        }
+        put(b, "}", 1);
+        return;
+    }
+    default: break;
+    }
+    snprintf(b->errbuf, sizeof b->errbuf, "cannot encode a %s", luaL_typename(L, idx));
+    b->err = b->errbuf;
+}
+
+char *lua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen)
+{
+    struct buf b = {0};
+    idx = lua_absindex(L, idx);
+    encode(&b, L, idx, 0);
+    put(&b, "", 1); /* NUL */
+    if (b.err) {
+        snprintf(err, errlen, "json: %s", b.err);
+        mem_free(b.p);
+        return NULL;
+    }
+    if (len) *len = b.len - 1;
+    return b.p;
+}
+
+static int push_json(lua_State *L, const cJSON *j, int depth)
+{
+    if (depth > MAX_DEPTH || !lua_checkstack(L, 3)) return -1;
+    if (cJSON_IsNull(j)) lua_json_pushnull(L);
+    else if (cJSON_IsFalse(j)) lua_pushboolean(L, 0);
+    else if (cJSON_IsTrue(j)) lua_pushboolean(L, 1);
+    else if (cJSON_IsString(j)) lua_pushstring(L, j->valuestring);
+    else if (cJSON_IsNumber(j)) {
+        double d = j->valuedouble;
+        if (d == floor(d) && fabs(d) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
+        else lua_pushnumber(L, d);
+    } else if (cJSON_IsArray(j)) {
+        lua_createtable(L, cJSON_GetArraySize(j), 0);
+        lua_Integer i = 1;
+        for (const cJSON *c = j->child; c; c = c->next) {
+            if (push_json(L, c, depth + 1)) return -1;
+            lua_rawseti(L, -2, i++);
+        }
+        push_array_mt(L);
+        lua_setmetatable(L, -2);
+    } else if (cJSON_IsObject(j)) {
+        lua_createtable(L, 0, 4);
+        for (const cJSON *c = j->child; c; c = c->next) {
+            if (push_json(L, c, depth + 1)) return -1;
+            lua_setfield(L, -2, c->string);
+        }
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen)
+{
+    const char *end = NULL;
+    while (len && (s[len - 1] == 0 || s[len - 1] == ' ' || s[len - 1] == '\n' ||
+                   s[len - 1] == '\r' || s[len - 1] == '\t'))
+        len--;
+    if (len == 0) {
+        snprintf(err, errlen, "byte 0: empty body, expected a JSON value");
+        return -1;
+    }
+    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    if (!j) {
+        size_t at = end && end >= s ? (size_t)(end - s) : 0;
+        snprintf(err, errlen, "byte %zu: invalid JSON near '%.20s'", at, at < len ? s + at : "");
+        return -1;
+    }
+    while (end && (size_t)(end - s) < len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+        end++;
+    if (end && (size_t)(end - s) < len) {
+        snprintf(err, errlen, "byte %zu: unexpected data after the JSON value", (size_t)(end - s));
+        cJSON_Delete(j);
+        return -1;
+    }
+    int top = lua_gettop(L);
+    if (push_json(L, j, 0)) {
+        lua_settop(L, top);
+        cJSON_Delete(j);
+        snprintf(err, errlen, "byte 0: JSON nested too deep");
+        return -1;
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* tf.json.encode(v) -> string | raises */
+static int l_encode(lua_State *L)
+{
+    char err[160];
+    size_t n;
+    luaL_checkany(L, 1);
+    char *s = lua_json_encode(L, 1, &n, err, sizeof err);
+    if (!s) return luaL_error(L, "%s", err);
+    lua_pushlstring(L, s, n);
+    mem_free(s);
+    return 1;
+}
+
+/* tf.json.decode(s) -> value | nil, "byte N: why" */
+static int l_decode(lua_State *L)
+{
+    char err[160];
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    if (lua_json_decode(L, s, n, err, sizeof err)) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    return 1;
+}
+
+/* tf.json.array([t]) -> t, marked to encode as an array even when empty */
+static int l_array(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) lua_newtable(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    push_array_mt(L);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+int luaopen_tf_json(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"encode", l_encode}, {"decode", l_decode}, {"array", l_array}, {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    lua_json_pushnull(L);
+    lua_setfield(L, -2, "null");
+    return 1;
+}

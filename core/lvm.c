@@ -1,0 +1,753 @@
+/* Lua VM lifecycle: a counting allocator that caps each VM's memory, a
+ * count hook that enforces a wall-time deadline on every call (once it
+ * fires it fires again on every instruction, so pcall cannot swallow it),
+ * the plugin sandbox built from an allow-list, plugin loading, tf.route,
+ * and generations (config + plugins) published atomically for hot reload.
+ * A VM is owned by one thread; generations are shared and refcounted. */
+#include "lvm.h"
+
+#include "config.h"
+#include "log.h"
+#include "lua_tf.h"
+#include "mem.h"
+
+#include <dirent.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define HOOK_COUNT 1000 /* instructions between deadline checks */
+
+struct lvm {
+    lua_State *L;
+    enum lvm_mode mode;
+    struct lvm_gen *gen;
+    struct lvm_host *host;
+    size_t mem_used, mem_limit;
+    int mem_hit;           /* the allocator refused a request since the last call */
+    long long deadline_ns; /* CLOCK_MONOTONIC; 0 = none */
+    int killed;            /* the deadline passed; keep raising until unwound */
+    int loading;           /* plugins are loading: tf.route is allowed */
+    char *errors;          /* load errors, one per line (mem_*) */
+    size_t errors_len;
+};
+
+static const char ctx_key = 0;    /* registry: light userdata -> struct lvm */
+static const char routes_key = 0; /* registry: array of route tables */
+static const char loaded_key = 0; /* registry: sandboxed require's cache */
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static struct lvm *ctx(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key);
+    struct lvm *vm = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return vm;
+}
+
+struct lvm_host *lvm_host(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    return vm ? vm->host : NULL;
+}
+
+struct lvm_gen *lvm_gen_of(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    return vm ? vm->gen : NULL;
+}
+
+const struct config *lvm_config(lua_State *L)
+{
+    struct lvm_gen *g = lvm_gen_of(L);
+    return g ? g->cfg : NULL;
+}
+
+lua_State *lvm_state(struct lvm *vm)
+{
+    return vm->L;
+}
+
+struct lvm_gen *lvm_gen(struct lvm *vm)
+{
+    return vm->gen;
+}
+
+size_t lvm_memory(struct lvm *vm)
+{
+    return vm->mem_used;
+}
+
+/* ---- allocator and time limit ---- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct lvm *vm = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        vm->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && vm->mem_limit && vm->mem_used - old + nsize > vm->mem_limit) {
+        vm->mem_hit = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) vm->mem_used = vm->mem_used - old + nsize;
+    return p;
+}
+
+static void vm_hook(lua_State *L, lua_Debug *ar)
+{
+    struct lvm *vm = ctx(L);
+    if (!vm || !vm->deadline_ns) return;
+    if (!vm->killed && now_ns() < vm->deadline_ns) return;
+    if (!vm->killed) {
+        vm->killed = 1;
+        lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1); /* from now on, every instruction */
+    }
+    luaL_error(L, "time limit exceeded");
+}
+
+static int msgh(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms, char *err,
+                         size_t errlen)
+{
+    lua_State *L = vm->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, base);
+    vm->killed = 0;
+    vm->mem_hit = 0;
+    vm->deadline_ns = timeout_ms > 0 ? now_ns() + (long long)timeout_ms * 1000000LL : 0;
+    int rc = lua_pcall(L, nargs, nresults, base);
+    vm->deadline_ns = 0;
+    enum lvm_status st = LVM_OK;
+    if (rc != LUA_OK) {
+        const char *m = lua_tostring(L, -1);
+        snprintf(err, errlen, "%s", m ? m : "(no message)");
+        st = vm->killed ? LVM_TIMEOUT : (rc == LUA_ERRMEM || vm->mem_hit) ? LVM_NOMEM : LVM_ERROR;
+        lua_pop(L, 1);
+    }
+    lua_remove(L, base);
+    if (vm->killed) {
+        vm->killed = 0;
+        lua_sethook(L, vm_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    }
+    if (st != LVM_OK) lua_gc(L, LUA_GCCOLLECT);
+    return st;
+}
+
+/* ---- tf.route ---- */
+
+static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
+static const char *const reserved[] = {"/health", "/metrics", "/admin/reload", "/admin/status", NULL};
+
+/* Parses a size: a number of bytes or "16MB"-style text. -1 when invalid. */
+static double size_arg(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
+    const char *s = lua_tostring(L, idx);
+    if (!s) return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s) return -1;
+    if (!strcasecmp(end, "KB")) v *= 1024;
+    else if (!strcasecmp(end, "MB")) v *= 1048576;
+    else if (!strcasecmp(end, "GB")) v *= 1073741824.0;
+    else if (*end && strcasecmp(end, "B")) return -1;
+    return v;
+}
+
+static int valid_path(const char *p)
+{
+    if (p[0] != '/') return 0;
+    for (; *p; p++) {
+        if (*p == '{') {
+            const char *q = p + 1;
+            while (*q == '_' || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9')) q++;
+            if (*q != '}' || q == p + 1 || p[-1] != '/' || (q[1] && q[1] != '/')) return 0;
+            p = q;
+        } else if (*p == '}' || *p == ' ' || *p == '?' || *p == '#') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* tf.route(method, path, handler [, opts]) — only while plugins load.
+ * opts.auth: "ingest" | "read" | "admin" | "none" (default "read");
+ * opts.max_body: bytes or "1MB" (default http.max_body). */
+static int l_route(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    const char *method = luaL_checkstring(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+    if (!vm || !vm->loading) return luaL_error(L, "tf.route: routes may only be registered while a plugin loads");
+    int m = 0;
+    while (methods[m] && strcmp(methods[m], method)) m++;
+    if (!methods[m]) return luaL_error(L, "tf.route: unknown method '%s' (GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS)", method);
+    if (strlen(path) > 512 || !valid_path(path))
+        return luaL_error(L, "tf.route: invalid path '%s' (must start with '/'; parameters are whole segments like /items/{id})", path);
+    for (int i = 0; reserved[i]; i++)
+        if (!strcmp(reserved[i], path)) return luaL_error(L, "tf.route: %s is served by the core and cannot be replaced", path);
+
+    unsigned roles = ROLE_READ;
+    double max_body = vm->gen && vm->gen->cfg ? (double)vm->gen->cfg->http_max_body : 16.0 * 1048576;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "auth");
+        const char *a = lua_tostring(L, -1);
+        if (lua_isnil(L, -1)) roles = ROLE_READ;
+        else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) roles = 0;
+        else if (a && !strcmp(a, "none")) roles = 0;
+        else if (a && !strcmp(a, "ingest")) roles = ROLE_INGEST;
+        else if (a && !strcmp(a, "read")) roles = ROLE_READ;
+        else if (a && !strcmp(a, "admin")) roles = ROLE_ADMIN;
+        else return luaL_error(L, "tf.route: opts.auth must be \"ingest\", \"read\", \"admin\" or \"none\"");
+        lua_getfield(L, 4, "max_body");
+        if (!lua_isnil(L, -1)) {
+            max_body = size_arg(L, -1);
+            if (!(max_body >= 0 && max_body <= 1073741824.0))
+                return luaL_error(L, "tf.route: opts.max_body must be a size from 0 to 1GB such as 65536 or \"1MB\"");
+        }
+        lua_pop(L, 2);
+    }
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "method");
+        lua_getfield(L, -2, "path");
+        int dup = !strcmp(lua_tostring(L, -2), method) && !strcmp(lua_tostring(L, -1), path);
+        lua_pop(L, 3);
+        if (dup) return luaL_error(L, "tf.route: %s %s is already registered", method, path);
+    }
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, "handler");
+    lua_pushinteger(L, (lua_Integer)roles);
+    lua_setfield(L, -2, "roles");
+    lua_pushinteger(L, (lua_Integer)max_body);
+    lua_setfield(L, -2, "max_body");
+    lua_rawseti(L, -2, n + 1);
+    return 0;
+}
+
+int luaopen_tf_route(lua_State *L)
+{
+    lua_pushcfunction(L, l_route);
+    return 1;
+}
+
+void lvm_push_handler(struct lvm *vm, int i)
+{
+    lua_rawgetp(vm->L, LUA_REGISTRYINDEX, &routes_key);
+    lua_rawgeti(vm->L, -1, i + 1);
+    lua_getfield(vm->L, -1, "handler");
+    lua_replace(vm->L, -3);
+    lua_pop(vm->L, 1);
+}
+
+/* Copies the registered routes into a C array for the router. */
+static int extract_routes(struct lvm *vm, struct lvm_route **out, int *nout)
+{
+    lua_State *L = vm->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
+    int n = (int)luaL_len(L, -1);
+    struct lvm_route *r = mem_calloc((size_t)(n ? n : 1), sizeof *r);
+    if (!r) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        lua_getfield(L, -1, "method");
+        snprintf(r[i].method, sizeof r[i].method, "%s", lua_tostring(L, -1));
+        lua_getfield(L, -2, "path");
+        r[i].path = mem_strdup(lua_tostring(L, -1));
+        lua_getfield(L, -3, "roles");
+        r[i].roles = (unsigned)lua_tointeger(L, -1);
+        lua_getfield(L, -4, "max_body");
+        r[i].max_body = (size_t)lua_tointeger(L, -1);
+        lua_pop(L, 5);
+    }
+    lua_pop(L, 1);
+    *out = r;
+    *nout = n;
+    return 0;
+}
+
+static int same_routes(struct lvm *vm, const struct lvm_gen *g)
+{
+    struct lvm_route *r;
+    int n, same;
+    if (extract_routes(vm, &r, &n)) return 0;
+    same = n == g->nroutes;
+    for (int i = 0; i < n; i++) {
+        if (same)
+            same = !strcmp(r[i].method, g->routes[i].method) && !strcmp(r[i].path, g->routes[i].path) &&
+                   r[i].roles == g->routes[i].roles && r[i].max_body == g->routes[i].max_body;
+        mem_free(r[i].path);
+    }
+    mem_free(r);
+    return same;
+}
+
+/* ---- sandbox ---- */
+
+/* require(name) for plugins: only lua/ (config lua.path) and the plugin
+ * directory, only text chunks, run in the sandbox, cached per VM. */
+static int l_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    struct lvm *vm = ctx(L);
+    for (const char *p = name; *p; p++)
+        if (!(*p == '_' || *p == '.' || *p == '-' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            return luaL_error(L, "require: invalid module name '%s'", name);
+    if (strstr(name, "..") || name[0] == '.') return luaL_error(L, "require: invalid module name '%s'", name);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+
+    char rel[256], path[1024], tried[2048] = "";
+    size_t tlen = 0;
+    snprintf(rel, sizeof rel, "%s", name);
+    for (char *p = rel; *p; p++)
+        if (*p == '.') *p = '/';
+    const struct config *cfg = vm && vm->gen ? vm->gen->cfg : NULL;
+    int ndirs = cfg ? cfg->nlua_path + 1 : 1;
+    for (int d = 0; d < ndirs; d++) {
+        const char *dir = !cfg ? "lua" : d < cfg->nlua_path ? cfg->lua_path[d] : cfg->plugins_dir;
+        for (int form = 0; form < 2; form++) {
+            snprintf(path, sizeof path, form ? "%s/%s/init.lua" : "%s/%s.lua", dir, rel);
+            struct stat st;
+            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+                if (tlen < sizeof tried)
+                    tlen += (size_t)snprintf(tried + tlen, sizeof tried - tlen, "\n\tno file '%s'", path);
+                continue;
+            }
+            if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
+            lua_pushstring(L, name);
+            lua_call(L, 1, 1);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushboolean(L, 1);
+            }
+            lua_pushvalue(L, -1);
+            lua_setfield(L, -3, name); /* loaded[name] */
+            return 1;
+        }
+    }
+    return luaL_error(L, "module '%s' not found:%s", name, tried);
+}
+
+/* load(chunk [, name [, mode [, env]]]) for plugins: text only. */
+static int l_load(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    int env = !lua_isnone(L, 4);
+    if (luaL_loadbufferx(L, s, n, name, "t") != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* print(...) in a plugin logs at info level instead of writing to stdout. */
+static int l_print(lua_State *L)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= lua_gettop(L); i++) {
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    log_info(lua_tostring(L, -1), "src=plugin");
+    return 0;
+}
+
+/* Copies the named fields of the table at src into the table on top. */
+static void copy_fields(lua_State *L, int src, const char *const *names)
+{
+    for (; *names; names++) {
+        lua_getfield(L, src, *names);
+        lua_setfield(L, -2, *names);
+    }
+}
+
+static void build_sandbox(lua_State *L)
+{
+    static const char *const base[] = {"assert", "error", "getmetatable", "ipairs", "next", "pairs",
+        "pcall", "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber",
+        "tostring", "type", "xpcall", "_VERSION", NULL};
+    static const char *const string_fns[] = {"byte", "char", "find", "format", "gmatch", "gsub", "len",
+        "lower", "match", "rep", "reverse", "sub", "upper", "pack", "packsize", "unpack", NULL};
+    static const char *const table_fns[] = {"concat", "insert", "move", "pack", "remove", "sort", "unpack", NULL};
+    static const char *const math_fns[] = {"abs", "ceil", "cos", "deg", "exp", "floor", "fmod", "huge",
+        "log", "max", "maxinteger", "min", "mininteger", "modf", "pi", "rad", "random", "randomseed",
+        "sin", "sqrt", "tan", "tointeger", "type", "ult", "atan", "asin", "acos", NULL};
+    static const char *const utf8_fns[] = {"char", "charpattern", "codes", "codepoint", "len", "offset", NULL};
+    static const char *const co_fns[] = {"create", "isyieldable", "resume", "running", "status", "wrap",
+        "yield", "close", NULL};
+    static const char *const os_fns[] = {"clock", "date", "difftime", "time", NULL};
+    static const struct { const char *lib; const char *const *fns; } libs[] = {
+        {"string", string_fns}, {"table", table_fns}, {"math", math_fns}, {"utf8", utf8_fns},
+        {"coroutine", co_fns}, {"os", os_fns}, {NULL, NULL}};
+
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    lua_newtable(L); /* the sandbox environment */
+    copy_fields(L, g, base);
+    for (int i = 0; libs[i].lib; i++) {
+        lua_getfield(L, g, libs[i].lib);
+        lua_newtable(L);
+        copy_fields(L, lua_gettop(L) - 1, libs[i].fns);
+        if (!strcmp(libs[i].lib, "string")) { /* strings' methods: the filtered table */
+            lua_pushliteral(L, "");
+            lua_getmetatable(L, -1);
+            lua_pushvalue(L, -3);
+            lua_setfield(L, -2, "__index");
+            lua_pop(L, 2);
+        }
+        lua_setfield(L, -3, libs[i].lib);
+        lua_pop(L, 1);
+    }
+    lua_pushcfunction(L, l_require);
+    lua_setfield(L, -2, "require");
+    lua_pushcfunction(L, l_load);
+    lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, l_print);
+    lua_setfield(L, -2, "print");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* new chunks see only the sandbox */
+    lua_pop(L, 1);
+}
+
+/* Script mode: the whole standard library; `require` also finds lua/. */
+static void extend_package_path(lua_State *L, const struct config *cfg)
+{
+    lua_getglobal(L, "package");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = cfg ? cfg->nlua_path : 0;
+    for (int i = 0; i < (n ? n : 1); i++) {
+        const char *d = n ? cfg->lua_path[i] : "lua";
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", d, d);
+        luaL_addvalue(&b);
+    }
+    lua_getfield(L, -2, "path");
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+/* ---- plugins ---- */
+
+static void add_error(struct lvm *vm, const char *msg)
+{
+    size_t n = strlen(msg);
+    char *e = mem_realloc(vm->errors, vm->errors_len + n + 2);
+    if (!e) return;
+    vm->errors = e;
+    if (vm->errors_len) e[vm->errors_len++] = '\n';
+    memcpy(e + vm->errors_len, msg, n + 1);
+    vm->errors_len += n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int listed(char **list, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i], name)) return 1;
+    return 0;
+}
+
+/* The plugin files of the config, in load order: every dir/X.lua and
+ * dir/X/init.lua sorted by X (or the config's explicit list), minus the
+ * disabled ones. Returns a NULL-terminated mem_* array of mem_* strings. */
+static char **plugin_files(const struct config *cfg, char *err, size_t errlen)
+{
+    int cap = 16, n = 0;
+    char **names = mem_calloc((size_t)cap + 1, sizeof *names);
+    if (!names) return NULL;
+    if (cfg->plugins_enabled) {
+        for (int i = 0; i < cfg->nplugins_enabled && n < cap; i++) names[n++] = mem_strdup(cfg->plugins_enabled[i]);
+        if (cfg->nplugins_enabled > cap) {
+            cap = cfg->nplugins_enabled;
+            char **more = mem_realloc(names, ((size_t)cap + 1) * sizeof *names);
+            if (!more) goto oom;
+            names = more;
+            for (int i = n; i < cap; i++) names[n++] = mem_strdup(cfg->plugins_enabled[i]);
+        }
+    } else {
+        DIR *d = opendir(cfg->plugins_dir);
+        if (!d) {
+            snprintf(err, errlen, "%s: cannot open the plugin directory", cfg->plugins_dir);
+            mem_free(names);
+            return NULL;
+        }
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char p[1024];
+            struct stat st;
+            size_t len = strlen(e->d_name);
+            if (e->d_name[0] == '.') continue;
+            snprintf(p, sizeof p, "%s/%s", cfg->plugins_dir, e->d_name);
+            if (stat(p, &st) != 0) continue;
+            int is_lua = S_ISREG(st.st_mode) && len > 4 && !strcmp(e->d_name + len - 4, ".lua");
+            int is_dir = S_ISDIR(st.st_mode) && (snprintf(p, sizeof p, "%s/%s/init.lua", cfg->plugins_dir, e->d_name), stat(p, &st) == 0);
+            if (!is_lua && !is_dir) continue;
+            if (n == cap) {
+                char **more = mem_realloc(names, ((size_t)cap * 2 + 1) * sizeof *names);
+                if (!more) {
+                    closedir(d);
+                    goto oom;
+                }
+                names = more;
+                cap *= 2;
+            }
+            names[n++] = mem_strdup(is_lua ? e->d_name : (snprintf(p, sizeof p, "%s/init.lua", e->d_name), p));
+        }
+        closedir(d);
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
+    }
+    names[n] = NULL;
+    /* drop disabled ones ("x", "x.lua" or "x/init.lua" all name plugin x) */
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        char base[256];
+        snprintf(base, sizeof base, "%s", names[i] ? names[i] : "");
+        char *cut = strstr(base, "/init.lua");
+        if (!cut) cut = strstr(base, ".lua");
+        if (cut) *cut = 0;
+        if (!names[i] || listed(cfg->plugins_disabled, cfg->nplugins_disabled, base) ||
+            listed(cfg->plugins_disabled, cfg->nplugins_disabled, names[i]))
+            mem_free(names[i]);
+        else
+            names[k++] = names[i];
+    }
+    names[k] = NULL;
+    return names;
+oom:
+    for (int i = 0; i < n; i++) mem_free(names[i]);
+    mem_free(names);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
+
+static void load_plugins(struct lvm *vm)
+{
+    const struct config *cfg = vm->gen->cfg;
+    char err[512];
+    char **files = plugin_files(cfg, err, sizeof err);
+    if (!files) {
+        add_error(vm, err);
+        return;
+    }
+    vm->loading = 1;
+    for (char **f = files; *f; f++) {
+        char path[1024], msg[2048];
+        snprintf(path, sizeof path, "%s/%s", cfg->plugins_dir, *f);
+        if (luaL_loadfilex(vm->L, path, "t") != LUA_OK) {
+            add_error(vm, lua_tostring(vm->L, -1));
+            lua_pop(vm->L, 1);
+            continue;
+        }
+        enum lvm_status st = lvm_call(vm, 0, 0, cfg->lua_handler_timeout_ms * 4, msg, sizeof msg);
+        if (st != LVM_OK) {
+            char *tb = strstr(msg, "\nstack traceback:");
+            if (tb) *tb = 0; /* file:line: message is what an admin needs here */
+            if (st == LVM_TIMEOUT) {
+                char m2[3200];
+                snprintf(m2, sizeof m2, "%s: loading took longer than %d ms (%s)", path, cfg->lua_handler_timeout_ms * 4, msg);
+                add_error(vm, m2);
+            } else {
+                add_error(vm, msg);
+            }
+        }
+    }
+    vm->loading = 0;
+    for (char **f = files; *f; f++) mem_free(*f);
+    mem_free(files);
+}
+
+struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *host, char *err,
+                    size_t errlen)
+{
+    struct lvm *vm = mem_calloc(1, sizeof *vm);
+    if (!vm) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    vm->mode = mode;
+    vm->host = host;
+    vm->gen = gen;
+    if (gen) lvm_gen_ref(gen);
+    vm->mem_limit = gen && gen->cfg ? gen->cfg->lua_memory_limit : 0;
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (!vm->L) {
+        snprintf(err, errlen, "cannot create a Lua state (out of memory)");
+        lvm_free(vm);
+        return NULL;
+    }
+    lua_State *L = vm->L;
+    lua_pushlightuserdata(L, vm);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &routes_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    lua_sethook(L, vm_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    luaL_openlibs(L);
+    if (mode == LVM_PLUGIN) build_sandbox(L);
+    else extend_package_path(L, gen ? gen->cfg : NULL);
+    lua_tf_open(L);
+
+    if (mode == LVM_PLUGIN) {
+        load_plugins(vm);
+        if (!vm->errors && gen->routes && !same_routes(vm, gen))
+            add_error(vm, "plugins registered different routes than when the generation was validated");
+        if (vm->errors) {
+            snprintf(err, errlen, "%s", vm->errors);
+            lvm_free(vm);
+            return NULL;
+        }
+    }
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    return vm;
+}
+
+void lvm_free(struct lvm *vm)
+{
+    if (!vm) return;
+    if (vm->L) lua_close(vm->L);
+    if (vm->gen) lvm_gen_unref(vm->gen);
+    mem_free(vm->errors);
+    mem_free(vm);
+}
+
+/* ---- generations ---- */
+
+struct gen_private {
+    struct lvm_gen pub;
+    atomic_int refs;
+};
+
+static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lvm_gen *current;
+static atomic_long current_id;
+static atomic_long next_id = 1;
+
+void lvm_gen_ref(struct lvm_gen *g)
+{
+    atomic_fetch_add(&((struct gen_private *)g)->refs, 1);
+}
+
+void lvm_gen_unref(struct lvm_gen *g)
+{
+    struct gen_private *p = (struct gen_private *)g;
+    if (!g || atomic_fetch_sub(&p->refs, 1) != 1) return;
+    for (int i = 0; i < g->nroutes; i++) mem_free(g->routes[i].path);
+    mem_free(g->routes);
+    config_free(g->cfg);
+    mem_free(p);
+}
+
+struct lvm_gen *lvm_gen_new(struct config *cfg)
+{
+    struct gen_private *p = mem_calloc(1, sizeof *p);
+    if (!p) {
+        config_free(cfg);
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    p->pub.cfg = cfg;
+    p->pub.id = atomic_fetch_add(&next_id, 1);
+    return &p->pub;
+}
+
+struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *err, size_t errlen)
+{
+    struct config *cfg = config_load(config_path, err, errlen);
+    if (!cfg) return NULL;
+    struct gen_private *p = (struct gen_private *)lvm_gen_new(cfg);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    struct lvm *vm = lvm_new(LVM_PLUGIN, &p->pub, host, err, errlen);
+    if (vm && extract_routes(vm, &p->pub.routes, &p->pub.nroutes) != 0) {
+        snprintf(err, errlen, "out of memory");
+        lvm_free(vm);
+        vm = NULL;
+    }
+    lvm_gen_unref(&p->pub); /* the VM holds the remaining reference */
+    return vm;
+}
+
+void lvm_gen_publish(struct lvm_gen *g)
+{
+    lvm_gen_ref(g);
+    pthread_mutex_lock(&gen_lock);
+    struct lvm_gen *old = current;
+    current = g;
+    atomic_store(&current_id, g->id);
+    pthread_mutex_unlock(&gen_lock);
+    if (old) lvm_gen_unref(old);
+}
+
+struct lvm_gen *lvm_gen_current(void)
+{
+    pthread_mutex_lock(&gen_lock);
+    struct lvm_gen *g = current;
+    if (g) lvm_gen_ref(g);
+    pthread_mutex_unlock(&gen_lock);
+    return g;
+}
+
+long lvm_gen_current_id(void)
+{
+    return atomic_load(&current_id);
+}

@@ -1,0 +1,278 @@
+/* The tickforge command line: serve | run | check | migrate | version.
+ * Owns the process-wide services (the DB pool, the lvm_host) and the signal
+ * loop (SIGHUP reloads; SIGINT/SIGTERM drain and stop). Every other thread
+ * runs with those signals blocked, so they arrive only here. */
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "lvm.h"
+#include "mem.h"
+
+#include <lauxlib.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "config/tickforge.lua"
+
+static const char usage[] =
+    "usage: tickforge <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve   [--config FILE]             serve HTTP (default config: " DEFAULT_CONFIG ")\n"
+    "  run     [--config FILE] SCRIPT [ARGS...]  run a Lua script with the whole tf API\n"
+    "                                      (e.g. tickforge run $(command -v busted) tests/lua)\n"
+    "  check   [--config FILE]             load the config and every plugin as a reload would;\n"
+    "                                      print each error as file:line: message\n"
+    "  migrate [--config FILE]             apply sql/*.sql to DATABASE_URL (or database.url)\n"
+    "  version                             print versions\n"
+    "\n"
+    "environment: DATABASE_URL, TICKFORGE_LISTEN (host:port), TICKFORGE_API_KEY (or API_KEY),\n"
+    "             TICKFORGE_ADMIN_KEY, TICKFORGE_LOG_LEVEL\n";
+
+static const char *const command_help[][2] = {
+    {"serve", "usage: tickforge serve [--config FILE]\n"
+              "Serves HTTP on the config's listen address with every enabled plugin.\n"
+              "SIGHUP or POST /admin/reload (admin key) reloads config and plugins;\n"
+              "SIGINT/SIGTERM stop accepting, finish requests in flight, and exit.\n"},
+    {"run", "usage: tickforge run [--config FILE] SCRIPT [ARGS...]\n"
+            "Runs SCRIPT with the full Lua standard library plus tf.* (no sandbox, no time\n"
+            "limit). ARGS are in the global table arg. The config (default " DEFAULT_CONFIG
+            " when it exists) supplies tf.config and the database.\n"},
+    {"check", "usage: tickforge check [--config FILE]\n"
+              "Loads the config and every plugin exactly as a reload would. Prints each error as\n"
+              "file:line: message and exits 1, or prints a summary and exits 0.\n"},
+    {"migrate", "usage: tickforge migrate [--config FILE]\n"
+                "Applies the numbered sql/*.sql migrations not applied yet, each in a transaction\n"
+                "under an advisory lock (safe with several instances).\n"},
+    {"version", "usage: tickforge version\n"},
+};
+
+static int help_for(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof command_help / sizeof *command_help; i++)
+        if (!strcmp(command_help[i][0], cmd)) {
+            fputs(command_help[i][1], stdout);
+            return 0;
+        }
+    fputs(usage, stdout);
+    return 0;
+}
+
+/* The config path: --config FILE, else the default when it exists, else
+ * NULL (built-in defaults). Consumes the option from argv. */
+static const char *config_arg(int *argc, char **argv, int *bad)
+{
+    *bad = 0;
+    for (int i = 2; i < *argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--config") || !strncmp(argv[i], "--config=", 9)) {
+            const char *v = argv[i][8] == '=' ? argv[i] + 9 : i + 1 < *argc ? argv[i + 1] : NULL;
+            int used = argv[i][8] == '=' ? 1 : 2;
+            if (!v) {
+                *bad = 1;
+                return NULL;
+            }
+            memmove(argv + i, argv + i + used, sizeof *argv * (size_t)(*argc - i - used + 1));
+            *argc -= used;
+            return v;
+        }
+        if (argv[i][0] != '-') break; /* options end at the script name */
+    }
+    struct stat st;
+    return stat(DEFAULT_CONFIG, &st) == 0 ? DEFAULT_CONFIG : NULL;
+}
+
+/* Opens the pool when the config names a database. 0, or -1 with err. */
+static int host_open(struct lvm_host *host, const struct config *cfg, char *err, size_t errlen)
+{
+    host->db = NULL;
+    if (!cfg->db_url || !*cfg->db_url) return 0;
+    struct db_options o = {cfg->db_pool_size, cfg->db_checkout_timeout_ms, cfg->db_connect_timeout_s,
+                           cfg->db_statement_timeout_ms};
+    host->db = db_pool_open(cfg->db_url, &o, err, errlen);
+    return host->db ? 0 : -1;
+}
+
+static int cmd_serve(const char *config_path)
+{
+    char err[8192];
+    struct config *cfg = config_load(config_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        return 1;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    if (!config_path) log_warn("no config file; using built-in defaults", "looked_for=" DEFAULT_CONFIG);
+    struct lvm_host host;
+    if (host_open(&host, cfg, err, sizeof err)) {
+        fprintf(stderr, "tickforge: database: %s\n", err);
+        config_free(cfg);
+        return 1;
+    }
+    if (!host.db) log_warn("no database configured (database.url / DATABASE_URL); tf.db is unavailable", NULL);
+    if (!cfg->nkeys) log_warn("no API keys configured (auth.keys / TICKFORGE_API_KEY); authenticated routes answer 401", NULL);
+    config_free(cfg);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread started below */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct http_server *s = http_start(config_path, &host, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        if (host.db) db_pool_close(host.db);
+        return 1;
+    }
+    for (;;) {
+        int ms = http_watch_interval_ms(s);
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGHUP) {
+            http_reload(s, "signal", err, sizeof err);
+        } else if (sig == SIGINT || sig == SIGTERM) {
+            log_info("stopping", "signal=%d", sig);
+            break;
+        } else {
+            http_watch(s);
+        }
+    }
+    http_stop(s, 10000);
+    if (host.db) db_pool_close(host.db);
+    log_info("stopped", NULL);
+    return 0;
+}
+
+static int cmd_run(const char *config_path, int argc, char **argv)
+{
+    char err[8192];
+    if (argc < 1) {
+        fputs(command_help[1][1], stderr);
+        return 2;
+    }
+    struct config *cfg = config_load(config_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        return 1;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    struct lvm_host host;
+    if (host_open(&host, cfg, err, sizeof err)) {
+        fprintf(stderr, "tickforge: database: %s\n", err);
+        config_free(cfg);
+        return 1;
+    }
+    struct lvm_gen *g = lvm_gen_new(cfg);
+    struct lvm *vm = g ? lvm_new(LVM_SCRIPT, g, &host, err, sizeof err) : NULL;
+    if (g) lvm_gen_unref(g);
+    if (!vm) {
+        fprintf(stderr, "tickforge: %s\n", g ? err : "out of memory");
+        if (host.db) db_pool_close(host.db);
+        return 1;
+    }
+    lua_State *L = lvm_state(vm);
+    lua_createtable(L, argc, 1); /* arg, as the standalone lua sets it */
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_setglobal(L, "arg");
+    int rc = 0;
+    if (luaL_loadfilex(L, argv[0], "t") != LUA_OK) {
+        fprintf(stderr, "tickforge: %s\n", lua_tostring(L, -1));
+        rc = 1;
+    } else {
+        for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+        if (lvm_call(vm, argc - 1, 0, 0, err, sizeof err) != LVM_OK) {
+            fprintf(stderr, "tickforge: %s\n", err);
+            rc = 1;
+        }
+    }
+    lvm_free(vm);
+    if (host.db) db_pool_close(host.db);
+    return rc;
+}
+
+static int cmd_check(const char *config_path)
+{
+    char err[16384];
+    struct lvm_host host = {NULL}; /* plugins must load without touching the database */
+    struct lvm *vm = lvm_gen_build(config_path, &host, err, sizeof err);
+    if (!vm) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    struct lvm_gen *g = lvm_gen(vm);
+    printf("ok: %s, %d route%s\n", config_path ? config_path : "(built-in defaults)", g->nroutes,
+           g->nroutes == 1 ? "" : "s");
+    for (int i = 0; i < g->nroutes; i++) printf("  %-7s %s\n", g->routes[i].method, g->routes[i].path);
+    lvm_free(vm);
+    return 0;
+}
+
+static int cmd_migrate(const char *config_path)
+{
+    char err[8192];
+    struct config *cfg = config_load(config_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        return 1;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    int rc = 0;
+    if (!*cfg->db_url) {
+        fprintf(stderr, "tickforge: migrate: no database: set DATABASE_URL or database.url\n");
+        rc = 1;
+    } else if (db_migrate(cfg->db_url, cfg->migrations_dir, err, sizeof err)) {
+        fprintf(stderr, "tickforge: migrate: %s\n", err);
+        rc = 1;
+    }
+    config_free(cfg);
+    return rc;
+}
+
+static int cmd_version(void)
+{
+    printf("tickforge %s\n%s, libmicrohttpd %s, libpq %d\n", TF_VERSION, LUA_RELEASE,
+           MHD_get_version(), PQlibVersion());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (argc >= 3 && !strcmp(argv[1], "help")) return help_for(argv[2]);
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    for (int i = 2; i < argc && strcmp(cmd, "run"); i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return help_for(cmd);
+    if (!strcmp(cmd, "run") && argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")))
+        return help_for(cmd);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
+
+    int bad;
+    const char *config_path = config_arg(&argc, argv, &bad);
+    if (bad) {
+        fprintf(stderr, "tickforge: --config needs a file name\n");
+        return 2;
+    }
+    if (!strcmp(cmd, "serve")) return cmd_serve(config_path);
+    if (!strcmp(cmd, "check")) return cmd_check(config_path);
+    if (!strcmp(cmd, "migrate")) return cmd_migrate(config_path);
+    if (!strcmp(cmd, "run")) return cmd_run(config_path, argc - 2, argv + 2);
+    fprintf(stderr, "tickforge: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}
