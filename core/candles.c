@@ -1,0 +1,582 @@
+/* Candle batches: JSON body -> validated, bucketed items -> one INSERT ...
+ * ON CONFLICT over unnest()ed array parameters (see candles.h). Values reach
+ * SQL only as parameters. Everything a batch owns is in one allocation list
+ * freed by candles_free; nothing here keeps state between calls. */
+#include "candles.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mem.h"
+#include "metrics.h"
+
+/* NUMERIC(18,8) holds values below 1e10; NUMERIC(18,2) below 1e16. A value
+ * the column cannot hold would fail the whole statement, so it is rejected
+ * here, item by item. */
+#define PRICE_MAX 1e10
+#define VOLUME_MAX 1e16
+
+const char *candles_status_name(int status)
+{
+    switch (status) {
+    case CANDLES_VALID: return "valid";
+    case CANDLES_INSERTED: return "inserted";
+    case CANDLES_DUPLICATE: return "duplicate";
+    case CANDLES_UPDATED: return "updated";
+    case CANDLES_REJECTED: return "rejected";
+    }
+    return "unknown";
+}
+
+int candles_policy_parse(const char *s, enum candles_policy *out)
+{
+    if (!s || strcmp(s, "merge") == 0) *out = CANDLES_MERGE;
+    else if (strcmp(s, "ignore") == 0) *out = CANDLES_IGNORE;
+    else if (strcmp(s, "replace") == 0) *out = CANDLES_REPLACE;
+    else return -1;
+    return 0;
+}
+
+/* ---- JSON helpers shared with ticks.c ---- */
+
+cJSON *candles_json_parse(const char *body, size_t len, char *err, size_t errlen)
+{
+    size_t n = len;
+    while (n && (body[n - 1] == '\0' || isspace((unsigned char)body[n - 1]))) n--;
+    if (n == 0) {
+        snprintf(err, errlen, "empty body");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
+    if (!root) {
+        size_t pos = end && end >= body && end <= body + n ? (size_t)(end - body) : 0;
+        snprintf(err, errlen, "invalid JSON at byte %zu", pos);
+        return NULL;
+    }
+    if (end && end < body + n) {
+        snprintf(err, errlen, "invalid JSON at byte %zu: unexpected data after the value",
+                 (size_t)(end - body));
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+int candles_json_number(const cJSON *obj, const char *key, double *v, const char **why)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!f || cJSON_IsNull(f)) return 1;
+    if (cJSON_IsNumber(f)) {
+        *v = f->valuedouble;
+    } else if (cJSON_IsString(f) && f->valuestring[0]) {
+        char *end;
+        errno = 0;
+        *v = strtod(f->valuestring, &end);
+        while (isspace((unsigned char)*end)) end++;
+        if (*end || end == f->valuestring) {
+            *why = "must be a number";
+            return -1;
+        }
+    } else {
+        *why = "must be a number";
+        return -1;
+    }
+    if (!isfinite(*v)) {
+        *why = "must be finite";
+        return -1;
+    }
+    return 0;
+}
+
+int candles_json_symbol(const cJSON *obj, char *dst, char *err, size_t errlen)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, "symbol");
+    if (!f || cJSON_IsNull(f)) {
+        snprintf(err, errlen, "symbol: missing");
+        return -1;
+    }
+    if (!cJSON_IsString(f)) {
+        snprintf(err, errlen, "symbol: must be a string");
+        return -1;
+    }
+    const char *s = f->valuestring;
+    size_t n = strlen(s);
+    if (n < 1 || n > CANDLES_SYMBOL_MAX) {
+        snprintf(err, errlen, "symbol: must be 1..%d characters, got %zu", CANDLES_SYMBOL_MAX, n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
+            snprintf(err, errlen, "symbol: must be printable ASCII (byte %zu is 0x%02x)", i,
+                     (unsigned char)s[i]);
+            return -1;
+        }
+    }
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+int candles_json_ts(const cJSON *obj, const char *key, int64_t *us, char *orig, size_t origlen,
+                    char *err, size_t errlen)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char why[96];
+    orig[0] = '\0';
+    if (!f || cJSON_IsNull(f)) {
+        snprintf(err, errlen, "%s: missing", key);
+        return -1;
+    }
+    if (cJSON_IsString(f)) {
+        snprintf(orig, origlen, "%s", f->valuestring);
+        if (ts_parse(f->valuestring, strlen(f->valuestring), us, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", key, why);
+            return -1;
+        }
+        return 0;
+    }
+    if (cJSON_IsNumber(f)) {
+        snprintf(orig, origlen, "%.17g", f->valuedouble);
+        if (f->valuedouble == floor(f->valuedouble) && fabs(f->valuedouble) < 1e17)
+            snprintf(orig, origlen, "%.0f", f->valuedouble);
+        if (ts_from_epoch(f->valuedouble, us, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", key, why);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "%s: must be a string or an epoch number", key);
+    return -1;
+}
+
+/* ---- decode ---- */
+
+static int64_t offset_for(const struct candles_opts *o, const char *symbol)
+{
+    for (size_t i = 0; i < o->nsymbol_offsets; i++)
+        if (strcmp(o->symbol_offsets[i].symbol, symbol) == 0) return o->symbol_offsets[i].offset_us;
+    return o->offset_us;
+}
+
+/* A required price: finite, > 0, storable. */
+static int price(const cJSON *obj, const char *key, double *v, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    int r = candles_json_number(obj, key, v, &why);
+    if (r == 1) snprintf(err, errlen, "%s: missing", key);
+    else if (r < 0) snprintf(err, errlen, "%s: %s", key, why);
+    else if (!(*v > 0)) snprintf(err, errlen, "%s: must be > 0, got %.10g", key, *v);
+    else if (*v >= PRICE_MAX) snprintf(err, errlen, "%s: must be < 1e10, got %.10g", key, *v);
+    else return 0;
+    return -1;
+}
+
+static void decode_item(const cJSON *it, const struct candles_opts *o, struct candle *c)
+{
+    char *err = c->error;
+    size_t el = sizeof c->error;
+    const char *why = NULL;
+    int r;
+    c->status = CANDLES_REJECTED;
+    c->leader = -1;
+    if (!cJSON_IsObject(it)) {
+        snprintf(err, el, "item: must be a JSON object");
+        return;
+    }
+    /* Identity first, so even a rejected item names itself in details. */
+    int sym_ok = candles_json_symbol(it, c->symbol, err, el) == 0;
+    const cJSON *tf = cJSON_GetObjectItemCaseSensitive(it, "timeframe");
+    if (cJSON_IsString(tf)) c->tf = (uint8_t)ts_tf_parse(tf->valuestring, strlen(tf->valuestring));
+    else if (cJSON_IsNumber(tf)) c->tf = (uint8_t)ts_tf_from_enum(tf->valuedouble);
+    char tserr[CANDLES_ERR_MAX];
+    int64_t us = 0;
+    int ts_ok = candles_json_ts(it, "ts", &us, c->ts_original, sizeof c->ts_original, tserr,
+                                sizeof tserr) == 0;
+    if (!sym_ok) return;
+    if (c->tf == TS_TF_NONE) {
+        if (!tf || cJSON_IsNull(tf)) snprintf(err, el, "timeframe: missing");
+        else if (cJSON_IsString(tf))
+            snprintf(err, el, "timeframe: unknown \"%.24s\" (want M1..MN1 or an ENUM_TIMEFRAMES value)",
+                     tf->valuestring);
+        else snprintf(err, el, "timeframe: unknown (want M1..MN1 or an ENUM_TIMEFRAMES value)");
+        return;
+    }
+    if (!ts_ok) {
+        snprintf(err, el, "%s", tserr);
+        return;
+    }
+    if (price(it, "open", &c->open, err, el) || price(it, "high", &c->high, err, el) ||
+        price(it, "low", &c->low, err, el) || price(it, "close", &c->close, err, el))
+        return;
+    c->volume = 0;
+    r = candles_json_number(it, "volume", &c->volume, &why);
+    if (r < 0) {
+        snprintf(err, el, "volume: %s", why);
+        return;
+    }
+    if (c->volume < 0 || c->volume >= VOLUME_MAX) {
+        snprintf(err, el, "volume: must be >= 0 and < 1e16, got %.10g", c->volume);
+        return;
+    }
+    r = candles_json_number(it, "spread", &c->spread, &why);
+    if (r < 0) {
+        snprintf(err, el, "spread: %s", why);
+        return;
+    }
+    c->has_spread = r == 0;
+    if (c->has_spread && (c->spread < 0 || c->spread >= PRICE_MAX)) {
+        snprintf(err, el, "spread: must be >= 0 and < 1e10, got %.10g", c->spread);
+        return;
+    }
+    double omax = fmax(c->open, c->close), omin = fmin(c->open, c->close);
+    if (c->high < omax) {
+        snprintf(err, el, "high: must be >= max(open, close), got %.10g < %.10g", c->high, omax);
+        return;
+    }
+    if (c->low > omin) {
+        snprintf(err, el, "low: must be <= min(open, close), got %.10g > %.10g", c->low, omin);
+        return;
+    }
+    /* The old API echoed the parsed time in isoformat, before bucketing. */
+    if (c->ts_original[0] && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "ts")))
+        ts_format(us, c->ts_original, sizeof c->ts_original);
+    c->ts_us = us - offset_for(o, c->symbol);
+    c->bucket_us = ts_bucket(c->ts_us, (enum ts_tf)c->tf);
+    c->error[0] = '\0';
+    c->status = CANDLES_VALID;
+}
+
+/* Open addressing over (symbol, tf, bucket): marks later items with the key
+ * of an earlier one as its followers. */
+static uint64_t key_hash(const char *sym, unsigned tf, int64_t us)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)sym; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    h = (h ^ tf) * 1099511628211ULL;
+    h ^= (uint64_t)us;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static int fold_keys(struct candles_batch *b)
+{
+    size_t cap = 16;
+    while (cap < b->nvalid * 2) cap <<= 1;
+    int32_t *slot = mem_alloc(cap * sizeof *slot);
+    if (!slot) return -1;
+    memset(slot, 0xff, cap * sizeof *slot);
+    for (size_t i = 0; i < b->n; i++) {
+        struct candle *c = &b->items[i];
+        if (c->status != CANDLES_VALID) continue;
+        size_t h = key_hash(c->symbol, c->tf, c->bucket_us) & (cap - 1);
+        for (;; h = (h + 1) & (cap - 1)) {
+            if (slot[h] < 0) {
+                slot[h] = (int32_t)i;
+                break;
+            }
+            struct candle *l = &b->items[slot[h]];
+            if (l->tf == c->tf && l->bucket_us == c->bucket_us && strcmp(l->symbol, c->symbol) == 0) {
+                c->leader = slot[h];
+                break;
+            }
+        }
+    }
+    mem_free(slot);
+    return 0;
+}
+
+int candles_decode(const char *body, size_t len, const struct candles_opts *o,
+                   struct candles_batch **out, int *http_status, char *err, size_t errlen)
+{
+    static const struct candles_opts defaults = {0};
+    if (!o) o = &defaults;
+    *out = NULL;
+    *http_status = 400;
+    cJSON *root = candles_json_parse(body, len, err, errlen);
+    if (!root) return -1;
+    const cJSON *arr = NULL, *single = NULL;
+    int rc = -1;
+    struct candles_batch *b = NULL;
+    if (cJSON_IsArray(root)) {
+        if (o->shape == CANDLES_SHAPE_OBJECT) {
+            snprintf(err, errlen, "body: want a candle object or {\"items\": [...]}, got an array");
+            goto done;
+        }
+        arr = root;
+    } else if (cJSON_IsObject(root)) {
+        if (o->shape == CANDLES_SHAPE_ARRAY) {
+            snprintf(err, errlen, "body: want a JSON array of candles, got an object");
+            goto done;
+        }
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(root, "items");
+        if (items) {
+            if (!cJSON_IsArray(items)) {
+                snprintf(err, errlen, "items: must be an array");
+                goto done;
+            }
+            arr = items;
+        } else {
+            single = root;
+        }
+    } else {
+        snprintf(err, errlen, "body: want %s",
+                 o->shape == CANDLES_SHAPE_ARRAY    ? "a JSON array of candles"
+                 : o->shape == CANDLES_SHAPE_OBJECT ? "a candle object or {\"items\": [...]}"
+                                                    : "an array, {\"items\": [...]} or a candle");
+        goto done;
+    }
+    size_t n = single ? 1 : (size_t)cJSON_GetArraySize(arr);
+    if (o->max_items && n > o->max_items) {
+        *http_status = 413;
+        snprintf(err, errlen, "too many items: %zu > %zu; split the batch", n, o->max_items);
+        goto done;
+    }
+    b = mem_calloc(1, sizeof *b);
+    if (!b || (n && !(b->items = mem_calloc(n, sizeof *b->items)))) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    b->n = n;
+    if (single) {
+        decode_item(single, o, &b->items[0]);
+    } else {
+        size_t i = 0;
+        for (const cJSON *it = arr->child; it; it = it->next, i++) decode_item(it, o, &b->items[i]);
+    }
+    for (size_t i = 0; i < n; i++) b->nvalid += b->items[i].status == CANDLES_VALID;
+    if (fold_keys(b) < 0) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    *out = b;
+    b = NULL;
+    *http_status = 200;
+    rc = 0;
+done:
+    candles_free(b);
+    cJSON_Delete(root);
+    return rc;
+}
+
+void candles_free(struct candles_batch *b)
+{
+    if (!b) return;
+    mem_free(b->items);
+    mem_free(b);
+}
+
+void candles_count(const struct candles_batch *b, struct candles_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    c->received = b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        switch (b->items[i].status) {
+        case CANDLES_INSERTED: c->inserted++; break;
+        case CANDLES_DUPLICATE: c->duplicates++; break;
+        case CANDLES_UPDATED: c->updated++; break;
+        case CANDLES_REJECTED: c->rejected++; break;
+        default: break;
+        }
+    }
+}
+
+/* ---- store ---- */
+
+/* Folds follower f into its leader l under the policy; returns 1 when it
+ * changed the leader's values. */
+static int fold_into(struct candle *l, const struct candle *f, enum candles_policy pol)
+{
+    struct candle before = *l;
+    switch (pol) {
+    case CANDLES_IGNORE: return 0;
+    case CANDLES_REPLACE:
+        l->open = f->open, l->high = f->high, l->low = f->low, l->close = f->close;
+        l->volume = f->volume;
+        l->spread = f->spread, l->has_spread = f->has_spread;
+        break;
+    case CANDLES_MERGE:
+        l->high = fmax(l->high, f->high);
+        l->low = fmin(l->low, f->low);
+        l->close = f->close;
+        l->volume = fmax(l->volume, f->volume);
+        if (f->has_spread) l->spread = f->spread, l->has_spread = 1;
+        break;
+    }
+    return before.open != l->open || before.high != l->high || before.low != l->low ||
+           before.close != l->close || before.volume != l->volume ||
+           before.has_spread != l->has_spread || (l->has_spread && before.spread != l->spread);
+}
+
+static const char *conflict_sql(enum candles_policy pol)
+{
+    switch (pol) {
+    case CANDLES_IGNORE: return "ON CONFLICT (symbol, timeframe, ts) DO NOTHING ";
+    case CANDLES_REPLACE:
+        return "ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET open = EXCLUDED.open, "
+               "high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
+               "volume = EXCLUDED.volume, spread = EXCLUDED.spread, source = EXCLUDED.source "
+               "WHERE (m.open, m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM "
+               "(EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, "
+               "EXCLUDED.spread) ";
+    case CANDLES_MERGE:
+        return "ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET "
+               "high = GREATEST(m.high, EXCLUDED.high), low = LEAST(m.low, EXCLUDED.low), "
+               "close = EXCLUDED.close, volume = GREATEST(m.volume, EXCLUDED.volume), "
+               "spread = COALESCE(EXCLUDED.spread, m.spread) "
+               "WHERE (m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM "
+               "(GREATEST(m.high, EXCLUDED.high), LEAST(m.low, EXCLUDED.low), EXCLUDED.close, "
+               "GREATEST(m.volume, EXCLUDED.volume), COALESCE(EXCLUDED.spread, m.spread)) ";
+    }
+    return "";
+}
+
+static void put_double(struct db_buf *b, double v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    /* prefer the shortest form that round-trips: most prices have one */
+    char s15[32];
+    int m = snprintf(s15, sizeof s15, "%.15g", v);
+    if (strtod(s15, NULL) == v) db_buf_put(b, s15, (size_t)m);
+    else db_buf_put(b, tmp, (size_t)n);
+}
+
+int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
+                  const char *source, char *err, size_t errlen)
+{
+    /* Fold followers into leaders on copies, so a failed round trip leaves
+     * the batch as it was. */
+    struct db_buf col[9] = {{0}};
+    struct candle *merged = NULL;
+    int rc = DB_ERROR, dbrc;
+    struct db_conn *c = NULL;
+    PGresult *res = NULL;
+    int8_t *changed = NULL;
+    size_t nsend = 0;
+
+    if (b->nvalid == 0) return DB_OK;
+    merged = mem_alloc(b->n * sizeof *merged);
+    changed = mem_calloc(b->n, 1);
+    if (!merged || !changed) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    memcpy(merged, b->items, b->n * sizeof *merged);
+    for (size_t i = 0; i < b->n; i++) {
+        struct candle *it = &merged[i];
+        if (it->status != CANDLES_VALID || it->leader < 0) continue;
+        changed[i] = (int8_t)fold_into(&merged[it->leader], it, pol);
+    }
+    for (int k = 0; k < 9; k++) db_buf_putc(&col[k], '{');
+    for (size_t i = 0; i < b->n; i++) {
+        const struct candle *it = &merged[i];
+        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
+        if (nsend++)
+            for (int k = 0; k < 9; k++) db_buf_putc(&col[k], ',');
+        db_buf_quoted(&col[0], it->symbol);
+        db_buf_put(&col[1], ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
+        db_buf_printf(&col[2], "%lld", (long long)it->bucket_us);
+        put_double(&col[3], it->open);
+        put_double(&col[4], it->high);
+        put_double(&col[5], it->low);
+        put_double(&col[6], it->close);
+        put_double(&col[7], it->volume);
+        if (it->has_spread) put_double(&col[8], it->spread);
+        else db_buf_put(&col[8], "NULL", 4);
+    }
+    for (int k = 0; k < 9; k++) {
+        db_buf_put(&col[k], "}", 2); /* with the NUL */
+        if (col[k].oom) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+    }
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, volume, "
+             "spread, source) "
+             "SELECT s, f, timestamptz 'epoch' + u * interval '1 microsecond', o, h, l, c, v, sp, $10 "
+             "FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::float8[], "
+             "$6::float8[], $7::float8[], $8::float8[], $9::float8[]) AS x(s, f, u, o, h, l, c, v, sp) "
+             "%s RETURNING symbol, timeframe, "
+             "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
+             conflict_sql(pol));
+    const char *vals[10];
+    for (int k = 0; k < 9; k++) vals[k] = col[k].data;
+    vals[9] = source ? source : "ea";
+
+    c = db_acquire(p, &dbrc, err, errlen);
+    if (!c) {
+        rc = dbrc;
+        goto done;
+    }
+    rc = db_exec(c, sql, 10, vals, NULL, &res, err, errlen);
+    db_release(p, c);
+    if (rc != DB_OK) goto done;
+
+    /* Rows returned were inserted or changed; the rest of the leaders were
+     * duplicates. Map rows back by key (the batch has each key once). A row
+     * whose created_at is this transaction's now() was inserted by it
+     * (xmax = 0 would say so, but system columns are not returned from a
+     * partitioned table). */
+    for (size_t i = 0; i < b->n; i++)
+        if (merged[i].status == CANDLES_VALID && merged[i].leader < 0) merged[i].status = CANDLES_DUPLICATE;
+    int nrows = PQntuples(res);
+    if (nrows > 0) {
+        size_t cap = 16;
+        while (cap < nsend * 2) cap <<= 1;
+        int32_t *slot = mem_alloc(cap * sizeof *slot);
+        if (!slot) {
+            snprintf(err, errlen, "out of memory");
+            rc = DB_ERROR;
+            goto done;
+        }
+        memset(slot, 0xff, cap * sizeof *slot);
+        for (size_t i = 0; i < b->n; i++) {
+            if (merged[i].leader >= 0 || b->items[i].status != CANDLES_VALID) continue;
+            size_t h = key_hash(merged[i].symbol, merged[i].tf, merged[i].bucket_us) & (cap - 1);
+            while (slot[h] >= 0) h = (h + 1) & (cap - 1);
+            slot[h] = (int32_t)i;
+        }
+        for (int r = 0; r < nrows; r++) {
+            const char *sym = PQgetvalue(res, r, 0);
+            unsigned tf = ts_tf_parse(PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1));
+            int64_t us = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+            int inserted = PQgetvalue(res, r, 3)[0] == 't';
+            size_t h = key_hash(sym, tf, us) & (cap - 1);
+            for (; slot[h] >= 0; h = (h + 1) & (cap - 1)) {
+                struct candle *l = &merged[slot[h]];
+                if (l->tf == tf && l->bucket_us == us && strcmp(l->symbol, sym) == 0) {
+                    l->status = inserted ? CANDLES_INSERTED : CANDLES_UPDATED;
+                    break;
+                }
+            }
+        }
+        mem_free(slot);
+    }
+    /* Followers: a change to what came before them in the batch is an
+     * update; the same values again are a duplicate. */
+    for (size_t i = 0; i < b->n; i++) {
+        struct candle *it = &b->items[i];
+        if (it->status != CANDLES_VALID) continue;
+        if (it->leader < 0) it->status = merged[i].status;
+        else it->status = changed[i] ? CANDLES_UPDATED : CANDLES_DUPLICATE;
+    }
+    metrics_add("tf_candles_stored_total", NULL, (double)nrows,
+                "Candle rows inserted or updated in market_data");
+    rc = DB_OK;
+done:
+    if (res) PQclear(res);
+    for (int k = 0; k < 9; k++) db_buf_free(&col[k]);
+    mem_free(merged);
+    mem_free(changed);
+    return rc;
+}

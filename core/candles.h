@@ -1,0 +1,116 @@
+/* Candle batches from MT5: decode a whole JSON body, validate and bucket every
+ * item in C (per-item status with a field-specific reason), then store the
+ * valid ones in one database round trip with a conflict policy.
+ * Used by lua_candles.c (tf.candles.decode/store). A bad item never costs its
+ * valid neighbours; this module never builds SQL from item values. */
+#ifndef CANDLES_H
+#define CANDLES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "ts.h"
+
+#define CANDLES_SYMBOL_MAX 32
+#define CANDLES_ERR_MAX 120
+#define CANDLES_TSORIG_MAX 48
+
+/* Item status, as the old API spelled them in "details[].status". */
+enum candles_status {
+    CANDLES_VALID = 0,   /* decoded, not stored yet */
+    CANDLES_INSERTED,    /* a new row */
+    CANDLES_DUPLICATE,   /* the same key was already stored with these values (or policy ignore) */
+    CANDLES_UPDATED,     /* the same key was stored and changed (merge / replace) */
+    CANDLES_REJECTED,    /* invalid: error[] says which field and why */
+};
+const char *candles_status_name(int status);
+
+/* What happens when (symbol, timeframe, ts) is already stored. An identical
+ * resend is a duplicate under every policy. */
+enum candles_policy {
+    CANDLES_MERGE,   /* keep open, max high, min low, latest close, max volume */
+    CANDLES_IGNORE,  /* first wins */
+    CANDLES_REPLACE, /* latest wins */
+};
+int candles_policy_parse(const char *s, enum candles_policy *out); /* 0 / -1 */
+
+/* Accepted top-level shapes of a body. */
+enum candles_shape {
+    CANDLES_SHAPE_ANY,    /* array, {"items": [...]}, or one candle object */
+    CANDLES_SHAPE_OBJECT, /* POST /ingest: one candle or {"items": [...]} */
+    CANDLES_SHAPE_ARRAY,  /* POST /ingest_batch: an array */
+};
+
+/* A configured clock offset: the EA's server time minus UTC, per symbol. */
+struct candles_offset {
+    char symbol[CANDLES_SYMBOL_MAX + 1];
+    int64_t offset_us;
+};
+
+struct candles_opts {
+    enum candles_shape shape;
+    size_t max_items;       /* 0 = no limit; more is a 413 */
+    int64_t offset_us;      /* subtracted from every ts (the sender's offset from UTC) */
+    const struct candles_offset *symbol_offsets; /* override offset_us per symbol */
+    size_t nsymbol_offsets;
+};
+
+struct candle {
+    char symbol[CANDLES_SYMBOL_MAX + 1];
+    uint8_t tf;         /* enum ts_tf */
+    uint8_t status;     /* enum candles_status */
+    uint8_t has_spread;
+    int32_t leader;     /* index of the first valid item with the same key, or -1 */
+    int64_t ts_us;      /* as sent, minus the offset, µs since epoch UTC */
+    int64_t bucket_us;  /* start of its timeframe bucket */
+    double open, high, low, close, volume, spread;
+    char ts_original[CANDLES_TSORIG_MAX]; /* what was sent, as the old API echoed it */
+    char error[CANDLES_ERR_MAX];          /* "high: must be >= max(open, close)" */
+};
+
+struct candles_batch {
+    size_t n;
+    size_t nvalid;
+    struct candle *items; /* n items, in body order */
+};
+
+/* Decodes body[0..len) (trailing whitespace or NULs tolerated). On success
+ * returns 0 and *out, a batch the caller frees with candles_free; invalid
+ * items are in it with status REJECTED. On a body that does not parse or has
+ * the wrong top-level shape returns -1, *http_status = 400 and the reason with
+ * the byte position in err; over o->max_items: -1 and 413. */
+int candles_decode(const char *body, size_t len, const struct candles_opts *o,
+                   struct candles_batch **out, int *http_status, char *err, size_t errlen);
+void candles_free(struct candles_batch *b);
+
+/* Stores the batch's valid items in one statement (unnest of array
+ * parameters, INSERT ... ON CONFLICT ... RETURNING) and sets each item's
+ * status. source labels the rows ("ea", "ticks"). Returns DB_OK, or
+ * DB_ERROR / DB_UNAVAILABLE with err; then nothing was stored and the
+ * statuses stay VALID. Items with the same key inside one batch are folded
+ * in order by the policy before the round trip. */
+int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
+                  const char *source, char *err, size_t errlen);
+
+/* Counts per status, for the answer's received/inserted/... keys. */
+struct candles_counts {
+    size_t received, inserted, duplicates, updated, rejected;
+};
+void candles_count(const struct candles_batch *b, struct candles_counts *c);
+
+/* Shared with ticks.c: read a field as a finite number (JSON number or a
+ * numeric string). 0 ok, 1 absent/null, -1 wrong type (reason in why). */
+struct cJSON;
+int candles_json_number(const struct cJSON *obj, const char *key, double *v, const char **why);
+/* Validates and copies a symbol; 0 or -1 with reason in err. */
+int candles_json_symbol(const struct cJSON *obj, char *dst, char *err, size_t errlen);
+/* Parses "ts" (string or number) into µs; 0 or -1 with reason; echoes the
+ * raw form into orig (NUL-terminated, truncated). */
+int candles_json_ts(const struct cJSON *obj, const char *key, int64_t *us, char *orig,
+                    size_t origlen, char *err, size_t errlen);
+/* Parses the top of a body: trailing whitespace/NULs allowed; -1, 400, err
+ * with the byte position on failure. Caller frees the tree with cJSON_Delete. */
+struct cJSON *candles_json_parse(const char *body, size_t len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,90 @@
+/* The PostgreSQL connection pool: a fixed number of libpq connections shared
+ * by every thread, checked out one request (or transaction) at a time, with a
+ * checkout timeout, lazy connect, reconnect with backoff and a client-side
+ * statement timeout (cancel request), so it needs no session state and works
+ * through PgBouncer in transaction mode. Never holds the pool lock during I/O
+ * and never keeps a transaction open across a release. */
+#ifndef DB_H
+#define DB_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+/* Results of everything that talks to the server. */
+enum db_rc {
+    DB_OK = 0,
+    DB_ERROR = -1,       /* the server refused the statement (SQL error, constraint, timeout) */
+    DB_UNAVAILABLE = -2, /* no connection: down, lost mid-statement, or checkout timed out */
+};
+
+struct db_options {
+    int pool_size;            /* connections, fixed */
+    int checkout_timeout_ms;  /* waiting for a free connection */
+    int connect_timeout_s;    /* libpq connect_timeout */
+    int statement_timeout_ms; /* per statement, enforced by a cancel request; 0 = none */
+};
+
+struct db_pool;
+struct db_conn; /* one checked-out connection */
+
+/* Opens a pool; connects lazily, so a server that is down now is not an
+ * error. NULL + err only for bad options or out of memory. Caller closes. */
+struct db_pool *db_pool_open(const char *conninfo, const struct db_options *o, char *err,
+                             size_t errlen);
+void db_pool_close(struct db_pool *p);
+
+/* Applies sqldir/NNN_*.sql in numeric order, each file in its own
+ * transaction under an advisory transaction lock, recorded in
+ * schema_migrations (so a second run applies nothing, and two instances
+ * migrating at once apply each file once). Logs each file it applies. */
+int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errlen);
+
+/* 0 when a connection answers SELECT 1 within the checkout timeout. */
+int db_health(struct db_pool *p, char *err, size_t errlen);
+
+/* Publishes the pool gauges (size, in use, connected, waiting, up) through
+ * metrics_set. Counters (checkouts, timeouts, reconnects, errors) are kept
+ * with metrics_add as they happen. */
+void db_metrics(struct db_pool *p);
+
+/* Checks out a connection, waiting up to the checkout timeout; connects or
+ * reconnects it if needed (backing off while the server stays down).
+ * NULL with err and *rc = DB_UNAVAILABLE on timeout or no server. The caller
+ * gives it back with db_release, on every path. */
+struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen);
+/* Returns c to the pool. A connection left inside a transaction is rolled
+ * back; a broken one is closed and reconnected at its next checkout. */
+void db_release(struct db_pool *p, struct db_conn *c);
+PGconn *db_pg(struct db_conn *c);
+
+/* Runs one statement with text parameters ($1..$n; values may be NULL for
+ * SQL NULL) and returns DB_OK with *res (caller PQclear()s it; NULL res
+ * pointer means "discard"), or DB_ERROR / DB_UNAVAILABLE with the server's
+ * message in err. The statement timeout applies. Multiple statements are
+ * allowed only when n == 0. binary_lens: NULL for all-text parameters. */
+int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
+            const int *binary_lens, PGresult **res, char *err, size_t errlen);
+
+/* COPY ... FROM STDIN: sends the statement, then len bytes of data, then ends
+ * the copy. Returns DB_OK with the rows copied in *rows. */
+int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t len, long *rows,
+               char *err, size_t errlen);
+
+/* The SQLSTATE of the last error on c ("23505"), or "" . */
+const char *db_sqlstate(struct db_conn *c);
+
+/* Appends s to a PostgreSQL array literal being built in buf as a quoted
+ * element ("..."), escaping \ and ". Helper for array parameters. */
+struct db_buf {
+    char *data;
+    size_t len, cap;
+    int oom;
+};
+void db_buf_put(struct db_buf *b, const char *s, size_t n);
+void db_buf_putc(struct db_buf *b, char ch);
+void db_buf_printf(struct db_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void db_buf_quoted(struct db_buf *b, const char *s); /* "s" with \ and " escaped */
+void db_buf_free(struct db_buf *b);
+
+#endif

@@ -1,0 +1,47 @@
+/* Tick batches from MT5: decode {"ticks": [...]} in C, validate every tick
+ * (per-item status and a field-specific reason), and store the valid ones in
+ * the typed `ticks` table in one round trip. Used by lua_candles.c
+ * (tf.ticks.decode/store). Ticks with ts_msc deduplicate on (symbol, ts_msc);
+ * ticks without it are all kept, even when they share a timestamp. */
+#ifndef TICKS_H
+#define TICKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "candles.h"
+#include "db.h"
+
+struct tick {
+    char symbol[CANDLES_SYMBOL_MAX + 1];
+    uint8_t status; /* enum candles_status: VALID, INSERTED, DUPLICATE, REJECTED */
+    uint8_t has_last, has_volume, has_flags, has_msc, has_spread;
+    int32_t leader;    /* first valid tick with the same (symbol, ts_msc), or -1 */
+    int64_t ts_us;     /* stored time: ts_msc when sent, else ts; minus the offset */
+    int64_t bucket_us; /* its M1 bucket, echoed as ts_bucket */
+    double bid, ask, last, volume, spread;
+    int64_t flags, ts_msc;
+    char ts_original[CANDLES_TSORIG_MAX]; /* the ts as sent */
+    char error[CANDLES_ERR_MAX];
+};
+
+struct ticks_batch {
+    size_t n, nvalid;
+    struct tick *items;
+};
+
+/* Decodes {"ticks": [...]} (a bare array is accepted too). Options as for
+ * candles (shape is ignored). Same contract as candles_decode: 0 and a batch
+ * the caller frees with ticks_free, or -1 with *http_status 400/413/500. */
+int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
+                 struct ticks_batch **out, int *http_status, char *err, size_t errlen);
+void ticks_free(struct ticks_batch *b);
+
+/* Inserts the valid ticks in one statement; a tick whose (symbol, ts_msc)
+ * is stored already becomes DUPLICATE. DB_OK, or DB_ERROR / DB_UNAVAILABLE
+ * with err and nothing stored. */
+int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errlen);
+
+void ticks_count(const struct ticks_batch *b, struct candles_counts *c);
+
+#endif
