@@ -134,6 +134,14 @@ void db_pool_close(struct db_pool *p)
     mem_free(p);
 }
 
+static void notice_to_log(void *arg, const char *msg)
+{
+    char m[256];
+    copy_msg(m, sizeof m, msg);
+    char q[300];
+    log_debug("db notice", "msg=%s", log_quote(q, sizeof q, m));
+}
+
 static PGconn *connect_now(const char *conninfo, int timeout_s, char *err, size_t errlen)
 {
     char ct[16];
@@ -150,21 +158,20 @@ static PGconn *connect_now(const char *conninfo, int timeout_s, char *err, size_
         if (pg) PQfinish(pg);
         return NULL;
     }
+    PQsetNoticeProcessor(pg, notice_to_log, NULL);
     return pg;
 }
 
-/* A connection whose server went away (restart, idle kill) has data or EOF
- * waiting on its socket while idle; find that before using it. */
+/* A connection whose server went away (restart, idle kill) has an error or
+ * EOF waiting on its socket while idle. Nothing else arrives on an idle
+ * connection of ours (no LISTEN, no SET), so anything readable means it is
+ * gone: replace it before use rather than fail the caller's statement. */
 static int looks_dead(PGconn *pg)
 {
     if (PQstatus(pg) != CONNECTION_OK) return 1;
     struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
     if (pfd.fd < 0) return 1;
-    if (poll(&pfd, 1, 0) <= 0) return 0;
-    if (!PQconsumeInput(pg)) return 1;
-    PGnotify *n;
-    while ((n = PQnotifies(pg))) PQfreemem(n);
-    return PQstatus(pg) != CONNECTION_OK;
+    return poll(&pfd, 1, 0) != 0;
 }
 
 struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
@@ -231,7 +238,8 @@ struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
             snprintf(p->last_err, sizeof p->last_err, "%s", cerr);
             pthread_mutex_unlock(&p->mu);
             metrics_add("tf_db_connect_failures_total", NULL, 1, "Failed connection attempts");
-            log_warn("db connect failed", "err=\"%s\"", cerr);
+            char q[300];
+            log_warn("db connect failed", "err=%s", log_quote(q, sizeof q, cerr));
             seterr(err, errlen, "%s", cerr);
             goto fail;
         }
