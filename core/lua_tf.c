@@ -9,6 +9,9 @@ static const luaL_Reg tf_namespaces[] = {
     {"log", luaopen_tf_log},
     {"route", luaopen_tf_route},
     {"config", luaopen_tf_config},
+    {"db", luaopen_tf_db},
+    {"candles", luaopen_tf_candles},
+    {"ticks", luaopen_tf_ticks},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

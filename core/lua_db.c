@@ -1,0 +1,452 @@
+/* tf.db: PostgreSQL for plugins through the pool (lvm_host(L)->db).
+ *   tf.db.query(sql, ...)   -> { {col = value, ...}, ... }   NULL -> nil; ints, floats, numeric -> numbers; bool -> boolean
+ *   tf.db.exec(sql, ...)    -> rows affected
+ *   tf.db.columns(sql, ...) -> { col = tf.series (numeric columns, NULL = NaN) | { strings } }, nrows
+ *   tf.db.tx(fn, ...)       -> fn's results; one connection, BEGIN ... COMMIT, ROLLBACK on error
+ *   tf.db.copy(table, {cols}, rows | text) -> rows copied (COPY FROM STDIN)
+ * Parameters are $1..$n only; values are never spliced into SQL. Failures
+ * raise an error table { code = "unavailable" | "error" | "timeout",
+ * message = "...", sqlstate = "..." } (tostring gives "tf.db: message"):
+ * "unavailable" means no connection (down, lost, pool exhausted) and a route
+ * should answer 503. A connection is never kept past the call (or the tx). */
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "lua_series.h"
+#include "lua_tf.h"
+#include "lvm.h"
+#include "mem.h"
+
+#define TX_KEY "tf.db.tx"       /* registry: the box of the running transaction */
+#define BOX_MT "tf.db.box"      /* userdata holding a checked-out connection */
+#define ERR_MT "tf.db.error"
+
+/* PostgreSQL type OIDs (pg_type.h, stable) */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_OID 26
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+#define OID_NUMERIC 1700
+
+struct box {
+    struct db_pool *pool;
+    struct db_conn *conn; /* NULL once released */
+};
+
+static int err_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    lua_pushfstring(L, "tf.db: %s", luaL_optstring(L, -1, "error"));
+    return 1;
+}
+
+/* Raises the error table; never returns. */
+static int raise(lua_State *L, const char *code, const char *msg, const char *sqlstate)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    if (sqlstate && *sqlstate) {
+        lua_pushstring(L, sqlstate);
+        lua_setfield(L, -2, "sqlstate");
+    }
+    luaL_setmetatable(L, ERR_MT);
+    return lua_error(L);
+}
+
+static int raise_rc(lua_State *L, int rc, const char *msg, const char *sqlstate)
+{
+    const char *code = rc == DB_UNAVAILABLE ? "unavailable"
+                       : sqlstate && !strcmp(sqlstate, "57014") ? "timeout"
+                                                                : "error";
+    return raise(L, code, msg, sqlstate);
+}
+
+static struct db_pool *pool_of(lua_State *L)
+{
+    struct lvm_host *h = lvm_host(L);
+    if (!h || !h->db)
+        raise(L, "unavailable", "no database configured (set database.url or DATABASE_URL)", NULL);
+    return h->db;
+}
+
+static int box_gc(lua_State *L)
+{
+    struct box *b = luaL_checkudata(L, 1, BOX_MT);
+    if (b->conn) db_release(b->pool, b->conn); /* rolls back an open transaction */
+    b->conn = NULL;
+    return 0;
+}
+
+/* The transaction's connection if one is running in this VM, else NULL. */
+static struct box *tx_box(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, TX_KEY);
+    struct box *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return b && b->conn ? b : NULL;
+}
+
+/* Pushes a box holding a fresh checkout (or raises "unavailable"). */
+static struct box *push_checkout(lua_State *L)
+{
+    struct db_pool *p = pool_of(L);
+    struct box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->pool = p;
+    b->conn = NULL;
+    luaL_setmetatable(L, BOX_MT);
+    int rc;
+    char err[512];
+    b->conn = db_acquire(p, &rc, err, sizeof err);
+    if (!b->conn) raise_rc(L, rc, err, NULL);
+    return b;
+}
+
+/* Converts arguments first..top into text parameters (strings the Lua
+ * stack keeps alive). Caller frees *vals with mem_free. */
+static int params(lua_State *L, int first, const char ***vals)
+{
+    int n = lua_gettop(L) - first + 1;
+    if (n < 0) n = 0;
+    if (n > 65535) luaL_error(L, "tf.db: too many parameters (%d)", n);
+    *vals = NULL;
+    if (n == 0) return 0;
+    const char **v = mem_calloc((size_t)n, sizeof *v);
+    if (!v) luaL_error(L, "tf.db: out of memory");
+    for (int i = 0; i < n; i++) {
+        int idx = first + i;
+        switch (lua_type(L, idx)) {
+        case LUA_TNIL: v[i] = NULL; break;
+        case LUA_TBOOLEAN: v[i] = lua_toboolean(L, idx) ? "true" : "false"; break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx)) {
+                lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+            } else {
+                char tmp[40];
+                double d = lua_tonumber(L, idx);
+                if (isnan(d)) snprintf(tmp, sizeof tmp, "NaN");
+                else if (isinf(d)) snprintf(tmp, sizeof tmp, d > 0 ? "Infinity" : "-Infinity");
+                else snprintf(tmp, sizeof tmp, "%.17g", d);
+                lua_pushstring(L, tmp);
+            }
+            lua_replace(L, idx);
+            v[i] = lua_tostring(L, idx);
+            break;
+        case LUA_TSTRING: v[i] = lua_tostring(L, idx); break;
+        default:
+            mem_free(v);
+            luaL_error(L, "tf.db: parameter $%d: cannot send a %s (nil, boolean, number or string)",
+                       i + 1, luaL_typename(L, idx));
+        }
+    }
+    *vals = v;
+    return n;
+}
+
+/* Runs sql with the arguments from index 2 on the transaction's connection,
+ * or on a checkout released before returning. Returns the PGresult, which
+ * the caller hands to own() at once so a later Lua error cannot leak it. */
+static PGresult *run(lua_State *L)
+{
+    const char *sql = luaL_checkstring(L, 1);
+    const char **vals = NULL;
+    int n = params(L, 2, &vals);
+    struct box *tx = tx_box(L);
+    struct box *b = tx;
+    if (!b) b = push_checkout(L); /* on the stack until the end of the C function */
+    PGresult *res = NULL;
+    char err[1024];
+    int rc = db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
+    mem_free(vals);
+    char sqlstate[6];
+    snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
+    if (!tx) {
+        db_release(b->pool, b->conn);
+        b->conn = NULL;
+    }
+    if (rc != DB_OK) raise_rc(L, rc, err, sqlstate);
+    return res;
+}
+
+/* A PGresult owned by a userdata, so a Lua error while converting it (out of
+ * memory) cannot leak it. */
+#define RES_MT "tf.db.result"
+static int res_gc(lua_State *L)
+{
+    PGresult **r = luaL_checkudata(L, 1, RES_MT);
+    if (*r) PQclear(*r);
+    *r = NULL;
+    return 0;
+}
+
+static PGresult *own(lua_State *L, PGresult *res)
+{
+    PGresult **r = lua_newuserdatauv(L, sizeof *r, 0);
+    *r = res;
+    luaL_setmetatable(L, RES_MT);
+    return res;
+}
+
+static int is_numeric_type(Oid t)
+{
+    return t == OID_INT2 || t == OID_INT4 || t == OID_INT8 || t == OID_OID || t == OID_FLOAT4 ||
+           t == OID_FLOAT8 || t == OID_NUMERIC;
+}
+
+static void push_value(lua_State *L, const PGresult *r, int row, int col)
+{
+    const char *v = PQgetvalue(r, row, col);
+    switch (PQftype(r, col)) {
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID: lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10)); break;
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+    case OID_NUMERIC: lua_pushnumber(L, strtod(v, NULL)); break; /* "NaN", "Infinity" parse too */
+    case OID_BOOL: lua_pushboolean(L, v[0] == 't'); break;
+    default: lua_pushlstring(L, v, (size_t)PQgetlength(r, row, col));
+    }
+}
+
+static int l_query(lua_State *L)
+{
+    PGresult *r = own(L, run(L));
+    int nr = PQntuples(r), nf = PQnfields(r);
+    lua_createtable(L, nr, 0);
+    for (int i = 0; i < nr; i++) {
+        lua_createtable(L, 0, nf);
+        for (int j = 0; j < nf; j++) {
+            if (PQgetisnull(r, i, j)) continue;
+            push_value(L, r, i, j);
+            lua_setfield(L, -2, PQfname(r, j));
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_exec(lua_State *L)
+{
+    PGresult *r = own(L, run(L));
+    const char *n = PQcmdTuples(r);
+    lua_pushinteger(L, *n ? (lua_Integer)strtoll(n, NULL, 10) : 0);
+    return 1;
+}
+
+static int l_columns(lua_State *L)
+{
+    PGresult *r = own(L, run(L));
+    int nr = PQntuples(r), nf = PQnfields(r);
+    lua_createtable(L, 0, nf);
+    for (int j = 0; j < nf; j++) {
+        if (is_numeric_type(PQftype(r, j))) {
+            double *d = lua_series_push(L, (size_t)nr);
+            for (int i = 0; i < nr; i++)
+                d[i] = PQgetisnull(r, i, j) ? NAN : strtod(PQgetvalue(r, i, j), NULL);
+        } else {
+            lua_createtable(L, nr, 0);
+            for (int i = 0; i < nr; i++) {
+                if (PQgetisnull(r, i, j)) continue; /* a hole: nil */
+                push_value(L, r, i, j);
+                lua_rawseti(L, -2, i + 1);
+            }
+        }
+        lua_setfield(L, -2, PQfname(r, j));
+    }
+    lua_pushinteger(L, nr);
+    return 2;
+}
+
+/* tf.db.tx(fn, ...): BEGIN; fn(...); COMMIT. Any error: ROLLBACK (by the
+ * release) and the error is raised again, unchanged. */
+static int l_tx(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (tx_box(L)) return luaL_error(L, "tf.db.tx: already inside a transaction");
+    int nargs = lua_gettop(L) - 1;
+    struct box *b = push_checkout(L);
+    int bidx = lua_gettop(L);
+    char err[1024];
+    int rc = db_exec(b->conn, "BEGIN", 0, NULL, NULL, NULL, err, sizeof err);
+    if (rc != DB_OK) {
+        db_release(b->pool, b->conn);
+        b->conn = NULL;
+        return raise_rc(L, rc, err, NULL);
+    }
+    lua_pushvalue(L, bidx);
+    lua_setfield(L, LUA_REGISTRYINDEX, TX_KEY);
+    /* fn and its arguments above the box */
+    lua_pushvalue(L, 1);
+    for (int i = 0; i < nargs; i++) lua_pushvalue(L, 2 + i);
+    int st = lua_pcall(L, nargs, LUA_MULTRET, 0);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, TX_KEY);
+    if (st != LUA_OK) {
+        db_release(b->pool, b->conn); /* rolls back */
+        b->conn = NULL;
+        return lua_error(L); /* the same error object (a time-limit kill stays a kill) */
+    }
+    char sqlstate[6];
+    rc = db_exec(b->conn, "COMMIT", 0, NULL, NULL, NULL, err, sizeof err);
+    snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
+    db_release(b->pool, b->conn);
+    b->conn = NULL;
+    if (rc != DB_OK) return raise_rc(L, rc, err, sqlstate);
+    return lua_gettop(L) - bidx;
+}
+
+/* COPY text-format escaping of one value. */
+static void copy_value(struct db_buf *out, lua_State *L, int idx)
+{
+    size_t n;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: db_buf_put(out, "\\N", 2); return;
+    case LUA_TBOOLEAN: db_buf_put(out, lua_toboolean(L, idx) ? "t" : "f", 1); return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) db_buf_printf(out, "%lld", (long long)lua_tointeger(L, idx));
+        else {
+            double d = lua_tonumber(L, idx);
+            if (isnan(d)) db_buf_put(out, "NaN", 3);
+            else if (isinf(d)) db_buf_put(out, d > 0 ? "Infinity" : "-Infinity", d > 0 ? 8 : 9);
+            else db_buf_printf(out, "%.17g", d);
+        }
+        return;
+    case LUA_TSTRING: {
+        const char *s = lua_tolstring(L, idx, &n);
+        for (size_t i = 0; i < n; i++) {
+            char c = s[i];
+            switch (c) {
+            case '\\': db_buf_put(out, "\\\\", 2); break;
+            case '\t': db_buf_put(out, "\\t", 2); break;
+            case '\n': db_buf_put(out, "\\n", 2); break;
+            case '\r': db_buf_put(out, "\\r", 2); break;
+            default: db_buf_putc(out, c);
+            }
+        }
+        return;
+    }
+    default: luaL_error(L, "tf.db.copy: cannot copy a %s", luaL_typename(L, idx));
+    }
+}
+
+#define BUF_MT "tf.db.buf"
+static int buf_gc(lua_State *L)
+{
+    db_buf_free(luaL_checkudata(L, 1, BUF_MT));
+    return 0;
+}
+
+/* tf.db.copy(table, {col, ...}, rows): rows is an array of arrays (values
+ * in column order, nil for NULL up to #cols) or a string already in COPY
+ * text format. Identifiers are quoted by libpq; data never meets the SQL. */
+static int l_copy(lua_State *L)
+{
+    const char *table = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int ncols = (int)luaL_len(L, 2);
+    if (ncols < 1) return luaL_argerror(L, 2, "at least one column");
+    if (!lua_istable(L, 3) && !lua_isstring(L, 3)) return luaL_argerror(L, 3, "rows table or COPY text");
+
+    struct db_buf *data = lua_newuserdatauv(L, sizeof *data, 0);
+    memset(data, 0, sizeof *data);
+    luaL_setmetatable(L, BUF_MT);
+    const char *text;
+    size_t textlen;
+    if (lua_istable(L, 3)) {
+        lua_Integer nrows = luaL_len(L, 3);
+        for (lua_Integer i = 1; i <= nrows; i++) {
+            if (lua_geti(L, 3, i) != LUA_TTABLE)
+                return luaL_error(L, "tf.db.copy: row %d is not a table", (int)i);
+            for (int j = 1; j <= ncols; j++) {
+                lua_geti(L, -1, j);
+                if (j > 1) db_buf_putc(data, '\t');
+                copy_value(data, L, lua_gettop(L));
+                lua_pop(L, 1);
+            }
+            db_buf_putc(data, '\n');
+            lua_pop(L, 1);
+        }
+        if (data->oom) return luaL_error(L, "tf.db.copy: out of memory");
+        text = data->data ? data->data : "";
+        textlen = data->len;
+    } else {
+        text = lua_tolstring(L, 3, &textlen);
+    }
+
+    struct box *tx = tx_box(L);
+    struct box *b = tx ? tx : push_checkout(L);
+    PGconn *pg = db_pg(b->conn);
+    struct db_buf sql = {0};
+    char *id = PQescapeIdentifier(pg, table, strlen(table));
+    /* "schema.table" is one identifier here on purpose: no dots are parsed */
+    db_buf_printf(&sql, "COPY %s (", id ? id : "\"\"");
+    PQfreemem(id);
+    for (int j = 1; j <= ncols; j++) {
+        lua_geti(L, 2, j);
+        size_t cl;
+        const char *c = lua_tolstring(L, -1, &cl);
+        char *cid = c ? PQescapeIdentifier(pg, c, cl) : NULL;
+        lua_pop(L, 1);
+        if (!cid) {
+            db_buf_free(&sql);
+            if (!tx) db_release(b->pool, b->conn), b->conn = NULL;
+            return luaL_error(L, "tf.db.copy: column %d is not a name", j);
+        }
+        db_buf_printf(&sql, "%s%s", j > 1 ? ", " : "", cid);
+        PQfreemem(cid);
+    }
+    db_buf_put(&sql, ") FROM STDIN", 12);
+    long rows = 0;
+    char err[1024], sqlstate[6];
+    int rc = sql.oom ? DB_ERROR : db_copy_in(b->conn, sql.data, text, textlen, &rows, err, sizeof err);
+    if (sql.oom) snprintf(err, sizeof err, "out of memory");
+    db_buf_free(&sql);
+    snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
+    if (!tx) {
+        db_release(b->pool, b->conn);
+        b->conn = NULL;
+    }
+    if (rc != DB_OK) return raise_rc(L, rc, err, sqlstate);
+    lua_pushinteger(L, rows);
+    return 1;
+}
+
+int luaopen_tf_db(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"query", l_query}, {"exec", l_exec}, {"columns", l_columns},
+        {"tx", l_tx},       {"copy", l_copy}, {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, BOX_MT)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, RES_MT)) {
+        lua_pushcfunction(L, res_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, BUF_MT)) {
+        lua_pushcfunction(L, buf_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, ERR_MT)) {
+        lua_pushcfunction(L, err_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, fns);
+    return 1;
+}
