@@ -292,7 +292,8 @@ static int l_tx(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, TX_KEY);
     if (st != LUA_OK) {
-        db_release(b->pool, b->conn); /* rolls back */
+        db_exec(b->conn, "ROLLBACK", 0, NULL, NULL, NULL, err, sizeof err);
+        db_release(b->pool, b->conn); /* closes it if even the rollback failed */
         b->conn = NULL;
         return lua_error(L); /* the same error object (a time-limit kill stays a kill) */
     }

@@ -1,0 +1,77 @@
+-- MT5 ingest: the routes the old FastAPI system served, for EAs that must
+-- work unchanged. Decoding, validation, bucketing and storing run in C as
+-- whole-batch calls (tf.candles / tf.ticks); this file only picks options and
+-- maps outcomes to the status codes the EAs understand: 200 with a status per
+-- item whenever the body parses (bad items "rejected", good ones stored),
+-- 400 only for an unparseable body or wrong top-level shape, 413 for too many
+-- items, 503 when the database is unavailable (nothing of the batch stored).
+-- It never answers 409, and never builds SQL.
+--
+-- Settings, all optional, in the config file's `ingest` section:
+--   ingest = {
+--     policy = "merge",          -- same (symbol, timeframe, ts) again: merge | ignore | replace
+--     max_items = 50000,         -- candles per request; more is 413 (EAs split and resend)
+--     max_ticks = 100000,        -- ticks per request; more is 413
+--     max_body = "16MB",         -- body limit of these routes (default http.max_body)
+--     offset_seconds = 0,        -- EA server time minus UTC, subtracted from every ts
+--     symbol_offsets = { },      -- per symbol, e.g. { ["XAUUSD#"] = 7200 }
+--     key_offsets = { },         -- per API key name (auth.keys[].name), e.g. { ["ea-cy"] = 10800 }
+--   }
+-- Times are stored as sent (read as UTC, even with a "Z") unless an offset is set.
+
+local cfg = tf.config.ingest or {}
+local POLICY = cfg.policy or "merge"
+local MAX_ITEMS = cfg.max_items or 50000
+local MAX_TICKS = cfg.max_ticks or 100000
+local OFFSET = cfg.offset_seconds or 0
+local SYMBOL_OFFSETS = cfg.symbol_offsets
+local KEY_OFFSETS = cfg.key_offsets or {}
+
+assert(POLICY == "merge" or POLICY == "ignore" or POLICY == "replace",
+  "ingest.policy must be merge, ignore or replace, got " .. tostring(POLICY))
+
+local route_opts = { auth = "ingest", max_body = cfg.max_body }
+
+local function decode_opts(req, shape, max)
+  -- req.key_name is the name of the API key used, when the host provides it
+  local key_offset = req.key_name and KEY_OFFSETS[req.key_name]
+  return { shape = shape, max_items = max, offset = key_offset or OFFSET,
+           symbol_offsets = SYMBOL_OFFSETS }
+end
+
+-- The database failed: 503 (the EA retries) when it is unavailable, 500
+-- otherwise; either way nothing of the batch was stored.
+local function failed(e)
+  if type(e) == "table" and e.code == "unavailable" then
+    tf.log.warn("ingest: database unavailable", { error = e.message })
+    return 503, { ok = false, error = e.message }, { ["Retry-After"] = "1" }
+  end
+  local msg = type(e) == "table" and e.message or tostring(e)
+  tf.log.error("ingest: store failed", { error = msg })
+  return 500, { ok = false, error = msg }
+end
+
+local function candles(shape)
+  return function(req)
+    local batch, err, status = tf.candles.decode(req.body, decode_opts(req, shape, MAX_ITEMS))
+    if not batch then return status, { ok = false, error = err } end
+    local ok, answer = pcall(tf.candles.store, batch, { policy = POLICY, source = "ea" })
+    if not ok then return failed(answer) end
+    return 200, answer
+  end
+end
+
+-- POST /ingest: one candle object, or {"items": [candle, ...]}
+tf.route("POST", "/ingest", candles("object"), route_opts)
+
+-- POST /ingest_batch: a JSON array of candles
+tf.route("POST", "/ingest_batch", candles("array"), route_opts)
+
+-- POST /ingest/tick: {"ticks": [tick, ...]}
+tf.route("POST", "/ingest/tick", function(req)
+  local batch, err, status = tf.ticks.decode(req.body, decode_opts(req, nil, MAX_TICKS))
+  if not batch then return status, { ok = false, error = err } end
+  local ok, answer = pcall(tf.ticks.store, batch)
+  if not ok then return failed(answer) end
+  return 200, answer
+end, route_opts)
