@@ -1,0 +1,533 @@
+/* Trend and volume: ADX, +DI, -DI, PSAR, Ichimoku, linear regression, OBV,
+ * VWAP, in TA-Lib and MetaTrader 5 form where they differ. One step function
+ * per indicator serves streaming and batch. No I/O, no allocation. */
+#include <string.h>
+
+#include "ind_impl.h"
+
+static const IndParam period14[] = {IND_PERIOD(14, 2)};
+
+/* ---- Directional movement (ta_ADX.c, ta_PLUS_DI.c, ta_MINUS_DI.c) ---- */
+
+typedef struct {
+    double ph, pl, pc, pdm, mdm, tr;
+    int period;
+    long n;
+} Dm;
+
+/* Returns 1 when the Wilder-smoothed +DM, -DM and TR are defined (bar >= period). */
+static int dm_step(Dm *d, double h, double l, double c)
+{
+    long n = d->n++;
+    int p = d->period;
+    if (n == 0) {
+        d->ph = h, d->pl = l, d->pc = c;
+        return 0;
+    }
+    double dp = h - d->ph, dm = d->pl - l, tr = ind_tr_talib(h, l, d->pc);
+    d->ph = h, d->pl = l, d->pc = c;
+    if (n >= p) {
+        d->mdm -= d->mdm / p;
+        d->pdm -= d->pdm / p;
+    }
+    if (dm > 0 && dp < dm) d->mdm += dm;
+    else if (dp > 0 && dp > dm) d->pdm += dp;
+    if (n < p) {
+        d->tr += tr;
+        return 0;
+    }
+    d->tr = d->tr - (d->tr / p) + tr;
+    return 1;
+}
+
+/* MT5's ADX.mq5: per-bar DM/TR ratios smoothed by EMAs seeded with 0. */
+typedef struct {
+    double ph, pl, pc, pdi, ndi, adx, pr;
+    long n;
+} DmM;
+
+static void dmm_step(DmM *d, double h, double l, double c)
+{
+    if (d->n++ == 0) {
+        d->ph = h, d->pl = l, d->pc = c;
+        return;
+    }
+    double pos = h - d->ph, neg = d->pl - l, pd = 0.0, nd = 0.0;
+    if (pos < 0.0) pos = 0.0;
+    if (neg < 0.0) neg = 0.0;
+    if (pos > neg) neg = 0.0;
+    else if (pos < neg) pos = 0.0;
+    else pos = neg = 0.0;
+    double a = fabs(h - l), b = fabs(h - d->pc), e = fabs(l - d->pc);
+    double tr = (a > b ? a : b) > e ? (a > b ? a : b) : e;
+    if (tr != 0.0) pd = 100.0 * pos / tr, nd = 100.0 * neg / tr;
+    d->pdi = pd * d->pr + d->pdi * (1 - d->pr);
+    d->ndi = nd * d->pr + d->ndi * (1 - d->pr);
+    double t = d->pdi + d->ndi;
+    t = t != 0.0 ? 100.0 * fabs((d->pdi - d->ndi) / t) : 0.0;
+    d->adx = t * d->pr + d->adx * (1 - d->pr);
+    d->ph = h, d->pl = l, d->pc = c;
+}
+
+typedef struct {
+    Dm d;
+    DmM m;
+    double sumdx, adx;
+    int conv, which; /* 0 adx, 1 +di, 2 -di */
+} Dmi;
+
+static size_t dmi_size(const IndSpec *s)
+{
+    return sizeof(Dmi);
+}
+
+static void dmi_setup(void *st, const IndSpec *s, int which)
+{
+    Dmi *x = st;
+    x->conv = s->conv, x->which = which;
+    x->d.period = (int)s->p[0];
+    x->m.pr = 2.0 / (s->p[0] + 1.0);
+}
+
+static void adx_init(void *st, const IndSpec *s)
+{
+    dmi_setup(st, s, 0);
+}
+
+static void pdi_init(void *st, const IndSpec *s)
+{
+    dmi_setup(st, s, 1);
+}
+
+static void mdi_init(void *st, const IndSpec *s)
+{
+    dmi_setup(st, s, 2);
+}
+
+static void dmi_update(void *st, const double *in, double *out)
+{
+    Dmi *x = st;
+    int p = x->d.period;
+    out[0] = NAN;
+    if (x->conv == IND_MT5) {
+        dmm_step(&x->m, in[0], in[1], in[2]);
+        long n = x->m.n - 1; /* this bar's index */
+        if (x->which == 0 && n >= 2L * p) out[0] = x->m.adx;
+        if (x->which == 1 && n >= p) out[0] = x->m.pdi;
+        if (x->which == 2 && n >= p) out[0] = x->m.ndi;
+        return;
+    }
+    if (!dm_step(&x->d, in[0], in[1], in[2])) return;
+    long n = x->d.n - 1;
+    double tr = x->d.tr;
+    if (x->which == 1) {
+        out[0] = !IND_IS_ZERO(tr) ? 100.0 * (x->d.pdm / tr) : 0.0;
+        return;
+    }
+    if (x->which == 2) {
+        out[0] = !IND_IS_ZERO(tr) ? 100.0 * (x->d.mdm / tr) : 0.0;
+        return;
+    }
+    double dx = NAN;
+    if (!IND_IS_ZERO(tr)) {
+        double mdi = 100.0 * (x->d.mdm / tr), pdi = 100.0 * (x->d.pdm / tr), t = mdi + pdi;
+        if (!IND_IS_ZERO(t)) dx = 100.0 * (fabs(mdi - pdi) / t);
+    }
+    if (n < 2L * p - 1) {
+        if (!isnan(dx)) x->sumdx += dx;
+        return;
+    }
+    if (n == 2L * p - 1) {
+        if (!isnan(dx)) x->sumdx += dx;
+        x->adx = x->sumdx / p;
+    } else if (!isnan(dx)) {
+        x->adx = ((x->adx * (p - 1)) + dx) / p;
+    }
+    out[0] = x->adx;
+}
+
+static int adx_lb(const IndSpec *s)
+{
+    return s->conv == IND_MT5 ? 2 * (int)s->p[0] : 2 * (int)s->p[0] - 1;
+}
+
+static int di_lb(const IndSpec *s)
+{
+    return (int)s->p[0];
+}
+
+#define DMI_DOC                                                                                    \
+    " talib: Wilder sums of +DM, -DM and true range (first sums over period-1 bars), DI = "       \
+    "100*DM/TR, 0 when TR is (near) zero; ADX = mean of the first period DX then Wilder, DX "     \
+    "skipped when +DI + -DI is zero. mt5 (ADX.mq5, not ADX Wilder): per-bar 100*DM/TR smoothed "  \
+    "by EMA(period) seeded with 0, ADX = EMA of 100*|+DI - -DI|/(+DI + -DI); MT5 draws DI from " \
+    "bar period and ADX from bar 2*period. A constant series gives 0."
+
+const IndDef ind_def_adx = {
+    .name = "adx", .title = "Average Directional Movement Index",
+    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = period14,
+    .noutputs = 1, .outputs = {"adx"}, .has_mt5 = 1,
+    .doc = "Trend strength 0..100." DMI_DOC,
+    .lookback_doc = "talib 2*period-1, mt5 2*period",
+    .lookback = adx_lb, .state_size = dmi_size, .init = adx_init, .update = dmi_update,
+};
+
+const IndDef ind_def_plus_di = {
+    .name = "plus_di", .title = "Plus Directional Indicator",
+    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = period14,
+    .noutputs = 1, .outputs = {"plus_di"}, .has_mt5 = 1,
+    .doc = "+DI." DMI_DOC,
+    .lookback_doc = "period",
+    .lookback = di_lb, .state_size = dmi_size, .init = pdi_init, .update = dmi_update,
+};
+
+const IndDef ind_def_minus_di = {
+    .name = "minus_di", .title = "Minus Directional Indicator",
+    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = period14,
+    .noutputs = 1, .outputs = {"minus_di"}, .has_mt5 = 1,
+    .doc = "-DI." DMI_DOC,
+    .lookback_doc = "period",
+    .lookback = di_lb, .state_size = dmi_size, .init = mdi_init, .update = dmi_update,
+};
+
+/* ---- PSAR (ta_SAR.c) ---- */
+
+static const IndParam psar_params[] = {
+    {"acceleration", IND_P_REAL, 0.02, 0, 3e37, NULL, "acceleration factor step and start"},
+    {"maximum", IND_P_REAL, 0.2, 0, 3e37, NULL, "acceleration factor cap"},
+};
+
+typedef struct {
+    double acc, max, af, ep, sar, nh, nl, h0, l0;
+    int is_long;
+    long n;
+} Psar;
+
+static size_t psar_size(const IndSpec *s)
+{
+    return sizeof(Psar);
+}
+
+static void psar_init(void *st, const IndSpec *s)
+{
+    Psar *p = st;
+    p->acc = s->p[0], p->max = s->p[1];
+    if (p->acc > p->max) p->acc = p->max;
+    p->af = p->acc;
+}
+
+static void psar_update(void *st, const double *in, double *out)
+{
+    Psar *p = st;
+    double h = in[0], l = in[1];
+    long n = p->n++;
+    if (n == 0) {
+        p->h0 = h, p->l0 = l;
+        out[0] = NAN;
+        return;
+    }
+    if (n == 1) { /* direction from the first bar's -DM, as TA-Lib does */
+        double dm = p->l0 - l, dp = h - p->h0;
+        p->is_long = !(dm > 0 && dp < dm);
+        if (p->is_long) p->ep = h, p->sar = p->l0;
+        else p->ep = l, p->sar = p->h0;
+        p->nl = l, p->nh = h;
+    }
+    double pl = p->nl, ph = p->nh;
+    p->nl = l, p->nh = h;
+    if (p->is_long) {
+        if (l <= p->sar) {
+            p->is_long = 0;
+            p->sar = p->ep;
+            if (p->sar < ph) p->sar = ph;
+            if (p->sar < h) p->sar = h;
+            out[0] = p->sar;
+            p->af = p->acc;
+            p->ep = l;
+            p->sar = p->sar + p->af * (p->ep - p->sar);
+            if (p->sar < ph) p->sar = ph;
+            if (p->sar < h) p->sar = h;
+        } else {
+            out[0] = p->sar;
+            if (h > p->ep) {
+                p->ep = h;
+                p->af += p->acc;
+                if (p->af > p->max) p->af = p->max;
+            }
+            p->sar = p->sar + p->af * (p->ep - p->sar);
+            if (p->sar > pl) p->sar = pl;
+            if (p->sar > l) p->sar = l;
+        }
+    } else {
+        if (h >= p->sar) {
+            p->is_long = 1;
+            p->sar = p->ep;
+            if (p->sar > pl) p->sar = pl;
+            if (p->sar > l) p->sar = l;
+            out[0] = p->sar;
+            p->af = p->acc;
+            p->ep = h;
+            p->sar = p->sar + p->af * (p->ep - p->sar);
+            if (p->sar > pl) p->sar = pl;
+            if (p->sar > l) p->sar = l;
+        } else {
+            out[0] = p->sar;
+            if (l < p->ep) {
+                p->ep = l;
+                p->af += p->acc;
+                if (p->af > p->max) p->af = p->max;
+            }
+            p->sar = p->sar + p->af * (p->ep - p->sar);
+            if (p->sar < ph) p->sar = ph;
+            if (p->sar < h) p->sar = h;
+        }
+    }
+}
+
+static int lb_1(const IndSpec *s)
+{
+    return 1;
+}
+
+const IndDef ind_def_psar = {
+    .name = "psar", .title = "Parabolic SAR",
+    .ninputs = 2, .inputs = {"high", "low"}, .nparams = 2, .params = psar_params,
+    .noutputs = 1, .outputs = {"sar"}, .has_mt5 = 0,
+    .doc = "Wilder's stop and reverse, TA-Lib's form (ta_SAR.c): the first direction comes from "
+           "bar 1's -DM, the SAR is kept outside the last two bars' range. mt5 falls back to "
+           "talib: MT5's ParabolicSAR.mq5 starts short and rescans extremes since the last "
+           "reversal (unbounded state); that form is not implemented.",
+    .lookback_doc = "1",
+    .lookback = lb_1, .state_size = psar_size, .init = psar_init, .update = psar_update,
+};
+
+/* ---- Ichimoku ---- */
+
+static const IndParam ichimoku_params[] = {
+    {"tenkan", IND_P_INT, 9, 1, 100000, NULL, "conversion line window"},
+    {"kijun", IND_P_INT, 26, 1, 100000, NULL, "base line window (and the spans' displacement)"},
+    {"senkou", IND_P_INT, 52, 1, 100000, NULL, "leading span B window"},
+};
+
+typedef struct {
+    IndRing h, l;
+    IndExt hi[3], lo[3];
+    int w[3];
+} Ichi;
+
+static unsigned ichi_cap(const IndSpec *s)
+{
+    double m = s->p[0] > s->p[1] ? s->p[0] : s->p[1];
+    return (unsigned)(m > s->p[2] ? m : s->p[2]);
+}
+
+static size_t ichi_size(const IndSpec *s)
+{
+    return ind_align(sizeof(Ichi)) + 2 * ind_ring_bytes(ichi_cap(s));
+}
+
+static void ichi_init(void *st, const IndSpec *s)
+{
+    Ichi *k = st;
+    size_t off = ind_align(sizeof(Ichi));
+    for (int i = 0; i < 3; i++) k->w[i] = (int)s->p[i];
+    ind_ring_init(&k->h, &off, ichi_cap(s));
+    ind_ring_init(&k->l, &off, ichi_cap(s));
+}
+
+static void ichi_update(void *st, const double *in, double *out)
+{
+    Ichi *k = st;
+    double mid[3];
+    ind_ring_push(st, &k->h, in[0]);
+    ind_ring_push(st, &k->l, in[1]);
+    for (int i = 0; i < 3; i++) {
+        ind_ext_update(st, &k->h, &k->hi[i], in[0], (unsigned)k->w[i], 1);
+        ind_ext_update(st, &k->l, &k->lo[i], in[1], (unsigned)k->w[i], 0);
+        mid[i] = (k->hi[i].v + k->lo[i].v) / 2;
+    }
+    if (k->h.len < k->h.cap) {
+        out[0] = out[1] = out[2] = out[3] = NAN;
+        return;
+    }
+    out[0] = mid[0];
+    out[1] = mid[1];
+    out[2] = (mid[0] + mid[1]) / 2;
+    out[3] = mid[2];
+}
+
+static int ichi_lb(const IndSpec *s)
+{
+    return (int)ichi_cap(s) - 1;
+}
+
+const IndDef ind_def_ichimoku = {
+    .name = "ichimoku", .title = "Ichimoku Kinko Hyo",
+    .ninputs = 2, .inputs = {"high", "low"}, .nparams = 3, .params = ichimoku_params,
+    .noutputs = 4, .outputs = {"tenkan", "kijun", "senkou_a", "senkou_b"}, .has_mt5 = 0,
+    .doc = "tenkan/kijun = midpoint of the highest high and lowest low over their windows, "
+           "senkou_a = (tenkan+kijun)/2, senkou_b = midpoint over senkou bars, as Ichimoku.mq5 "
+           "computes them. The spans are given at the bar they are computed on: MT5 plots them "
+           "kijun bars ahead (and the chikou line is the close plotted kijun bars back). Not in "
+           "TA-Lib; the same in both conventions.",
+    .lookback_doc = "max(tenkan, kijun, senkou)-1",
+    .lookback = ichi_lb, .state_size = ichi_size, .init = ichi_init, .update = ichi_update,
+};
+
+/* ---- Linear regression (ta_LINEARREG*.c, ta_TSF.c) ---- */
+
+typedef struct {
+    IndRing r;
+    int period;
+} Lr;
+
+static size_t lr_size(const IndSpec *s)
+{
+    return ind_align(sizeof(Lr)) + ind_ring_bytes((unsigned)s->p[0]);
+}
+
+static void lr_init(void *st, const IndSpec *s)
+{
+    Lr *r = st;
+    size_t off = ind_align(sizeof(Lr));
+    r->period = (int)s->p[0];
+    ind_ring_init(&r->r, &off, (unsigned)r->period);
+}
+
+static int lr_lb(const IndSpec *s)
+{
+    return (int)s->p[0] - 1;
+}
+
+static void lr_update(void *st, const double *in, double *out)
+{
+    Lr *r = st;
+    int p = r->period;
+    ind_ring_push(st, &r->r, in[0]);
+    if (r->r.len < r->r.cap) {
+        out[0] = out[1] = out[2] = out[3] = NAN;
+        return;
+    }
+    double sum_x = p * (p - 1) * 0.5;
+    double sum_x2 = (double)(p * (p - 1) * (2 * p - 1) / 6);
+    double div = sum_x * sum_x - p * sum_x2, sum_xy = 0, sum_y = 0;
+    for (int i = p; i-- != 0;) {
+        double y = ind_ring_back(st, &r->r, (unsigned)i);
+        sum_y += y;
+        sum_xy += (double)i * y;
+    }
+    double m = (p * sum_xy - sum_x * sum_y) / div, b = (sum_y - m * sum_x) / (double)p;
+    out[0] = b + m * (double)(p - 1);
+    out[1] = m;
+    out[2] = b;
+    out[3] = b + m * (double)p;
+}
+
+const IndDef ind_def_linreg = {
+    .name = "linreg", .title = "Linear Regression",
+    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period14,
+    .noutputs = 4, .outputs = {"value", "slope", "intercept", "forecast"}, .has_mt5 = 0,
+    .doc = "Least-squares line through the last period values: value at this bar (LINEARREG), "
+           "slope per bar, intercept at the window's first bar, forecast one bar ahead (TSF). "
+           "O(period) per bar, summed as TA-Lib does. Constant series: slope 0, the others the "
+           "constant. Not built into MT5: mt5 = talib.",
+    .lookback_doc = "period-1",
+    .lookback = lr_lb, .state_size = lr_size, .init = lr_init, .update = lr_update,
+};
+
+/* ---- OBV (ta_OBV.c; OBV.mq5 is the same sum) ---- */
+
+typedef struct {
+    double obv, prev;
+    long n;
+} Obv;
+
+static size_t obv_size(const IndSpec *s)
+{
+    return sizeof(Obv);
+}
+
+static void obv_init(void *st, const IndSpec *s)
+{
+}
+
+static void obv_update(void *st, const double *in, double *out)
+{
+    Obv *o = st;
+    double x = in[0], v = in[1];
+    if (o->n++ == 0) o->obv = v;
+    else if (x > o->prev) o->obv += v;
+    else if (x < o->prev) o->obv -= v;
+    o->prev = x;
+    out[0] = o->obv;
+}
+
+static int lb_0(const IndSpec *s)
+{
+    return 0;
+}
+
+const IndDef ind_def_obv = {
+    .name = "obv", .title = "On Balance Volume",
+    .ninputs = 2, .inputs = {"real", "volume"}, .nparams = 0, .params = NULL,
+    .noutputs = 1, .outputs = {"obv"}, .has_mt5 = 0,
+    .doc = "Starts at the first bar's volume, then adds the volume when the price rose, subtracts "
+           "it when it fell, keeps it when unchanged. OBV.mq5 computes the same: one form for "
+           "both conventions.",
+    .lookback_doc = "0",
+    .lookback = lb_0, .state_size = obv_size, .init = obv_init, .update = obv_update,
+};
+
+/* ---- VWAP ---- */
+
+static const char *const vwap_anchor[] = {"day", "week", "none", NULL};
+static const IndParam vwap_params[] = {
+    {"anchor", IND_P_ENUM, 0, 0, 2, vwap_anchor,
+     "restart at each day, each week (Monday), or never"},
+    {"offset", IND_P_REAL, 0, -48, 48, NULL,
+     "hours added to bar times before cutting days: 3 makes days start at 21:00 of the bar clock"},
+};
+
+typedef struct {
+    double pv, vol, offset;
+    long long key;
+    int anchor, started;
+} Vwap;
+
+static size_t vwap_size(const IndSpec *s)
+{
+    return sizeof(Vwap);
+}
+
+static void vwap_init(void *st, const IndSpec *s)
+{
+    Vwap *w = st;
+    w->anchor = (int)s->p[0];
+    w->offset = s->p[1] * 3600.0;
+}
+
+static void vwap_update(void *st, const double *in, double *out)
+{
+    Vwap *w = st;
+    double tp = (in[1] + in[2] + in[3]) / 3.0, v = in[4];
+    long long key = 0;
+    if (w->anchor != 2) {
+        long long day = (long long)floor((in[0] + w->offset) / 86400.0);
+        key = w->anchor == 0 ? day : (long long)floor((double)(day + 3) / 7.0); /* 1970-01-01 was a Thursday */
+    }
+    if (!w->started || key != w->key) w->pv = w->vol = 0, w->key = key, w->started = 1;
+    w->pv += tp * v;
+    w->vol += v;
+    out[0] = w->vol > 0 ? w->pv / w->vol : tp;
+}
+
+const IndDef ind_def_vwap = {
+    .name = "vwap", .title = "Volume Weighted Average Price (anchored)",
+    .ninputs = 5, .inputs = {"time", "high", "low", "close", "volume"}, .nparams = 2,
+    .params = vwap_params, .noutputs = 1, .outputs = {"vwap"}, .has_mt5 = 0,
+    .doc = "sum(tp*volume)/sum(volume), tp = (h+l+c)/3.0, restarted when the anchor period "
+           "(day or week of time + offset hours, time in epoch seconds) changes. While the "
+           "session's volume is 0 the value is tp. Neither TA-Lib nor MT5 ships it: one form.",
+    .lookback_doc = "0",
+    .lookback = lb_0, .state_size = vwap_size, .init = vwap_init, .update = vwap_update,
+};
