@@ -124,6 +124,16 @@ static int parse_size(const char *s, double *out)
     return 0;
 }
 
+/* A number written as text (an environment override): the whole string must
+ * be a number, or a size with a unit when size is set. */
+static int parse_number(const char *s, int size, double *out)
+{
+    if (size) return parse_size(s, out);
+    char *end;
+    *out = strtod(s, &end);
+    return end == s || *end ? -1 : 0;
+}
+
 static int read_field(lua_State *L, int t, const struct field *f, struct config *c, const char *src,
                       char *err, size_t errlen)
 {
@@ -157,11 +167,11 @@ static int read_field(lua_State *L, int t, const struct field *f, struct config 
     case T_INT:
     case T_SIZE:
         if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tonumber(L, -1);
-        else if (lua_type(L, -1) != LUA_TSTRING ||
-                 (f->type == T_SIZE ? parse_size(lua_tostring(L, -1), &v) : (v = strtod(lua_tostring(L, -1), NULL), 0)) != 0) {
-            rc = fail(err, errlen, "%s: %s: must be %s, got %s", src, f->key,
+        else if (lua_type(L, -1) != LUA_TSTRING || parse_number(lua_tostring(L, -1), f->type == T_SIZE, &v)) {
+            const char *shown = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+            rc = fail(err, errlen, "%s: %s: must be %s, got %s%s%s", src, f->key,
                       f->type == T_SIZE ? "a size such as 16MB or a number of bytes" : "a number",
-                      luaL_typename(L, -1));
+                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "", shown, lua_type(L, -1) == LUA_TSTRING ? "\"" : "");
             break;
         }
         if (!(v >= f->min && v <= f->max) || (f->type == T_INT && v != (double)(long long)v)) {

@@ -38,6 +38,26 @@ struct lvm {
     size_t errors_len;
 };
 
+/* A source file as the generation first read it. Every VM of a generation
+ * loads plugins and required modules from these snapshots, so a worker that
+ * builds its VM after someone edited a file still runs the validated code. */
+struct gen_file {
+    char *path;
+    char *data;
+    size_t len;
+    struct gen_file *next;
+};
+
+struct gen_private {
+    struct lvm_gen pub;
+    atomic_int refs;
+    pthread_mutex_t files_lock; /* guards files and plugins */
+    struct gen_file *files;
+    char **plugins; /* plugin paths in load order; NULL until first listed */
+};
+
+static int load_source(lua_State *L, struct lvm_gen *g, const char *path);
+
 static const char ctx_key = 0;    /* registry: light userdata -> struct lvm */
 static const char routes_key = 0; /* registry: array of route tables */
 static const char loaded_key = 0; /* registry: sandboxed require's cache */
@@ -117,7 +137,9 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
     if (!vm->killed && now_ns() < vm->deadline_ns) return;
     if (!vm->killed) {
         vm->killed = 1;
-        lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1); /* from now on, every instruction */
+        /* from now on, every instruction, in this coroutine and the main one */
+        lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
+        if (L != vm->L) lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, 1);
     }
     luaL_error(L, "time limit exceeded");
 }
@@ -143,6 +165,11 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
     int rc = lua_pcall(L, nargs, nresults, base);
     vm->deadline_ns = 0;
     enum lvm_status st = LVM_OK;
+    if (rc == LUA_OK && vm->killed) { /* the kill was swallowed (a coroutine); results are void */
+        lua_settop(L, base);
+        lua_pushliteral(L, "time limit exceeded");
+        rc = LUA_ERRRUN;
+    }
     if (rc != LUA_OK) {
         const char *m = lua_tostring(L, -1);
         snprintf(err, errlen, "%s", m ? m : "(no message)");
@@ -347,13 +374,14 @@ static int l_require(lua_State *L)
         const char *dir = !cfg ? "lua" : d < cfg->nlua_path ? cfg->lua_path[d] : cfg->plugins_dir;
         for (int form = 0; form < 2; form++) {
             snprintf(path, sizeof path, form ? "%s/%s/init.lua" : "%s/%s.lua", dir, rel);
-            struct stat st;
-            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            int rc = vm && vm->gen ? load_source(L, vm->gen, path) : luaL_loadfilex(L, path, "t");
+            if (rc == LUA_ERRFILE) {
+                lua_pop(L, 1);
                 if (tlen < sizeof tried)
                     tlen += (size_t)snprintf(tried + tlen, sizeof tried - tlen, "\n\tno file '%s'", path);
                 continue;
             }
-            if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
+            if (rc != LUA_OK) return lua_error(L);
             lua_pushstring(L, name);
             lua_call(L, 1, 1);
             if (lua_isnil(L, -1)) {
@@ -577,11 +605,60 @@ oom:
     return NULL;
 }
 
+/* The generation's snapshot of path, read from disk the first time it is
+ * asked for. NULL when the file does not exist or cannot be read. */
+static const struct gen_file *gen_file(struct lvm_gen *g, const char *path)
+{
+    struct gen_private *gp = (struct gen_private *)g;
+    pthread_mutex_lock(&gp->files_lock);
+    struct gen_file *f = gp->files;
+    while (f && strcmp(f->path, path)) f = f->next;
+    if (!f) {
+        FILE *fp = fopen(path, "rb");
+        struct stat st;
+        if (fp && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && (f = mem_calloc(1, sizeof *f))) {
+            f->path = mem_strdup(path);
+            f->data = mem_alloc((size_t)st.st_size + 1);
+            if (f->path && f->data && fread(f->data, 1, (size_t)st.st_size, fp) == (size_t)st.st_size) {
+                f->len = (size_t)st.st_size;
+                f->next = gp->files;
+                gp->files = f;
+            } else {
+                mem_free(f->path);
+                mem_free(f->data);
+                mem_free(f);
+                f = NULL;
+            }
+        }
+        if (fp) fclose(fp);
+    }
+    pthread_mutex_unlock(&gp->files_lock);
+    return f;
+}
+
+/* Loads path from the generation's snapshot as a text chunk named @path. */
+static int load_source(lua_State *L, struct lvm_gen *g, const char *path)
+{
+    const struct gen_file *f = gen_file(g, path);
+    if (!f) {
+        lua_pushfstring(L, "%s: cannot read the file", path);
+        return LUA_ERRFILE;
+    }
+    lua_pushfstring(L, "@%s", path);
+    int rc = luaL_loadbufferx(L, f->data, f->len, lua_tostring(L, -1), "t");
+    lua_remove(L, -2);
+    return rc;
+}
+
 static void load_plugins(struct lvm *vm)
 {
     const struct config *cfg = vm->gen->cfg;
+    struct gen_private *gp = (struct gen_private *)vm->gen;
     char err[512];
-    char **files = plugin_files(cfg, err, sizeof err);
+    pthread_mutex_lock(&gp->files_lock);
+    if (!gp->plugins) gp->plugins = plugin_files(cfg, err, sizeof err);
+    char **files = gp->plugins;
+    pthread_mutex_unlock(&gp->files_lock);
     if (!files) {
         add_error(vm, err);
         return;
@@ -590,7 +667,7 @@ static void load_plugins(struct lvm *vm)
     for (char **f = files; *f; f++) {
         char path[1024], msg[2048];
         snprintf(path, sizeof path, "%s/%s", cfg->plugins_dir, *f);
-        if (luaL_loadfilex(vm->L, path, "t") != LUA_OK) {
+        if (load_source(vm->L, vm->gen, path) != LUA_OK) {
             add_error(vm, lua_tostring(vm->L, -1));
             lua_pop(vm->L, 1);
             continue;
@@ -609,8 +686,6 @@ static void load_plugins(struct lvm *vm)
         }
     }
     vm->loading = 0;
-    for (char **f = files; *f; f++) mem_free(*f);
-    mem_free(files);
 }
 
 struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *host, char *err,
@@ -670,11 +745,6 @@ void lvm_free(struct lvm *vm)
 
 /* ---- generations ---- */
 
-struct gen_private {
-    struct lvm_gen pub;
-    atomic_int refs;
-};
-
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lvm_gen *current;
 static atomic_long current_id;
@@ -691,6 +761,15 @@ void lvm_gen_unref(struct lvm_gen *g)
     if (!g || atomic_fetch_sub(&p->refs, 1) != 1) return;
     for (int i = 0; i < g->nroutes; i++) mem_free(g->routes[i].path);
     mem_free(g->routes);
+    for (struct gen_file *f = p->files, *next; f; f = next) {
+        next = f->next;
+        mem_free(f->path);
+        mem_free(f->data);
+        mem_free(f);
+    }
+    for (char **f = p->plugins; f && *f; f++) mem_free(*f);
+    mem_free(p->plugins);
+    pthread_mutex_destroy(&p->files_lock);
     config_free(g->cfg);
     mem_free(p);
 }
@@ -703,6 +782,7 @@ struct lvm_gen *lvm_gen_new(struct config *cfg)
         return NULL;
     }
     atomic_init(&p->refs, 1);
+    pthread_mutex_init(&p->files_lock, NULL);
     p->pub.cfg = cfg;
     p->pub.id = atomic_fetch_add(&next_id, 1);
     return &p->pub;
