@@ -12,6 +12,8 @@ static const luaL_Reg tf_namespaces[] = {
     {"db", luaopen_tf_db},
     {"candles", luaopen_tf_candles},
     {"ticks", luaopen_tf_ticks},
+    {"series", luaopen_tf_series},
+    {"ind", luaopen_tf_ind},
     /* new namespaces go above this line */
     {NULL, NULL},
 };
