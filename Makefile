@@ -60,11 +60,16 @@ pg: deps
 migrate: all pg
 	DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh url)}" $(BUILD)/tickforge migrate
 
-# `make run`: the embedded default when DATABASE_URL is unset.
+# `make run`: the embedded default when DATABASE_URL is unset, and
+# development keys when none are set (printed, never used in production).
 run: deps all
 	@if [ -z "$$DATABASE_URL" ]; then scripts/pg.sh start; fi
 	DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh url)}" $(BUILD)/tickforge migrate
-	DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh url)}" exec $(BUILD)/tickforge serve
+	@if [ -z "$$TICKFORGE_API_KEY$$API_KEY" ]; then echo "make run: development keys: ingest+read 'dev-ingest-key', admin 'dev-admin-key'"; fi
+	DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh url)}" \
+	TICKFORGE_API_KEY="$${TICKFORGE_API_KEY:-$${API_KEY:-dev-ingest-key}}" \
+	TICKFORGE_ADMIN_KEY="$${TICKFORGE_ADMIN_KEY:-dev-admin-key}" \
+	exec $(BUILD)/tickforge serve
 
 test: deps
 	@$(MAKE) --no-print-directory all unit

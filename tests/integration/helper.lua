@@ -130,6 +130,11 @@ function H.start_server(opts)
   return srv
 end
 
+-- A Server object for a process started some other way (make run).
+function H.attach(port, pid)
+  return setmetatable({ port = port, pid = pid, base = "http://127.0.0.1:" .. port, dir = "" }, Server)
+end
+
 function Server:alive()
   return os.execute("kill -0 " .. self.pid .. " 2>/dev/null") == true
 end
