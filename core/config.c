@@ -214,7 +214,12 @@ static int read_strings(lua_State *L, int t, const char *key, char ***out, int *
             lua_pop(L, 1);
             goto done;
         }
-        (*out)[(*n)++] = mem_strdup(lua_tostring(L, -1));
+        if (!((*out)[*n] = mem_strdup(lua_tostring(L, -1)))) {
+            rc = fail(err, errlen, "out of memory");
+            lua_pop(L, 1);
+            goto done;
+        }
+        (*n)++;
         lua_pop(L, 1);
     }
 done:
@@ -252,7 +257,7 @@ static int add_key(struct config *c, const char *key, unsigned roles, const char
     k[c->nkeys].name = mem_strdup(name);
     k[c->nkeys].roles = roles;
     c->nkeys++;
-    return 0;
+    return k[c->nkeys - 1].key && k[c->nkeys - 1].name ? 0 : -1;
 }
 
 static int read_keys(lua_State *L, int t, struct config *c, const char *src, char *err, size_t errlen)
