@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ind.h"
 
@@ -193,6 +194,25 @@ static inline double ind_smam_step(void *base, IndSmaM *s, double x)
     double old = ind_ring_push(base, &s->r, x);
     s->v = s->v + (x - old) / s->period;
     return s->v;
+}
+
+/* Batch loops: the highest (want_max) or lowest of x[i-w+1..i], tracked by
+ * index as TA-Lib does (rescan only when the extreme leaves the window; ties
+ * go to the most recent). Call for every i >= w-1 in order, with *idx
+ * starting at SIZE_MAX. */
+static inline double ind_win_ext(const double *x, size_t i, size_t w, size_t *idx, int want_max)
+{
+    size_t trail = i + 1 - w;
+    if (*idx < trail || *idx > i) {
+        size_t b = trail;
+        for (size_t j = trail + 1; j <= i; j++) {
+            if (want_max ? x[j] >= x[b] : x[j] <= x[b]) b = j;
+        }
+        *idx = b;
+    } else if (want_max ? x[i] >= x[*idx] : x[i] <= x[*idx]) {
+        *idx = i;
+    }
+    return x[*idx];
 }
 
 /* TA-Lib's TRUE_RANGE macro, in its order of comparisons. */

@@ -105,6 +105,57 @@ static void rsi_update(void *st, const double *in, double *out)
     out[0] = rsi_step(st, st, in[0]);
 }
 
+static void fill_nan(double *y, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) y[i] = NAN;
+}
+
+/* Dedicated batch loop for Wilder smoothing: locals, same arithmetic as
+ * rsi_step. The sma smoothing declines to the step loop. */
+static int rsi_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    if (s->p[1] == 1) return 0;
+    fill_nan(y, 0, n < p ? n : p);
+    if (n <= p) return 1;
+    double g = 0, l = 0, pd = (double)p, pm = (double)(p - 1);
+    if (s->conv == IND_MT5) {
+        for (size_t i = 1; i <= p; i++) {
+            double d = x[i] - x[i - 1];
+            g += d > 0.0 ? d : 0.0;
+            l += d < 0.0 ? -d : 0.0;
+        }
+        g = g / pd, l = l / pd;
+        y[p] = l != 0.0 ? 100.0 - 100.0 / (1 + g / l) : g != 0.0 ? 100.0 : 50.0;
+        for (size_t i = p + 1; i < n; i++) {
+            double d = x[i] - x[i - 1];
+            g = (g * pm + (d > 0.0 ? d : 0.0)) / pd;
+            l = (l * pm + (d < 0.0 ? -d : 0.0)) / pd;
+            y[i] = l != 0.0 ? 100.0 - 100.0 / (1 + g / l) : g != 0.0 ? 100.0 : 50.0;
+        }
+        return 1;
+    }
+    for (size_t i = 1; i <= p; i++) {
+        double d = x[i] - x[i - 1];
+        if (d < 0) l -= d;
+        else g += d;
+    }
+    l /= pd, g /= pd;
+    for (size_t i = p;;) {
+        double t = g + l;
+        y[i] = !IND_IS_ZERO(t) ? 100.0 * (g / t) : 0.0;
+        if (++i >= n) break;
+        double d = x[i] - x[i - 1];
+        l *= pm, g *= pm;
+        if (d < 0) l -= d;
+        else g += d;
+        l /= pd, g /= pd;
+    }
+    return 1;
+}
+
 static int lb_p(const IndSpec *s)
 {
     return (int)s->p[0];
@@ -127,6 +178,7 @@ const IndDef ind_def_rsi = {
            "flat rules.",
     .lookback_doc = "period",
     .lookback = lb_p, .state_size = rsi_size, .init = rsi_init, .update = rsi_update,
+    .batch = rsi_batch,
 };
 
 /* ---- MACD ---- */
@@ -204,6 +256,65 @@ static void macd_update(void *st, const double *in, double *out)
     out[2] = line - sig;
 }
 
+/* Dedicated batch loop: the three averages as locals, same arithmetic as
+ * macd_update (ind_emat_step / ind_emam_step / ind_smam_step). */
+static int macd_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *ym = out[0], *ys = out[1], *yh = out[2];
+    int fi, si;
+    macd_periods(s, &fi, &si);
+    size_t f = (size_t)fi, sl = (size_t)si, g = (size_t)s->p[2], lb = sl - 1 + g - 1;
+    size_t pre = n < lb ? n : lb;
+    fill_nan(ym, 0, pre), fill_nan(ys, 0, pre), fill_nan(yh, 0, pre);
+    if (n <= lb) return 1;
+    if (s->conv == IND_MT5) {
+        double kf = 2.0 / (1.0 + (double)f), ks = 2.0 / (1.0 + (double)sl), cf = 1.0 - kf, cs = 1.0 - ks;
+        double ef = x[0], es = x[0], sum = 0, sig = 0, gd = (double)g;
+        /* the signal SMA needs the last g macd values: they are recomputed
+         * from ym, which holds the line from bar 0 during this loop */
+        for (size_t i = 0; i < n; i++) {
+            if (i) ef = x[i] * kf + ef * cf, es = x[i] * ks + es * cs;
+            double m = ef - es;
+            ym[i] = m;
+            if (i + 1 < g) {
+                sum += m;
+            } else if (i + 1 == g) {
+                sig = (sum + m) / gd;
+            } else {
+                sig = sig + (m - ym[i - g]) / gd;
+            }
+            if (i >= lb) ys[i] = sig, yh[i] = m - sig;
+        }
+        fill_nan(ym, 0, lb);
+        return 1;
+    }
+    double kf = 2.0 / ((double)(f + 1)), ks = 2.0 / ((double)(sl + 1)), kg = 2.0 / ((double)(g + 1));
+    double ef = 0, es = 0, sig = 0;
+    for (size_t i = sl - f; i < sl; i++) ef += x[i];
+    for (size_t i = 0; i < sl; i++) es += x[i];
+    ef /= (double)f, es /= (double)sl;
+    /* the first g macd values seed the signal */
+    double sum = ef - es, m = 0;
+    for (size_t i = sl; i < sl - 1 + g; i++) {
+        ef = ((x[i] - ef) * kf) + ef;
+        es = ((x[i] - es) * ks) + es;
+        m = ef - es;
+        sum += m;
+    }
+    if (g == 1) m = sum;
+    sig = sum / (double)g;
+    ym[lb] = m, ys[lb] = sig, yh[lb] = m - sig;
+    for (size_t i = lb + 1; i < n; i++) {
+        ef = ((x[i] - ef) * kf) + ef;
+        es = ((x[i] - es) * ks) + es;
+        m = ef - es;
+        sig = ((m - sig) * kg) + sig;
+        ym[i] = m, ys[i] = sig, yh[i] = m - sig;
+    }
+    return 1;
+}
+
 const IndDef ind_def_macd = {
     .name = "macd", .title = "Moving Average Convergence/Divergence",
     .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = macd_params,
@@ -216,6 +327,7 @@ const IndDef ind_def_macd = {
            "gives 0, 0, 0.",
     .lookback_doc = "max(fast,slow)-1 + signal-1",
     .lookback = macd_lb, .state_size = macd_size, .init = macd_init, .update = macd_update,
+    .batch = macd_batch,
 };
 
 /* ---- Stochastics ---- */
@@ -322,6 +434,50 @@ static void stoch_update(void *st, const double *in, double *out)
     out[0] = sk, out[1] = sd;
 }
 
+/* Fast %K of bars fk-1..n-1 into y (TA-Lib's expression); extremes tracked
+ * by index over the inputs. */
+static void fastk_pass(const double *h, const double *l, const double *c, size_t n, size_t fk,
+                       double *y)
+{
+    size_t hi = SIZE_MAX, lo = SIZE_MAX;
+    for (size_t i = fk - 1; i < n; i++) {
+        double hh = ind_win_ext(h, i, fk, &hi, 1), ll = ind_win_ext(l, i, fk, &lo, 0);
+        double diff = (hh - ll) / 100.0;
+        y[i] = diff != 0.0 ? (c[i] - ll) / diff : 0.0;
+    }
+}
+
+/* y[i] = SMA(p) of x over bars from..i, for i >= from+p-1, as ind_smat_step
+ * computes it (trailing value removed after the output). x may equal y only
+ * when reading trails writing, which it does not here: x != y. */
+static void sma_pass(const double *x, size_t from, size_t n, size_t p, double *y)
+{
+    double sum = 0, pd = (double)p;
+    for (size_t i = from; i < n; i++) {
+        sum += x[i];
+        if (i + 1 < from + p) continue;
+        y[i] = sum / pd;
+        sum -= x[i + 1 - p];
+    }
+}
+
+/* Dedicated talib batch loop, in passes over the caller's buffers. */
+static int stoch_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    if (s->conv == IND_MT5) return 0;
+    double *yk = out[0], *yd = out[1];
+    size_t fk = (size_t)s->p[0], sk = (size_t)s->p[1], sd = (size_t)s->p[2];
+    size_t lb = fk - 1 + sk - 1 + sd - 1;
+    if (n > lb) {
+        fastk_pass(in[0], in[1], in[2], n, fk, yd);
+        sma_pass(yd, fk - 1, n, sk, yk);
+        sma_pass(yk, fk - 1 + sk - 1, n, sd, yd);
+    }
+    fill_nan(yk, 0, n < lb ? n : lb);
+    fill_nan(yd, 0, n < lb ? n : lb);
+    return 1;
+}
+
 static int stoch_lb(const IndSpec *s)
 {
     return (int)s->p[0] - 1 + (int)s->p[1] - 1 + (int)s->p[2] - 1;
@@ -338,6 +494,7 @@ const IndDef ind_def_stoch = {
            "series gives 0 (talib) or 100 (mt5).",
     .lookback_doc = "fastk-1 + slowk-1 + slowd-1",
     .lookback = stoch_lb, .state_size = stoch_size, .init = stoch_init, .update = stoch_update,
+    .batch = stoch_batch,
 };
 
 /* STOCHF: fast %K and its SMA. Also the tail of STOCHRSI. */
@@ -388,6 +545,19 @@ static void stochf_update(void *st, const double *in, double *out)
     stochf_step(st, st, in[0], in[1], in[2], out);
 }
 
+static int stochf_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    double *yk = out[0], *yd = out[1];
+    size_t fk = (size_t)s->p[0], fd = (size_t)s->p[1], lb = fk - 1 + fd - 1;
+    if (n > lb) {
+        fastk_pass(in[0], in[1], in[2], n, fk, yk);
+        sma_pass(yk, fk - 1, n, fd, yd);
+    }
+    fill_nan(yk, 0, n < lb ? n : lb);
+    fill_nan(yd, 0, n < lb ? n : lb);
+    return 1;
+}
+
 static int stochf_lb(const IndSpec *s)
 {
     return (int)s->p[0] - 1 + (int)s->p[1] - 1;
@@ -402,6 +572,7 @@ const IndDef ind_def_stochf = {
            "Stochastic without slowing).",
     .lookback_doc = "fastk-1 + fastd-1",
     .lookback = stochf_lb, .state_size = stochf_size, .init = stochf_init, .update = stochf_update,
+    .batch = stochf_batch,
 };
 
 /* STOCHRSI: STOCHF over RSI values (high = low = close = rsi). */
@@ -686,6 +857,25 @@ static void willr_update(void *st, const double *in, double *out)
     out[0] = diff != 0.0 ? (hh - c) / diff : 0.0;
 }
 
+static int willr_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *h = in[0], *l = in[1], *c = in[2];
+    double *y = out[0], last = 0;
+    size_t p = (size_t)s->p[0], hi = SIZE_MAX, lo = SIZE_MAX;
+    fill_nan(y, 0, n < p - 1 ? n : p - 1);
+    for (size_t i = p - 1; i < n; i++) {
+        double hh = ind_win_ext(h, i, p, &hi, 1), ll = ind_win_ext(l, i, p, &lo, 0);
+        if (s->conv == IND_MT5) {
+            if (hh != ll) last = -(hh - c[i]) * 100 / (hh - ll);
+            y[i] = last;
+        } else {
+            double diff = (hh - ll) / (-100.0);
+            y[i] = diff != 0.0 ? (hh - c[i]) / diff : 0.0;
+        }
+    }
+    return 1;
+}
+
 const IndDef ind_def_willr = {
     .name = "willr", .title = "Williams' %R",
     .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = willr_params,
@@ -694,6 +884,7 @@ const IndDef ind_def_willr = {
            "(WPR.mq5) repeats the previous value (0 before any).",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = willr_size, .init = willr_init, .update = willr_update,
+    .batch = willr_batch,
 };
 
 /* ---- AROON ---- */

@@ -146,6 +146,58 @@ static void dmi_update(void *st, const double *in, double *out)
     out[0] = x->adx;
 }
 
+/* Dedicated talib batch loop for adx, plus_di and minus_di: dm_step and
+ * dmi_update with locals, same arithmetic. mt5 declines to the step loop. */
+static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    if (s->conv == IND_MT5) return 0;
+    const double *h = in[0], *l = in[1], *c = in[2];
+    double *y = out[0];
+    int which = s->def == &ind_def_adx ? 0 : s->def == &ind_def_plus_di ? 1 : 2;
+    size_t p = (size_t)s->p[0], lb = which ? p : 2 * p - 1;
+    double pd = (double)p, pdm = 0, mdm = 0, tr = 0, sumdx = 0, adx = 0;
+    for (size_t i = 0; i < n && i < lb; i++) y[i] = NAN;
+    for (size_t i = 1; i < n; i++) {
+        double dp = h[i] - h[i - 1], dm = l[i - 1] - l[i], t = ind_tr_talib(h[i], l[i], c[i - 1]);
+        if (i >= p) {
+            mdm -= mdm / pd;
+            pdm -= pdm / pd;
+        }
+        if (dm > 0 && dp < dm) mdm += dm;
+        else if (dp > 0 && dp > dm) pdm += dp;
+        if (i < p) {
+            tr += t;
+            continue;
+        }
+        tr = tr - (tr / pd) + t;
+        if (which == 1) {
+            y[i] = !IND_IS_ZERO(tr) ? 100.0 * (pdm / tr) : 0.0;
+            continue;
+        }
+        if (which == 2) {
+            y[i] = !IND_IS_ZERO(tr) ? 100.0 * (mdm / tr) : 0.0;
+            continue;
+        }
+        double dx = NAN;
+        if (!IND_IS_ZERO(tr)) {
+            double mi = 100.0 * (mdm / tr), pi = 100.0 * (pdm / tr), sum = mi + pi;
+            if (!IND_IS_ZERO(sum)) dx = 100.0 * (fabs(mi - pi) / sum);
+        }
+        if (i < lb) {
+            if (!isnan(dx)) sumdx += dx;
+            continue;
+        }
+        if (i == lb) {
+            if (!isnan(dx)) sumdx += dx;
+            adx = sumdx / pd;
+        } else if (!isnan(dx)) {
+            adx = ((adx * (pd - 1)) + dx) / pd;
+        }
+        y[i] = adx;
+    }
+    return 1;
+}
+
 static int adx_lb(const IndSpec *s)
 {
     return s->conv == IND_MT5 ? 2 * (int)s->p[0] : 2 * (int)s->p[0] - 1;
@@ -170,6 +222,7 @@ const IndDef ind_def_adx = {
     .doc = "Trend strength 0..100." DMI_DOC,
     .lookback_doc = "talib 2*period-1, mt5 2*period",
     .lookback = adx_lb, .state_size = dmi_size, .init = adx_init, .update = dmi_update,
+    .batch = dmi_batch,
 };
 
 const IndDef ind_def_plus_di = {
@@ -179,6 +232,7 @@ const IndDef ind_def_plus_di = {
     .doc = "+DI." DMI_DOC,
     .lookback_doc = "period",
     .lookback = di_lb, .state_size = dmi_size, .init = pdi_init, .update = dmi_update,
+    .batch = dmi_batch,
 };
 
 const IndDef ind_def_minus_di = {
@@ -188,6 +242,7 @@ const IndDef ind_def_minus_di = {
     .doc = "-DI." DMI_DOC,
     .lookback_doc = "period",
     .lookback = di_lb, .state_size = dmi_size, .init = mdi_init, .update = dmi_update,
+    .batch = dmi_batch,
 };
 
 /* ---- PSAR (ta_SAR.c) ---- */

@@ -3,6 +3,9 @@
  * serves streaming and batch; ATR and BBANDS also have a dedicated batch loop
  * with the same arithmetic. No I/O, no allocation. */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ind_impl.h"
 
@@ -116,9 +119,9 @@ static double atr_step(void *base, Atr *a, double h, double l, double c)
         a->sum += tr;
         a->atr = a->sum / p;
     } else {
-        a->atr *= p - 1;
-        a->atr += tr;
-        a->atr /= p;
+        /* Wilder's (atr*(p-1)+tr)/p, as multiplications: the division kept
+         * TA-Lib at ~7 ns/bar; the results agree to ~1e-15 relative */
+        a->atr = a->atr * ((double)(p - 1) / p) + tr * (1.0 / p);
     }
     return a->atr;
 }
@@ -143,12 +146,18 @@ static int atr_batch(const IndSpec *s, size_t n, const double *const *in, double
     if (n <= p) return 1;
     double sum = 0;
     for (size_t i = 1; i <= p; i++) sum += ind_tr_talib(h[i], l[i], c[i - 1]);
-    double atr = sum / (double)p, pm1 = (double)(p - 1), pd = (double)p;
+    double atr = sum / (double)p, a = (double)(p - 1) / (double)p, b = 1.0 / (double)p;
     y[p] = atr;
+    if (s->def == &ind_def_natr) {
+        y[p] = !IND_IS_ZERO(c[p]) ? (atr / c[p]) * 100.0 : 0.0;
+        for (size_t i = p + 1; i < n; i++) {
+            atr = atr * a + ind_tr_talib(h[i], l[i], c[i - 1]) * b;
+            y[i] = !IND_IS_ZERO(c[i]) ? (atr / c[i]) * 100.0 : 0.0;
+        }
+        return 1;
+    }
     for (size_t i = p + 1; i < n; i++) {
-        atr *= pm1;
-        atr += ind_tr_talib(h[i], l[i], c[i - 1]);
-        atr /= pd;
+        atr = atr * a + ind_tr_talib(h[i], l[i], c[i - 1]) * b;
         y[i] = atr;
     }
     return 1;
@@ -159,7 +168,9 @@ const IndDef ind_def_atr = {
     .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = atr_params,
     .noutputs = 1, .outputs = {"atr"}, .has_mt5 = 1,
     .doc = "True range from bar 1. talib: seeded with the mean of the first period true ranges, "
-           "then Wilder: (atr*(period-1)+tr)/period (ta_ATR.c); period 1 gives the true range. "
+           "then Wilder: (atr*(period-1)+tr)/period (ta_ATR.c), computed as atr*((p-1)/p) + "
+           "tr*(1/p), which agrees with TA-Lib to ~1e-15 relative and keeps the division off the "
+           "critical path; period 1 gives the true range. "
            "mt5 (ATR.mq5): a simple moving average of true range, tr = max(h,pc)-min(l,pc). A "
            "constant or zero-range series gives 0.",
     .lookback_doc = "period",
@@ -175,6 +186,7 @@ const IndDef ind_def_natr = {
            "mt5 = talib.",
     .lookback_doc = "period",
     .lookback = lb_p, .state_size = atr_size, .init = natr_init, .update = atr_update,
+    .batch = atr_batch,
 };
 
 /* ---- BBANDS, STDDEV ---- */
@@ -268,27 +280,57 @@ static void bb_update(void *st, const double *in, double *out)
     out[2] = m - sd * b->dn;
 }
 
-/* Dedicated talib batch loop: the trailing value comes from the input. */
+/* The element-wise half of the talib bbands batch: bands from the rolling
+ * sums S (of x) and Q (of x*x) of m bars. Same IEEE operations as
+ * dev_step/bb_update, two bars at a time where SSE2 is there. */
+static void bb_finish(const double *S, const double *Q, size_t m, double pd, double ku, double kd,
+                      double *restrict up, double *restrict mid, double *restrict lo)
+{
+    size_t j = 0;
+#if defined(__SSE2__)
+    const __m128d P = _mm_set1_pd(pd), E = _mm_set1_pd(IND_EPSILON);
+    const __m128d KU = _mm_set1_pd(ku), KD = _mm_set1_pd(kd);
+    for (; j + 2 <= m; j += 2) {
+        __m128d mean = _mm_div_pd(_mm_loadu_pd(S + j), P);
+        __m128d var = _mm_sub_pd(_mm_div_pd(_mm_loadu_pd(Q + j), P), _mm_mul_pd(mean, mean));
+        __m128d sd = _mm_and_pd(_mm_sqrt_pd(var), _mm_cmpnlt_pd(var, E)); /* 0 below epsilon */
+        _mm_storeu_pd(up + j, _mm_add_pd(mean, _mm_mul_pd(sd, KU)));
+        _mm_storeu_pd(mid + j, mean);
+        _mm_storeu_pd(lo + j, _mm_sub_pd(mean, _mm_mul_pd(sd, KD)));
+    }
+#endif
+    for (; j < m; j++) {
+        double mean = S[j] / pd, var = Q[j] / pd - mean * mean;
+        double sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
+        up[j] = mean + sd * ku;
+        mid[j] = mean;
+        lo[j] = mean - sd * kd;
+    }
+}
+
+/* Dedicated talib batch loop: the serial rolling sums go block by block into
+ * a small buffer that stays in cache, the rest is element-wise. */
 static int bb_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
+    enum { BLOCK = 512 };
     if (s->conv == IND_MT5) return 0; /* two-pass form needs the window: step loop */
     const double *x = in[0];
     double *up = out[0], *mid = out[1], *lo = out[2];
     size_t p = (size_t)s->p[0];
-    double ku = s->p[1], kd = s->p[2], sum = 0, sum2 = 0, pd = (double)p;
+    double sum = 0, sum2 = 0, S[BLOCK], Q[BLOCK];
     for (size_t i = 0; i < n && i + 1 < p; i++) {
         sum += x[i], sum2 += x[i] * x[i];
         up[i] = mid[i] = lo[i] = NAN;
     }
-    for (size_t i = p - 1; i < n; i++) {
-        double v = x[i], t = x[i + 1 - p];
-        sum += v, sum2 += v * v;
-        double m = sum / pd, var = sum2 / pd - m * m;
-        sum -= t, sum2 -= t * t;
-        double sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
-        up[i] = m + sd * ku;
-        mid[i] = m;
-        lo[i] = m - sd * kd;
+    for (size_t i0 = p - 1; i0 < n; i0 += BLOCK) {
+        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        for (size_t j = 0; j < m; j++) {
+            double v = x[i0 + j], t = x[i0 + j + 1 - p];
+            sum += v, sum2 += v * v;
+            S[j] = sum, Q[j] = sum2;
+            sum -= t, sum2 -= t * t;
+        }
+        bb_finish(S, Q, m, (double)p, s->p[1], s->p[2], up + i0, mid + i0, lo + i0);
     }
     return 1;
 }
