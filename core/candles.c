@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "mem.h"
@@ -438,15 +439,103 @@ static const char *conflict_sql(enum candles_policy pol)
     return "";
 }
 
-static void put_double(struct db_buf *b, double v)
+/* Writes v >= 0 with at most `scale` decimals, trailing zeros trimmed: what
+ * the NUMERIC(18,scale) column keeps, produced without printf. v * 10^scale
+ * stays below 2^63 for every value validation lets through. */
+int candles_fmt_fixed(char *out, double v, int scale)
 {
+    static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    uint64_t n = (uint64_t)llround(v * pow10[scale]);
     char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%.17g", v);
-    /* prefer the shortest form that round-trips: most prices have one */
-    char s15[32];
-    int m = snprintf(s15, sizeof s15, "%.15g", v);
-    if (strtod(s15, NULL) == v) db_buf_put(b, s15, (size_t)m);
-    else db_buf_put(b, tmp, (size_t)n);
+    int i = (int)sizeof tmp, frac = scale;
+    while (frac > 0 && n % 10 == 0) n /= 10, frac--; /* trim trailing zeros */
+    for (int k = 0; k < frac; k++) tmp[--i] = (char)('0' + n % 10), n /= 10;
+    if (frac) tmp[--i] = '.';
+    do tmp[--i] = (char)('0' + n % 10), n /= 10;
+    while (n);
+    int len = (int)sizeof tmp - i;
+    memcpy(out, tmp + i, (size_t)len);
+    out[len] = '\0';
+    return len;
+}
+
+/* The text of one row's values, shared by the COPY, array and scalar paths. */
+struct row_text {
+    char v[6][32]; /* open, high, low, close, volume, spread ("" = NULL) */
+    int len[6];
+};
+
+static void row_text(const struct candle *it, struct row_text *r)
+{
+    const double v[5] = {it->open, it->high, it->low, it->close, it->volume};
+    for (int k = 0; k < 5; k++) r->len[k] = candles_fmt_fixed(r->v[k], v[k], k == 4 ? 2 : 8);
+    r->len[5] = it->has_spread ? candles_fmt_fixed(r->v[5], it->spread, 8) : 0;
+    if (!it->has_spread) r->v[5][0] = '\0';
+}
+
+/* COPY into market_data is the bulk path for new data: when a batch of at
+ * least COPY_MIN rows meets no stored key it is PostgreSQL's fastest load.
+ * A batch that does meet one fails as a whole (unique_violation, nothing
+ * stored) and goes the ON CONFLICT way; COPY is then left alone for
+ * COPY_PAUSE_MS, as resends tend to come in runs. */
+#define COPY_MIN 64
+#define COPY_PAUSE_MS 30000
+static _Atomic long long copy_paused_until;
+
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, const char *source,
+                    int *fell_back, char *err, size_t errlen)
+{
+    struct db_buf data = {0};
+    char ts[40];
+    struct row_text r;
+    *fell_back = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct candle *it = &merged[i];
+        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
+        for (const char *q = it->symbol; *q; q++) { /* printable ASCII: only \ needs escaping */
+            if (*q == '\\') db_buf_putc(&data, '\\');
+            db_buf_putc(&data, *q);
+        }
+        db_buf_putc(&data, '\t');
+        db_buf_put(&data, ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
+        db_buf_putc(&data, '\t');
+        db_buf_put(&data, ts, (size_t)ts_format(it->bucket_us, ts, sizeof ts));
+        row_text(it, &r);
+        for (int k = 0; k < 6; k++) {
+            db_buf_putc(&data, '\t');
+            if (k == 5 && !it->has_spread) db_buf_put(&data, "\\N", 2);
+            else db_buf_put(&data, r.v[k], (size_t)r.len[k]);
+        }
+        db_buf_putc(&data, '\t');
+        db_buf_put(&data, source, strlen(source));
+        db_buf_putc(&data, '\n');
+    }
+    if (data.oom) {
+        db_buf_free(&data);
+        snprintf(err, errlen, "out of memory");
+        return DB_ERROR;
+    }
+    long rows;
+    int rc = db_copy_in(c,
+                        "COPY market_data (symbol, timeframe, ts, open, high, low, close, volume, "
+                        "spread, source) FROM STDIN",
+                        data.data, data.len, &rows, err, errlen);
+    db_buf_free(&data);
+    if (rc == DB_ERROR && strcmp(db_sqlstate(c), "23505") == 0) {
+        copy_paused_until = mono_ms() + COPY_PAUSE_MS;
+        *fell_back = 1;
+        metrics_add("tf_candles_copy_fallbacks_total", NULL, 1,
+                    "Candle batches whose COPY met a stored key and went the ON CONFLICT way");
+        return DB_OK;
+    }
+    return rc;
 }
 
 int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
@@ -463,6 +552,7 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
     size_t nsend = 0;
 
     if (b->nvalid == 0) return DB_OK;
+    if (!source) source = "ea";
     merged = mem_alloc(b->n * sizeof *merged);
     changed = mem_calloc(b->n, 1);
     if (!merged || !changed) {
@@ -472,54 +562,96 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
     memcpy(merged, b->items, b->n * sizeof *merged);
     for (size_t i = 0; i < b->n; i++) {
         struct candle *it = &merged[i];
-        if (it->status != CANDLES_VALID || it->leader < 0) continue;
-        changed[i] = (int8_t)fold_into(&merged[it->leader], it, pol);
+        if (it->status != CANDLES_VALID) continue;
+        if (it->leader < 0) nsend++;
+        else changed[i] = (int8_t)fold_into(&merged[it->leader], it, pol);
     }
-    for (int k = 0; k < 9; k++) db_buf_putc(&col[k], '{');
-    for (size_t i = 0; i < b->n; i++) {
-        const struct candle *it = &merged[i];
-        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
-        if (nsend++)
-            for (int k = 0; k < 9; k++) db_buf_putc(&col[k], ',');
-        db_buf_quoted(&col[0], it->symbol);
-        db_buf_put(&col[1], ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
-        db_buf_printf(&col[2], "%lld", (long long)it->bucket_us);
-        put_double(&col[3], it->open);
-        put_double(&col[4], it->high);
-        put_double(&col[5], it->low);
-        put_double(&col[6], it->close);
-        put_double(&col[7], it->volume);
-        if (it->has_spread) put_double(&col[8], it->spread);
-        else db_buf_put(&col[8], "NULL", 4);
-    }
-    for (int k = 0; k < 9; k++) {
-        db_buf_put(&col[k], "}", 2); /* with the NUL */
-        if (col[k].oom) {
-            snprintf(err, errlen, "out of memory");
-            goto done;
-        }
-    }
-    char sql[2048];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, volume, "
-             "spread, source) "
-             "SELECT s, f, timestamptz 'epoch' + u * interval '1 microsecond', o, h, l, c, v, sp, $10 "
-             "FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::float8[], "
-             "$6::float8[], $7::float8[], $8::float8[], $9::float8[]) AS x(s, f, u, o, h, l, c, v, sp) "
-             "%s RETURNING symbol, timeframe, "
-             "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
-             conflict_sql(pol));
-    const char *vals[10];
-    for (int k = 0; k < 9; k++) vals[k] = col[k].data;
-    vals[9] = source ? source : "ea";
 
     c = db_acquire(p, &dbrc, err, errlen);
     if (!c) {
         rc = dbrc;
         goto done;
     }
+    if (nsend >= COPY_MIN && mono_ms() >= copy_paused_until) {
+        int fell_back;
+        rc = try_copy(c, merged, b->n, source, &fell_back, err, errlen);
+        if (rc != DB_OK) goto release;
+        if (!fell_back) {
+            for (size_t i = 0; i < b->n; i++)
+                if (merged[i].status == CANDLES_VALID && merged[i].leader < 0)
+                    merged[i].status = CANDLES_INSERTED;
+            metrics_add("tf_candles_stored_total", NULL, (double)nsend,
+                        "Candle rows inserted or updated in market_data");
+            db_release(p, c);
+            c = NULL;
+            goto statuses;
+        }
+    }
+
+    char sql[2048];
+    const char *vals[10];
+    struct row_text one;
+    char usbuf[24];
+    if (nsend == 1) {
+        /* one row: scalar parameters, the plainest statement */
+        const struct candle *it = NULL;
+        for (size_t i = 0; i < b->n && !it; i++)
+            if (merged[i].status == CANDLES_VALID && merged[i].leader < 0) it = &merged[i];
+        row_text(it, &one);
+        snprintf(usbuf, sizeof usbuf, "%lld", (long long)it->bucket_us);
+        vals[0] = it->symbol;
+        vals[1] = ts_tf_name((enum ts_tf)it->tf);
+        vals[2] = usbuf;
+        for (int k = 0; k < 6; k++) vals[3 + k] = one.v[k];
+        if (!it->has_spread) vals[8] = NULL;
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, "
+                 "volume, spread, source) VALUES ($1, $2, timestamptz 'epoch' + $3::int8 * "
+                 "interval '1 microsecond', $4, $5, $6, $7, $8, $9, $10) "
+                 "%s RETURNING symbol, timeframe, "
+                 "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
+                 conflict_sql(pol));
+    } else {
+        struct row_text r;
+        size_t k0 = 0;
+        for (int k = 0; k < 9; k++) db_buf_putc(&col[k], '{');
+        for (size_t i = 0; i < b->n; i++) {
+            const struct candle *it = &merged[i];
+            if (it->status != CANDLES_VALID || it->leader >= 0) continue;
+            if (k0++)
+                for (int k = 0; k < 9; k++) db_buf_putc(&col[k], ',');
+            db_buf_quoted(&col[0], it->symbol);
+            db_buf_put(&col[1], ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
+            db_buf_printf(&col[2], "%lld", (long long)it->bucket_us);
+            row_text(it, &r);
+            for (int k = 0; k < 5; k++) db_buf_put(&col[3 + k], r.v[k], (size_t)r.len[k]);
+            if (it->has_spread) db_buf_put(&col[8], r.v[5], (size_t)r.len[5]);
+            else db_buf_put(&col[8], "NULL", 4);
+        }
+        for (int k = 0; k < 9; k++) {
+            db_buf_put(&col[k], "}", 2); /* with the NUL */
+            if (col[k].oom) {
+                snprintf(err, errlen, "out of memory");
+                rc = DB_ERROR;
+                goto release;
+            }
+        }
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, volume, "
+                 "spread, source) "
+                 "SELECT s, f, timestamptz 'epoch' + u * interval '1 microsecond', o, h, l, c, v, sp, $10 "
+                 "FROM unnest($1::text[], $2::text[], $3::int8[], $4::numeric[], $5::numeric[], "
+                 "$6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[]) AS x(s, f, u, o, h, l, c, v, sp) "
+                 "%s RETURNING symbol, timeframe, "
+                 "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
+                 conflict_sql(pol));
+        for (int k = 0; k < 9; k++) vals[k] = col[k].data;
+    }
+    vals[9] = source;
+
     rc = db_exec(c, sql, 10, vals, NULL, &res, err, errlen);
     db_release(p, c);
+    c = NULL;
     if (rc != DB_OK) goto done;
 
     /* Rows returned were inserted or changed; the rest of the leaders were
@@ -530,6 +662,8 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
     for (size_t i = 0; i < b->n; i++)
         if (merged[i].status == CANDLES_VALID && merged[i].leader < 0) merged[i].status = CANDLES_DUPLICATE;
     int nrows = PQntuples(res);
+    metrics_add("tf_candles_stored_total", NULL, (double)nrows,
+                "Candle rows inserted or updated in market_data");
     if (nrows > 0) {
         size_t cap = 16;
         while (cap < nsend * 2) cap <<= 1;
@@ -562,6 +696,7 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
         }
         mem_free(slot);
     }
+statuses:
     /* Followers: a change to what came before them in the batch is an
      * update; the same values again are a duplicate. */
     for (size_t i = 0; i < b->n; i++) {
@@ -570,9 +705,10 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
         if (it->leader < 0) it->status = merged[i].status;
         else it->status = changed[i] ? CANDLES_UPDATED : CANDLES_DUPLICATE;
     }
-    metrics_add("tf_candles_stored_total", NULL, (double)nrows,
-                "Candle rows inserted or updated in market_data");
     rc = DB_OK;
+    goto done;
+release:
+    db_release(p, c);
 done:
     if (res) PQclear(res);
     for (int k = 0; k < 9; k++) db_buf_free(&col[k]);

@@ -109,6 +109,9 @@ int candles_json_symbol(const struct cJSON *obj, char *dst, char *err, size_t er
  * raw form into orig (NUL-terminated, truncated). */
 int candles_json_ts(const struct cJSON *obj, const char *key, int64_t *us, char *orig,
                     size_t origlen, char *err, size_t errlen);
+/* Writes 0 <= v < 9.2e10 with at most scale (0..8) decimals, trailing zeros
+ * trimmed, into out (32 bytes); returns the length. No printf. */
+int candles_fmt_fixed(char *out, double v, int scale);
 /* Parses the top of a body: trailing whitespace/NULs allowed; -1, 400, err
  * with the byte position on failure. Caller frees the tree with cJSON_Delete. */
 struct cJSON *candles_json_parse(const char *body, size_t len, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mem.h"
 #include "metrics.h"
@@ -225,6 +226,17 @@ void ticks_count(const struct ticks_batch *b, struct candles_counts *c)
     }
 }
 
+/* A double as text that reads back as the same double: the short fixed
+ * form when it round-trips (prices sent as "1.08553" do), else %.17g. */
+static int fmt_double(char *out, double v)
+{
+    if (v >= 0 && v < 9e10) {
+        int n = candles_fmt_fixed(out, v, 8);
+        if (strtod(out, NULL) == v) return n;
+    }
+    return snprintf(out, 32, "%.17g", v);
+}
+
 static void put_opt(struct db_buf *b, int has, double v)
 {
     if (!has) {
@@ -232,9 +244,77 @@ static void put_opt(struct db_buf *b, int has, double v)
         return;
     }
     char s[32];
-    int m = snprintf(s, sizeof s, "%.15g", v);
-    if (strtod(s, NULL) != v) m = snprintf(s, sizeof s, "%.17g", v);
-    db_buf_put(b, s, (size_t)m);
+    db_buf_put(b, s, (size_t)fmt_double(s, v));
+}
+
+/* COPY is the bulk path (see candles.c): a batch of at least COPY_MIN new
+ * ticks is loaded by COPY; one that meets a stored (symbol, ts_msc) fails as
+ * a whole and goes the ON CONFLICT DO NOTHING way, and COPY pauses. */
+#define COPY_MIN 64
+#define COPY_PAUSE_MS 30000
+static _Atomic long long copy_paused_until;
+
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void copy_opt(struct db_buf *d, int has, double v)
+{
+    db_buf_putc(d, '\t');
+    if (!has) {
+        db_buf_put(d, "\\N", 2);
+        return;
+    }
+    char s[32];
+    db_buf_put(d, s, (size_t)fmt_double(s, v));
+}
+
+static int try_copy(struct db_conn *c, const struct ticks_batch *b, int *fell_back, char *err,
+                    size_t errlen)
+{
+    struct db_buf d = {0};
+    char ts[40];
+    *fell_back = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct tick *t = &b->items[i];
+        if (t->status != CANDLES_VALID || t->leader >= 0) continue;
+        for (const char *q = t->symbol; *q; q++) {
+            if (*q == '\\') db_buf_putc(&d, '\\');
+            db_buf_putc(&d, *q);
+        }
+        db_buf_putc(&d, '\t');
+        db_buf_put(&d, ts, (size_t)ts_format(t->ts_us, ts, sizeof ts));
+        copy_opt(&d, 1, t->bid);
+        copy_opt(&d, 1, t->ask);
+        copy_opt(&d, t->has_last, t->last);
+        copy_opt(&d, t->has_volume, t->volume);
+        if (t->has_flags) db_buf_printf(&d, "\t%lld", (long long)t->flags);
+        else db_buf_put(&d, "\t\\N", 3);
+        if (t->has_msc) db_buf_printf(&d, "\t%lld", (long long)t->ts_msc);
+        else db_buf_put(&d, "\t\\N", 3);
+        copy_opt(&d, t->has_spread, t->spread);
+        db_buf_putc(&d, '\n');
+    }
+    if (d.oom) {
+        db_buf_free(&d);
+        snprintf(err, errlen, "out of memory");
+        return DB_ERROR;
+    }
+    long rows;
+    int rc = db_copy_in(c, "COPY ticks (symbol, ts, bid, ask, last, volume, flags, ts_msc, spread) FROM STDIN",
+                        d.data, d.len, &rows, err, errlen);
+    db_buf_free(&d);
+    if (rc == DB_ERROR && strcmp(db_sqlstate(c), "23505") == 0) {
+        copy_paused_until = mono_ms() + COPY_PAUSE_MS;
+        *fell_back = 1;
+        metrics_add("tf_ticks_copy_fallbacks_total", NULL, 1,
+                    "Tick batches whose COPY met a stored key and went the ON CONFLICT way");
+        return DB_OK;
+    }
+    return rc;
 }
 
 #define NCOL 9
@@ -247,6 +327,27 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
     struct db_conn *c = NULL;
     size_t nsend = 0, nmsc = 0;
     if (b->nvalid == 0) return DB_OK;
+    for (size_t i = 0; i < b->n; i++) nsend += b->items[i].status == CANDLES_VALID && b->items[i].leader < 0;
+    c = db_acquire(p, &dbrc, err, errlen);
+    if (!c) return dbrc;
+    if (nsend >= COPY_MIN && mono_ms() >= copy_paused_until) {
+        int fell_back;
+        rc = try_copy(c, b, &fell_back, err, errlen);
+        if (rc != DB_OK) {
+            db_release(p, c);
+            return rc;
+        }
+        if (!fell_back) {
+            db_release(p, c);
+            for (size_t i = 0; i < b->n; i++) {
+                struct tick *t = &b->items[i];
+                if (t->status == CANDLES_VALID) t->status = t->leader < 0 ? CANDLES_INSERTED : CANDLES_DUPLICATE;
+            }
+            metrics_add("tf_ticks_stored_total", NULL, (double)nsend, "Ticks inserted");
+            return DB_OK;
+        }
+    }
+    nsend = 0;
     for (int k = 0; k < NCOL; k++) db_buf_putc(&col[k], '{');
     for (size_t i = 0; i < b->n; i++) {
         const struct tick *t = &b->items[i];
@@ -270,6 +371,7 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
         db_buf_put(&col[k], "}", 2);
         if (col[k].oom) {
             snprintf(err, errlen, "out of memory");
+            db_release(p, c);
             goto done;
         }
     }
@@ -288,13 +390,9 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
         "ON CONFLICT (symbol, ts_msc, ts) DO NOTHING RETURNING symbol, ts_msc";
     const char *vals[NCOL];
     for (int k = 0; k < NCOL; k++) vals[k] = col[k].data;
-    c = db_acquire(p, &dbrc, err, errlen);
-    if (!c) {
-        rc = dbrc;
-        goto done;
-    }
     rc = db_exec(c, nmsc ? sql_ret : sql, NCOL, vals, NULL, &res, err, errlen);
     db_release(p, c);
+    c = NULL;
     if (rc != DB_OK) goto done;
 
     /* Without ts_msc a tick cannot conflict: inserted. With it, inserted

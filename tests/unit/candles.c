@@ -2,6 +2,8 @@
  * (pure), then storing with each conflict policy into a real, freshly
  * migrated PostgreSQL database (DATABASE_URL). */
 #include "candles.h"
+#include "mem.h"
+#include "metrics.h"
 #include "db_fixture.h"
 #include "unit.h"
 
@@ -335,6 +337,47 @@ TEST(odd_symbols_and_far_timestamps_are_stored_verbatim)
     CHECK_STR(fixture_value("SELECT tableoid::regclass FROM market_data WHERE symbol = 'XAUUSD#'"), "market_data_default");
 }
 
+/* A batch of new rows goes through COPY; one that meets a stored key falls
+ * back to ON CONFLICT as a whole, and the statuses are right either way. */
+TEST(big_batches_load_by_copy_and_fall_back_on_a_stored_key)
+{
+    char *body = malloc(200 * 200 + 16);
+    size_t len = 0, mlen;
+    int rc;
+    struct candles_counts n;
+    len += (size_t)sprintf(body + len, "[");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)sprintf(body + len, "%s{\"symbol\":\"CPY\",\"timeframe\":\"M1\",\"ts\":%d,\"open\":1.1,\"high\":1.2,\"low\":1.0,\"close\":1.15,\"volume\":%d}",
+                               i ? "," : "", 1699999980 + 60 * i, i);
+    sprintf(body + len, "]");
+    struct candles_batch *b = store(body, CANDLES_MERGE, &rc);
+    CHECK_INT(rc, DB_OK);
+    candles_count(b, &n);
+    CHECK_INT(n.inserted, 100);
+    candles_free(b);
+    char *m = metrics_render(&mlen);
+    CHECK(m && !strstr(m, "tf_candles_copy_fallbacks_total 1"));
+    mem_free(m);
+    CHECK_STR(fixture_value("SELECT count(*) || ' ' || sum(volume) || ' ' || min(open) FROM market_data WHERE symbol = 'CPY'"), "100 4950.00 1.10000000");
+
+    len = (size_t)sprintf(body, "[");
+    for (int i = 50; i < 150; i++)
+        len += (size_t)sprintf(body + len, "%s{\"symbol\":\"CPY\",\"timeframe\":\"M1\",\"ts\":%d,\"open\":1.1,\"high\":1.2,\"low\":1.0,\"close\":1.15,\"volume\":%d}",
+                               i > 50 ? "," : "", 1699999980 + 60 * i, i);
+    sprintf(body + len, "]");
+    b = store(body, CANDLES_MERGE, &rc);
+    CHECK_INT(rc, DB_OK);
+    candles_count(b, &n);
+    CHECK_INT(n.inserted, 50);
+    CHECK_INT(n.duplicates, 50);
+    candles_free(b);
+    m = metrics_render(&mlen);
+    CHECK(m && strstr(m, "tf_candles_copy_fallbacks_total 1"));
+    mem_free(m);
+    CHECK_STR(fixture_value("SELECT count(*) FROM market_data WHERE symbol = 'CPY'"), "150");
+    free(body);
+}
+
 TEST(a_database_error_leaves_the_batch_unstored)
 {
     int rc;
@@ -372,6 +415,7 @@ int main(void)
         printf("not ok - the database tests need DATABASE_URL and a running cluster\n");
         return 1;
     }
+    RUN(big_batches_load_by_copy_and_fall_back_on_a_stored_key);
     RUN(a_resend_is_a_duplicate_and_is_not_stored_twice);
     RUN(merge_keeps_open_extends_high_low_takes_close_and_max_volume);
     RUN(ignore_keeps_the_first_and_replace_takes_the_latest);

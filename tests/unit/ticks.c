@@ -186,6 +186,32 @@ TEST(the_ingestion_sequence_grows_in_batch_order)
     CHECK_STR(fixture_value("SELECT string_agg(bid::text, ',' ORDER BY seq) FROM ticks WHERE symbol = 'SEQ'"), "3,1,2");
 }
 
+TEST(big_batches_load_by_copy_and_a_resend_falls_back_to_duplicates)
+{
+    char *body = malloc(100 * 160 + 32);
+    size_t len = (size_t)sprintf(body, "{\"ticks\":[");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)sprintf(body + len, "%s{\"symbol\":\"BIG\",\"ts_msc\":%lld,\"bid\":1.0855%d,\"ask\":1.0857,\"volume\":%d}",
+                               i ? "," : "", 1760929270000LL + i * 7, i % 10, i);
+    sprintf(body + len, "]}");
+    int rc;
+    struct candles_counts n;
+    struct ticks_batch *b = store(body, &rc);
+    CHECK_INT(rc, DB_OK);
+    ticks_count(b, &n);
+    CHECK_INT(n.inserted, 100);
+    ticks_free(b);
+    b = store(body, &rc);
+    CHECK_INT(rc, DB_OK);
+    ticks_count(b, &n);
+    CHECK_INT(n.inserted, 0);
+    CHECK_INT(n.duplicates, 100);
+    ticks_free(b);
+    free(body);
+    CHECK_STR(fixture_value("SELECT count(*) || ' ' || sum(volume) || ' ' || min(bid) || ' ' || max(bid) FROM ticks WHERE symbol = 'BIG'"),
+              "100 4950 1.0855 1.08559");
+}
+
 int main(void)
 {
     RUN(the_documented_body_decodes);
@@ -204,6 +230,7 @@ int main(void)
     RUN(ticks_without_ts_msc_sharing_a_second_are_all_kept);
     RUN(ticks_with_ts_msc_deduplicate_on_symbol_and_ts_msc);
     RUN(the_ingestion_sequence_grows_in_batch_order);
+    RUN(big_batches_load_by_copy_and_a_resend_falls_back_to_duplicates);
     db_pool_close(pool);
     fixture_db_drop();
     return unit_done();
