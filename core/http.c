@@ -275,16 +275,61 @@ static enum MHD_Result push_arg(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
-/* Pushes the request table the handler receives. */
+/* headers, query and remote_addr are built on first use: most handlers read
+ * none of them. The request table carries a serial number; the registry
+ * holds the connection and serial of the call in progress, so a request
+ * table kept past its call reads empty tables instead of another request's. */
+static const char cur_con_key = 0, cur_serial_key = 0, serial_key = 0, req_mt_key = 0;
+
+static int req_index(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    lua_rawgetp(L, 1, &serial_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &cur_serial_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &cur_con_key);
+    struct MHD_Connection *c = lua_rawequal(L, -3, -2) ? lua_touserdata(L, -1) : NULL;
+    lua_pop(L, 3);
+    if (!k) return 0;
+    if (!strcmp(k, "headers") || !strcmp(k, "query")) {
+        lua_newtable(L);
+        if (c) MHD_get_connection_values(c, k[0] == 'h' ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND,
+                                         k[0] == 'h' ? push_header : push_arg, L);
+    } else if (!strcmp(k, "remote_addr")) {
+        const union MHD_ConnectionInfo *ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+        char ip[INET6_ADDRSTRLEN] = "";
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
+        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
+        lua_pushstring(L, ip);
+    } else {
+        return 0;
+    }
+    if (c) { /* cache it for the rest of the call */
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1);
+    }
+    return 1;
+}
+
+/* Pushes the request table the handler receives and makes it current. */
 static void push_request(lua_State *L, struct MHD_Connection *c, struct req *r, const char *method,
                          const char *url)
 {
+    static _Atomic lua_Integer serial;
     const struct lvm_route *rt = &r->gen->routes[r->route];
     const char *n[MAX_PARAMS], *v[MAX_PARAMS];
     size_t nl[MAX_PARAMS], vl[MAX_PARAMS];
     int np = 0;
     match(rt->path, url, n, v, nl, vl, &np);
-    lua_createtable(L, 0, 9);
+    lua_Integer id = ++serial;
+    lua_pushinteger(L, id);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cur_serial_key);
+    lua_pushlightuserdata(L, c);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cur_con_key);
+
+    lua_createtable(L, 0, 10);
     lua_pushstring(L, method);
     lua_setfield(L, -2, "method");
     lua_pushstring(L, url);
@@ -300,22 +345,25 @@ static void push_request(lua_State *L, struct MHD_Connection *c, struct req *r, 
         lua_rawset(L, -3);
     }
     lua_setfield(L, -2, "params");
-    lua_newtable(L);
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, push_arg, L);
-    lua_setfield(L, -2, "query");
-    lua_newtable(L);
-    MHD_get_connection_values(c, MHD_HEADER_KIND, push_header, L);
-    lua_setfield(L, -2, "headers");
     lua_pushlstring(L, r->body ? r->body : "", r->len);
     lua_setfield(L, -2, "body");
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
-    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
-    lua_pushstring(L, ip);
-    lua_setfield(L, -2, "remote_addr");
+    lua_pushinteger(L, id);
+    lua_rawsetp(L, -2, &serial_key);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &req_mt_key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, req_index);
+        lua_setfield(L, -2, "__index");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &req_mt_key);
+    }
+    lua_setmetatable(L, -2);
+}
+
+static void end_request(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cur_con_key);
 }
 
 /* Turns the handler's (status, body, headers) on the stack into a response. */
@@ -387,6 +435,7 @@ static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, cons
     lvm_push_handler(vm, r->route);
     push_request(L, c, r, method, url);
     enum lvm_status st = lvm_call(vm, 1, 3, cfg->lua_handler_timeout_ms, err, sizeof err);
+    end_request(L);
     if (st == LVM_OK) {
         enum MHD_Result ok = send_lua_response(c, r, L, base);
         lua_settop(L, base);
