@@ -197,6 +197,10 @@ int main(void)
     printf("|---|---|--:|--:|--:|--:|--:|--:|\n");
     for (size_t i = 0; i < ind_count(); i++) {
         const IndDef *d = ind_at(i);
+        const char *only = getenv("IND_ONLY"); /* e.g. IND_ONLY=",rsi,macd," */
+        char key[40];
+        snprintf(key, sizeof key, ",%s,", d->name);
+        if (only && !strstr(only, key)) continue;
         IndSpec s, m;
         spec_for(&s, d, IND_TALIB);
         spec_for(&m, d, IND_MT5);

@@ -141,7 +141,9 @@ int ind_batch(const IndSpec *s, size_t n, const double *const *in, double *const
               size_t errlen)
 {
     const IndDef *d = s->def;
-    if (d->batch && d->batch(s, n, in, out)) return 0;
+    int rc = d->batch ? d->batch(s, n, in, out) : 0;
+    if (rc > 0) return 0;
+    if (rc < 0) return fail(err, errlen, "%s: out of memory for its state", d->name);
     void *st = mem_alloc(ind_state_size(s));
     if (!st) return fail(err, errlen, "%s: out of memory for its state", d->name);
     ind_state_init(s, st);

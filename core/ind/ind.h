@@ -54,7 +54,8 @@ struct IndDef {
     size_t (*state_size)(const IndSpec *s);
     void (*init)(void *st, const IndSpec *s);
     void (*update)(void *st, const double *in, double *out);
-    /* Optional dedicated batch loop; returns 0 to decline (the step loop runs). */
+    /* Optional dedicated batch loop: 1 done, 0 declined (the step loop runs),
+     * -1 out of memory for its state. */
     int (*batch)(const IndSpec *s, size_t n, const double *const *in, double *const *out);
 };
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ind.h"
+#include "mem.h"
 
 /* TA-Lib's tolerance tests (ta_utility.h), kept because they decide values. */
 #define IND_EPSILON 0.00000000000001 /* TA_EPSILON of TA-Lib 0.6 */
@@ -230,6 +231,32 @@ static inline double ind_tr_mt5(double h, double l, double pc)
 {
     return (h > pc ? h : pc) - (l < pc ? l : pc);
 }
+
+/* The batch loop over a step function, instantiated in each indicator's file
+ * (IND_STEP_BATCH) so the step is inlined into the loop. Returns 1, or -1
+ * when the state block cannot be had (the caller reports it). */
+static inline int ind_step_batch(const IndSpec *s, size_t n, const double *const *in,
+                                 double *const *out, int ni, int no,
+                                 void (*update)(void *, const double *, double *))
+{
+    void *st = mem_alloc(ind_state_size(s));
+    if (!st) return -1;
+    ind_state_init(s, st);
+    double x[IND_MAX_INPUTS], y[IND_MAX_OUTPUTS];
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < ni; k++) x[k] = in[k][i];
+        update(st, x, y);
+        for (int k = 0; k < no; k++) out[k][i] = y[k];
+    }
+    mem_free(st);
+    return 1;
+}
+
+#define IND_STEP_BATCH(fname, update, ni, no)                                                      \
+    static int fname(const IndSpec *s, size_t n, const double *const *in, double *const *out)      \
+    {                                                                                              \
+        return ind_step_batch(s, n, in, out, ni, no, update);                                      \
+    }
 
 /* Registry entries, one per indicator, defined in the indicator files. */
 #define IND_DEFS(X)                                                                                \

@@ -184,8 +184,31 @@ static void wma_update(void *st, const double *in, double *out)
     w->sub -= w->trailing;
     w->sum += x * (double)p;
     w->trailing = ind_ring_oldest(st, &w->r);
-    out[0] = w->sum / (double)((p * (p + 1)) >> 1);
+    out[0] = w->sum / (double)(((long long)p * (p + 1)) >> 1);
     w->sum -= w->sub;
+}
+
+/* Dedicated batch loop: wma_update's arithmetic, trailing value from the input. */
+static int wma_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    double sub = 0, sum = 0, trailing = 0, div = (double)(((long long)p * (long long)(p + 1)) >> 1);
+    for (size_t i = 0; i < n && i + 1 < p; i++) {
+        sub += x[i];
+        sum += x[i] * (double)(i + 1);
+        y[i] = NAN;
+    }
+    for (size_t i = p - 1; i < n; i++) {
+        sub += x[i];
+        sub -= trailing;
+        sum += x[i] * (double)p;
+        trailing = x[i + 1 - p];
+        y[i] = sum / div;
+        sum -= sub;
+    }
+    return 1;
 }
 
 const IndDef ind_def_wma = {
@@ -197,6 +220,7 @@ const IndDef ind_def_wma = {
            "only). Constant input gives that constant.",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = wma_size, .init = wma_init, .update = wma_update,
+    .batch = wma_step_batch,
 };
 
 /* ---- DEMA / TEMA: chained EMAs ---- */
@@ -277,6 +301,8 @@ static int tema_lb(const IndSpec *s)
     return 3 * ((int)s->p[0] - 1);
 }
 
+IND_STEP_BATCH(dema_step_batch, dema_update, 1, 1)
+
 const IndDef ind_def_dema = {
     .name = "dema", .title = "Double Exponential Moving Average",
     .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
@@ -285,7 +311,10 @@ const IndDef ind_def_dema = {
            "with the first price, EMA(EMA) started at bar period-1 with the EMA's value.",
     .lookback_doc = "2*(period-1)",
     .lookback = dema_lb, .state_size = xema_size, .init = dema_init, .update = dema_update,
+    .batch = dema_step_batch,
 };
+
+IND_STEP_BATCH(tema_step_batch, tema_update, 1, 1)
 
 const IndDef ind_def_tema = {
     .name = "tema", .title = "Triple Exponential Moving Average",
@@ -295,6 +324,7 @@ const IndDef ind_def_tema = {
            "starts at bar k*(period-1)).",
     .lookback_doc = "3*(period-1)",
     .lookback = tema_lb, .state_size = xema_size, .init = tema_init, .update = tema_update,
+    .batch = tema_step_batch,
 };
 
 /* ---- TRIMA: SMA of an SMA ---- */
@@ -333,6 +363,37 @@ static void trima_update(void *st, const double *in, double *out)
     out[0] = isnan(a) ? NAN : ind_smat_step(st, &t->b, a);
 }
 
+/* Dedicated batch loop: two chained rolling SMAs; the first-level value
+ * leaving the second window is recomputed by a lagging copy of the first
+ * accumulator (same operations, so the same bits) instead of being stored. */
+static int trima_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *y = out[0];
+    int i1, i2;
+    trima_periods((int)s->p[0], &i1, &i2);
+    size_t n1 = (size_t)i1, n2 = (size_t)i2, lb = n1 - 1 + n2 - 1;
+    double lead = 0, lag = 0, sum2 = 0, d1 = (double)n1, d2 = (double)n2;
+    for (size_t i = 0; i < n; i++) {
+        y[i] = NAN;
+        lead += x[i];
+        if (i + 1 < n1) continue;
+        double a = lead / d1;
+        lead -= x[i + 1 - n1];
+        sum2 += a;
+        if (i < lb) continue;
+        y[i] = sum2 / d2;
+        size_t j = i + 1 - n2; /* the first-level bar leaving the window */
+        if (j == n1 - 1) { /* catch the lagging accumulator up */
+            for (size_t k = 0; k + 1 < n1; k++) lag += x[k];
+        }
+        lag += x[j];
+        sum2 -= lag / d1;
+        lag -= x[j + 1 - n1];
+    }
+    return 1;
+}
+
 const IndDef ind_def_trima = {
     .name = "trima", .title = "Triangular Moving Average",
     .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
@@ -342,6 +403,7 @@ const IndDef ind_def_trima = {
            "TA-Lib's incremental form by rounding only. MT5 ships no TRIMA: mt5 = talib.",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = trima_size, .init = trima_init, .update = trima_update,
+    .batch = trima_step_batch,
 };
 
 /* ---- KAMA ---- */
@@ -418,6 +480,40 @@ static int kama_lb(const IndSpec *s)
     return (int)s->p[0];
 }
 
+/* Dedicated batch loop: kama_update's arithmetic with locals. */
+static int kama_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    double fast = 2.0 / (s->p[1] + 1.0), slow = 2.0 / (s->p[2] + 1.0), sum = 0, kama = 0;
+    int mt5 = s->conv == IND_MT5;
+    if (n) y[0] = NAN;
+    for (size_t i = 1; i < n; i++) {
+        double diff = fabs(x[i - 1] - x[i]);
+        if (i > p) sum -= fabs(x[i - p - 1] - x[i - p]);
+        sum += diff;
+        if (i < p) {
+            y[i] = NAN;
+            continue;
+        }
+        if (i == p) kama = x[i - 1];
+        double roc = x[i] - x[i - p], sc;
+        if (mt5) {
+            double er = sum != 0.0 ? fabs(roc) / sum : 0.0;
+            sc = er * (fast - slow) + slow;
+            kama = kama + sc * sc * (x[i] - kama);
+        } else {
+            double er = (sum <= roc || IND_IS_ZERO(sum)) ? 1.0 : fabs(roc / sum);
+            sc = (er * (fast - slow)) + slow;
+            sc *= sc;
+            kama = ((x[i] - kama) * sc) + kama;
+        }
+        y[i] = kama;
+    }
+    return 1;
+}
+
 const IndDef ind_def_kama = {
     .name = "kama", .title = "Kaufman Adaptive Moving Average",
     .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = kama_params,
@@ -429,4 +525,5 @@ const IndDef ind_def_kama = {
            "way.",
     .lookback_doc = "period",
     .lookback = kama_lb, .state_size = kama_size, .init = kama_init, .update = kama_update,
+    .batch = kama_step_batch,
 };

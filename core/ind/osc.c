@@ -117,7 +117,7 @@ static int rsi_batch(const IndSpec *s, size_t n, const double *const *in, double
     const double *x = in[0];
     double *y = out[0];
     size_t p = (size_t)s->p[0];
-    if (s->p[1] == 1) return 0;
+    if (s->p[1] == 1) return ind_step_batch(s, n, in, out, 1, 1, rsi_update);
     fill_nan(y, 0, n < p ? n : p);
     if (n <= p) return 1;
     double g = 0, l = 0, pd = (double)p, pm = (double)(p - 1);
@@ -464,7 +464,7 @@ static void sma_pass(const double *x, size_t from, size_t n, size_t p, double *y
 /* Dedicated talib batch loop, in passes over the caller's buffers. */
 static int stoch_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
-    if (s->conv == IND_MT5) return 0;
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 3, 2, stoch_update);
     double *yk = out[0], *yd = out[1];
     size_t fk = (size_t)s->p[0], sk = (size_t)s->p[1], sd = (size_t)s->p[2];
     size_t lb = fk - 1 + sk - 1 + sd - 1;
@@ -617,6 +617,8 @@ static int stochrsi_lb(const IndSpec *s)
     return (int)s->p[0] + (int)s->p[1] - 1 + (int)s->p[2] - 1;
 }
 
+IND_STEP_BATCH(stochrsi_step_batch, stochrsi_update, 1, 2)
+
 const IndDef ind_def_stochrsi = {
     .name = "stochrsi", .title = "Stochastic RSI",
     .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = stochrsi_params,
@@ -626,6 +628,7 @@ const IndDef ind_def_stochrsi = {
     .lookback_doc = "period + fastk-1 + fastd-1",
     .lookback = stochrsi_lb, .state_size = stochrsi_size, .init = stochrsi_init,
     .update = stochrsi_update,
+    .batch = stochrsi_step_batch,
 };
 
 /* ---- CCI ---- */
@@ -677,6 +680,8 @@ static void cci_update(void *st, const double *in, double *out)
     out[0] = (t != 0.0 && dev != 0.0) ? t / (0.015 * (dev / p)) : 0.0;
 }
 
+IND_STEP_BATCH(cci_step_batch, cci_update, 3, 1)
+
 const IndDef ind_def_cci = {
     .name = "cci", .title = "Commodity Channel Index",
     .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = cci_params,
@@ -687,6 +692,7 @@ const IndDef ind_def_cci = {
            "newest first with the 0.015/period factor (CCI.mq5); they differ by rounding.",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = cci_size, .init = cci_init, .update = cci_update,
+    .batch = cci_step_batch,
 };
 
 /* ---- MFI ---- */
@@ -749,6 +755,8 @@ static void mfi_update(void *st, const double *in, double *out)
     out[0] = t < 1.0 ? 0.0 : 100.0 * (m->psum / t);
 }
 
+IND_STEP_BATCH(mfi_step_batch, mfi_update, 4, 1)
+
 const IndDef ind_def_mfi = {
     .name = "mfi", .title = "Money Flow Index",
     .ninputs = 4, .inputs = {"high", "low", "close", "volume"}, .nparams = 1,
@@ -759,6 +767,7 @@ const IndDef ind_def_mfi = {
            "neg = 0 (so 100 on a constant series); O(period) per bar.",
     .lookback_doc = "period",
     .lookback = lb_p, .state_size = mfi_size, .init = mfi_init, .update = mfi_update,
+    .batch = mfi_step_batch,
 };
 
 /* ---- ROC, MOM ---- */
@@ -799,6 +808,19 @@ static void mom_update(void *st, const double *in, double *out)
     else out[0] = x - old;
 }
 
+static int roc_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    fill_nan(y, 0, n < p ? n : p);
+    for (size_t i = p; i < n; i++) {
+        double old = x[i - p];
+        y[i] = old != 0.0 ? ((x[i] / old) - 1.0) * 100.0 : 0.0;
+    }
+    return 1;
+}
+
 const IndDef ind_def_roc = {
     .name = "roc", .title = "Rate of Change",
     .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period10,
@@ -807,7 +829,22 @@ const IndDef ind_def_roc = {
            "(only an example): mt5 = talib.",
     .lookback_doc = "period",
     .lookback = lb_p, .state_size = lag_size, .init = lag_init, .update = roc_update,
+    .batch = roc_step_batch,
 };
+
+static int mom_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    fill_nan(y, 0, n < p ? n : p);
+    if (s->conv == IND_MT5) {
+        for (size_t i = p; i < n; i++) y[i] = x[i - p] != 0.0 ? x[i] * 100 / x[i - p] : 100.0;
+    } else {
+        for (size_t i = p; i < n; i++) y[i] = x[i] - x[i - p];
+    }
+    return 1;
+}
 
 const IndDef ind_def_mom = {
     .name = "mom", .title = "Momentum",
@@ -817,6 +854,7 @@ const IndDef ind_def_mom = {
            "100; 100 when x[-period] is 0 (MT5 would divide by zero).",
     .lookback_doc = "period",
     .lookback = lb_p, .state_size = lag_size, .init = lag_init, .update = mom_update,
+    .batch = mom_step_batch,
 };
 
 /* ---- WILLR ---- */
@@ -926,6 +964,25 @@ static void aroon_update(void *st, const double *in, double *out)
     out[1] = factor * (a->period - (int)a->hi.age);
 }
 
+/* Dedicated batch loop: extremes tracked by index over p+1 bars, ties to
+ * the most recent bar, as aroon_update does with its rings. */
+static int aroon_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *h = in[0], *l = in[1];
+    double *yd = out[0], *yu = out[1];
+    int p = (int)s->p[0];
+    size_t w = (size_t)p + 1, hi = SIZE_MAX, lo = SIZE_MAX;
+    double factor = 100.0 / p;
+    for (size_t i = 0; i < n && i + 1 < w; i++) yd[i] = yu[i] = NAN;
+    for (size_t i = w - 1; i < n; i++) {
+        ind_win_ext(h, i, w, &hi, 1);
+        ind_win_ext(l, i, w, &lo, 0);
+        yd[i] = factor * (p - (int)(i - lo));
+        yu[i] = factor * (p - (int)(i - hi));
+    }
+    return 1;
+}
+
 const IndDef ind_def_aroon = {
     .name = "aroon", .title = "Aroon",
     .ninputs = 2, .inputs = {"high", "low"}, .nparams = 1, .params = aroon_params,
@@ -935,4 +992,5 @@ const IndDef ind_def_aroon = {
            "ships no Aroon: mt5 = talib.",
     .lookback_doc = "period",
     .lookback = lb_p, .state_size = aroon_size, .init = aroon_init, .update = aroon_update,
+    .batch = aroon_step_batch,
 };

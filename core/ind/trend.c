@@ -150,7 +150,7 @@ static void dmi_update(void *st, const double *in, double *out)
  * dmi_update with locals, same arithmetic. mt5 declines to the step loop. */
 static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
-    if (s->conv == IND_MT5) return 0;
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 3, 1, dmi_update);
     const double *h = in[0], *l = in[1], *c = in[2];
     double *y = out[0];
     int which = s->def == &ind_def_adx ? 0 : s->def == &ind_def_plus_di ? 1 : 2;
@@ -344,6 +344,21 @@ static int lb_1(const IndSpec *s)
     return 1;
 }
 
+/* Batch: psar_update on a local state, which the compiler keeps in registers. */
+static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *h = in[0], *l = in[1];
+    double *y = out[0];
+    Psar st;
+    memset(&st, 0, sizeof st);
+    psar_init(&st, s);
+    for (size_t i = 0; i < n; i++) {
+        double x[2] = {h[i], l[i]};
+        psar_update(&st, x, y + i);
+    }
+    return 1;
+}
+
 const IndDef ind_def_psar = {
     .name = "psar", .title = "Parabolic SAR",
     .ninputs = 2, .inputs = {"high", "low"}, .nparams = 2, .params = psar_params,
@@ -354,6 +369,7 @@ const IndDef ind_def_psar = {
            "reversal (unbounded state); that form is not implemented.",
     .lookback_doc = "1",
     .lookback = lb_1, .state_size = psar_size, .init = psar_init, .update = psar_update,
+    .batch = psar_step_batch,
 };
 
 /* ---- Ichimoku ---- */
@@ -416,6 +432,8 @@ static int ichi_lb(const IndSpec *s)
     return (int)ichi_cap(s) - 1;
 }
 
+IND_STEP_BATCH(ichimoku_step_batch, ichi_update, 2, 4)
+
 const IndDef ind_def_ichimoku = {
     .name = "ichimoku", .title = "Ichimoku Kinko Hyo",
     .ninputs = 2, .inputs = {"high", "low"}, .nparams = 3, .params = ichimoku_params,
@@ -427,6 +445,7 @@ const IndDef ind_def_ichimoku = {
            "TA-Lib; the same in both conventions.",
     .lookback_doc = "max(tenkan, kijun, senkou)-1",
     .lookback = ichi_lb, .state_size = ichi_size, .init = ichi_init, .update = ichi_update,
+    .batch = ichimoku_step_batch,
 };
 
 /* ---- Linear regression (ta_LINEARREG*.c, ta_TSF.c) ---- */
@@ -478,6 +497,8 @@ static void lr_update(void *st, const double *in, double *out)
     out[3] = b + m * (double)p;
 }
 
+IND_STEP_BATCH(linreg_step_batch, lr_update, 1, 4)
+
 const IndDef ind_def_linreg = {
     .name = "linreg", .title = "Linear Regression",
     .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period14,
@@ -488,6 +509,7 @@ const IndDef ind_def_linreg = {
            "constant. Not built into MT5: mt5 = talib.",
     .lookback_doc = "period-1",
     .lookback = lr_lb, .state_size = lr_size, .init = lr_init, .update = lr_update,
+    .batch = linreg_step_batch,
 };
 
 /* ---- OBV (ta_OBV.c; OBV.mq5 is the same sum) ---- */
@@ -522,6 +544,21 @@ static int lb_0(const IndSpec *s)
     return 0;
 }
 
+static int obv_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *x = in[0], *v = in[1];
+    double *y = out[0];
+    if (!n) return 1;
+    double obv = v[0];
+    y[0] = obv;
+    for (size_t i = 1; i < n; i++) {
+        if (x[i] > x[i - 1]) obv += v[i];
+        else if (x[i] < x[i - 1]) obv -= v[i];
+        y[i] = obv;
+    }
+    return 1;
+}
+
 const IndDef ind_def_obv = {
     .name = "obv", .title = "On Balance Volume",
     .ninputs = 2, .inputs = {"real", "volume"}, .nparams = 0, .params = NULL,
@@ -531,6 +568,7 @@ const IndDef ind_def_obv = {
            "both conventions.",
     .lookback_doc = "0",
     .lookback = lb_0, .state_size = obv_size, .init = obv_init, .update = obv_update,
+    .batch = obv_step_batch,
 };
 
 /* ---- VWAP ---- */
@@ -576,6 +614,8 @@ static void vwap_update(void *st, const double *in, double *out)
     out[0] = w->vol > 0 ? w->pv / w->vol : tp;
 }
 
+IND_STEP_BATCH(vwap_step_batch, vwap_update, 5, 1)
+
 const IndDef ind_def_vwap = {
     .name = "vwap", .title = "Volume Weighted Average Price (anchored)",
     .ninputs = 5, .inputs = {"time", "high", "low", "close", "volume"}, .nparams = 2,
@@ -585,4 +625,5 @@ const IndDef ind_def_vwap = {
            "session's volume is 0 the value is tp. Neither TA-Lib nor MT5 ships it: one form.",
     .lookback_doc = "0",
     .lookback = lb_0, .state_size = vwap_size, .init = vwap_init, .update = vwap_update,
+    .batch = vwap_step_batch,
 };

@@ -47,6 +47,15 @@ static int lb_1(const IndSpec *s)
     return 1;
 }
 
+static int trange_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    const double *h = in[0], *l = in[1], *c = in[2];
+    double *y = out[0];
+    if (n) y[0] = NAN;
+    for (size_t i = 1; i < n; i++) y[i] = ind_tr_talib(h[i], l[i], c[i - 1]);
+    return 1;
+}
+
 const IndDef ind_def_trange = {
     .name = "trange", .title = "True Range",
     .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 0, .params = NULL,
@@ -55,6 +64,7 @@ const IndDef ind_def_trange = {
            "NaN (ta_TRANGE.c). MT5 has no separate true range: mt5 = talib (same value).",
     .lookback_doc = "1",
     .lookback = lb_1, .state_size = trange_size, .init = trange_init, .update = trange_update,
+    .batch = trange_step_batch,
 };
 
 /* ---- ATR, NATR ---- */
@@ -141,7 +151,7 @@ static int atr_batch(const IndSpec *s, size_t n, const double *const *in, double
     const double *h = in[0], *l = in[1], *c = in[2];
     double *y = out[0];
     size_t p = (size_t)s->p[0];
-    if (s->conv == IND_MT5 || p == 1) return 0;
+    if (s->conv == IND_MT5 || p == 1) return ind_step_batch(s, n, in, out, 3, 1, atr_update);
     for (size_t i = 0; i < n && i <= p; i++) y[i] = NAN;
     if (n <= p) return 1;
     double sum = 0;
@@ -313,7 +323,7 @@ static void bb_finish(const double *S, const double *Q, size_t m, double pd, dou
 static int bb_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
     enum { BLOCK = 512 };
-    if (s->conv == IND_MT5) return 0; /* two-pass form needs the window: step loop */
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 1, 3, bb_update); /* two-pass */
     const double *x = in[0];
     double *up = out[0], *mid = out[1], *lo = out[2];
     size_t p = (size_t)s->p[0];
@@ -375,6 +385,8 @@ static void sd_update(void *st, const double *in, double *out)
     out[0] = dev_step(st, in[0], &m, &sd) ? sd * v->k : NAN;
 }
 
+IND_STEP_BATCH(stddev_step_batch, sd_update, 1, 1)
+
 const IndDef ind_def_stddev = {
     .name = "stddev", .title = "Standard Deviation",
     .ninputs = 1, .inputs = {"real"}, .nparams = 2, .params = stddev_params,
@@ -384,6 +396,7 @@ const IndDef ind_def_stddev = {
            "two-pass, O(period) per bar, 0 on the first bar like BB.mq5. Constant series: 0.",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = sd_size, .init = sd_init, .update = sd_update,
+    .batch = stddev_step_batch,
 };
 
 /* ---- Donchian ---- */
@@ -426,6 +439,8 @@ static void donch_update(void *st, const double *in, double *out)
     out[2] = d->lo.v;
 }
 
+IND_STEP_BATCH(donchian_step_batch, donch_update, 2, 3)
+
 const IndDef ind_def_donchian = {
     .name = "donchian", .title = "Donchian Channel",
     .ninputs = 2, .inputs = {"high", "low"}, .nparams = 1, .params = donchian_params,
@@ -434,6 +449,7 @@ const IndDef ind_def_donchian = {
            "their mean. Not in TA-Lib nor built into MT5: one form for both conventions.",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = donch_size, .init = donch_init, .update = donch_update,
+    .batch = donchian_step_batch,
 };
 
 /* ---- Keltner ---- */
@@ -483,6 +499,8 @@ static int kelt_lb(const IndSpec *s)
     return a > b ? a : b;
 }
 
+IND_STEP_BATCH(keltner_step_batch, kelt_update, 3, 3)
+
 const IndDef ind_def_keltner = {
     .name = "keltner", .title = "Keltner Channel",
     .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 3, .params = keltner_params,
@@ -491,4 +509,5 @@ const IndDef ind_def_keltner = {
            "both in TA-Lib form. Not built into MT5: mt5 = talib.",
     .lookback_doc = "max(period-1, atr_period)",
     .lookback = kelt_lb, .state_size = kelt_size, .init = kelt_init, .update = kelt_update,
+    .batch = keltner_step_batch,
 };
