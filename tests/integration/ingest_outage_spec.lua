@@ -22,9 +22,7 @@ describe("a database outage during ingest", function()
     pg.migrate()
     -- the row in the middle of the batch waits, so the kill lands mid-statement
     pg.psql([[CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS
-      $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
-      CREATE TRIGGER slow_row BEFORE INSERT ON market_data FOR EACH ROW
-      WHEN (NEW.symbol = 'SLOW') EXECUTE FUNCTION slow_row();]])
+      $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;]])
     srv = H.start_server{ plugins = S.plugin(), env = { DATABASE_URL = pg.url },
       config = { database = { checkout_timeout_ms = 1000, connect_timeout_s = 1, pool_size = 2 } } }
   end)
@@ -33,8 +31,12 @@ describe("a database outage during ingest", function()
     if pg then pg.stop() end
   end)
 
-  it("answers 503 when the database is killed mid-batch, stores none of it, and recovers", function()
-    local body = batch(1000, 500)
+  local function outage(n, path)
+    it("answers 503 when the database is killed mid-batch (" .. path .. "), stores none of it, and recovers", function()
+    pg.psql("TRUNCATE market_data")
+    pg.psql("CREATE TRIGGER slow_row BEFORE INSERT ON market_data FOR EACH ROW " ..
+      "WHEN (NEW.symbol = 'SLOW') EXECUTE FUNCTION slow_row()")
+    local body = batch(n, n // 2)
     local f = os.tmpname()
     H.write(f, body)
     local out = f .. ".out"
@@ -42,7 +44,8 @@ describe("a database outage during ingest", function()
       "-H 'Content-Type: application/json' --data-binary @%s %s/ingest_batch >%s 2>&1 &",
       out, H.INGEST_KEY, f, srv.base, out))
     H.sleep(1.0)
-    assert.are.equal("1", pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO market_data%' AND state = 'active'"))
+    assert.are.equal("1", pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tickforge' " ..
+      "AND state = 'active' AND (query LIKE 'COPY market_data%' OR query LIKE 'INSERT INTO market_data%')"))
     pg.kill()
     local status
     for _ = 1, 100 do
@@ -74,10 +77,13 @@ describe("a database outage during ingest", function()
       H.sleep(0.2)
     end
     assert.are.equal(200, st)
-    assert.are.equal(1000, answer2.inserted)
-    assert.are.equal("1000", pg.psql("SELECT count(*) FROM market_data"))
+    assert.are.equal(n, answer2.inserted)
+    assert.are.equal(tostring(n), pg.psql("SELECT count(*) FROM market_data"))
     os.remove(f)
     os.remove(out)
     os.remove(out .. ".body")
   end)
+  end
+  outage(1000, "COPY path")
+  outage(20, "ON CONFLICT path")
 end)
