@@ -381,6 +381,28 @@ static const luaL_Reg ind_funcs[] = {
     {NULL, NULL},
 };
 
+/* tf.indicators: the Lua module tickforge.indicators (lua/), loaded with the
+ * VM's own `require` (the sandboxed one in plugins) on first use. */
+static int indicators_index(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "tickforge.indicators");
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+int luaopen_tf_indicators(lua_State *L)
+{
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, indicators_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 int luaopen_tf_ind(lua_State *L)
 {
     if (luaL_newmetatable(L, STREAM_MT)) {

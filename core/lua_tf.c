@@ -14,6 +14,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"ticks", luaopen_tf_ticks},
     {"series", luaopen_tf_series},
     {"ind", luaopen_tf_ind},
+    {"indicators", luaopen_tf_indicators},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

@@ -16,6 +16,7 @@ int luaopen_tf_candles(lua_State *L); /* tf.candles lua_candles.c */
 int luaopen_tf_ticks(lua_State *L);   /* tf.ticks   lua_candles.c */
 int luaopen_tf_series(lua_State *L);  /* tf.series  lua_series.c */
 int luaopen_tf_ind(lua_State *L);     /* tf.ind     lua_ind.c */
+int luaopen_tf_indicators(lua_State *L); /* tf.indicators lua_ind.c -> lua/tickforge/indicators.lua */
 
 /* Creates the tf table with every namespace and sets it as global "tf". */
 void lua_tf_open(lua_State *L);

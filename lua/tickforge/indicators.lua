@@ -1,0 +1,249 @@
+-- tickforge.indicators (also tf.indicators): named indicator sets and their
+-- computation over stored candles. A set is a list of tf.ind calls with a
+-- convention; compute() loads candles through tf.db, runs every indicator as
+-- one batch call over tf.series, and store() writes the values back. Uses only
+-- tf.* and the sandbox's standard functions; never builds SQL from values.
+local M = {}
+
+local sets = {}  -- name -> normalised set (per Lua VM, like every plugin table)
+
+-- market_data's indicator columns, which the old system filled.
+local MARKET_DATA_COLUMNS = {
+  rsi = true, macd = true, macd_signal = true, macd_hist = true, atr = true,
+  bb_upper = true, bb_middle = true, bb_lower = true,
+}
+-- Column prefix per indicator when the entry has no `as`.
+local PREFIX = { bbands = "bb" }
+
+local function fail(level, fmt, ...)
+  error(string.format(fmt, ...), level + 1)
+end
+
+-- One entry: { "rsi", 14 } / { "macd", 12, 26, 9 } / { "bbands", period = 20, as = "bb20" }
+-- with an optional per-entry convention. Returns { ind, params, columns, lookback }.
+local function normalise_entry(set_name, i, e, convention)
+  if type(e) ~= "table" or type(e[1]) ~= "string" then
+    fail(3, "indicator set '%s': entry %d must be { \"name\", params... }", set_name, i)
+  end
+  local ind = e[1]
+  local info = tf.ind.info(ind)
+  if not info then fail(3, "indicator set '%s': unknown indicator '%s'", set_name, ind) end
+  local params = { convention = e.convention or convention }
+  for k = 2, #e do params[k - 1] = e[k] end
+  for k, v in pairs(e) do
+    if type(k) == "string" and k ~= "as" and k ~= "convention" then params[k] = v end
+  end
+  local ok, lookback = pcall(tf.ind.lookback, ind, params)
+  if not ok then fail(3, "indicator set '%s': %s", set_name, tostring(lookback)) end
+  local prefix = e.as or PREFIX[ind] or ind
+  local columns = {}
+  for k, out in ipairs(info.outputs) do
+    columns[k] = (#info.outputs == 1 or out == ind) and prefix or (prefix .. "_" .. out)
+  end
+  if #info.outputs == 1 and e.as == nil then columns[1] = ind end
+  return { ind = ind, params = params, columns = columns, lookback = lookback }
+end
+
+--- tf.indicators.set(name, { {"rsi", 14}, {"macd", 12, 26, 9}, convention = "mt5" [, target = ...] })
+-- Defines (or redefines) a set and returns it. Column names: the indicator's
+-- name for one output, prefix_output otherwise (bbands -> bb_upper...), `as`
+-- overrides the prefix. target: "market_data" when every column is one of
+-- market_data's indicator columns (the shipped default set), else
+-- "indicator_values"; give it explicitly to choose.
+function M.set(name, spec)
+  if type(name) ~= "string" or name == "" then fail(2, "tf.indicators.set: name must be a string") end
+  if type(spec) ~= "table" then fail(2, "tf.indicators.set: '%s' needs a list of indicators", name) end
+  local convention = spec.convention or "talib"
+  if convention ~= "talib" and convention ~= "mt5" then
+    fail(2, "indicator set '%s': convention must be \"talib\" or \"mt5\"", name)
+  end
+  local set = { name = name, convention = convention, entries = {}, columns = {}, lookback = 0 }
+  local seen, all_md = {}, true
+  for i, e in ipairs(spec) do
+    local en = normalise_entry(name, i, e, convention)
+    for _, col in ipairs(en.columns) do
+      if seen[col] then fail(2, "indicator set '%s': column '%s' appears twice (use as=)", name, col) end
+      seen[col] = true
+      set.columns[#set.columns + 1] = col
+      if not MARKET_DATA_COLUMNS[col] then all_md = false end
+    end
+    if en.lookback > set.lookback then set.lookback = en.lookback end
+    set.entries[i] = en
+  end
+  if #set.entries == 0 then fail(2, "indicator set '%s' is empty", name) end
+  set.target = spec.target or (all_md and "market_data" or "indicator_values")
+  if set.target ~= "market_data" and set.target ~= "indicator_values" then
+    fail(2, "indicator set '%s': target must be \"market_data\" or \"indicator_values\"", name)
+  end
+  if set.target == "market_data" and not all_md then
+    fail(2, "indicator set '%s': market_data has no column for every output", name)
+  end
+  sets[name] = set
+  return set
+end
+
+function M.get(name) return sets[name] end
+
+function M.list()
+  local out = {}
+  for name in pairs(sets) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
+local function resolve(set)
+  if type(set) == "string" then
+    local s = sets[set]
+    if not s then fail(3, "tf.indicators: no set named '%s'", set) end
+    return s
+  end
+  if type(set) ~= "table" or not set.entries then fail(3, "tf.indicators: expected a set or a set name") end
+  return set
+end
+
+-- SQL for a time bound given as epoch seconds (number) or anything
+-- PostgreSQL reads as timestamptz (string).
+local function ts_param(v, n)
+  if type(v) == "number" then return string.format("to_timestamp($%d::float8)", n) end
+  return string.format("$%d::timestamptz", n)
+end
+
+--- Runs a set over candles given as a bars table (time/open/high/low/close/
+-- volume series, as tf.db.columns returns them). Returns { column = series }.
+function M.run(set, bars)
+  set = resolve(set)
+  local out = {}
+  for _, en in ipairs(set.entries) do
+    local res = { tf.ind[en.ind](bars, en.params) }
+    for k, col in ipairs(en.columns) do out[col] = res[k] end
+  end
+  return out
+end
+
+--- tf.indicators.compute(set, symbol, timeframe, from, to [, opts]) ->
+--   { time = series (epoch s), bars = {...}, values = { column = series }, first = i, n = N }
+-- Loads the symbol's candles up to `to` (nil: no bound) and computes the set.
+-- Indicators with memory (EMA, RSI, ATR, ADX, MACD...) depend on where they
+-- start, so by default every stored bar before `from` is loaded as warm-up
+-- (the values then equal a run over the whole history); opts.warmup = N
+-- loads only N bars before `from` (at least the set's lookback). Rows
+-- from index `first` on are the ones in [from, to].
+function M.compute(set, symbol, timeframe, from, to, opts)
+  set = resolve(set)
+  opts = opts or {}
+  local args, where = { symbol, timeframe }, { "symbol = $1", "timeframe = $2" }
+  if to ~= nil then
+    args[#args + 1] = to
+    where[#where + 1] = "ts <= " .. ts_param(to, #args)
+  end
+  local warm = opts.warmup
+  if from ~= nil and warm ~= nil then
+    if warm < set.lookback then warm = set.lookback end
+    args[#args + 1] = from
+    local f = ts_param(from, #args)
+    args[#args + 1] = math.tointeger(warm) or math.floor(warm)
+    -- the warm-up bars: the start of the N-th bar before `from`
+    where[#where + 1] = string.format(
+      "ts >= COALESCE((SELECT ts FROM market_data WHERE symbol = $1 AND timeframe = $2 AND ts < %s " ..
+      "ORDER BY ts DESC OFFSET ($%d::int - 1) LIMIT 1), %s)", f, #args, f)
+  end
+  local sql = "SELECT extract(epoch FROM ts)::float8 AS time, open::float8 AS open, high::float8 AS high, " ..
+    "low::float8 AS low, close::float8 AS close, COALESCE(volume, 0)::float8 AS volume " ..
+    "FROM market_data WHERE " .. table.concat(where, " AND ") .. " ORDER BY ts"
+  local bars, n = tf.db.columns(sql, table.unpack(args))
+  local first = 1
+  if from ~= nil then
+    local f = from
+    if type(f) ~= "number" then
+      f = tf.db.query("SELECT extract(epoch FROM $1::timestamptz)::float8 AS t", from)[1].t
+    end
+    first = n + 1
+    for i = 1, n do
+      if bars.time[i] >= f then first = i break end
+    end
+  end
+  return {
+    time = bars.time, bars = bars, values = M.run(set, bars), first = first, n = n, set = set,
+    symbol = symbol, timeframe = timeframe,
+  }
+end
+
+local INDICATOR_VALUES_DDL = [[
+CREATE TABLE IF NOT EXISTS indicator_values (
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    set_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    PRIMARY KEY (symbol, timeframe, set_name, name, ts)
+)]]
+M.INDICATOR_VALUES_DDL = INDICATOR_VALUES_DDL
+
+-- A PostgreSQL array literal of numbers, NaN as NULL.
+local function pg_array(s, i, j)
+  local parts = {}
+  for k = i, j do
+    local v = s[k]
+    parts[#parts + 1] = (v ~= v) and "NULL" or string.format("%.17g", v)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- tf.indicators.store(result [, opts]) -> rows written. Writes the rows
+-- first..n of a compute() result in one transaction: into market_data's
+-- columns (UPDATE of existing candles) for a market_data set, else into
+-- indicator_values (one row per bar and column, upserted). opts.chunk: rows
+-- per statement (default 2000).
+function M.store(res, opts)
+  opts = opts or {}
+  local set, chunk = res.set, opts.chunk or 2000
+  local symbol, timeframe = opts.symbol or res.symbol, opts.timeframe or res.timeframe
+  local written = 0
+  if res.first > res.n then return 0 end
+  tf.db.tx(function()
+    if set.target == "indicator_values" then tf.db.exec(INDICATOR_VALUES_DDL) end
+    for i = res.first, res.n, chunk do
+      local j = math.min(i + chunk - 1, res.n)
+      local times = pg_array(res.time, i, j)
+      if set.target == "market_data" then
+        local assign, names, arrays, args = {}, { "t" }, { "$3::float8[]" }, { symbol, timeframe, times }
+        for k, col in ipairs(set.columns) do
+          args[#args + 1] = pg_array(res.values[col], i, j)
+          assign[k] = string.format("%s = u.%s", col, col)
+          names[#names + 1] = col
+          arrays[#arrays + 1] = string.format("$%d::float8[]", #args)
+        end
+        local sql = string.format(
+          "UPDATE market_data m SET %s FROM unnest(%s) AS u(%s) " ..
+          "WHERE m.symbol = $1 AND m.timeframe = $2 AND m.ts = to_timestamp(u.t)",
+          table.concat(assign, ", "), table.concat(arrays, ", "), table.concat(names, ", "))
+        written = written + tf.db.exec(sql, table.unpack(args))
+      else
+        for _, col in ipairs(set.columns) do
+          written = written + tf.db.exec(
+            "INSERT INTO indicator_values (symbol, timeframe, ts, set_name, name, value) " ..
+            "SELECT $1, $2, to_timestamp(u.t), $3, $4, u.v FROM unnest($5::float8[], $6::float8[]) AS u(t, v) " ..
+            "ON CONFLICT (symbol, timeframe, set_name, name, ts) DO UPDATE SET value = EXCLUDED.value",
+            symbol, timeframe, set.name, col, times, pg_array(res.values[col], i, j))
+        end
+      end
+    end
+  end)
+  return written
+end
+
+--- compute then store: the whole job for one symbol and timeframe.
+function M.update(set, symbol, timeframe, from, to, opts)
+  local res = M.compute(set, symbol, timeframe, from, to, opts)
+  res.symbol, res.timeframe = symbol, timeframe
+  return M.store(res, opts), res
+end
+
+-- The shipped default: market_data's columns as MT5 shows them.
+M.set("mt5_default", {
+  { "rsi", 14 }, { "macd", 12, 26, 9 }, { "atr", 14 }, { "bbands", 20, 2, 2 },
+  convention = "mt5",
+})
+
+return M
