@@ -102,6 +102,7 @@ void candles_count(const struct candles_batch *b, struct candles_counts *c);
 /* Shared with ticks.c: read a field as a finite number (JSON number or a
  * numeric string). 0 ok, 1 absent/null, -1 wrong type (reason in why). */
 struct cJSON;
+const struct cJSON *candles_json_field(const struct cJSON *obj, const char *key); /* NULL if absent */
 int candles_json_number(const struct cJSON *obj, const char *key, double *v, const char **why);
 /* Validates and copies a symbol; 0 or -1 with reason in err. */
 int candles_json_symbol(const struct cJSON *obj, char *dst, char *err, size_t errlen);

@@ -70,7 +70,7 @@ static void decode_tick(const cJSON *it, const struct candles_opts *o, struct ti
         t->ts_msc = (int64_t)msc;
     }
     if (!ts_ok) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "ts");
+        const cJSON *f = candles_json_field(it, "ts");
         if (!t->has_msc || (f && !cJSON_IsNull(f))) {
             snprintf(err, el, "%s", tserr);
             return;
@@ -159,7 +159,7 @@ int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
     struct ticks_batch *b = NULL;
     const cJSON *arr = root;
     if (cJSON_IsObject(root)) {
-        arr = cJSON_GetObjectItemCaseSensitive(root, "ticks");
+        arr = candles_json_field(root, "ticks");
         if (!arr) {
             snprintf(err, errlen, "body: want {\"ticks\": [...]}, \"ticks\" is missing");
             goto done;

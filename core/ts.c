@@ -257,6 +257,13 @@ int ts_from_epoch(double v, int64_t *us, char *err, size_t errlen)
     return 0;
 }
 
+static char *put2(char *p, unsigned v)
+{
+    *p++ = (char)('0' + v / 10);
+    *p++ = (char)('0' + v % 10);
+    return p;
+}
+
 int ts_format(int64_t us, char *buf, size_t n)
 {
     int64_t secs = floordiv(us, TS_US_PER_S);
@@ -265,9 +272,30 @@ int ts_format(int64_t us, char *buf, size_t n)
     int64_t y;
     unsigned m, d;
     ts_civil_from_days(days, &y, &m, &d);
-    int h = (int)(sod / 3600), mi = (int)(sod / 60 % 60), s = (int)(sod % 60);
-    if (frac)
-        return snprintf(buf, n, "%04lld-%02u-%02uT%02d:%02d:%02d.%06ld+00:00", (long long)y, m, d,
-                        h, mi, s, frac);
-    return snprintf(buf, n, "%04lld-%02u-%02uT%02d:%02d:%02d+00:00", (long long)y, m, d, h, mi, s);
+    unsigned h = (unsigned)(sod / 3600), mi = (unsigned)(sod / 60 % 60), s = (unsigned)(sod % 60);
+    if (y < 0 || y > 9999 || n < 33) /* rare: let printf handle signs and widths */
+        return frac ? snprintf(buf, n, "%04lld-%02u-%02uT%02u:%02u:%02u.%06ld+00:00", (long long)y, m,
+                               d, h, mi, s, frac)
+                    : snprintf(buf, n, "%04lld-%02u-%02uT%02u:%02u:%02u+00:00", (long long)y, m, d,
+                               h, mi, s);
+    /* the hot path (every item of every batch): no printf */
+    char *p = buf;
+    p = put2(p, (unsigned)(y / 100));
+    p = put2(p, (unsigned)(y % 100));
+    *p++ = '-';
+    p = put2(p, m);
+    *p++ = '-';
+    p = put2(p, d);
+    *p++ = 'T';
+    p = put2(p, h);
+    *p++ = ':';
+    p = put2(p, mi);
+    *p++ = ':';
+    p = put2(p, s);
+    if (frac) {
+        *p++ = '.';
+        for (long div = 100000; div; div /= 10) *p++ = (char)('0' + frac / div % 10);
+    }
+    memcpy(p, "+00:00", 7);
+    return (int)(p - buf) + 6;
 }
