@@ -240,6 +240,105 @@ function M.update(set, symbol, timeframe, from, to, opts)
   return M.store(res, opts), res
 end
 
+local DOC_HEAD = [[
+# Indicators
+
+Generated from the indicator registry (`core/ind/`) by `tf.indicators.docs()`;
+regenerate with
+
+    echo 'io.write(tf.indicators.docs())' >/tmp/d.lua && build/tickforge run /tmp/d.lua >docs/indicators.md
+
+(`tests/lua/ind_docs_spec.lua` fails when this file and the registry disagree).
+
+## Conventions
+
+Every indicator takes `convention = "talib"` (the default) or `"mt5"`.
+
+- **talib** follows TA-Lib's default compatibility mode: its lookbacks, its
+  seeding (EMA seeded with the SMA of the first period, RSI/ATR/ADX
+  Wilder-smoothed), its expressions and its `TA_IS_ZERO` tests (epsilon
+  1e-14). Checked against TA-Lib's C code (npm `talib` 1.1.6, TA-Lib 0.6)
+  within 1e-9 on realistic and edge series: `tests/fixtures/ind/talib.txt`.
+- **mt5** follows the sources of MetaTrader 5's built-in indicators
+  (MovingAverages.mqh, RSI.mq5, MACD.mq5, ATR.mq5, BB.mq5, StdDev.mq5,
+  Stochastic.mq5, CCI.mq5, MFI.mq5, Momentum.mq5, WPR.mq5, ADX.mq5, DEMA.mq5,
+  TEMA.mq5, AMA.mq5), checked against a line-by-line port of them:
+  `tests/fixtures/ind/mt5.txt`. Where MT5 ships no such indicator, or
+  computes exactly the same thing, `mt5` falls back to `talib`; the table
+  below says which (column *mt5*).
+
+Outputs before the lookback are NaN; a series of at most `lookback` bars is
+all NaN (never an error). Flat and degenerate windows have the results given
+per indicator below; nothing divides by zero.
+
+## Lua
+
+    local rsi = tf.ind.rsi(close, 14)                          -- a tf.series
+    local m, signal, hist = tf.ind.macd(close, { 12, 26, 9, convention = "mt5" })
+    local atr = tf.ind.atr(bars, { period = 14 })              -- bars: {high=..., low=..., close=...}
+    local s = tf.ind.stream("rsi", { period = 14 })            -- O(1) per bar
+    local v = s:update(1.0842)   ;  local saved = s:state()    -- resume: tf.ind.stream("rsi", {period = 14}, saved)
+    tf.ind.list(), tf.ind.info("rsi"), tf.ind.lookback("macd")
+
+Inputs are tf.series or arrays of numbers (positional, in the order listed
+below), or one bars table with named fields (`real` reads `close`, or the
+field named by `input = "open"`). Parameters are positional numbers or a
+table of named/positional values.
+
+Indicator sets (`tf.indicators`):
+
+    tf.indicators.set("mine", { {"rsi", 14}, {"bbands", 20, 2, 2, as = "bb20"}, convention = "mt5" })
+    local res = tf.indicators.compute("mine", "EURUSD", "H1", from, to)   -- res.values.rsi, ...
+    tf.indicators.store(res)        -- or tf.indicators.update(set, symbol, tf, from, to)
+
+The shipped set `mt5_default` (RSI 14, MACD 12/26/9, ATR 14, BBANDS 20/2/2,
+mt5) fills `market_data`'s columns `rsi, macd, macd_signal, macd_hist, atr,
+bb_upper, bb_middle, bb_lower`; other sets go to `indicator_values`
+(symbol, timeframe, ts, set_name, name, value). Column names: the indicator
+name for one output, `prefix_output` otherwise (`bbands` uses prefix `bb`),
+`as =` overrides.
+
+## Summary
+
+| name | title | inputs | outputs | lookback | mt5 |
+|---|---|---|---|---|---|
+]]
+
+local function fmt_num(v)
+  if v == math.huge then return "inf" end
+  if v >= 3e37 then return "any" end
+  if v <= -3e37 then return "any" end
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 1e15 then return string.format("%d", v) end
+  return tostring(v)
+end
+
+--- Markdown describing every registry entry (docs/indicators.md).
+function M.docs()
+  local out = { DOC_HEAD }
+  local list = tf.ind.list()
+  for _, d in ipairs(list) do
+    out[#out + 1] = string.format("| [%s](#%s) | %s | %s | %s | %s | %s |\n", d.name, d.name, d.title,
+      table.concat(d.inputs, ", "), table.concat(d.outputs, ", "), d.lookback, d.mt5 and "own form" or "= talib")
+  end
+  for _, d in ipairs(list) do
+    out[#out + 1] = string.format("\n### %s\n\n**%s**. Inputs: %s. Outputs: %s. Lookback: %s. mt5: %s.\n\n",
+      d.name, d.title, table.concat(d.inputs, ", "), table.concat(d.outputs, ", "), d.lookback,
+      d.mt5 and "own form" or "falls back to talib")
+    if #d.params > 0 then
+      out[#out + 1] = "| parameter | type | default | range | meaning |\n|---|---|---|---|---|\n"
+      for _, p in ipairs(d.params) do
+        local range = p.choices and table.concat(p.choices, " \\| ") or
+          string.format("%s .. %s", fmt_num(p.min), fmt_num(p.max))
+        local def = type(p.default) == "number" and fmt_num(p.default) or tostring(p.default)
+        out[#out + 1] = string.format("| %s | %s | %s | %s | %s |\n", p.name, p.type, def, range, p.doc)
+      end
+      out[#out + 1] = "\n"
+    end
+    out[#out + 1] = d.doc .. "\n"
+  end
+  return table.concat(out)
+end
+
 -- The shipped default: market_data's columns as MT5 shows them.
 M.set("mt5_default", {
   { "rsi", 14 }, { "macd", 12, 26, 9 }, { "atr", 14 }, { "bbands", 20, 2, 2 },
