@@ -197,6 +197,22 @@ static inline double ind_smam_step(void *base, IndSmaM *s, double x)
     return s->v;
 }
 
+/* Counts consecutive equal values, so that a flat window of p values can be
+ * given its exact result instead of rounding noise (TA-Lib turns a constant
+ * series into +-66.67 in CCI and a 1e-6 band width in BBANDS). */
+typedef struct {
+    double last;
+    long run;
+} IndFlat;
+
+/* Pushes x; returns 1 when the last p values were all equal. */
+static inline int ind_flat_push(IndFlat *f, double x, long p)
+{
+    f->run = (f->run > 0 && x == f->last) ? f->run + 1 : 1;
+    f->last = x;
+    return f->run >= p;
+}
+
 /* Batch loops: the highest (want_max) or lowest of x[i-w+1..i], tracked by
  * index as TA-Lib does (rescan only when the extreme leaves the window; ties
  * go to the most recent). Call for every i >= w-1 in order, with *idx

@@ -637,6 +637,7 @@ static const IndParam cci_params[] = {IND_PERIOD(14, 2)};
 
 typedef struct {
     IndRing r;
+    IndFlat flat;
     int conv, period;
 } Cci;
 
@@ -658,9 +659,14 @@ static void cci_update(void *st, const double *in, double *out)
     Cci *c = st;
     double tp = (in[0] + in[1] + in[2]) / 3;
     int p = c->period;
+    int flat = ind_flat_push(&c->flat, tp, c->period);
     ind_ring_push(st, &c->r, tp);
     out[0] = NAN;
     if (c->r.len < c->r.cap) return;
+    if (flat) { /* exactly 0, where summing rounding would give +-66.67 */
+        out[0] = 0.0;
+        return;
+    }
     const double *b = ind_ring_buf(st, &c->r);
     if (c->conv == IND_MT5) { /* CCI.mq5: newest first, 0.015/period factor */
         double ma = 0.0, dev = 0.0;
@@ -687,7 +693,9 @@ const IndDef ind_def_cci = {
     .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = cci_params,
     .noutputs = 1, .outputs = {"cci"}, .has_mt5 = 1,
     .doc = "(tp - SMA(tp)) / (0.015 * mean absolute deviation), tp = (h+l+c)/3; 0 when the "
-           "deviation is 0 (constant series). O(period) per bar in both forms (the mean "
+           "deviation is 0, and exactly 0 when the window's tp are all equal (TA-Lib and MT5 give "
+           "+-66.67 there for constants whose sum does not round-trip, e.g. 1.1: deliberately "
+           "not reproduced). O(period) per bar in both forms (the mean "
            "deviation has no O(1) update). talib sums in TA-Lib's circular-buffer order, mt5 "
            "newest first with the 0.015/period factor (CCI.mq5); they differ by rounding.",
     .lookback_doc = "period-1",

@@ -452,6 +452,7 @@ const IndDef ind_def_ichimoku = {
 
 typedef struct {
     IndRing r;
+    IndFlat flat;
     int period;
 } Lr;
 
@@ -477,9 +478,15 @@ static void lr_update(void *st, const double *in, double *out)
 {
     Lr *r = st;
     int p = r->period;
+    int flat = ind_flat_push(&r->flat, in[0], p);
     ind_ring_push(st, &r->r, in[0]);
     if (r->r.len < r->r.cap) {
         out[0] = out[1] = out[2] = out[3] = NAN;
+        return;
+    }
+    if (flat) { /* a flat line: exact, not rounding noise */
+        out[0] = out[2] = out[3] = in[0];
+        out[1] = 0.0;
         return;
     }
     double sum_x = p * (p - 1) * 0.5;
@@ -505,8 +512,8 @@ const IndDef ind_def_linreg = {
     .noutputs = 4, .outputs = {"value", "slope", "intercept", "forecast"}, .has_mt5 = 0,
     .doc = "Least-squares line through the last period values: value at this bar (LINEARREG), "
            "slope per bar, intercept at the window's first bar, forecast one bar ahead (TSF). "
-           "O(period) per bar, summed as TA-Lib does. Constant series: slope 0, the others the "
-           "constant. Not built into MT5: mt5 = talib.",
+           "O(period) per bar, summed as TA-Lib does. A flat window gives slope exactly 0 and "
+           "the others exactly the price (TA-Lib: a 1e-16 slope). Not built into MT5: mt5 = talib.",
     .lookback_doc = "period-1",
     .lookback = lr_lb, .state_size = lr_size, .init = lr_init, .update = lr_update,
     .batch = linreg_step_batch,

@@ -214,6 +214,7 @@ static const IndParam stddev_params[] = {
 
 typedef struct {
     IndRing r;
+    IndFlat flat;
     double sum, sum2;
     int conv, period;
     long n;
@@ -228,6 +229,7 @@ static int dev_step(void *st, double x, double *mean, double *sd)
     Dev *d = st;
     int p = d->period;
     long n = d->n++;
+    int flat = ind_flat_push(&d->flat, x, p);
     if (d->conv == IND_MT5) {
         ind_ring_push(st, &d->r, x);
         if (d->r.len < d->r.cap) return 0;
@@ -242,6 +244,7 @@ static int dev_step(void *st, double x, double *mean, double *sd)
             s2 = sqrt(s2 / p);
         }
         *mean = m, *sd = s2;
+        if (flat) *mean = x, *sd = 0.0;
         return 1;
     }
     double sq = x * x;
@@ -255,6 +258,7 @@ static int dev_step(void *st, double x, double *mean, double *sd)
     double var = m2 - m * m;
     *mean = m;
     *sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
+    if (flat) *mean = x, *sd = 0.0; /* exact, not sqrt(rounding noise) */
     return 1;
 }
 
@@ -328,19 +332,27 @@ static int bb_batch(const IndSpec *s, size_t n, const double *const *in, double 
     double *up = out[0], *mid = out[1], *lo = out[2];
     size_t p = (size_t)s->p[0];
     double sum = 0, sum2 = 0, S[BLOCK], Q[BLOCK];
+    unsigned char F[BLOCK];
+    IndFlat flat = {0, 0};
     for (size_t i = 0; i < n && i + 1 < p; i++) {
         sum += x[i], sum2 += x[i] * x[i];
+        ind_flat_push(&flat, x[i], (long)p);
         up[i] = mid[i] = lo[i] = NAN;
     }
     for (size_t i0 = p - 1; i0 < n; i0 += BLOCK) {
-        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK, nflat = 0;
         for (size_t j = 0; j < m; j++) {
             double v = x[i0 + j], t = x[i0 + j + 1 - p];
             sum += v, sum2 += v * v;
             S[j] = sum, Q[j] = sum2;
             sum -= t, sum2 -= t * t;
+            F[j] = (unsigned char)ind_flat_push(&flat, v, (long)p);
+            nflat += F[j];
         }
         bb_finish(S, Q, m, (double)p, s->p[1], s->p[2], up + i0, mid + i0, lo + i0);
+        for (size_t j = 0; nflat && j < m; j++) { /* flat windows: exact bands */
+            if (F[j]) up[i0 + j] = mid[i0 + j] = lo[i0 + j] = x[i0 + j], nflat--;
+        }
     }
     return 1;
 }
@@ -351,7 +363,9 @@ const IndDef ind_def_bbands = {
     .noutputs = 3, .outputs = {"upper", "middle", "lower"}, .has_mt5 = 1,
     .doc = "middle = SMA(period); upper/lower = middle +/- nbdev * population stddev. talib: "
            "variance = E[x^2]-mean^2 from rolling sums, stddev 0 when the variance is below "
-           "1e-14 (TA-Lib's TA_IS_ZERO_OR_NEG) - a constant series gives three equal bands. "
+           "1e-14 (TA-Lib's TA_IS_ZERO_OR_NEG). A flat window gives three bands exactly equal to "
+           "the price (TA-Lib gives a band width of sqrt(rounding), e.g. 1e-5 at 100.1: "
+           "deliberately not reproduced). "
            "mt5 (BB.mq5): two-pass stddev, O(period) per bar, and 0 on the very first bar as "
            "MT5 computes it; pass period 20 for MT5's default.",
     .lookback_doc = "period-1",
@@ -393,7 +407,8 @@ const IndDef ind_def_stddev = {
     .noutputs = 1, .outputs = {"stddev"}, .has_mt5 = 1,
     .doc = "Population standard deviation of the last period values times nbdev. talib: from "
            "rolling sums, 0 below a 1e-14 variance (ta_STDDEV.c). mt5 (StdDev.mq5, SMA): "
-           "two-pass, O(period) per bar, 0 on the first bar like BB.mq5. Constant series: 0.",
+           "two-pass, O(period) per bar, 0 on the first bar like BB.mq5. A flat window gives "
+           "exactly 0 in both (TA-Lib can give sqrt(rounding) there).",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = sd_size, .init = sd_init, .update = sd_update,
     .batch = stddev_step_batch,

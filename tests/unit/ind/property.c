@@ -182,6 +182,46 @@ TEST(short_series_are_all_nan_and_constant_series_finite)
     }
 }
 
+/* The documented results on constant series, for constants whose sums do
+ * not round-trip (TA-Lib itself gives CCI +-66.67 on 1.1 and 3.7). */
+static double last_of(const char *name, IndConv conv, int out)
+{
+    IndSpec s;
+    char err[100];
+    CHECK(ind_spec_init(&s, name, conv, err, sizeof err) == 0);
+    batch(&s, N, out_b);
+    return out_b[out][N - 1];
+}
+
+TEST(constant_series_have_the_documented_values)
+{
+    const double consts[] = {1.2345, 1.1, 100.1, 0.3, 3.7, 99.99, 1.08765};
+    for (size_t c = 0; c < sizeof consts / sizeof consts[0]; c++) {
+        double x = consts[c];
+        random_bars(1);
+        for (int i = 0; i < N; i++) bars.o[i] = bars.h[i] = bars.l[i] = bars.c[i] = x;
+        for (int conv = 0; conv < 2; conv++) {
+            IndConv cv = (IndConv)conv;
+            CHECK(last_of("cci", cv, 0) == 0);
+            CHECK(last_of("stddev", cv, 0) == 0);
+            CHECK(last_of("bbands", cv, 0) == x && out_b[1][N - 1] == x && out_b[2][N - 1] == x);
+            CHECK(last_of("linreg", cv, 1) == 0 && out_b[0][N - 1] == x && out_b[3][N - 1] == x);
+            CHECK(last_of("rsi", cv, 0) == (conv ? 50 : 0));
+            CHECK(last_of("stoch", cv, 0) == (conv ? 100 : 0));
+            CHECK(last_of("willr", cv, 0) == 0);
+            CHECK(last_of("mfi", cv, 0) == (conv ? 100 : 0));
+            CHECK(last_of("adx", cv, 0) == 0);
+            CHECK(last_of("atr", cv, 0) == 0);
+            CHECK(last_of("mom", cv, 0) == (conv ? 100 : 0));
+            CHECK(last_of("aroon", cv, 0) == 100 && out_b[1][N - 1] == 100);
+            CHECK(fabs(last_of("ema", cv, 0) - x) <= 1e-14 * x); /* rounding, not noise */
+            CHECK(last_of("kama", cv, 0) == x);
+            CHECK(fabs(last_of("sma", cv, 0) - x) <= 1e-14 * x);
+            CHECK(fabs(last_of("macd", cv, 0)) < 1e-15 * x);
+        }
+    }
+}
+
 /* ---- plain references ---- */
 
 static double mean(const double *x, int from, int n)
@@ -415,6 +455,7 @@ int main(void)
 {
     RUN(streaming_equals_batch_for_every_indicator);
     RUN(short_series_are_all_nan_and_constant_series_finite);
+    RUN(constant_series_have_the_documented_values);
     RUN(plain_references_agree);
     RUN(registry_is_consistent_and_checks_params);
     RUN(batch_reports_out_of_memory);
