@@ -31,3 +31,11 @@ fi
 $CC -std=c11 -D_GNU_SOURCE $FLAGS -Icore bench/ind_bench.c core/ind/*.c core/mem.c "${extra[@]}" -lm -o "$OUT/ind_bench"
 echo "command: bash bench/ind_bench.sh   (CC=$CC; flags: -std=c11 $FLAGS; $(uname -m); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 "$OUT/ind_bench"
+
+# The `tickforge run` example over stored candles, when the host and a
+# database are there (bench/run.sh exports both).
+if [ -n "${TF_BIN:-}" ] && [ -x "$TF_BIN" ] && [ -n "${DATABASE_URL:-}" ]; then
+    echo
+    echo "command: $TF_BIN run bench/ind_compute.lua BENCH_IND 100000"
+    "$TF_BIN" run bench/ind_compute.lua BENCH_IND 100000
+fi

@@ -763,7 +763,36 @@ static void mfi_update(void *st, const double *in, double *out)
     out[0] = t < 1.0 ? 0.0 : 100.0 * (m->psum / t);
 }
 
-IND_STEP_BATCH(mfi_step_batch, mfi_update, 4, 1)
+/* Dedicated talib batch loop: mfi_update's arithmetic; the flow leaving the
+ * window is recomputed from the inputs (same operations, same bits) instead
+ * of being kept in a ring. */
+static int mfi_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 4, 1, mfi_update);
+    const double *h = in[0], *l = in[1], *c = in[2], *v = in[3];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    fill_nan(y, 0, n < p ? n : p);
+    if (n < 2) return 1;
+    double prev = (h[0] + l[0] + c[0]) / 3.0, tprev = prev, psum = 0, nsum = 0;
+    for (size_t i = 1; i < n; i++) {
+        double tp = (h[i] + l[i] + c[i]) / 3.0, d = tp - prev, mf = tp * v[i];
+        prev = tp;
+        if (i > p) { /* the flow of bar i-p leaves */
+            size_t j = i - p;
+            double tj = (h[j] + l[j] + c[j]) / 3.0, dj = tj - tprev, mj = tj * v[j];
+            tprev = tj;
+            if (dj < 0) nsum -= mj;
+            else if (dj > 0) psum -= mj;
+        }
+        if (d < 0) nsum += mf;
+        else if (d > 0) psum += mf;
+        if (i < p) continue;
+        double t = psum + nsum;
+        y[i] = t < 1.0 ? 0.0 : 100.0 * (psum / t);
+    }
+    return 1;
+}
 
 const IndDef ind_def_mfi = {
     .name = "mfi", .title = "Money Flow Index",

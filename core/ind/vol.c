@@ -399,7 +399,31 @@ static void sd_update(void *st, const double *in, double *out)
     out[0] = dev_step(st, in[0], &m, &sd) ? sd * v->k : NAN;
 }
 
-IND_STEP_BATCH(stddev_step_batch, sd_update, 1, 1)
+/* Dedicated talib batch loop: dev_step's arithmetic with locals. */
+static int stddev_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 1, 1, sd_update);
+    const double *x = in[0];
+    double *y = out[0];
+    size_t p = (size_t)s->p[0];
+    double sum = 0, sum2 = 0, pd = (double)p, k = s->p[1];
+    IndFlat flat = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        int f = ind_flat_push(&flat, v, (long)p);
+        sum += v, sum2 += v * v;
+        if (i + 1 < p) {
+            y[i] = NAN;
+            continue;
+        }
+        double t = x[i + 1 - p], m = sum / pd, m2 = sum2 / pd;
+        sum -= t, sum2 -= t * t;
+        double var = m2 - m * m, sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
+        if (f) sd = 0.0;
+        y[i] = sd * k;
+    }
+    return 1;
+}
 
 const IndDef ind_def_stddev = {
     .name = "stddev", .title = "Standard Deviation",
