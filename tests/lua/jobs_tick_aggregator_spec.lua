@@ -82,7 +82,7 @@ describe("tick aggregator job", function()
     local now = require("socket").gettime
     local deadline = now() + 5
     repeat -- wait until the slow session holds its seqs
-      local n = tf.db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1.5)%' AND state = 'active' AND pid <> pg_backend_pid()")[1].n
+      local n = tf.db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1.5)%' AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()")[1].n
     until n > 0 or now() > deadline
     S.ticks(sym, 1760000100, 50, 1) -- higher seqs, committed at once
     local r = agg.run(ctx(wm), cfg); wm = r.watermark
