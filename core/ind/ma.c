@@ -327,10 +327,12 @@ const IndDef ind_def_tema = {
     .batch = tema_step_batch,
 };
 
-/* ---- TRIMA: SMA of an SMA ---- */
+/* ---- TRIMA: SMA of an SMA, as a rolling sum of rolling sums ---- */
 
 typedef struct {
-    IndSmaT a, b;
+    IndRing x, s; /* the last n1 inputs, the last n2 first-level sums */
+    double s1, s2, inv;
+    int n1, n2;
 } Trima;
 
 static void trima_periods(int p, int *n1, int *n2)
@@ -349,23 +351,32 @@ static size_t trima_size(const IndSpec *s)
 static void trima_init(void *st, const IndSpec *s)
 {
     Trima *t = st;
-    int n1, n2;
     size_t off = ind_align(sizeof(Trima));
-    trima_periods((int)s->p[0], &n1, &n2);
-    ind_smat_init(&t->a, &off, n1);
-    ind_smat_init(&t->b, &off, n2);
+    trima_periods((int)s->p[0], &t->n1, &t->n2);
+    t->inv = 1.0 / ((double)t->n1 * (double)t->n2);
+    ind_ring_init(&t->x, &off, (unsigned)t->n1);
+    ind_ring_init(&t->s, &off, (unsigned)t->n2);
 }
 
 static void trima_update(void *st, const double *in, double *out)
 {
     Trima *t = st;
-    double a = ind_smat_step(st, &t->a, in[0]);
-    out[0] = isnan(a) ? NAN : ind_smat_step(st, &t->b, a);
+    out[0] = NAN;
+    t->s1 += in[0];
+    ind_ring_push(st, &t->x, in[0]);
+    if (t->x.len < t->x.cap) return;
+    double a = t->s1;
+    t->s1 -= ind_ring_oldest(st, &t->x);
+    t->s2 += a;
+    ind_ring_push(st, &t->s, a);
+    if (t->s.len < t->s.cap) return;
+    out[0] = t->s2 * t->inv;
+    t->s2 -= ind_ring_oldest(st, &t->s);
 }
 
-/* Dedicated batch loop: two chained rolling SMAs; the first-level value
- * leaving the second window is recomputed by a lagging copy of the first
- * accumulator (same operations, so the same bits) instead of being stored. */
+/* Dedicated batch loop: trima_update's sums; the first-level sum leaving the
+ * second window is recomputed by a lagging copy of the first accumulator
+ * (same operations, so the same bits) instead of being stored. */
 static int trima_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
     const double *x = in[0];
@@ -373,23 +384,28 @@ static int trima_step_batch(const IndSpec *s, size_t n, const double *const *in,
     int i1, i2;
     trima_periods((int)s->p[0], &i1, &i2);
     size_t n1 = (size_t)i1, n2 = (size_t)i2, lb = n1 - 1 + n2 - 1;
-    double lead = 0, lag = 0, sum2 = 0, d1 = (double)n1, d2 = (double)n2;
-    for (size_t i = 0; i < n; i++) {
+    double lead = 0, lag = 0, s2 = 0, inv = 1.0 / ((double)n1 * (double)n2);
+    for (size_t i = 0; i < n && i < lb; i++) {
         y[i] = NAN;
         lead += x[i];
         if (i + 1 < n1) continue;
-        double a = lead / d1;
+        s2 += lead;
         lead -= x[i + 1 - n1];
-        sum2 += a;
-        if (i < lb) continue;
-        y[i] = sum2 / d2;
+    }
+    if (n > lb) {
+        for (size_t k = 0; k + 1 < n1; k++) lag += x[k];
+    }
+    for (size_t i = lb; i < n; i++) {
+        lead += x[i];
+        double a = lead;
+        lead -= x[i + 1 - n1];
+        s2 += a;
+        y[i] = s2 * inv;
         size_t j = i + 1 - n2; /* the first-level bar leaving the window */
-        if (j == n1 - 1) { /* catch the lagging accumulator up */
-            for (size_t k = 0; k + 1 < n1; k++) lag += x[k];
-        }
         lag += x[j];
-        sum2 -= lag / d1;
+        double aj = lag;
         lag -= x[j + 1 - n1];
+        s2 -= aj;
     }
     return 1;
 }
@@ -399,8 +415,9 @@ const IndDef ind_def_trima = {
     .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
     .noutputs = 1, .outputs = {"trima"}, .has_mt5 = 0,
     .doc = "Triangular weights (TA-Lib's definition): SMA((p+1)/2) of SMA((p+1)/2) for odd p, "
-           "SMA(p/2+1) of SMA(p/2) for even p. Computed as two rolling SMAs, so it differs from "
-           "TA-Lib's incremental form by rounding only. MT5 ships no TRIMA: mt5 = talib.",
+           "SMA(p/2+1) of SMA(p/2) for even p, computed as a rolling sum of rolling sums times "
+           "1/(n1*n2); it differs from TA-Lib's incremental form by rounding only. MT5 ships no "
+           "TRIMA: mt5 = talib.",
     .lookback_doc = "period-1",
     .lookback = lb_p1, .state_size = trima_size, .init = trima_init, .update = trima_update,
     .batch = trima_step_batch,

@@ -617,7 +617,29 @@ static int stochrsi_lb(const IndSpec *s)
     return (int)s->p[0] + (int)s->p[1] - 1 + (int)s->p[2] - 1;
 }
 
-IND_STEP_BATCH(stochrsi_step_batch, stochrsi_update, 1, 2)
+/* Dedicated batch loop in passes over the caller's buffers: RSI into out[1],
+ * fast %K of it into out[0], %D into out[1]; the step functions' arithmetic. */
+static int stochrsi_step_batch(const IndSpec *s, size_t n, const double *const *in,
+                               double *const *out)
+{
+    IndSpec r = *s;
+    r.def = &ind_def_rsi;
+    r.conv = IND_TALIB;
+    r.p[1] = 0; /* wilder */
+    size_t p = (size_t)s->p[0], fk = (size_t)s->p[1], fd = (size_t)s->p[2];
+    size_t lb = p + fk - 1 + fd - 1;
+    double *yk = out[0], *yd = out[1];
+    if (n > lb) {
+        const double *rin[1] = {in[0]};
+        double *rout[1] = {yd};
+        rsi_batch(&r, n, rin, rout);
+        fastk_pass(yd + p, yd + p, yd + p, n - p, fk, yk + p);
+        sma_pass(yk + p, fk - 1, n - p, fd, yd + p);
+    }
+    fill_nan(yk, 0, n < lb ? n : lb);
+    fill_nan(yd, 0, n < lb ? n : lb);
+    return 1;
+}
 
 const IndDef ind_def_stochrsi = {
     .name = "stochrsi", .title = "Stochastic RSI",
@@ -763,34 +785,37 @@ static void mfi_update(void *st, const double *in, double *out)
     out[0] = t < 1.0 ? 0.0 : 100.0 * (m->psum / t);
 }
 
-/* Dedicated talib batch loop: mfi_update's arithmetic; the flow leaving the
- * window is recomputed from the inputs (same operations, same bits) instead
- * of being kept in a ring. */
+/* Dedicated talib batch loop: mfi_update's arithmetic with locals; the
+ * flows of the window in one scratch ring, allocated once. */
 static int mfi_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
     if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 4, 1, mfi_update);
     const double *h = in[0], *l = in[1], *c = in[2], *v = in[3];
     double *y = out[0];
-    size_t p = (size_t)s->p[0];
+    size_t p = (size_t)s->p[0], k = 0;
     fill_nan(y, 0, n < p ? n : p);
     if (n < 2) return 1;
-    double prev = (h[0] + l[0] + c[0]) / 3.0, tprev = prev, psum = 0, nsum = 0;
+    double *flow = mem_alloc(p * sizeof *flow); /* > 0 positive, < 0 negative, 0 neither */
+    if (!flow) return -1;
+    double prev = (h[0] + l[0] + c[0]) / 3.0, psum = 0, nsum = 0;
     for (size_t i = 1; i < n; i++) {
         double tp = (h[i] + l[i] + c[i]) / 3.0, d = tp - prev, mf = tp * v[i];
         prev = tp;
-        if (i > p) { /* the flow of bar i-p leaves */
-            size_t j = i - p;
-            double tj = (h[j] + l[j] + c[j]) / 3.0, dj = tj - tprev, mj = tj * v[j];
-            tprev = tj;
-            if (dj < 0) nsum -= mj;
-            else if (dj > 0) psum -= mj;
+        if (i > p) { /* the flow of bar i-p leaves (subtracting a 0 changes nothing) */
+            double f = flow[k];
+            if (f < 0) nsum -= -f;
+            else psum -= f;
         }
-        if (d < 0) nsum += mf;
-        else if (d > 0) psum += mf;
+        double f = 0;
+        if (d < 0) nsum += mf, f = -mf;
+        else if (d > 0) psum += mf, f = mf;
+        flow[k] = f;
+        if (++k == p) k = 0;
         if (i < p) continue;
         double t = psum + nsum;
         y[i] = t < 1.0 ? 0.0 : 100.0 * (psum / t);
     }
+    mem_free(flow);
     return 1;
 }
 

@@ -271,15 +271,14 @@ static void psar_init(void *st, const IndSpec *s)
     p->af = p->acc;
 }
 
-static void psar_update(void *st, const double *in, double *out)
+/* One bar; inline so the batch loop keeps a local state in registers. */
+static inline double psar_step(Psar *p, double h, double l)
 {
-    Psar *p = st;
-    double h = in[0], l = in[1];
+    double out;
     long n = p->n++;
     if (n == 0) {
         p->h0 = h, p->l0 = l;
-        out[0] = NAN;
-        return;
+        return NAN;
     }
     if (n == 1) { /* direction from the first bar's -DM, as TA-Lib does */
         double dm = p->l0 - l, dp = h - p->h0;
@@ -296,14 +295,14 @@ static void psar_update(void *st, const double *in, double *out)
             p->sar = p->ep;
             if (p->sar < ph) p->sar = ph;
             if (p->sar < h) p->sar = h;
-            out[0] = p->sar;
+            out = p->sar;
             p->af = p->acc;
             p->ep = l;
             p->sar = p->sar + p->af * (p->ep - p->sar);
             if (p->sar < ph) p->sar = ph;
             if (p->sar < h) p->sar = h;
         } else {
-            out[0] = p->sar;
+            out = p->sar;
             if (h > p->ep) {
                 p->ep = h;
                 p->af += p->acc;
@@ -319,14 +318,14 @@ static void psar_update(void *st, const double *in, double *out)
             p->sar = p->ep;
             if (p->sar > pl) p->sar = pl;
             if (p->sar > l) p->sar = l;
-            out[0] = p->sar;
+            out = p->sar;
             p->af = p->acc;
             p->ep = h;
             p->sar = p->sar + p->af * (p->ep - p->sar);
             if (p->sar > pl) p->sar = pl;
             if (p->sar > l) p->sar = l;
         } else {
-            out[0] = p->sar;
+            out = p->sar;
             if (l < p->ep) {
                 p->ep = l;
                 p->af += p->acc;
@@ -337,6 +336,12 @@ static void psar_update(void *st, const double *in, double *out)
             if (p->sar < h) p->sar = h;
         }
     }
+    return out;
+}
+
+static void psar_update(void *st, const double *in, double *out)
+{
+    out[0] = psar_step(st, in[0], in[1]);
 }
 
 static int lb_1(const IndSpec *s)
@@ -352,10 +357,7 @@ static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, 
     Psar st;
     memset(&st, 0, sizeof st);
     psar_init(&st, s);
-    for (size_t i = 0; i < n; i++) {
-        double x[2] = {h[i], l[i]};
-        psar_update(&st, x, y + i);
-    }
+    for (size_t i = 0; i < n; i++) y[i] = psar_step(&st, h[i], l[i]);
     return 1;
 }
 
