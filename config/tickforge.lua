@@ -68,6 +68,12 @@ return {
     interval_ms = 1000,        -- how often to poll (100..60000)
   },
 
+  scheduler = {
+    enabled = true,            -- run the jobs plugins register with tf.job in this instance
+    workers = 2,               -- job threads (1..16), each with its own Lua VM; a running job
+                               -- holds one database connection (its lock) plus what it uses
+  },
+
   log = {
     level = "info",            -- debug | info | warn | error (info logs one line per request)
   },

@@ -45,6 +45,8 @@ static const struct field schema[] = {
     F("plugins.dir", T_STR, "plugins", 0, 0, plugins_dir),
     F("reload.watch", T_BOOL, "false", 0, 0, reload_watch),
     F("reload.interval_ms", T_INT, "1000", 100, 60000, reload_interval_ms),
+    F("scheduler.enabled", T_BOOL, "true", 0, 0, sched_enabled),
+    F("scheduler.workers", T_INT, "2", 1, 16, sched_workers),
 };
 #undef F
 
@@ -53,7 +55,7 @@ static const char *const extra_keys[] = {
     "listen", "auth.keys", "plugins.enabled", "plugins.disabled", "lua.path", "log.level", NULL,
 };
 static const char *const core_sections[] = {"http", "lua", "database", "auth", "plugins", "reload",
-                                            "log", NULL};
+                                            "log", "scheduler", NULL};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)

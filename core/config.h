@@ -60,6 +60,10 @@ struct config {
 
     int log_level; /* enum log_level */
 
+    /* scheduler */
+    int sched_enabled; /* run tf.job jobs in this instance */
+    int sched_workers; /* job threads, each with its own Lua VM */
+
     char *json; /* the whole table after overrides, as JSON, for tf.config */
 };
 

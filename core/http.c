@@ -14,6 +14,7 @@
 #include "lvm.h"
 #include "mem.h"
 #include "metrics.h"
+#include "sched.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -36,6 +37,8 @@
 #define BUILTIN_METRICS (-3)
 #define BUILTIN_RELOAD (-4)
 #define BUILTIN_STATUS (-5)
+#define BUILTIN_JOBS (-6)
+#define BUILTIN_JOB_RUN (-7)
 
 /* One per MHD pool thread; its VM is used only by that thread. */
 struct worker {
@@ -219,6 +222,15 @@ static int builtin_find(const char *method, const char *path, int *method_ok)
             *method_ok = !strcmp(method, b[i].method) || (!strcmp(method, "HEAD") && !strcmp(b[i].method, "GET"));
             return b[i].id;
         }
+    if (!strcmp(path, "/admin/jobs")) {
+        *method_ok = !strcmp(method, "GET");
+        return BUILTIN_JOBS;
+    }
+    size_t n = strlen(path);
+    if (!strncmp(path, "/admin/jobs/", 12) && n > 16 && !strcmp(path + n - 4, "/run") && !memchr(path + 12, '/', n - 16)) {
+        *method_ok = !strcmp(method, "POST");
+        return BUILTIN_JOB_RUN;
+    }
     return 0;
 }
 
@@ -564,12 +576,33 @@ static enum MHD_Result send_status(struct MHD_Connection *c, struct req *r)
     return send_body(c, r, 200, "application/json", out, n, 1);
 }
 
-static enum MHD_Result run_builtin(struct MHD_Connection *c, struct req *r)
+/* GET /admin/jobs and POST /admin/jobs/{name}/run. */
+static enum MHD_Result send_jobs(struct MHD_Connection *c, struct req *r, const char *url)
+{
+    struct sched *sc = r->s->host->sched;
+    if (!sc) return send_error(c, r, 503, "the scheduler is not running in this instance (scheduler.enabled)");
+    if (r->route == BUILTIN_JOBS) {
+        size_t len;
+        char *out = sched_status_json(sc, &len);
+        return out ? send_body(c, r, 200, "application/json", out, len, 1) : send_error(c, r, 500, "out of memory");
+    }
+    char name[80];
+    snprintf(name, sizeof name, "%.*s", (int)(strlen(url) - 16), url + 12);
+    char *record = NULL;
+    int rc = sched_run_now(sc, name, &record);
+    if (rc == -1) return send_error(c, r, 404, "no job with that name");
+    if (rc != 0) return send_error(c, r, 503, "the scheduler stopped before the run finished");
+    return send_body(c, r, 200, "application/json", record, strlen(record), 1);
+}
+
+static enum MHD_Result run_builtin(struct MHD_Connection *c, struct req *r, const char *url)
 {
     switch (r->route) {
     case BUILTIN_HEALTH: return send_health(c, r);
     case BUILTIN_METRICS: return send_metrics(c, r);
     case BUILTIN_RELOAD: return send_reload(c, r);
+    case BUILTIN_JOBS:
+    case BUILTIN_JOB_RUN: return send_jobs(c, r, url);
     default: return send_status(c, r);
     }
 }
@@ -695,7 +728,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         return send_error(c, r, 413, m);
     }
     if (r->body) r->body[r->len] = 0;
-    if (r->route < -1) return run_builtin(c, r);
+    if (r->route < -1) return run_builtin(c, r, url);
     return run_handler(c, r, method, url);
 }
 
@@ -708,7 +741,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     double secs = (double)(now_ns() - r->t0) / 1e9;
     const char *route = r->route >= 0 ? r->gen->routes[r->route].path
                         : r->route == BUILTIN_HEALTH ? "/health" : r->route == BUILTIN_METRICS ? "/metrics"
-                        : r->route == BUILTIN_RELOAD ? "/admin/reload" : r->route == BUILTIN_STATUS ? "/admin/status" : "unmatched";
+                        : r->route == BUILTIN_RELOAD ? "/admin/reload" : r->route == BUILTIN_STATUS ? "/admin/status"
+                        : r->route == BUILTIN_JOBS ? "/admin/jobs" : r->route == BUILTIN_JOB_RUN ? "/admin/jobs/{name}/run" : "unmatched";
     int status = r->responded ? r->responded : 0;
     char labels[600];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);

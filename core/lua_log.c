@@ -16,10 +16,12 @@ static int emit(lua_State *L, enum log_level lvl)
     char kv[2048], q[512];
     size_t n = 0;
     lua_Debug ar;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
-        n += (size_t)snprintf(kv, sizeof kv, "src=%s:%d", ar.short_src, ar.currentline);
-    else
-        kv[0] = 0;
+    kv[0] = 0;
+    for (int level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) /* the first Lua caller */
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            n += (size_t)snprintf(kv, sizeof kv, "src=%s:%d", ar.short_src, ar.currentline);
+            break;
+        }
     if (lua_istable(L, 2)) {
         lua_pushnil(L);
         while (lua_next(L, 2) && n < sizeof kv - 1) {

@@ -3,6 +3,7 @@
 #include "lua_tf.h"
 
 #include <lauxlib.h>
+#include <string.h>
 
 static const luaL_Reg tf_namespaces[] = {
     {"json", luaopen_tf_json},
@@ -15,9 +16,32 @@ static const luaL_Reg tf_namespaces[] = {
     {"series", luaopen_tf_series},
     {"ind", luaopen_tf_ind},
     {"indicators", luaopen_tf_indicators},
+    {"job", luaopen_tf_job},
     /* new namespaces go above this line */
     {NULL, NULL},
 };
+
+/* Namespaces written in Lua: tf.X is require(module) on first use. */
+static const char *const lua_namespaces[][2] = {
+    {"strategy", "tickforge.strategy"},
+    {NULL, NULL},
+};
+
+static int tf_index(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    for (int i = 0; k && lua_namespaces[i][0]; i++)
+        if (!strcmp(k, lua_namespaces[i][0])) {
+            lua_getglobal(L, "require");
+            lua_pushstring(L, lua_namespaces[i][1]);
+            lua_call(L, 1, 1);
+            lua_pushvalue(L, 2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 1);
+            return 1;
+        }
+    return 0;
+}
 
 void lua_tf_open(lua_State *L)
 {
@@ -28,5 +52,9 @@ void lua_tf_open(lua_State *L)
         lua_settop(L, top + 1); /* exactly one value */
         lua_setfield(L, -2, ns->name);
     }
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, tf_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     lua_setglobal(L, "tf");
 }

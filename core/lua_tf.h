@@ -18,6 +18,14 @@ int luaopen_tf_series(lua_State *L);  /* tf.series  lua_series.c */
 int luaopen_tf_ind(lua_State *L);     /* tf.ind     lua_ind.c */
 int luaopen_tf_indicators(lua_State *L); /* tf.indicators lua_ind.c -> lua/tickforge/indicators.lua */
 
+int luaopen_tf_job(lua_State *L);    /* tf.job    lua_job.c */
+
+struct lvm_job;
+/* Copies the jobs registered in L into a C array (mem_*; lua_job_free). */
+int lua_job_extract(lua_State *L, struct lvm_job **out, int *n);
+void lua_job_free(struct lvm_job *jobs, int n);
+void lua_job_push(lua_State *L, int i); /* pushes job i's function */
+
 /* Creates the tf table with every namespace and sets it as global "tf". */
 void lua_tf_open(lua_State *L);
 

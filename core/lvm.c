@@ -31,7 +31,7 @@ struct lvm {
     struct lvm_host *host;
     size_t mem_used, mem_limit;
     int mem_hit;           /* the allocator refused a request since the last call */
-    long long deadline_ns; /* CLOCK_MONOTONIC; 0 = none */
+    _Atomic long long deadline_ns; /* CLOCK_MONOTONIC; 0 = none; lvm_abort sets 1 */
     int killed;            /* the deadline passed; keep raising until unwound */
     int loading;           /* plugins are loading: tf.route is allowed */
     char *errors;          /* load errors, one per line (mem_*) */
@@ -98,6 +98,18 @@ const struct config *lvm_config(lua_State *L)
 lua_State *lvm_state(struct lvm *vm)
 {
     return vm->L;
+}
+
+int lvm_loading(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    return vm && vm->loading;
+}
+
+void lvm_abort(struct lvm *vm)
+{
+    long long d = atomic_load(&vm->deadline_ns);
+    if (d) atomic_compare_exchange_strong(&vm->deadline_ns, &d, 1);
 }
 
 struct lvm_gen *lvm_gen(struct lvm *vm)
@@ -188,7 +200,7 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
 /* ---- tf.route ---- */
 
 static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
-static const char *const reserved[] = {"/health", "/metrics", "/admin/reload", "/admin/status", NULL};
+static const char *const reserved[] = {"/health", "/metrics", "/admin/reload", "/admin/status", "/admin/jobs", NULL};
 
 /* Parses a size: a number of bytes or "16MB"-style text. -1 when invalid. */
 static double size_arg(lua_State *L, int idx)
@@ -239,7 +251,8 @@ static int l_route(lua_State *L)
     if (strlen(path) > 512 || !valid_path(path))
         return luaL_error(L, "tf.route: invalid path '%s' (must start with '/'; parameters are whole segments like /items/{id})", path);
     for (int i = 0; reserved[i]; i++)
-        if (!strcmp(reserved[i], path)) return luaL_error(L, "tf.route: %s is served by the core and cannot be replaced", path);
+        if (!strcmp(reserved[i], path) || (i == 4 && !strncmp(path, "/admin/jobs/", 12)))
+            return luaL_error(L, "tf.route: %s is served by the core and cannot be replaced", path);
 
     unsigned roles = ROLE_READ;
     double max_body = vm->gen && vm->gen->cfg ? (double)vm->gen->cfg->http_max_body : 16.0 * 1048576;
@@ -344,6 +357,11 @@ static int same_routes(struct lvm *vm, const struct lvm_gen *g)
         mem_free(r[i].path);
     }
     mem_free(r);
+    struct lvm_job *j;
+    if (!same || lua_job_extract(vm->L, &j, &n)) return 0;
+    same = n == g->njobs;
+    for (int i = 0; same && i < n; i++) same = !strcmp(j[i].name, g->jobs[i].name);
+    lua_job_free(j, n);
     return same;
 }
 
@@ -723,7 +741,7 @@ struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *ho
     if (mode == LVM_PLUGIN) {
         load_plugins(vm);
         if (!vm->errors && gen->routes && !same_routes(vm, gen))
-            add_error(vm, "plugins registered different routes than when the generation was validated");
+            add_error(vm, "plugins registered different routes or jobs than when the generation was validated");
         if (vm->errors) {
             snprintf(err, errlen, "%s", vm->errors);
             lvm_free(vm);
@@ -761,6 +779,7 @@ void lvm_gen_unref(struct lvm_gen *g)
     if (!g || atomic_fetch_sub(&p->refs, 1) != 1) return;
     for (int i = 0; i < g->nroutes; i++) mem_free(g->routes[i].path);
     mem_free(g->routes);
+    lua_job_free(g->jobs, g->njobs);
     for (struct gen_file *f = p->files, *next; f; f = next) {
         next = f->next;
         mem_free(f->path);
@@ -798,7 +817,8 @@ struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *
         return NULL;
     }
     struct lvm *vm = lvm_new(LVM_PLUGIN, &p->pub, host, err, errlen);
-    if (vm && extract_routes(vm, &p->pub.routes, &p->pub.nroutes) != 0) {
+    if (vm && (extract_routes(vm, &p->pub.routes, &p->pub.nroutes) != 0 ||
+               lua_job_extract(vm->L, &p->pub.jobs, &p->pub.njobs) != 0)) {
         snprintf(err, errlen, "out of memory");
         lvm_free(vm);
         vm = NULL;

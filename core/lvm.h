@@ -9,11 +9,14 @@
 
 struct config;
 struct db_pool;
+struct sched;
 
 /* Process-wide services a VM may reach, owned by main and outliving every VM.
  * Bindings find it with lvm_host(L); never through C globals. */
 struct lvm_host {
-    struct db_pool *db; /* NULL when no database is configured */
+    struct db_pool *db;    /* NULL when no database is configured */
+    struct sched *sched;   /* NULL unless serving */
+    char instance[96];     /* "hostname:pid", names this process in job history */
 };
 
 enum lvm_mode {
@@ -30,6 +33,18 @@ struct lvm_route {
     size_t max_body; /* bytes */
 };
 
+/* What a plugin registered with tf.job.every / tf.job.cron. */
+struct lvm_job {
+    char *name;
+    long long every_ms; /* > 0: an interval, aligned to the epoch */
+    char *cron;         /* otherwise: a five-field UTC cron spec */
+    int timeout_ms;     /* wall time per run */
+    int jitter_ms;      /* random delay added to each run, 0..jitter */
+    int overlap_queue;  /* 1: a run due while one runs waits; 0: it is skipped */
+    int run_at_start;
+    int enabled;
+};
+
 /* A generation: one config and the plugins it names, validated together.
  * Reference counted: every VM built from it holds a reference. */
 struct lvm_gen {
@@ -37,6 +52,8 @@ struct lvm_gen {
     struct config *cfg;
     struct lvm_route *routes;
     int nroutes;
+    struct lvm_job *jobs;
+    int njobs;
 };
 
 struct lvm_host *lvm_host(lua_State *L);
@@ -76,6 +93,13 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
 
 /* Pushes route i's handler (i indexes gen->routes). */
 void lvm_push_handler(struct lvm *vm, int i);
+
+/* Is a plugin being loaded (registration allowed)? */
+int lvm_loading(lua_State *L);
+
+/* Makes the call running in vm (on another thread) hit its time limit at
+ * its next Lua instruction. Safe from any thread. */
+void lvm_abort(struct lvm *vm);
 
 /* ---- generations ---- */
 

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "lvm.h"
 #include "mem.h"
+#include "sched.h"
 
 #include <lauxlib.h>
 #include <libpq-fe.h>
@@ -93,7 +94,10 @@ static const char *config_arg(int *argc, char **argv, int *bad)
 /* Opens the pool when the config names a database. 0, or -1 with err. */
 static int host_open(struct lvm_host *host, const struct config *cfg, char *err, size_t errlen)
 {
-    host->db = NULL;
+    char hn[64] = "localhost";
+    gethostname(hn, sizeof hn - 1);
+    memset(host, 0, sizeof *host);
+    snprintf(host->instance, sizeof host->instance, "%s:%d", hn, (int)getpid());
     if (!cfg->db_url || !*cfg->db_url) return 0;
     struct db_options o = {cfg->db_pool_size, cfg->db_checkout_timeout_ms, cfg->db_connect_timeout_s,
                            cfg->db_statement_timeout_ms};
@@ -119,6 +123,7 @@ static int cmd_serve(const char *config_path)
     }
     if (!host.db) log_warn("no database configured (database.url / DATABASE_URL); tf.db is unavailable", NULL);
     if (!cfg->nkeys) log_warn("no API keys configured (auth.keys / TICKFORGE_API_KEY); authenticated routes answer 401", NULL);
+    int sched_on = cfg->sched_enabled, sched_workers = cfg->sched_workers;
     config_free(cfg);
 
     sigset_t set;
@@ -135,6 +140,8 @@ static int cmd_serve(const char *config_path)
         if (host.db) db_pool_close(host.db);
         return 1;
     }
+    if (sched_on && !(host.sched = sched_start(&host, sched_workers, err, sizeof err)))
+        log_error("the scheduler did not start; jobs will not run", "error=\"%s\"", err);
     for (;;) {
         int ms = http_watch_interval_ms(s);
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -148,6 +155,8 @@ static int cmd_serve(const char *config_path)
             http_watch(s);
         }
     }
+    sched_stop(host.sched, 10000);
+    host.sched = NULL;
     http_stop(s, 10000);
     if (host.db) db_pool_close(host.db);
     log_info("stopped", NULL);

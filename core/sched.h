@@ -1,0 +1,32 @@
+/* The job scheduler: one thread that decides when each job registered with
+ * tf.job is due, and a few worker threads, each with its own Lua VM, that run
+ * them. A job never runs twice at once; across instances sharing a database
+ * each scheduled slot runs once (an advisory transaction lock plus the slot
+ * recorded in job_state). Running jobs finish on the code they started with;
+ * reloads take effect at the next run. */
+#ifndef SCHED_H
+#define SCHED_H
+
+#include <stddef.h>
+
+struct lvm_host;
+struct sched;
+
+/* Starts the scheduler and `workers` job threads over the current
+ * generation. NULL with err on failure. */
+struct sched *sched_start(struct lvm_host *host, int workers, char *err, size_t errlen);
+
+/* Stops scheduling, waits up to grace_ms for running jobs, then aborts them
+ * (their next Lua instruction raises) and joins every thread. */
+void sched_stop(struct sched *s, int grace_ms);
+
+/* GET /admin/jobs: every job with its schedule, state and recent runs, as
+ * JSON. Caller frees with mem_free. NULL when out of memory. */
+char *sched_status_json(struct sched *s, size_t *len);
+
+/* Runs job `name` now (after a run in progress, if any) and waits for it.
+ * Returns 0 with the run's record as JSON in *record (mem_free), -1 when no
+ * such job exists, -2 when the scheduler stopped first. */
+int sched_run_now(struct sched *s, const char *name, char **record);
+
+#endif
