@@ -451,7 +451,9 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
                              rec->error[0] ? rec->error : NULL, rec->manual ? "t" : "f"};
         if (q1(c, "INSERT INTO job_runs (name, instance, scheduled, started, duration_ms, rows, result, error, manual)"
                   " VALUES ($1, $2, to_timestamp($3::bigint / 1000.0), now() - make_interval(secs => $4::float8 / 1000),"
-                  " $4, $5, $6, $7, $8)", 8, v2, NULL, 0, NULL, err, sizeof err))
+                  " $4, $5, $6, $7, $8)", 8, v2, NULL, 0, NULL, err, sizeof err) ||
+            q1(c, "DELETE FROM job_runs WHERE name = $1 AND id <= (SELECT id FROM job_runs WHERE name = $1"
+                  " ORDER BY id DESC OFFSET 1000 LIMIT 1)", 1, v2, NULL, 0, NULL, err, sizeof err)) /* keep 1000 */
             goto db_fail;
     } else if (new_wm) {
         pthread_mutex_lock(&s->lock);
