@@ -23,8 +23,9 @@ TICKS=${TICKS:-2000000}
 TICK_BATCH=${TICK_BATCH:-5000}
 CLIENTS=${CLIENTS:-8}
 SECONDS_SINGLE=${SECONDS_SINGLE:-10}
-THREADS=${THREADS:-4}
-POOL=${POOL:-8}
+THREADS=${THREADS:-8}
+PARTS=${PARTS:-candles single ticks} # a subset for quick looks
+POOL=${POOL:-4}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
 KEY=bench-ingest-key-0001
@@ -109,20 +110,27 @@ run_copy() { # TABLE COLUMNS CSV -> seconds
     echo "$t1 - $t0" | bc -l
 }
 
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+c_api=1 c_api_rows=0 c_copy=1 c_copy_rows=0 t_api=1 t_api_rows=0 t_copy=1 t_copy_rows=0 single_api=0 single_pg=1
+if has candles; then
 echo "candles: API ..." >&2
 c_api=$(run_api c)
 c_api_rows=$(psql_q "$API_URL" "SELECT count(*) FROM market_data")
 echo "candles: \\copy ..." >&2
 c_copy=$(run_copy market_data "symbol, timeframe, ts, open, high, low, close, volume, spread, source" "$work/candles.csv")
 c_copy_rows=$(psql_q "$COPY_URL" "SELECT count(*) FROM market_data")
+fi
 
+if has ticks; then
 echo "ticks: API ..." >&2
 t_api=$(run_api t)
 t_api_rows=$(psql_q "$API_URL" "SELECT count(*) FROM ticks")
 echo "ticks: \\copy ..." >&2
 t_copy=$(run_copy ticks "symbol, ts, bid, ask, last, volume, flags, ts_msc" "$work/ticks.csv")
 t_copy_rows=$(psql_q "$COPY_URL" "SELECT count(*) FROM ticks")
+fi
 
+if has single; then
 echo "single candles: wrk ..." >&2
 wrk_out=$(BENCH_KEY=$KEY wrk -t 2 -c "$CLIENTS" -d "${SECONDS_SINGLE}s" -s bench/ingest_wrk.lua "http://127.0.0.1:$port" 2>&1)
 single_api=$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')
@@ -143,6 +151,7 @@ SQL
 echo "single candles: pgbench ..." >&2
 pgb_out=$("$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
 single_pg=$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')
+fi
 
 rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }

@@ -29,7 +29,7 @@ local function suite(name, db_url)
       end
       H.migrate()
       srv = H.start_server{ plugins = S.plugin(), env = env,
-        config = { ingest = { max_items = 2000, max_body = "256KB" } } }
+        config = { ingest = { max_items = 2000, max_body = "2MB" } } }
       -- the documented examples use fixed keys: clear them so each run starts empty
       psql("DELETE FROM market_data WHERE symbol IN ('EURUSD', 'GBPUSD') AND timeframe = 'M1' AND ts = '2025-10-20T03:00:00Z'")
       psql("DELETE FROM ticks WHERE symbol = 'EURUSD' AND ts >= '2025-10-20T03:01:10Z' AND ts < '2025-10-20T03:01:16Z'")
@@ -188,6 +188,18 @@ local function suite(name, db_url)
       assert.are.equal("5", psql("SELECT count(*) FROM ticks WHERE symbol = '" .. sym .. "'"))
     end)
 
+    it("stores a batch of 10,000 ticks in one request", function()
+      local sym = S.symbol("TKB")
+      local ticks = {}
+      for i = 1, 10000 do
+        ticks[i] = string.format('{"symbol":%q,"ts":%d,"bid":1.08%03d,"ask":1.09,"ts_msc":%d}', sym, 1760929200 + i // 4, i % 1000, 1760929200000 + i * 250)
+      end
+      local st, v = srv:json("POST", "/ingest/tick", '{"ticks":[' .. table.concat(ticks, ",") .. "]}", H.ingest_headers())
+      assert.are.equal(200, st)
+      assert.are.equal(10000, v.inserted)
+      assert.are.equal("10000", psql("SELECT count(*) FROM ticks WHERE symbol = '" .. sym .. "'"))
+    end)
+
     it("answers 400 with the byte position to an unparseable body, and to a wrong shape", function()
       local st, v = srv:json("POST", "/ingest_batch", '[{"symbol":"EURUSD",]', H.ingest_headers())
       assert.are.equal(400, st)
@@ -220,7 +232,7 @@ local function suite(name, db_url)
       assert.matches("2001 > 2000", v.error)
       -- the server answers from Content-Length, before the body arrives
       local out = srv:raw("POST /ingest_batch HTTP/1.1\r\nHost: t\r\nX-API-Key: " .. H.INGEST_KEY ..
-        "\r\nContent-Type: application/json\r\nContent-Length: " .. (300 * 1024) .. "\r\n\r\n[")
+        "\r\nContent-Type: application/json\r\nContent-Length: " .. (3 * 1024 * 1024) .. "\r\n\r\n[")
       assert.matches("^HTTP/1.1 413", out)
     end)
 
@@ -241,4 +253,34 @@ describe("MT5 ingest through PgBouncer in transaction mode", function()
   setup(function() bouncer = S.pgbouncer(os.getenv("DATABASE_URL")) end)
   teardown(function() if bouncer then bouncer.stop() end end)
   suite("the same suite", function() return bouncer.url end)
+end)
+
+describe("the ingest plugin's settings", function()
+  local srv
+  setup(function()
+    H.migrate()
+    srv = H.start_server{ plugins = S.plugin(),
+      config = { ingest = { policy = "ignore", offset_seconds = 3600, symbol_offsets = { ["OFFS#"] = 7200 } } } }
+  end)
+  teardown(function() if srv then srv:stop() end end)
+
+  it("keeps the first snapshot under policy ignore", function()
+    local sym = S.symbol("IGN")
+    local st, v = srv:json("POST", "/ingest", candle(sym, "M1", "2025-10-20T03:00:00Z", 1.1, 1.2, 1.0, 1.15, 1), H.ingest_headers())
+    assert.are.equal("inserted", v.details[1].status)
+    st, v = srv:json("POST", "/ingest", candle(sym, "M1", "2025-10-20T03:00:30Z", 1.1, 1.3, 1.0, 1.25, 2), H.ingest_headers())
+    assert.are.equal(200, st)
+    assert.are.equal("duplicate", v.details[1].status)
+    assert.are.equal("1.20000000|1.15000000", H.psql("SELECT high, close FROM market_data WHERE symbol = '" .. sym .. "'"))
+  end)
+
+  it("applies the configured clock offsets, per symbol first", function()
+    local sym = S.symbol("OFF")
+    local _, v = srv:json("POST", "/ingest_batch", "[" .. candle(sym, "H1", "2025-10-20T05:30:00Z") .. "," ..
+      candle("OFFS#", "H1", "2025-10-20T05:30:00Z") .. "]", H.ingest_headers())
+    assert.are.equal("2025-10-20T04:00:00+00:00", v.details[1].ts_bucket)
+    assert.are.equal("2025-10-20T03:00:00+00:00", v.details[2].ts_bucket)
+    assert.are.equal("2025-10-20T05:30:00+00:00", v.details[1].ts_original) -- what was sent
+    H.psql("DELETE FROM market_data WHERE symbol = 'OFFS#'")
+  end)
 end)
