@@ -214,22 +214,30 @@ static inline int ind_flat_push(IndFlat *f, double x, long p)
 }
 
 /* Batch loops: the highest (want_max) or lowest of x[i-w+1..i], tracked by
- * index as TA-Lib does (rescan only when the extreme leaves the window; ties
- * go to the most recent). Call for every i >= w-1 in order, with *idx
- * starting at SIZE_MAX. */
-static inline double ind_win_ext(const double *x, size_t i, size_t w, size_t *idx, int want_max)
+ * index and value as TA-Lib does (rescan only when the extreme leaves the
+ * window; ties go to the most recent). Call for every i >= w-1 in order,
+ * with *idx starting at SIZE_MAX. */
+typedef struct {
+    size_t idx;
+    double v;
+} IndWin;
+
+static inline double ind_win_ext(const double *x, size_t i, size_t w, IndWin *e, int want_max)
 {
     size_t trail = i + 1 - w;
-    if (*idx < trail || *idx > i) {
+    double xi = x[i];
+    if (e->idx < trail || e->idx > i) {
         size_t b = trail;
+        double v = x[trail];
         for (size_t j = trail + 1; j <= i; j++) {
-            if (want_max ? x[j] >= x[b] : x[j] <= x[b]) b = j;
+            double y = x[j];
+            if (want_max ? y >= v : y <= v) b = j, v = y;
         }
-        *idx = b;
-    } else if (want_max ? x[i] >= x[*idx] : x[i] <= x[*idx]) {
-        *idx = i;
+        e->idx = b, e->v = v;
+    } else if (want_max ? xi >= e->v : xi <= e->v) {
+        e->idx = i, e->v = xi;
     }
-    return x[*idx];
+    return e->v;
 }
 
 /* TA-Lib's TRUE_RANGE macro, in its order of comparisons. */

