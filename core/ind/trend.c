@@ -361,7 +361,67 @@ static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, 
     Psar st;
     memset(&st, 0, sizeof st);
     psar_init(&st, s);
-    for (size_t i = 0; i < n; i++) y[i] = psar_step(&st, h[i], l[i]);
+    if (n < 3) {
+        for (size_t i = 0; i < n; i++) y[i] = psar_step(&st, h[i], l[i]);
+        return 1;
+    }
+    y[0] = psar_step(&st, h[0], l[0]);
+    y[1] = psar_step(&st, h[1], l[1]);
+    /* psar_step from bar 2 on, with the state in locals */
+    double acc = st.acc, max = st.max, af = st.af, ep = st.ep, sar = st.sar;
+    double nh = st.nh, nl = st.nl;
+    int is_long = st.is_long;
+    for (size_t i = 2; i < n; i++) {
+        double hi = h[i], lo = l[i], pl = nl, ph = nh;
+        nl = lo, nh = hi;
+        if (is_long) {
+            if (lo <= sar) {
+                is_long = 0;
+                sar = ep;
+                if (sar < ph) sar = ph;
+                if (sar < hi) sar = hi;
+                y[i] = sar;
+                af = acc;
+                ep = lo;
+                sar = sar + af * (ep - sar);
+                if (sar < ph) sar = ph;
+                if (sar < hi) sar = hi;
+            } else {
+                y[i] = sar;
+                if (hi > ep) {
+                    ep = hi;
+                    af += acc;
+                    if (af > max) af = max;
+                }
+                sar = sar + af * (ep - sar);
+                if (sar > pl) sar = pl;
+                if (sar > lo) sar = lo;
+            }
+        } else {
+            if (hi >= sar) {
+                is_long = 1;
+                sar = ep;
+                if (sar > pl) sar = pl;
+                if (sar > lo) sar = lo;
+                y[i] = sar;
+                af = acc;
+                ep = hi;
+                sar = sar + af * (ep - sar);
+                if (sar > pl) sar = pl;
+                if (sar > lo) sar = lo;
+            } else {
+                y[i] = sar;
+                if (lo < ep) {
+                    ep = lo;
+                    af += acc;
+                    if (af > max) af = max;
+                }
+                sar = sar + af * (ep - sar);
+                if (sar < ph) sar = ph;
+                if (sar < hi) sar = hi;
+            }
+        }
+    }
     return 1;
 }
 
