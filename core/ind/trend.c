@@ -249,7 +249,7 @@ const IndDef ind_def_minus_di = {
     .batch = dmi_batch,
 };
 
-/* ---- PSAR (ta_SAR.c) ---- */
+/* ---- PSAR (ta_SAR.c; ParabolicSAR.mq5) ---- */
 
 static const IndParam psar_params[] = {
     {"acceleration", IND_P_REAL, 0.02, 0, 3e37, NULL, "acceleration factor step and start"},
@@ -258,7 +258,8 @@ static const IndParam psar_params[] = {
 
 typedef struct {
     double acc, max, af, ep, sar, nh, nl, h0, l0;
-    int is_long;
+    double hmax, lmin; /* mt5: extremes since the last reversal */
+    int is_long, conv;
     long n;
 } Psar;
 
@@ -271,8 +272,51 @@ static void psar_init(void *st, const IndSpec *s)
 {
     Psar *p = st;
     p->acc = s->p[0], p->max = s->p[1];
-    if (p->acc > p->max) p->acc = p->max;
+    p->conv = s->conv;
+    if (p->acc > p->max && p->conv != IND_MT5) p->acc = p->max; /* TA-Lib's rule */
     p->af = p->acc;
+}
+
+/* ParabolicSAR.mq5 for one bar: starts short with SAR = the highest high so
+ * far; at a reversal the SAR becomes the extreme since the previous reversal.
+ * Returns the bar's final SAR (after its reversal check) and prepares the
+ * next bar's. nh/nl hold the previous bar, ep/af the previous bar's EP/AF. */
+static double psar_mt5_step(Psar *p, double h, double l)
+{
+    long n = p->n++;
+    if (n == 0) {
+        p->nh = p->hmax = h, p->nl = p->lmin = l;
+        return NAN;
+    }
+    if (h > p->hmax) p->hmax = h;
+    if (l < p->lmin) p->lmin = l;
+    if (n == 1) p->is_long = 0, p->sar = p->hmax, p->ep = l, p->af = p->acc;
+    int rev = 0;
+    double ep = p->ep, af = p->af;
+    if (p->is_long && p->sar > l) {
+        p->is_long = 0, p->sar = p->hmax, ep = l, af = p->acc, rev = 1;
+    } else if (!p->is_long && p->sar < h) {
+        p->is_long = 1, p->sar = p->lmin, ep = h, af = p->acc, rev = 1;
+    }
+    double out = p->sar, next;
+    if (p->is_long) {
+        if (h > p->ep && !rev) {
+            ep = h, af = p->af + p->acc;
+            if (af > p->max) af = p->max;
+        }
+        next = p->sar + af * (ep - p->sar);
+        if (next > l || next > p->nl) next = l < p->nl ? l : p->nl;
+    } else {
+        if (l < p->ep && !rev) {
+            ep = l, af = p->af + p->acc;
+            if (af > p->max) af = p->max;
+        }
+        next = p->sar + af * (ep - p->sar);
+        if (next < h || next < p->nh) next = h > p->nh ? h : p->nh;
+    }
+    if (rev) p->hmax = h, p->lmin = l; /* the next reversal looks back to this bar */
+    p->sar = next, p->ep = ep, p->af = af, p->nh = h, p->nl = l;
+    return out;
 }
 
 /* One bar; inline so the batch loop keeps a local state in registers. */
@@ -345,7 +389,8 @@ static inline double psar_step(Psar *p, double h, double l)
 
 static void psar_update(void *st, const double *in, double *out)
 {
-    out[0] = psar_step(st, in[0], in[1]);
+    Psar *p = st;
+    out[0] = p->conv == IND_MT5 ? psar_mt5_step(p, in[0], in[1]) : psar_step(p, in[0], in[1]);
 }
 
 static int lb_1(const IndSpec *s)
@@ -358,6 +403,7 @@ static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, 
 {
     const double *h = in[0], *l = in[1];
     double *y = out[0];
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 2, 1, psar_update);
     Psar st;
     memset(&st, 0, sizeof st);
     psar_init(&st, s);
@@ -428,11 +474,13 @@ static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, 
 const IndDef ind_def_psar = {
     .name = "psar", .title = "Parabolic SAR",
     .ninputs = 2, .inputs = {"high", "low"}, .nparams = 2, .params = psar_params,
-    .noutputs = 1, .outputs = {"sar"}, .has_mt5 = 0,
-    .doc = "Wilder's stop and reverse, TA-Lib's form (ta_SAR.c): the first direction comes from "
-           "bar 1's -DM, the SAR is kept outside the last two bars' range. mt5 falls back to "
-           "talib: MT5's ParabolicSAR.mq5 starts short and rescans extremes since the last "
-           "reversal (unbounded state); that form is not implemented.",
+    .noutputs = 1, .outputs = {"sar"}, .has_mt5 = 1,
+    .doc = "Wilder's stop and reverse. talib (ta_SAR.c): the first direction from bar 1's -DM, "
+           "the SAR kept outside the last two bars' range, acceleration capped at maximum. mt5 "
+           "(ParabolicSAR.mq5): starts short at the highest high of bars 0-1; at a reversal the "
+           "SAR becomes the extreme since the previous reversal (kept incrementally, O(1)). The "
+           "value of a bar is the one after its own reversal check, i.e. what MT5 shows once "
+           "the bar has closed (MT5 shows the forming bar's value before that check).",
     .lookback_doc = "1",
     .lookback = lb_1, .state_size = psar_size, .init = psar_init, .update = psar_update,
     .batch = psar_step_batch,

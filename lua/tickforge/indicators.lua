@@ -262,7 +262,7 @@ Every indicator takes `convention = "talib"` (the default) or `"mt5"`.
 - **mt5** follows the sources of MetaTrader 5's built-in indicators
   (MovingAverages.mqh, RSI.mq5, MACD.mq5, ATR.mq5, BB.mq5, StdDev.mq5,
   Stochastic.mq5, CCI.mq5, MFI.mq5, Momentum.mq5, WPR.mq5, ADX.mq5, DEMA.mq5,
-  TEMA.mq5, AMA.mq5), checked against a line-by-line port of them:
+  TEMA.mq5, AMA.mq5, ParabolicSAR.mq5), checked against a line-by-line port of them:
   `tests/fixtures/ind/mt5.txt`. Where MT5 ships no such indicator, or
   computes exactly the same thing, `mt5` falls back to `talib`; the table
   below says which (column *mt5*).
