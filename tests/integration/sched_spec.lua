@@ -185,4 +185,22 @@ describe("the scheduler", function()
     assert.are.equal(distinct, total)
     assert.is_true(instances >= 1)
   end)
+
+  it("lets a running job finish at shutdown, within the bound", function()
+    local name = uniq("draining")
+    local srv = H.start_server{ plugins = { ["j.lua"] = string.format([[
+      tf.job.every("300ms", %q, function()
+        local t = os.clock() + 1.0 while os.clock() < t do end
+        return { note = "finished" }
+      end, { timeout = "10s" })
+    ]], name) } }
+    assert.is_true(wait_for(function()
+      local _, v = srv:json("GET", "/admin/jobs", nil, H.admin_headers())
+      for _, j in ipairs(v.jobs) do if j.name == name and j.running and j.runs == 0 then return true end end
+    end, 10))
+    srv:signal("TERM")
+    assert.is_true(wait_for(function() return not srv:alive() end, 8))
+    assert.are.equal(1, runs(name, "result = 'ok' AND error = 'finished'"))
+    srv:stop()
+  end)
 end)
