@@ -162,7 +162,7 @@ describe("handlers that misbehave", function()
           for i = 1, 1e9 do t[i] = string.rep("x", 1000000) .. i end
         end, { auth = "none" })
         tf.route("GET", "/pcall-hog", function()
-          local ok = pcall(function() local t = {} for i = 1, 1e9 do t[i] = {i} end end)
+          local ok = pcall(function() local t = {} for i = 1, 1e9 do t[i] = string.rep("y", 1000000) .. i end end)
           return 200, { caught = not ok }
         end, { auth = "none" })
         tf.route("GET", "/boom", function() local x = nil; return x.field end, { auth = "none" })
