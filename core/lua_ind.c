@@ -119,12 +119,14 @@ static int ind_call(lua_State *L)
             if (lua_isnil(L, -1)) luaL_error(L, "%s: bars table has no '%s'", name, f);
             size_t m;
             in[k] = lua_series_check(L, -1, &m); /* stays on the stack */
-            if (k && m != n) luaL_error(L, "%s: input '%s' has %d values, not %d", name, f, (int)m, (int)n);
+            if (k && m != n)
+                luaL_error(L, "%s: input '%s' has %d values, not %d", name, f, (int)m, (int)n);
             n = m;
         }
         IndSpec s;
         check_spec(L, name, params, params, IND_TALIB, &s);
-        for (int k = 0; k < d->noutputs; k++) out[k] = lua_series_push(L, n);
+        for (int k = 0; k < d->noutputs; k++)
+            out[k] = lua_series_push(L, n);
         char err[200];
         if (ind_batch(&s, n, in, out, err, sizeof err)) return luaL_error(L, "%s", err);
         return d->noutputs;
@@ -132,7 +134,8 @@ static int ind_call(lua_State *L)
     for (int k = 0; k < d->ninputs; k++) {
         size_t m;
         in[k] = lua_series_check(L, k + 1, &m);
-        if (k && m != n) luaL_error(L, "%s: input %d has %d values, not %d", name, k + 1, (int)m, (int)n);
+        if (k && m != n)
+            luaL_error(L, "%s: input %d has %d values, not %d", name, k + 1, (int)m, (int)n);
         n = m;
     }
     params = d->ninputs + 1;
@@ -140,7 +143,8 @@ static int ind_call(lua_State *L)
     IndSpec s;
     check_spec(L, name, params, last, IND_TALIB, &s);
     lua_settop(L, last < params ? params : last);
-    for (int k = 0; k < d->noutputs; k++) out[k] = lua_series_push(L, n);
+    for (int k = 0; k < d->noutputs; k++)
+        out[k] = lua_series_push(L, n);
     char err[200];
     if (ind_batch(&s, n, in, out, err, sizeof err)) return luaL_error(L, "%s", err);
     return d->noutputs;
@@ -165,7 +169,8 @@ static void *stream_state(Stream *s)
 static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 
@@ -181,14 +186,16 @@ static int ind_stream(lua_State *L)
     memset(s, 0, sizeof *s);
     s->spec = spec;
     s->size = size;
-    for (int k = 0; k < IND_MAX_OUTPUTS; k++) s->last[k] = NAN;
+    for (int k = 0; k < IND_MAX_OUTPUTS; k++)
+        s->last[k] = NAN;
     ind_state_init(&spec, stream_state(s));
     if (!lua_isnil(L, 3)) { /* resume: a string from :state() of the same spec */
         size_t len;
         const char *b = luaL_checklstring(L, 3, &len);
         size_t want = sizeof(uint64_t) + sizeof s->bars + size;
         uint64_t sum;
-        if (len != want) return luaL_error(L, "%s: state is %d bytes, expected %d", name, (int)len, (int)want);
+        if (len != want)
+            return luaL_error(L, "%s: state is %d bytes, expected %d", name, (int)len, (int)want);
         memcpy(&sum, b, sizeof sum);
         uint64_t h = fnv1a(&spec.conv, sizeof spec.conv, 14695981039346656037ull);
         h = fnv1a(spec.p, sizeof spec.p, h);
@@ -218,17 +225,21 @@ static int stream_update(lua_State *L)
         for (int k = 0; k < d->ninputs; k++) {
             const char *f = strcmp(d->inputs[k], "real") ? d->inputs[k] : "close";
             int t = lua_getfield(L, 2, f);
-            if (t == LUA_TNIL && !strcmp(f, "close")) lua_pop(L, 1), t = lua_getfield(L, 2, "value");
-            if (t != LUA_TNUMBER) return luaL_error(L, "%s:update: bar has no number '%s'", d->name, f);
+            if (t == LUA_TNIL && !strcmp(f, "close"))
+                lua_pop(L, 1), t = lua_getfield(L, 2, "value");
+            if (t != LUA_TNUMBER)
+                return luaL_error(L, "%s:update: bar has no number '%s'", d->name, f);
             x[k] = lua_tonumber(L, -1);
             lua_pop(L, 1);
         }
     } else {
-        for (int k = 0; k < d->ninputs; k++) x[k] = luaL_checknumber(L, k + 2);
+        for (int k = 0; k < d->ninputs; k++)
+            x[k] = luaL_checknumber(L, k + 2);
     }
     ind_state_update(&s->spec, stream_state(s), x, s->last);
     s->bars++;
-    for (int k = 0; k < d->noutputs; k++) lua_pushnumber(L, s->last[k]);
+    for (int k = 0; k < d->noutputs; k++)
+        lua_pushnumber(L, s->last[k]);
     return d->noutputs;
 }
 
@@ -236,7 +247,8 @@ static int stream_update(lua_State *L)
 static int stream_value(lua_State *L)
 {
     Stream *s = check_stream(L);
-    for (int k = 0; k < s->spec.def->noutputs; k++) lua_pushnumber(L, s->last[k]);
+    for (int k = 0; k < s->spec.def->noutputs; k++)
+        lua_pushnumber(L, s->last[k]);
     return s->spec.def->noutputs;
 }
 
@@ -278,12 +290,8 @@ static int stream_tostring(lua_State *L)
 }
 
 static const luaL_Reg stream_methods[] = {
-    {"update", stream_update},
-    {"value", stream_value},
-    {"state", stream_save},
-    {"bars", stream_bars},
-    {"lookback", stream_lookback},
-    {NULL, NULL},
+    {"update", stream_update}, {"value", stream_value},       {"state", stream_save},
+    {"bars", stream_bars},     {"lookback", stream_lookback}, {NULL, NULL},
 };
 
 /* ---- registry ---- */
@@ -314,11 +322,14 @@ static void push_def(lua_State *L, const IndDef *d)
         lua_createtable(L, 0, 7);
         lua_pushstring(L, p->name);
         lua_setfield(L, -2, "name");
-        lua_pushstring(L, p->type == IND_P_INT ? "integer" : p->type == IND_P_REAL ? "number" : "choice");
+        lua_pushstring(L, p->type == IND_P_INT    ? "integer"
+                          : p->type == IND_P_REAL ? "number"
+                                                  : "choice");
         lua_setfield(L, -2, "type");
         if (p->type == IND_P_ENUM) {
             int n = 0;
-            while (p->choices[n]) n++;
+            while (p->choices[n])
+                n++;
             push_strings(L, p->choices, n);
             lua_setfield(L, -2, "choices");
             lua_pushstring(L, p->choices[(int)p->def]);
@@ -374,11 +385,8 @@ static int ind_lookback_l(lua_State *L)
 }
 
 static const luaL_Reg ind_funcs[] = {
-    {"stream", ind_stream},
-    {"list", ind_list},
-    {"info", ind_info},
-    {"lookback", ind_lookback_l},
-    {NULL, NULL},
+    {"stream", ind_stream},       {"list", ind_list}, {"info", ind_info},
+    {"lookback", ind_lookback_l}, {NULL, NULL},
 };
 
 /* tf.indicators: the Lua module tickforge.indicators (lua/), loaded with the

@@ -36,7 +36,8 @@ double *lua_series_push(lua_State *L, size_t n)
 double *lua_series_push_copy(lua_State *L, const double *src, size_t n)
 {
     double *d = lua_series_push(L, n);
-    for (size_t i = 0; i < n; i++) d[i] = src[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = src[i];
     return d;
 }
 
@@ -51,7 +52,8 @@ static Series *series_from_table(lua_State *L, int idx)
         int t = lua_geti(L, idx, (lua_Integer)i + 1);
         double x = lua_tonumberx(L, -1, &isnum);
         if (!isnum) {
-            luaL_error(L, "series: element %I is %s, not a number", (lua_Integer)i + 1, lua_typename(L, t));
+            luaL_error(L, "series: element %I is %s, not a number", (lua_Integer)i + 1,
+                       lua_typename(L, t));
         }
         lua_pop(L, 1);
         s->v[i] = x;
@@ -126,8 +128,10 @@ static int series_last(lua_State *L)
 {
     Series *s = check(L, 1);
     lua_Integer k = luaL_optinteger(L, 2, 1);
-    if (k < 1 || (size_t)k > s->n) lua_pushnil(L);
-    else lua_pushnumber(L, s->v[s->n - (size_t)k]);
+    if (k < 1 || (size_t)k > s->n)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, s->v[s->n - (size_t)k]);
     return 1;
 }
 
@@ -139,12 +143,8 @@ static int series_copy(lua_State *L)
 }
 
 static const luaL_Reg series_methods[] = {
-    {"totable", series_totable},
-    {"slice", series_slice},
-    {"last", series_last},
-    {"copy", series_copy},
-    {"len", series_len},
-    {NULL, NULL},
+    {"totable", series_totable}, {"slice", series_slice}, {"last", series_last},
+    {"copy", series_copy},       {"len", series_len},     {NULL, NULL},
 };
 
 static int series_index(lua_State *L)
@@ -153,8 +153,10 @@ static int series_index(lua_State *L)
     int isint;
     lua_Integer i = lua_tointegerx(L, 2, &isint);
     if (isint) {
-        if (i >= 1 && (size_t)i <= s->n) lua_pushnumber(L, s->v[i - 1]);
-        else lua_pushnil(L);
+        if (i >= 1 && (size_t)i <= s->n)
+            lua_pushnumber(L, s->v[i - 1]);
+        else
+            lua_pushnil(L);
         return 1;
     }
     lua_getmetatable(L, 1);
@@ -193,12 +195,8 @@ static int series_eq(lua_State *L)
 }
 
 static const luaL_Reg series_meta[] = {
-    {"__len", series_len},
-    {"__index", series_index},
-    {"__newindex", series_newindex},
-    {"__tostring", series_tostring},
-    {"__eq", series_eq},
-    {NULL, NULL},
+    {"__len", series_len},           {"__index", series_index}, {"__newindex", series_newindex},
+    {"__tostring", series_tostring}, {"__eq", series_eq},       {NULL, NULL},
 };
 
 /* tf.series.new(n [, fill]) : n copies of fill (default NaN). */
@@ -208,7 +206,8 @@ static int lseries_new(lua_State *L)
     double fill = luaL_optnumber(L, 2, NAN);
     luaL_argcheck(L, n >= 0, 1, "negative length");
     double *d = lua_series_push(L, (size_t)n);
-    for (lua_Integer i = 0; i < n; i++) d[i] = fill;
+    for (lua_Integer i = 0; i < n; i++)
+        d[i] = fill;
     return 1;
 }
 

@@ -55,9 +55,12 @@ const char *ind_conv_name(IndConv c)
 
 int ind_conv_parse(const char *name, IndConv *c)
 {
-    if (name && strcmp(name, "talib") == 0) *c = IND_TALIB;
-    else if (name && strcmp(name, "mt5") == 0) *c = IND_MT5;
-    else return -1;
+    if (name && strcmp(name, "talib") == 0)
+        *c = IND_TALIB;
+    else if (name && strcmp(name, "mt5") == 0)
+        *c = IND_MT5;
+    else
+        return -1;
     return 0;
 }
 
@@ -76,7 +79,8 @@ int ind_spec_init(IndSpec *s, const char *name, IndConv conv, char *err, size_t 
     memset(s, 0, sizeof *s);
     s->def = d;
     s->conv = (conv == IND_MT5 && d->has_mt5) ? IND_MT5 : IND_TALIB;
-    for (int i = 0; i < d->nparams; i++) s->p[i] = d->params[i].def;
+    for (int i = 0; i < d->nparams; i++)
+        s->p[i] = d->params[i].def;
     return 0;
 }
 
@@ -98,8 +102,7 @@ int ind_spec_set(IndSpec *s, const char *param, double v, char *err, size_t errl
     return 0;
 }
 
-int ind_spec_set_choice(IndSpec *s, const char *param, const char *choice, char *err,
-                        size_t errlen)
+int ind_spec_set_choice(IndSpec *s, const char *param, const char *choice, char *err, size_t errlen)
 {
     const IndDef *d = s->def;
     int i = ind_param_index(d, param);
@@ -151,9 +154,11 @@ int ind_batch(const IndSpec *s, size_t n, const double *const *in, double *const
     double x[IND_MAX_INPUTS], y[IND_MAX_OUTPUTS];
     void (*update)(void *, const double *, double *) = d->update;
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < ni; k++) x[k] = in[k][i];
+        for (int k = 0; k < ni; k++)
+            x[k] = in[k][i];
         update(st, x, y);
-        for (int k = 0; k < no; k++) out[k][i] = y[k];
+        for (int k = 0; k < no; k++)
+            out[k][i] = y[k];
     }
     mem_free(st);
     return 0;

@@ -22,8 +22,8 @@ typedef enum { IND_P_INT, IND_P_REAL, IND_P_ENUM } IndParamType;
 typedef struct {
     const char *name;
     IndParamType type;
-    double def, min, max;         /* IND_P_ENUM: index into choices */
-    const char *const *choices;   /* IND_P_ENUM only: NULL-terminated */
+    double def, min, max;       /* IND_P_ENUM: index into choices */
+    const char *const *choices; /* IND_P_ENUM only: NULL-terminated */
     const char *doc;
 } IndParam;
 
@@ -41,13 +41,14 @@ struct IndDef {
     const char *name;  /* lower-case, as in Lua: "rsi" */
     const char *title; /* "Relative Strength Index" */
     int ninputs;
-    const char *inputs[IND_MAX_INPUTS]; /* "real", "open", "high", "low", "close", "volume", "time" */
+    const char
+        *inputs[IND_MAX_INPUTS]; /* "real", "open", "high", "low", "close", "volume", "time" */
     int nparams;
     const IndParam *params;
     int noutputs;
     const char *outputs[IND_MAX_OUTPUTS];
-    int has_mt5;       /* 0: the mt5 convention falls back to talib */
-    const char *doc;   /* conventions, flat/degenerate behaviour, mt5 notes */
+    int has_mt5;              /* 0: the mt5 convention falls back to talib */
+    const char *doc;          /* conventions, flat/degenerate behaviour, mt5 notes */
     const char *lookback_doc; /* lookback as a formula of the parameters */
     /* Implementation (used through the functions below, not directly). */
     int (*lookback)(const IndSpec *s);
@@ -71,7 +72,8 @@ int ind_spec_init(IndSpec *s, const char *name, IndConv conv, char *err, size_t 
 /* Sets one parameter, checking type and range (an enum takes its index). */
 int ind_spec_set(IndSpec *s, const char *param, double v, char *err, size_t errlen);
 /* Sets an enum parameter by choice name. */
-int ind_spec_set_choice(IndSpec *s, const char *param, const char *choice, char *err, size_t errlen);
+int ind_spec_set_choice(IndSpec *s, const char *param, const char *choice, char *err,
+                        size_t errlen);
 int ind_param_index(const IndDef *d, const char *param); /* -1 when unknown */
 
 /* Bars of input consumed before the first defined output. Outputs at bar

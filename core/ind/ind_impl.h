@@ -42,6 +42,8 @@ static inline void ind_ring_init(IndRing *r, size_t *off, unsigned cap)
 
 static inline double *ind_ring_buf(void *base, const IndRing *r)
 {
+    /* the block is 16-byte aligned and off a multiple of 16 */
+    // cppcheck-suppress invalidPointerCast
     return (double *)((char *)base + r->off);
 }
 
@@ -138,8 +140,10 @@ static inline void ind_emam_init(IndEmaM *e, int period)
 
 static inline double ind_emam_step(IndEmaM *e, double x)
 {
-    if (!e->started) e->v = x, e->started = 1;
-    else e->v = x * e->sf + e->v * (1.0 - e->sf);
+    if (!e->started)
+        e->v = x, e->started = 1;
+    else
+        e->v = x * e->sf + e->v * (1.0 - e->sf);
     return e->v;
 }
 
@@ -268,9 +272,11 @@ static inline int ind_step_batch(const IndSpec *s, size_t n, const double *const
     ind_state_init(s, st);
     double x[IND_MAX_INPUTS], y[IND_MAX_OUTPUTS];
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < ni; k++) x[k] = in[k][i];
+        for (int k = 0; k < ni; k++)
+            x[k] = in[k][i];
         update(st, x, y);
-        for (int k = 0; k < no; k++) out[k][i] = y[k];
+        for (int k = 0; k < no; k++)
+            out[k][i] = y[k];
     }
     mem_free(st);
     return 1;
@@ -284,15 +290,19 @@ static inline int ind_step_batch(const IndSpec *s, size_t n, const double *const
 
 /* Registry entries, one per indicator, defined in the indicator files. */
 #define IND_DEFS(X)                                                                                \
-    X(sma) X(ema) X(wma) X(dema) X(tema) X(trima) X(kama) X(rsi) X(macd) X(atr) X(natr)          \
-    X(trange) X(bbands) X(stddev) X(stoch) X(stochf) X(stochrsi) X(adx) X(plus_di) X(minus_di)    \
-    X(cci) X(mfi) X(obv) X(roc) X(mom) X(willr) X(aroon) X(psar) X(vwap) X(donchian) X(keltner)   \
-    X(ichimoku) X(linreg)
+    X(sma)                                                                                         \
+    X(ema) X(wma) X(dema) X(tema) X(trima) X(kama) X(rsi) X(macd) X(atr) X(natr) X(trange)         \
+        X(bbands) X(stddev) X(stoch) X(stochf) X(stochrsi) X(adx) X(plus_di) X(minus_di) X(cci)    \
+            X(mfi) X(obv) X(roc) X(mom) X(willr) X(aroon) X(psar) X(vwap) X(donchian) X(keltner)   \
+                X(ichimoku) X(linreg)
 #define IND_DECLARE(name) extern const IndDef ind_def_##name;
 IND_DEFS(IND_DECLARE)
 #undef IND_DECLARE
 
 /* Common parameter blocks. */
-#define IND_PERIOD(def, min) {"period", IND_P_INT, def, min, 100000, NULL, "bars in the window"}
+#define IND_PERIOD(def, min)                                                                       \
+    {                                                                                              \
+        "period", IND_P_INT, def, min, 100000, NULL, "bars in the window"                          \
+    }
 
 #endif

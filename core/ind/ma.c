@@ -49,13 +49,15 @@ static int sma_batch(const IndSpec *s, size_t n, const double *const *in, double
     double *y = out[0];
     size_t p = (size_t)s->p[0];
     double sum = 0;
-    for (size_t i = 0; i < n && i + 1 < p; i++) sum += x[i], y[i] = NAN;
+    for (size_t i = 0; i < n && i + 1 < p; i++)
+        sum += x[i], y[i] = NAN;
     if (n < p) return 1;
     if (s->conv == IND_MT5) {
         sum += x[p - 1];
         double v = sum / (double)p;
         y[p - 1] = v;
-        for (size_t i = p; i < n; i++) y[i] = v = v + (x[i] - x[i - p]) / (double)p;
+        for (size_t i = p; i < n; i++)
+            y[i] = v = v + (x[i] - x[i - p]) / (double)p;
         return 1;
     }
     for (size_t i = p - 1; i < n; i++) {
@@ -67,14 +69,23 @@ static int sma_batch(const IndSpec *s, size_t n, const double *const *in, double
 }
 
 const IndDef ind_def_sma = {
-    .name = "sma", .title = "Simple Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
-    .noutputs = 1, .outputs = {"sma"}, .has_mt5 = 1,
+    .name = "sma",
+    .title = "Simple Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period30_1,
+    .noutputs = 1,
+    .outputs = {"sma"},
+    .has_mt5 = 1,
     .doc = "Mean of the last period values. talib: rolling sum (ta_SMA.c). mt5: first value "
            "sum/period, then prev + (x - x[-period])/period (SimpleMAOnBuffer); the two differ "
            "only by rounding. Constant input gives that constant.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = sma_size, .init = sma_init, .update = sma_update,
+    .lookback = lb_p1,
+    .state_size = sma_size,
+    .init = sma_init,
+    .update = sma_update,
     .batch = sma_batch,
 };
 
@@ -116,33 +127,47 @@ static int ema_batch(const IndSpec *s, size_t n, const double *const *in, double
     const double *x = in[0];
     double *y = out[0];
     size_t p = (size_t)s->p[0];
-    for (size_t i = 0; i < n && i + 1 < p; i++) y[i] = NAN;
+    for (size_t i = 0; i < n && i + 1 < p; i++)
+        y[i] = NAN;
     if (n < p) return 1;
     if (s->conv == IND_MT5) {
         double sf = 2.0 / (1.0 + (double)p), v = x[0];
-        for (size_t i = 1; i < p; i++) v = x[i] * sf + v * (1.0 - sf);
+        for (size_t i = 1; i < p; i++)
+            v = x[i] * sf + v * (1.0 - sf);
         y[p - 1] = v;
-        for (size_t i = p; i < n; i++) y[i] = v = x[i] * sf + v * (1.0 - sf);
+        for (size_t i = p; i < n; i++)
+            y[i] = v = x[i] * sf + v * (1.0 - sf);
         return 1;
     }
     double k = 2.0 / ((double)(p + 1)), sum = 0;
-    for (size_t i = 0; i < p; i++) sum += x[i];
+    for (size_t i = 0; i < p; i++)
+        sum += x[i];
     double v = sum / (double)p;
     y[p - 1] = v;
-    for (size_t i = p; i < n; i++) y[i] = v = ((x[i] - v) * k) + v;
+    for (size_t i = p; i < n; i++)
+        y[i] = v = ((x[i] - v) * k) + v;
     return 1;
 }
 
 const IndDef ind_def_ema = {
-    .name = "ema", .title = "Exponential Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
-    .noutputs = 1, .outputs = {"ema"}, .has_mt5 = 1,
+    .name = "ema",
+    .title = "Exponential Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period30_1,
+    .noutputs = 1,
+    .outputs = {"ema"},
+    .has_mt5 = 1,
     .doc = "k = 2/(period+1). talib: seeded with the SMA of the first period values, then "
            "(x-prev)*k+prev. mt5: seeded with the first price, then x*k+prev*(1-k) (MT5 draws "
            "from bar period-1, so earlier bars are NaN here too); the two differ at the start "
            "and converge. Constant input gives that constant.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = ema_size, .init = ema_init, .update = ema_update,
+    .lookback = lb_p1,
+    .state_size = ema_size,
+    .init = ema_init,
+    .update = ema_update,
     .batch = ema_batch,
 };
 
@@ -212,14 +237,23 @@ static int wma_step_batch(const IndSpec *s, size_t n, const double *const *in, d
 }
 
 const IndDef ind_def_wma = {
-    .name = "wma", .title = "Weighted (linear) Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
-    .noutputs = 1, .outputs = {"wma"}, .has_mt5 = 0,
+    .name = "wma",
+    .title = "Weighted (linear) Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period30_1,
+    .noutputs = 1,
+    .outputs = {"wma"},
+    .has_mt5 = 0,
     .doc = "Weights 1..period, newest heaviest, over period*(period+1)/2. mt5 falls back to "
            "talib: MT5's LWMA is the same average summed directly each bar (differs by rounding "
            "only). Constant input gives that constant.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = wma_size, .init = wma_init, .update = wma_update,
+    .lookback = lb_p1,
+    .state_size = wma_size,
+    .init = wma_init,
+    .update = wma_update,
     .batch = wma_step_batch,
 };
 
@@ -242,7 +276,8 @@ static void xema_init(Xema *e, const IndSpec *s, int depth)
     e->conv = s->conv;
     e->period = (int)s->p[0];
     e->depth = depth;
-    for (int i = 0; i < 3; i++) ind_emat_init(&e->t[i], e->period), ind_emam_init(&e->m[i], e->period);
+    for (int i = 0; i < 3; i++)
+        ind_emat_init(&e->t[i], e->period), ind_emam_init(&e->m[i], e->period);
 }
 
 static void dema_init(void *st, const IndSpec *s)
@@ -304,26 +339,44 @@ static int tema_lb(const IndSpec *s)
 IND_STEP_BATCH(dema_step_batch, dema_update, 1, 1)
 
 const IndDef ind_def_dema = {
-    .name = "dema", .title = "Double Exponential Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
-    .noutputs = 1, .outputs = {"dema"}, .has_mt5 = 1,
+    .name = "dema",
+    .title = "Double Exponential Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period30_1,
+    .noutputs = 1,
+    .outputs = {"dema"},
+    .has_mt5 = 1,
     .doc = "2*EMA - EMA(EMA). talib: each EMA seeded with an SMA. mt5 (DEMA.mq5): EMA seeded "
            "with the first price, EMA(EMA) started at bar period-1 with the EMA's value.",
     .lookback_doc = "2*(period-1)",
-    .lookback = dema_lb, .state_size = xema_size, .init = dema_init, .update = dema_update,
+    .lookback = dema_lb,
+    .state_size = xema_size,
+    .init = dema_init,
+    .update = dema_update,
     .batch = dema_step_batch,
 };
 
 IND_STEP_BATCH(tema_step_batch, tema_update, 1, 1)
 
 const IndDef ind_def_tema = {
-    .name = "tema", .title = "Triple Exponential Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
-    .noutputs = 1, .outputs = {"tema"}, .has_mt5 = 1,
+    .name = "tema",
+    .title = "Triple Exponential Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period30_1,
+    .noutputs = 1,
+    .outputs = {"tema"},
+    .has_mt5 = 1,
     .doc = "3*EMA - 3*EMA(EMA) + EMA(EMA(EMA)). Seeding per level as for dema (mt5: level k "
            "starts at bar k*(period-1)).",
     .lookback_doc = "3*(period-1)",
-    .lookback = tema_lb, .state_size = xema_size, .init = tema_init, .update = tema_update,
+    .lookback = tema_lb,
+    .state_size = xema_size,
+    .init = tema_init,
+    .update = tema_update,
     .batch = tema_step_batch,
 };
 
@@ -337,8 +390,10 @@ typedef struct {
 
 static void trima_periods(int p, int *n1, int *n2)
 {
-    if (p & 1) *n1 = *n2 = (p + 1) / 2;
-    else *n1 = p / 2, *n2 = p / 2 + 1;
+    if (p & 1)
+        *n1 = *n2 = (p + 1) / 2;
+    else
+        *n1 = p / 2, *n2 = p / 2 + 1;
 }
 
 static size_t trima_size(const IndSpec *s)
@@ -393,7 +448,8 @@ static int trima_step_batch(const IndSpec *s, size_t n, const double *const *in,
         lead -= x[i + 1 - n1];
     }
     if (n > lb) {
-        for (size_t k = 0; k + 1 < n1; k++) lag += x[k];
+        for (size_t k = 0; k + 1 < n1; k++)
+            lag += x[k];
     }
     for (size_t i = lb; i < n; i++) {
         lead += x[i];
@@ -411,15 +467,24 @@ static int trima_step_batch(const IndSpec *s, size_t n, const double *const *in,
 }
 
 const IndDef ind_def_trima = {
-    .name = "trima", .title = "Triangular Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period30_1,
-    .noutputs = 1, .outputs = {"trima"}, .has_mt5 = 0,
+    .name = "trima",
+    .title = "Triangular Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period30_1,
+    .noutputs = 1,
+    .outputs = {"trima"},
+    .has_mt5 = 0,
     .doc = "Triangular weights (TA-Lib's definition): SMA((p+1)/2) of SMA((p+1)/2) for odd p, "
            "SMA(p/2+1) of SMA(p/2) for even p, computed as a rolling sum of rolling sums times "
            "1/(n1*n2); it differs from TA-Lib's incremental form by rounding only. MT5 ships no "
            "TRIMA: mt5 = talib.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = trima_size, .init = trima_init, .update = trima_update,
+    .lookback = lb_p1,
+    .state_size = trima_size,
+    .init = trima_init,
+    .update = trima_update,
     .batch = trima_step_batch,
 };
 
@@ -467,7 +532,8 @@ static void kama_update(void *st, const double *in, double *out)
     }
     double diff = fabs(k->prev - x);
     if (k->n > p) {
-        k->sum -= fabs(ind_ring_back(st, &k->r, (unsigned)p) - ind_ring_back(st, &k->r, (unsigned)p - 1));
+        k->sum -=
+            fabs(ind_ring_back(st, &k->r, (unsigned)p) - ind_ring_back(st, &k->r, (unsigned)p - 1));
         k->sum += diff;
     } else {
         k->sum += diff;
@@ -532,15 +598,24 @@ static int kama_step_batch(const IndSpec *s, size_t n, const double *const *in, 
 }
 
 const IndDef ind_def_kama = {
-    .name = "kama", .title = "Kaufman Adaptive Moving Average",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = kama_params,
-    .noutputs = 1, .outputs = {"kama"}, .has_mt5 = 1,
+    .name = "kama",
+    .title = "Kaufman Adaptive Moving Average",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 3,
+    .params = kama_params,
+    .noutputs = 1,
+    .outputs = {"kama"},
+    .has_mt5 = 1,
     .doc = "ER = |x - x[-period]| / sum of |diffs| over period; sc = (ER*(fast_sc-slow_sc)+"
            "slow_sc)^2; seeded with the price of bar period-1. talib: ER = 1 when the noise sum is "
            "(near) zero or <= the signed change (ta_KAMA.c; fast/slow fixed at 2/30 there). mt5 "
            "(AMA.mq5, shift 0): ER = 0 when the noise is zero, so a flat series stays flat either "
            "way.",
     .lookback_doc = "period",
-    .lookback = kama_lb, .state_size = kama_size, .init = kama_init, .update = kama_update,
+    .lookback = kama_lb,
+    .state_size = kama_size,
+    .init = kama_init,
+    .update = kama_update,
     .batch = kama_step_batch,
 };

@@ -64,11 +64,15 @@ static double rsi_step(void *base, Rsi *r, double x)
     if (r->sma) { /* rolling means of the last period gains and losses */
         double old = ind_ring_push(base, &r->r, d);
         if (n > p) {
-            if (old > 0) r->gain -= old;
-            else r->loss += old;
+            if (old > 0)
+                r->gain -= old;
+            else
+                r->loss += old;
         }
-        if (d > 0) r->gain += d;
-        else r->loss -= d;
+        if (d > 0)
+            r->gain += d;
+        else
+            r->loss -= d;
         if (n < p) return NAN;
         double g = r->gain / p, l = r->loss / p;
         if (g < 0) g = 0; /* rounding residue of the rolling sums */
@@ -92,8 +96,10 @@ static double rsi_step(void *base, Rsi *r, double x)
     }
     /* ta_RSI.c */
     if (n > p) r->loss *= (p - 1), r->gain *= (p - 1);
-    if (d < 0) r->loss -= d;
-    else r->gain += d;
+    if (d < 0)
+        r->loss -= d;
+    else
+        r->gain += d;
     if (n < p) return NAN;
     r->loss /= p, r->gain /= p;
     double t = r->gain + r->loss;
@@ -107,7 +113,8 @@ static void rsi_update(void *st, const double *in, double *out)
 
 static void fill_nan(double *y, size_t from, size_t to)
 {
-    for (size_t i = from; i < to; i++) y[i] = NAN;
+    for (size_t i = from; i < to; i++)
+        y[i] = NAN;
 }
 
 /* Dedicated batch loop for Wilder smoothing: locals, same arithmetic as
@@ -139,8 +146,10 @@ static int rsi_batch(const IndSpec *s, size_t n, const double *const *in, double
     }
     for (size_t i = 1; i <= p; i++) {
         double d = x[i] - x[i - 1];
-        if (d < 0) l -= d;
-        else g += d;
+        if (d < 0)
+            l -= d;
+        else
+            g += d;
     }
     l /= pd, g /= pd;
     for (size_t i = p;;) {
@@ -149,8 +158,10 @@ static int rsi_batch(const IndSpec *s, size_t n, const double *const *in, double
         if (++i >= n) break;
         double d = x[i] - x[i - 1];
         l *= pm, g *= pm;
-        if (d < 0) l -= d;
-        else g += d;
+        if (d < 0)
+            l -= d;
+        else
+            g += d;
         l /= pd, g /= pd;
     }
     return 1;
@@ -167,9 +178,15 @@ static int lb_p1(const IndSpec *s)
 }
 
 const IndDef ind_def_rsi = {
-    .name = "rsi", .title = "Relative Strength Index",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 2, .params = rsi_params,
-    .noutputs = 1, .outputs = {"rsi"}, .has_mt5 = 1,
+    .name = "rsi",
+    .title = "Relative Strength Index",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 2,
+    .params = rsi_params,
+    .noutputs = 1,
+    .outputs = {"rsi"},
+    .has_mt5 = 1,
     .doc = "Wilder-smoothed average gain and loss seeded with their simple means over the first "
            "period differences. talib: 100*g/(g+l), and 0 when g+l is (near) zero, so a "
            "constant series gives 0 (ta_RSI.c). mt5 (RSI.mq5): 100-100/(1+g/l), 100 when l = 0, "
@@ -177,7 +194,10 @@ const IndDef ind_def_rsi = {
            "convention): simple rolling means of the last period gains and losses with the mt5 "
            "flat rules.",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = rsi_size, .init = rsi_init, .update = rsi_update,
+    .lookback = lb_p,
+    .state_size = rsi_size,
+    .init = rsi_init,
+    .update = rsi_update,
     .batch = rsi_batch,
 };
 
@@ -269,7 +289,8 @@ static int macd_batch(const IndSpec *s, size_t n, const double *const *in, doubl
     fill_nan(ym, 0, pre), fill_nan(ys, 0, pre), fill_nan(yh, 0, pre);
     if (n <= lb) return 1;
     if (s->conv == IND_MT5) {
-        double kf = 2.0 / (1.0 + (double)f), ks = 2.0 / (1.0 + (double)sl), cf = 1.0 - kf, cs = 1.0 - ks;
+        double kf = 2.0 / (1.0 + (double)f), ks = 2.0 / (1.0 + (double)sl), cf = 1.0 - kf,
+               cs = 1.0 - ks;
         double ef = x[0], es = x[0], sum = 0, sig = 0, gd = (double)g;
         /* the signal SMA needs the last g macd values: they are recomputed
          * from ym, which holds the line from bar 0 during this loop */
@@ -289,10 +310,13 @@ static int macd_batch(const IndSpec *s, size_t n, const double *const *in, doubl
         fill_nan(ym, 0, lb);
         return 1;
     }
-    double kf = 2.0 / ((double)(f + 1)), ks = 2.0 / ((double)(sl + 1)), kg = 2.0 / ((double)(g + 1));
+    double kf = 2.0 / ((double)(f + 1)), ks = 2.0 / ((double)(sl + 1)),
+           kg = 2.0 / ((double)(g + 1));
     double ef = 0, es = 0, sig = 0;
-    for (size_t i = sl - f; i < sl; i++) ef += x[i];
-    for (size_t i = 0; i < sl; i++) es += x[i];
+    for (size_t i = sl - f; i < sl; i++)
+        ef += x[i];
+    for (size_t i = 0; i < sl; i++)
+        es += x[i];
     ef /= (double)f, es /= (double)sl;
     /* the first g macd values seed the signal */
     double sum = ef - es, m = 0;
@@ -316,9 +340,15 @@ static int macd_batch(const IndSpec *s, size_t n, const double *const *in, doubl
 }
 
 const IndDef ind_def_macd = {
-    .name = "macd", .title = "Moving Average Convergence/Divergence",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = macd_params,
-    .noutputs = 3, .outputs = {"macd", "signal", "hist"}, .has_mt5 = 1,
+    .name = "macd",
+    .title = "Moving Average Convergence/Divergence",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 3,
+    .params = macd_params,
+    .noutputs = 3,
+    .outputs = {"macd", "signal", "hist"},
+    .has_mt5 = 1,
     .doc = "macd = EMA(fast) - EMA(slow), hist = macd - signal. talib: TA-Lib EMAs, the fast one "
            "seeded over the same last bars as the slow one, signal = EMA(signal) of macd; fast "
            "and slow are swapped when slow < fast. mt5 (MACD.mq5): EMAs seeded with the first "
@@ -326,7 +356,10 @@ const IndDef ind_def_macd = {
            "computed the same way. All three outputs start at the lookback. A constant series "
            "gives 0, 0, 0.",
     .lookback_doc = "max(fast,slow)-1 + signal-1",
-    .lookback = macd_lb, .state_size = macd_size, .init = macd_init, .update = macd_update,
+    .lookback = macd_lb,
+    .state_size = macd_size,
+    .init = macd_init,
+    .update = macd_update,
     .batch = macd_batch,
 };
 
@@ -422,7 +455,8 @@ static void stoch_update(void *st, const double *in, double *out)
         ind_ring_push(st, &k->main, m);
         if (k->main.len < k->main.cap) return;
         double sum = 0.0;
-        for (unsigned i = 0; i < k->main.len; i++) sum += ind_ring_back(st, &k->main, i);
+        for (unsigned i = 0; i < k->main.len; i++)
+            sum += ind_ring_back(st, &k->main, i);
         out[0] = m;
         out[1] = sum / k->slowd;
         return;
@@ -484,16 +518,25 @@ static int stoch_lb(const IndSpec *s)
 }
 
 const IndDef ind_def_stoch = {
-    .name = "stoch", .title = "Stochastic (slow)",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 3, .params = stoch_params,
-    .noutputs = 2, .outputs = {"k", "d"}, .has_mt5 = 1,
+    .name = "stoch",
+    .title = "Stochastic (slow)",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 3,
+    .params = stoch_params,
+    .noutputs = 2,
+    .outputs = {"k", "d"},
+    .has_mt5 = 1,
     .doc = "talib: fast %K = (c-ll)/((hh-ll)/100), 0 when hh = ll; slow %K = SMA(slowk) of it; "
            "%D = SMA(slowd) of slow %K (moving-average types other than SMA are not offered). "
            "mt5 (Stochastic.mq5, low/high, SMA): %K = sum(c-ll)/sum(hh-ll)*100 over slowk bars "
            "(a ratio of sums), 100 when the range sum is 0; %D = SMA(slowd) of %K. A constant "
            "series gives 0 (talib) or 100 (mt5).",
     .lookback_doc = "fastk-1 + slowk-1 + slowd-1",
-    .lookback = stoch_lb, .state_size = stoch_size, .init = stoch_init, .update = stoch_update,
+    .lookback = stoch_lb,
+    .state_size = stoch_size,
+    .init = stoch_init,
+    .update = stoch_update,
     .batch = stoch_batch,
 };
 
@@ -564,14 +607,23 @@ static int stochf_lb(const IndSpec *s)
 }
 
 const IndDef ind_def_stochf = {
-    .name = "stochf", .title = "Stochastic Fast",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 2, .params = stochf_params,
-    .noutputs = 2, .outputs = {"k", "d"}, .has_mt5 = 0,
+    .name = "stochf",
+    .title = "Stochastic Fast",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 2,
+    .params = stochf_params,
+    .noutputs = 2,
+    .outputs = {"k", "d"},
+    .has_mt5 = 0,
     .doc = "Fast %K = (c-ll)/((hh-ll)/100), 0 when hh = ll; %D = SMA(fastd) of %K. MT5 ships no "
            "separate fast stochastic: mt5 = talib (use stoch with slowk = 1 in mt5 for MT5's "
            "Stochastic without slowing).",
     .lookback_doc = "fastk-1 + fastd-1",
-    .lookback = stochf_lb, .state_size = stochf_size, .init = stochf_init, .update = stochf_update,
+    .lookback = stochf_lb,
+    .state_size = stochf_size,
+    .init = stochf_init,
+    .update = stochf_update,
     .batch = stochf_batch,
 };
 
@@ -642,13 +694,21 @@ static int stochrsi_step_batch(const IndSpec *s, size_t n, const double *const *
 }
 
 const IndDef ind_def_stochrsi = {
-    .name = "stochrsi", .title = "Stochastic RSI",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = stochrsi_params,
-    .noutputs = 2, .outputs = {"k", "d"}, .has_mt5 = 0,
+    .name = "stochrsi",
+    .title = "Stochastic RSI",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 3,
+    .params = stochrsi_params,
+    .noutputs = 2,
+    .outputs = {"k", "d"},
+    .has_mt5 = 0,
     .doc = "STOCHF(fastk, fastd) applied to RSI(period) (TA-Lib's RSI). A window where RSI is "
            "flat gives %K = 0. MT5 ships no Stochastic RSI: mt5 = talib.",
     .lookback_doc = "period + fastk-1 + fastd-1",
-    .lookback = stochrsi_lb, .state_size = stochrsi_size, .init = stochrsi_init,
+    .lookback = stochrsi_lb,
+    .state_size = stochrsi_size,
+    .init = stochrsi_init,
     .update = stochrsi_update,
     .batch = stochrsi_step_batch,
 };
@@ -681,9 +741,11 @@ static void cci_init(void *st, const IndSpec *s)
 static inline double cci_talib(const double *b, int p, double tp)
 {
     double avg = 0.0, dev = 0.0;
-    for (int i = 0; i < p; i++) avg += b[i];
+    for (int i = 0; i < p; i++)
+        avg += b[i];
     avg /= p;
-    for (int i = 0; i < p; i++) dev += fabs(b[i] - avg);
+    for (int i = 0; i < p; i++)
+        dev += fabs(b[i] - avg);
     double t = tp - avg;
     return (t != 0.0 && dev != 0.0) ? t / (0.015 * (dev / p)) : 0.0;
 }
@@ -704,9 +766,11 @@ static void cci_update(void *st, const double *in, double *out)
     const double *b = ind_ring_buf(st, &c->r);
     if (c->conv == IND_MT5) { /* CCI.mq5: newest first, 0.015/period factor */
         double ma = 0.0, dev = 0.0;
-        for (int i = 0; i < p; i++) ma += ind_ring_back(st, &c->r, (unsigned)i);
+        for (int i = 0; i < p; i++)
+            ma += ind_ring_back(st, &c->r, (unsigned)i);
         ma /= p;
-        for (int i = 0; i < p; i++) dev += fabs(ind_ring_back(st, &c->r, (unsigned)i) - ma);
+        for (int i = 0; i < p; i++)
+            dev += fabs(ind_ring_back(st, &c->r, (unsigned)i) - ma);
         double d = dev * (0.015 / p), m = tp - ma;
         out[0] = d != 0.0 ? m / d : 0.0;
         return;
@@ -731,17 +795,25 @@ static int cci_step_batch(const IndSpec *s, size_t n, const double *const *in, d
         int f = ind_flat_push(&flat, tp, p);
         b[k] = tp;
         if (++k == p) k = 0;
-        if (i + 1 < (size_t)p) y[i] = NAN;
-        else y[i] = f ? 0.0 : cci_talib(b, p, tp);
+        if (i + 1 < (size_t)p)
+            y[i] = NAN;
+        else
+            y[i] = f ? 0.0 : cci_talib(b, p, tp);
     }
     mem_free(b);
     return 1;
 }
 
 const IndDef ind_def_cci = {
-    .name = "cci", .title = "Commodity Channel Index",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = cci_params,
-    .noutputs = 1, .outputs = {"cci"}, .has_mt5 = 1,
+    .name = "cci",
+    .title = "Commodity Channel Index",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = cci_params,
+    .noutputs = 1,
+    .outputs = {"cci"},
+    .has_mt5 = 1,
     .doc = "(tp - SMA(tp)) / (0.015 * mean absolute deviation), tp = (h+l+c)/3; 0 when the "
            "deviation is 0, and exactly 0 when the window's tp are all equal (TA-Lib and MT5 give "
            "+-66.67 there for constants whose sum does not round-trip, e.g. 1.1: deliberately "
@@ -749,7 +821,10 @@ const IndDef ind_def_cci = {
            "deviation has no O(1) update). talib sums in TA-Lib's circular-buffer order, mt5 "
            "newest first with the 0.015/period factor (CCI.mq5); they differ by rounding.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = cci_size, .init = cci_init, .update = cci_update,
+    .lookback = lb_p1,
+    .state_size = cci_size,
+    .init = cci_init,
+    .update = cci_update,
     .batch = cci_step_batch,
 };
 
@@ -790,8 +865,10 @@ static void mfi_update(void *st, const double *in, double *out)
     }
     double d = tp - m->prev, mf = tp * in[3], pos = 0.0, neg = 0.0;
     m->prev = tp;
-    if (d < 0) neg = mf;
-    else if (d > 0) pos = mf;
+    if (d < 0)
+        neg = mf;
+    else if (d > 0)
+        pos = mf;
     if (m->conv == IND_MT5) { /* MFI.mq5: sums newest first, recomputed each bar */
         ind_ring_push(st, &m->pos, pos);
         ind_ring_push(st, &m->neg, neg);
@@ -831,12 +908,16 @@ static int mfi_step_batch(const IndSpec *s, size_t n, const double *const *in, d
         prev = tp;
         if (i > p) { /* the flow of bar i-p leaves (subtracting a 0 changes nothing) */
             double f = flow[k];
-            if (f < 0) nsum -= -f;
-            else psum -= f;
+            if (f < 0)
+                nsum -= -f;
+            else
+                psum -= f;
         }
         double f = 0;
-        if (d < 0) nsum += mf, f = -mf;
-        else if (d > 0) psum += mf, f = mf;
+        if (d < 0)
+            nsum += mf, f = -mf;
+        else if (d > 0)
+            psum += mf, f = mf;
         flow[k] = f;
         if (++k == p) k = 0;
         if (i < p) continue;
@@ -848,15 +929,24 @@ static int mfi_step_batch(const IndSpec *s, size_t n, const double *const *in, d
 }
 
 const IndDef ind_def_mfi = {
-    .name = "mfi", .title = "Money Flow Index",
-    .ninputs = 4, .inputs = {"high", "low", "close", "volume"}, .nparams = 1,
-    .params = mfi_params, .noutputs = 1, .outputs = {"mfi"}, .has_mt5 = 1,
+    .name = "mfi",
+    .title = "Money Flow Index",
+    .ninputs = 4,
+    .inputs = {"high", "low", "close", "volume"},
+    .nparams = 1,
+    .params = mfi_params,
+    .noutputs = 1,
+    .outputs = {"mfi"},
+    .has_mt5 = 1,
     .doc = "Money flow tp*volume, tp = (h+l+c)/3.0, positive when tp rose, negative when it "
            "fell. talib: 100*pos/(pos+neg), and 0 when pos+neg < 1 (TA-Lib's own cut-off; so 0 "
            "on a constant series or zero volume). mt5 (MFI.mq5): 100-100/(1+pos/neg), 100 when "
            "neg = 0 (so 100 on a constant series); O(period) per bar.",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = mfi_size, .init = mfi_init, .update = mfi_update,
+    .lookback = lb_p,
+    .state_size = mfi_size,
+    .init = mfi_init,
+    .update = mfi_update,
     .batch = mfi_step_batch,
 };
 
@@ -893,9 +983,12 @@ static void mom_update(void *st, const double *in, double *out)
 {
     Lag *g = st;
     double x = in[0], old = ind_ring_push(st, &g->r, x);
-    if (isnan(old)) out[0] = NAN;
-    else if (g->conv == IND_MT5) out[0] = old != 0.0 ? x * 100 / old : 100.0; /* Momentum.mq5 */
-    else out[0] = x - old;
+    if (isnan(old))
+        out[0] = NAN;
+    else if (g->conv == IND_MT5)
+        out[0] = old != 0.0 ? x * 100 / old : 100.0; /* Momentum.mq5 */
+    else
+        out[0] = x - old;
 }
 
 static int roc_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
@@ -912,13 +1005,22 @@ static int roc_step_batch(const IndSpec *s, size_t n, const double *const *in, d
 }
 
 const IndDef ind_def_roc = {
-    .name = "roc", .title = "Rate of Change",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period10,
-    .noutputs = 1, .outputs = {"roc"}, .has_mt5 = 0,
+    .name = "roc",
+    .title = "Rate of Change",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period10,
+    .noutputs = 1,
+    .outputs = {"roc"},
+    .has_mt5 = 0,
     .doc = "((x / x[-period]) - 1) * 100; 0 when x[-period] is 0 (ta_ROC.c). MT5 ships no ROC "
            "(only an example): mt5 = talib.",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = lag_size, .init = lag_init, .update = roc_update,
+    .lookback = lb_p,
+    .state_size = lag_size,
+    .init = lag_init,
+    .update = roc_update,
     .batch = roc_step_batch,
 };
 
@@ -929,21 +1031,32 @@ static int mom_step_batch(const IndSpec *s, size_t n, const double *const *in, d
     size_t p = (size_t)s->p[0];
     fill_nan(y, 0, n < p ? n : p);
     if (s->conv == IND_MT5) {
-        for (size_t i = p; i < n; i++) y[i] = x[i - p] != 0.0 ? x[i] * 100 / x[i - p] : 100.0;
+        for (size_t i = p; i < n; i++)
+            y[i] = x[i - p] != 0.0 ? x[i] * 100 / x[i - p] : 100.0;
     } else {
-        for (size_t i = p; i < n; i++) y[i] = x[i] - x[i - p];
+        for (size_t i = p; i < n; i++)
+            y[i] = x[i] - x[i - p];
     }
     return 1;
 }
 
 const IndDef ind_def_mom = {
-    .name = "mom", .title = "Momentum",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period10,
-    .noutputs = 1, .outputs = {"mom"}, .has_mt5 = 1,
+    .name = "mom",
+    .title = "Momentum",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period10,
+    .noutputs = 1,
+    .outputs = {"mom"},
+    .has_mt5 = 1,
     .doc = "talib: x - x[-period]. mt5 (Momentum.mq5): x * 100 / x[-period], a ratio around "
            "100; 100 when x[-period] is 0 (MT5 would divide by zero).",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = lag_size, .init = lag_init, .update = mom_update,
+    .lookback = lb_p,
+    .state_size = lag_size,
+    .init = lag_init,
+    .update = mom_update,
     .batch = mom_step_batch,
 };
 
@@ -1006,13 +1119,22 @@ static int willr_batch(const IndSpec *s, size_t n, const double *const *in, doub
 }
 
 const IndDef ind_def_willr = {
-    .name = "willr", .title = "Williams' %R",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = willr_params,
-    .noutputs = 1, .outputs = {"willr"}, .has_mt5 = 1,
+    .name = "willr",
+    .title = "Williams' %R",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = willr_params,
+    .noutputs = 1,
+    .outputs = {"willr"},
+    .has_mt5 = 1,
     .doc = "-100 * (hh - c) / (hh - ll) over period bars. Flat window: talib gives 0; mt5 "
            "(WPR.mq5) repeats the previous value (0 before any).",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = willr_size, .init = willr_init, .update = willr_update,
+    .lookback = lb_p1,
+    .state_size = willr_size,
+    .init = willr_init,
+    .update = willr_update,
     .batch = willr_batch,
 };
 
@@ -1065,7 +1187,8 @@ static int aroon_step_batch(const IndSpec *s, size_t n, const double *const *in,
     size_t w = (size_t)p + 1;
     IndWin hi = {SIZE_MAX, 0}, lo = {SIZE_MAX, 0};
     double factor = 100.0 / p;
-    for (size_t i = 0; i < n && i + 1 < w; i++) yd[i] = yu[i] = NAN;
+    for (size_t i = 0; i < n && i + 1 < w; i++)
+        yd[i] = yu[i] = NAN;
     for (size_t i = w - 1; i < n; i++) {
         ind_win_ext(h, i, w, &hi, 1);
         ind_win_ext(l, i, w, &lo, 0);
@@ -1076,13 +1199,22 @@ static int aroon_step_batch(const IndSpec *s, size_t n, const double *const *in,
 }
 
 const IndDef ind_def_aroon = {
-    .name = "aroon", .title = "Aroon",
-    .ninputs = 2, .inputs = {"high", "low"}, .nparams = 1, .params = aroon_params,
-    .noutputs = 2, .outputs = {"down", "up"}, .has_mt5 = 0,
+    .name = "aroon",
+    .title = "Aroon",
+    .ninputs = 2,
+    .inputs = {"high", "low"},
+    .nparams = 1,
+    .params = aroon_params,
+    .noutputs = 2,
+    .outputs = {"down", "up"},
+    .has_mt5 = 0,
     .doc = "100/period * (period - bars since the lowest low / highest high) over period+1 bars; "
            "ties go to the most recent bar (ta_AROON.c), so a flat window gives 100, 100. MT5 "
            "ships no Aroon: mt5 = talib.",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = aroon_size, .init = aroon_init, .update = aroon_update,
+    .lookback = lb_p,
+    .state_size = aroon_size,
+    .init = aroon_init,
+    .update = aroon_update,
     .batch = aroon_step_batch,
 };

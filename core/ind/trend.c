@@ -30,8 +30,10 @@ static int dm_step(Dm *d, double h, double l, double c)
         d->mdm -= d->mdm * d->inv;
         d->pdm -= d->pdm * d->inv;
     }
-    if (dm > 0 && dp < dm) d->mdm += dm;
-    else if (dp > 0 && dp > dm) d->pdm += dp;
+    if (dm > 0 && dp < dm)
+        d->mdm += dm;
+    else if (dp > 0 && dp > dm)
+        d->pdm += dp;
     if (n < p) {
         d->tr += tr;
         return 0;
@@ -55,9 +57,12 @@ static void dmm_step(DmM *d, double h, double l, double c)
     double pos = h - d->ph, neg = d->pl - l, pd = 0.0, nd = 0.0;
     if (pos < 0.0) pos = 0.0;
     if (neg < 0.0) neg = 0.0;
-    if (pos > neg) neg = 0.0;
-    else if (pos < neg) pos = 0.0;
-    else pos = neg = 0.0;
+    if (pos > neg)
+        neg = 0.0;
+    else if (pos < neg)
+        pos = 0.0;
+    else
+        pos = neg = 0.0;
     double a = fabs(h - l), b = fabs(h - d->pc), e = fabs(l - d->pc);
     double tr = (a > b ? a : b) > e ? (a > b ? a : b) : e;
     if (tr != 0.0) pd = 100.0 * pos / tr, nd = 100.0 * neg / tr;
@@ -158,15 +163,18 @@ static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double
     size_t p = (size_t)s->p[0], lb = which ? p : 2 * p - 1;
     double pd = (double)p, inv = 1.0 / pd, keep = (pd - 1) * inv;
     double pdm = 0, mdm = 0, tr = 0, sumdx = 0, adx = 0;
-    for (size_t i = 0; i < n && i < lb; i++) y[i] = NAN;
+    for (size_t i = 0; i < n && i < lb; i++)
+        y[i] = NAN;
     for (size_t i = 1; i < n; i++) {
         double dp = h[i] - h[i - 1], dm = l[i - 1] - l[i], t = ind_tr_talib(h[i], l[i], c[i - 1]);
         if (i >= p) {
             mdm -= mdm * inv;
             pdm -= pdm * inv;
         }
-        if (dm > 0 && dp < dm) mdm += dm;
-        else if (dp > 0 && dp > dm) pdm += dp;
+        if (dm > 0 && dp < dm)
+            mdm += dm;
+        else if (dp > 0 && dp > dm)
+            pdm += dp;
         if (i < p) {
             tr += t;
             continue;
@@ -211,41 +219,68 @@ static int di_lb(const IndSpec *s)
 }
 
 #define DMI_DOC                                                                                    \
-    " talib: Wilder sums of +DM, -DM and true range (first sums over period-1 bars), DI = "       \
-    "100*DM/TR, 0 when TR is (near) zero; ADX = mean of the first period DX then Wilder, DX "     \
-    "skipped when +DI + -DI is zero; the Wilder steps multiply by 1/period where TA-Lib "         \
-    "divides (agreeing within 1e-15). "                                                          \
-    "mt5 (ADX.mq5, not ADX Wilder): per-bar 100*DM/TR smoothed "  \
-    "by EMA(period) seeded with 0, ADX = EMA of 100*|+DI - -DI|/(+DI + -DI); MT5 draws DI from " \
+    " talib: Wilder sums of +DM, -DM and true range (first sums over period-1 bars), DI = "        \
+    "100*DM/TR, 0 when TR is (near) zero; ADX = mean of the first period DX then Wilder, DX "      \
+    "skipped when +DI + -DI is zero; the Wilder steps multiply by 1/period where TA-Lib "          \
+    "divides (agreeing within 1e-15). "                                                            \
+    "mt5 (ADX.mq5, not ADX Wilder): per-bar 100*DM/TR smoothed "                                   \
+    "by EMA(period) seeded with 0, ADX = EMA of 100*|+DI - -DI|/(+DI + -DI); MT5 draws DI from "   \
     "bar period and ADX from bar 2*period. A constant series gives 0."
 
 const IndDef ind_def_adx = {
-    .name = "adx", .title = "Average Directional Movement Index",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = period14,
-    .noutputs = 1, .outputs = {"adx"}, .has_mt5 = 1,
+    .name = "adx",
+    .title = "Average Directional Movement Index",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = period14,
+    .noutputs = 1,
+    .outputs = {"adx"},
+    .has_mt5 = 1,
     .doc = "Trend strength 0..100." DMI_DOC,
     .lookback_doc = "talib 2*period-1, mt5 2*period",
-    .lookback = adx_lb, .state_size = dmi_size, .init = adx_init, .update = dmi_update,
+    .lookback = adx_lb,
+    .state_size = dmi_size,
+    .init = adx_init,
+    .update = dmi_update,
     .batch = dmi_batch,
 };
 
 const IndDef ind_def_plus_di = {
-    .name = "plus_di", .title = "Plus Directional Indicator",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = period14,
-    .noutputs = 1, .outputs = {"plus_di"}, .has_mt5 = 1,
+    .name = "plus_di",
+    .title = "Plus Directional Indicator",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = period14,
+    .noutputs = 1,
+    .outputs = {"plus_di"},
+    .has_mt5 = 1,
     .doc = "+DI." DMI_DOC,
     .lookback_doc = "period",
-    .lookback = di_lb, .state_size = dmi_size, .init = pdi_init, .update = dmi_update,
+    .lookback = di_lb,
+    .state_size = dmi_size,
+    .init = pdi_init,
+    .update = dmi_update,
     .batch = dmi_batch,
 };
 
 const IndDef ind_def_minus_di = {
-    .name = "minus_di", .title = "Minus Directional Indicator",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = period14,
-    .noutputs = 1, .outputs = {"minus_di"}, .has_mt5 = 1,
+    .name = "minus_di",
+    .title = "Minus Directional Indicator",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = period14,
+    .noutputs = 1,
+    .outputs = {"minus_di"},
+    .has_mt5 = 1,
     .doc = "-DI." DMI_DOC,
     .lookback_doc = "period",
-    .lookback = di_lb, .state_size = dmi_size, .init = mdi_init, .update = dmi_update,
+    .lookback = di_lb,
+    .state_size = dmi_size,
+    .init = mdi_init,
+    .update = dmi_update,
     .batch = dmi_batch,
 };
 
@@ -331,8 +366,10 @@ static inline double psar_step(Psar *p, double h, double l)
     if (n == 1) { /* direction from the first bar's -DM, as TA-Lib does */
         double dm = p->l0 - l, dp = h - p->h0;
         p->is_long = !(dm > 0 && dp < dm);
-        if (p->is_long) p->ep = h, p->sar = p->l0;
-        else p->ep = l, p->sar = p->h0;
+        if (p->is_long)
+            p->ep = h, p->sar = p->l0;
+        else
+            p->ep = l, p->sar = p->h0;
         p->nl = l, p->nh = h;
     }
     double pl = p->nl, ph = p->nh;
@@ -408,7 +445,8 @@ static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, 
     memset(&st, 0, sizeof st);
     psar_init(&st, s);
     if (n < 3) {
-        for (size_t i = 0; i < n; i++) y[i] = psar_step(&st, h[i], l[i]);
+        for (size_t i = 0; i < n; i++)
+            y[i] = psar_step(&st, h[i], l[i]);
         return 1;
     }
     y[0] = psar_step(&st, h[0], l[0]);
@@ -472,9 +510,15 @@ static int psar_step_batch(const IndSpec *s, size_t n, const double *const *in, 
 }
 
 const IndDef ind_def_psar = {
-    .name = "psar", .title = "Parabolic SAR",
-    .ninputs = 2, .inputs = {"high", "low"}, .nparams = 2, .params = psar_params,
-    .noutputs = 1, .outputs = {"sar"}, .has_mt5 = 1,
+    .name = "psar",
+    .title = "Parabolic SAR",
+    .ninputs = 2,
+    .inputs = {"high", "low"},
+    .nparams = 2,
+    .params = psar_params,
+    .noutputs = 1,
+    .outputs = {"sar"},
+    .has_mt5 = 1,
     .doc = "Wilder's stop and reverse. talib (ta_SAR.c): the first direction from bar 1's -DM, "
            "the SAR kept outside the last two bars' range, acceleration capped at maximum. mt5 "
            "(ParabolicSAR.mq5): starts short at the highest high of bars 0-1; at a reversal the "
@@ -482,7 +526,10 @@ const IndDef ind_def_psar = {
            "value of a bar is the one after its own reversal check, i.e. what MT5 shows once "
            "the bar has closed (MT5 shows the forming bar's value before that check).",
     .lookback_doc = "1",
-    .lookback = lb_1, .state_size = psar_size, .init = psar_init, .update = psar_update,
+    .lookback = lb_1,
+    .state_size = psar_size,
+    .init = psar_init,
+    .update = psar_update,
     .batch = psar_step_batch,
 };
 
@@ -515,7 +562,8 @@ static void ichi_init(void *st, const IndSpec *s)
 {
     Ichi *k = st;
     size_t off = ind_align(sizeof(Ichi));
-    for (int i = 0; i < 3; i++) k->w[i] = (int)s->p[i];
+    for (int i = 0; i < 3; i++)
+        k->w[i] = (int)s->p[i];
     ind_ring_init(&k->h, &off, ichi_cap(s));
     ind_ring_init(&k->l, &off, ichi_cap(s));
 }
@@ -549,16 +597,25 @@ static int ichi_lb(const IndSpec *s)
 IND_STEP_BATCH(ichimoku_step_batch, ichi_update, 2, 4)
 
 const IndDef ind_def_ichimoku = {
-    .name = "ichimoku", .title = "Ichimoku Kinko Hyo",
-    .ninputs = 2, .inputs = {"high", "low"}, .nparams = 3, .params = ichimoku_params,
-    .noutputs = 4, .outputs = {"tenkan", "kijun", "senkou_a", "senkou_b"}, .has_mt5 = 0,
+    .name = "ichimoku",
+    .title = "Ichimoku Kinko Hyo",
+    .ninputs = 2,
+    .inputs = {"high", "low"},
+    .nparams = 3,
+    .params = ichimoku_params,
+    .noutputs = 4,
+    .outputs = {"tenkan", "kijun", "senkou_a", "senkou_b"},
+    .has_mt5 = 0,
     .doc = "tenkan/kijun = midpoint of the highest high and lowest low over their windows, "
            "senkou_a = (tenkan+kijun)/2, senkou_b = midpoint over senkou bars, as Ichimoku.mq5 "
            "computes them. The spans are given at the bar they are computed on: MT5 plots them "
            "kijun bars ahead (and the chikou line is the close plotted kijun bars back). Not in "
            "TA-Lib; the same in both conventions.",
     .lookback_doc = "max(tenkan, kijun, senkou)-1",
-    .lookback = ichi_lb, .state_size = ichi_size, .init = ichi_init, .update = ichi_update,
+    .lookback = ichi_lb,
+    .state_size = ichi_size,
+    .init = ichi_init,
+    .update = ichi_update,
     .batch = ichimoku_step_batch,
 };
 
@@ -621,15 +678,24 @@ static void lr_update(void *st, const double *in, double *out)
 IND_STEP_BATCH(linreg_step_batch, lr_update, 1, 4)
 
 const IndDef ind_def_linreg = {
-    .name = "linreg", .title = "Linear Regression",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 1, .params = period14,
-    .noutputs = 4, .outputs = {"value", "slope", "intercept", "forecast"}, .has_mt5 = 0,
+    .name = "linreg",
+    .title = "Linear Regression",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 1,
+    .params = period14,
+    .noutputs = 4,
+    .outputs = {"value", "slope", "intercept", "forecast"},
+    .has_mt5 = 0,
     .doc = "Least-squares line through the last period values: value at this bar (LINEARREG), "
            "slope per bar, intercept at the window's first bar, forecast one bar ahead (TSF). "
            "O(period) per bar, summed as TA-Lib does. A flat window gives slope exactly 0 and "
            "the others exactly the price (TA-Lib: a 1e-16 slope). Not built into MT5: mt5 = talib.",
     .lookback_doc = "period-1",
-    .lookback = lr_lb, .state_size = lr_size, .init = lr_init, .update = lr_update,
+    .lookback = lr_lb,
+    .state_size = lr_size,
+    .init = lr_init,
+    .update = lr_update,
     .batch = linreg_step_batch,
 };
 
@@ -645,17 +711,18 @@ static size_t obv_size(const IndSpec *s)
     return sizeof(Obv);
 }
 
-static void obv_init(void *st, const IndSpec *s)
-{
-}
+static void obv_init(void *st, const IndSpec *s) {}
 
 static void obv_update(void *st, const double *in, double *out)
 {
     Obv *o = st;
     double x = in[0], v = in[1];
-    if (o->n++ == 0) o->obv = v;
-    else if (x > o->prev) o->obv += v;
-    else if (x < o->prev) o->obv -= v;
+    if (o->n++ == 0)
+        o->obv = v;
+    else if (x > o->prev)
+        o->obv += v;
+    else if (x < o->prev)
+        o->obv -= v;
     o->prev = x;
     out[0] = o->obv;
 }
@@ -673,22 +740,33 @@ static int obv_step_batch(const IndSpec *s, size_t n, const double *const *in, d
     double obv = v[0];
     y[0] = obv;
     for (size_t i = 1; i < n; i++) {
-        if (x[i] > x[i - 1]) obv += v[i];
-        else if (x[i] < x[i - 1]) obv -= v[i];
+        if (x[i] > x[i - 1])
+            obv += v[i];
+        else if (x[i] < x[i - 1])
+            obv -= v[i];
         y[i] = obv;
     }
     return 1;
 }
 
 const IndDef ind_def_obv = {
-    .name = "obv", .title = "On Balance Volume",
-    .ninputs = 2, .inputs = {"real", "volume"}, .nparams = 0, .params = NULL,
-    .noutputs = 1, .outputs = {"obv"}, .has_mt5 = 0,
+    .name = "obv",
+    .title = "On Balance Volume",
+    .ninputs = 2,
+    .inputs = {"real", "volume"},
+    .nparams = 0,
+    .params = NULL,
+    .noutputs = 1,
+    .outputs = {"obv"},
+    .has_mt5 = 0,
     .doc = "Starts at the first bar's volume, then adds the volume when the price rose, subtracts "
            "it when it fell, keeps it when unchanged. OBV.mq5 computes the same: one form for "
            "both conventions.",
     .lookback_doc = "0",
-    .lookback = lb_0, .state_size = obv_size, .init = obv_init, .update = obv_update,
+    .lookback = lb_0,
+    .state_size = obv_size,
+    .init = obv_init,
+    .update = obv_update,
     .batch = obv_step_batch,
 };
 
@@ -727,7 +805,9 @@ static void vwap_update(void *st, const double *in, double *out)
     long long key = 0;
     if (w->anchor != 2) {
         long long day = (long long)floor((in[0] + w->offset) / 86400.0);
-        key = w->anchor == 0 ? day : (long long)floor((double)(day + 3) / 7.0); /* 1970-01-01 was a Thursday */
+        key = w->anchor == 0
+                  ? day
+                  : (long long)floor((double)(day + 3) / 7.0); /* 1970-01-01 was a Thursday */
     }
     if (!w->started || key != w->key) w->pv = w->vol = 0, w->key = key, w->started = 1;
     w->pv += tp * v;
@@ -738,13 +818,22 @@ static void vwap_update(void *st, const double *in, double *out)
 IND_STEP_BATCH(vwap_step_batch, vwap_update, 5, 1)
 
 const IndDef ind_def_vwap = {
-    .name = "vwap", .title = "Volume Weighted Average Price (anchored)",
-    .ninputs = 5, .inputs = {"time", "high", "low", "close", "volume"}, .nparams = 2,
-    .params = vwap_params, .noutputs = 1, .outputs = {"vwap"}, .has_mt5 = 0,
+    .name = "vwap",
+    .title = "Volume Weighted Average Price (anchored)",
+    .ninputs = 5,
+    .inputs = {"time", "high", "low", "close", "volume"},
+    .nparams = 2,
+    .params = vwap_params,
+    .noutputs = 1,
+    .outputs = {"vwap"},
+    .has_mt5 = 0,
     .doc = "sum(tp*volume)/sum(volume), tp = (h+l+c)/3.0, restarted when the anchor period "
            "(day or week of time + offset hours, time in epoch seconds) changes. While the "
            "session's volume is 0 the value is tp. Neither TA-Lib nor MT5 ships it: one form.",
     .lookback_doc = "0",
-    .lookback = lb_0, .state_size = vwap_size, .init = vwap_init, .update = vwap_update,
+    .lookback = lb_0,
+    .state_size = vwap_size,
+    .init = vwap_init,
+    .update = vwap_update,
     .batch = vwap_step_batch,
 };

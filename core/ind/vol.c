@@ -31,9 +31,7 @@ static size_t trange_size(const IndSpec *s)
     return sizeof(Trange);
 }
 
-static void trange_init(void *st, const IndSpec *s)
-{
-}
+static void trange_init(void *st, const IndSpec *s) {}
 
 static void trange_update(void *st, const double *in, double *out)
 {
@@ -47,23 +45,34 @@ static int lb_1(const IndSpec *s)
     return 1;
 }
 
-static int trange_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+static int trange_step_batch(const IndSpec *s, size_t n, const double *const *in,
+                             double *const *out)
 {
     const double *h = in[0], *l = in[1], *c = in[2];
     double *y = out[0];
     if (n) y[0] = NAN;
-    for (size_t i = 1; i < n; i++) y[i] = ind_tr_talib(h[i], l[i], c[i - 1]);
+    for (size_t i = 1; i < n; i++)
+        y[i] = ind_tr_talib(h[i], l[i], c[i - 1]);
     return 1;
 }
 
 const IndDef ind_def_trange = {
-    .name = "trange", .title = "True Range",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 0, .params = NULL,
-    .noutputs = 1, .outputs = {"trange"}, .has_mt5 = 0,
+    .name = "trange",
+    .title = "True Range",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 0,
+    .params = NULL,
+    .noutputs = 1,
+    .outputs = {"trange"},
+    .has_mt5 = 0,
     .doc = "max(h-l, |h-prev close|, |l-prev close|); the first bar has no previous close and is "
            "NaN (ta_TRANGE.c). MT5 has no separate true range: mt5 = talib (same value).",
     .lookback_doc = "1",
-    .lookback = lb_1, .state_size = trange_size, .init = trange_init, .update = trange_update,
+    .lookback = lb_1,
+    .state_size = trange_size,
+    .init = trange_init,
+    .update = trange_update,
     .batch = trange_step_batch,
 };
 
@@ -115,8 +124,10 @@ static double atr_step(void *base, Atr *a, double h, double l, double c)
             a->sum += tr;
             return NAN;
         }
-        if (n == p) a->atr = (a->sum + tr) / p;
-        else a->atr = a->atr + (tr - old) / p;
+        if (n == p)
+            a->atr = (a->sum + tr) / p;
+        else
+            a->atr = a->atr + (tr - old) / p;
         return a->atr;
     }
     double tr = ind_tr_talib(h, l, pc); /* ta_ATR.c: SMA seed, then Wilder */
@@ -152,10 +163,12 @@ static int atr_batch(const IndSpec *s, size_t n, const double *const *in, double
     double *y = out[0];
     size_t p = (size_t)s->p[0];
     if (s->conv == IND_MT5 || p == 1) return ind_step_batch(s, n, in, out, 3, 1, atr_update);
-    for (size_t i = 0; i < n && i <= p; i++) y[i] = NAN;
+    for (size_t i = 0; i < n && i <= p; i++)
+        y[i] = NAN;
     if (n <= p) return 1;
     double sum = 0;
-    for (size_t i = 1; i <= p; i++) sum += ind_tr_talib(h[i], l[i], c[i - 1]);
+    for (size_t i = 1; i <= p; i++)
+        sum += ind_tr_talib(h[i], l[i], c[i - 1]);
     double atr = sum / (double)p, a = (double)(p - 1) / (double)p, b = 1.0 / (double)p;
     y[p] = atr;
     if (s->def == &ind_def_natr) {
@@ -174,9 +187,15 @@ static int atr_batch(const IndSpec *s, size_t n, const double *const *in, double
 }
 
 const IndDef ind_def_atr = {
-    .name = "atr", .title = "Average True Range",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = atr_params,
-    .noutputs = 1, .outputs = {"atr"}, .has_mt5 = 1,
+    .name = "atr",
+    .title = "Average True Range",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = atr_params,
+    .noutputs = 1,
+    .outputs = {"atr"},
+    .has_mt5 = 1,
     .doc = "True range from bar 1. talib: seeded with the mean of the first period true ranges, "
            "then Wilder: (atr*(period-1)+tr)/period (ta_ATR.c), computed as atr*((p-1)/p) + "
            "tr*(1/p), which agrees with TA-Lib to ~1e-15 relative and keeps the division off the "
@@ -184,18 +203,30 @@ const IndDef ind_def_atr = {
            "mt5 (ATR.mq5): a simple moving average of true range, tr = max(h,pc)-min(l,pc). A "
            "constant or zero-range series gives 0.",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = atr_size, .init = atr_init, .update = atr_update,
+    .lookback = lb_p,
+    .state_size = atr_size,
+    .init = atr_init,
+    .update = atr_update,
     .batch = atr_batch,
 };
 
 const IndDef ind_def_natr = {
-    .name = "natr", .title = "Normalized Average True Range",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 1, .params = atr_params,
-    .noutputs = 1, .outputs = {"natr"}, .has_mt5 = 0,
+    .name = "natr",
+    .title = "Normalized Average True Range",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 1,
+    .params = atr_params,
+    .noutputs = 1,
+    .outputs = {"natr"},
+    .has_mt5 = 0,
     .doc = "ATR / close * 100 (TA-Lib's ATR); 0 when close is (near) zero. MT5 ships no NATR: "
            "mt5 = talib.",
     .lookback_doc = "period",
-    .lookback = lb_p, .state_size = atr_size, .init = natr_init, .update = atr_update,
+    .lookback = lb_p,
+    .state_size = atr_size,
+    .init = natr_init,
+    .update = atr_update,
     .batch = atr_batch,
 };
 
@@ -234,7 +265,8 @@ static int dev_step(void *st, double x, double *mean, double *sd)
         ind_ring_push(st, &d->r, x);
         if (d->r.len < d->r.cap) return 0;
         double m = 0.0, s2 = 0.0;
-        for (int i = 0; i < p; i++) m += ind_ring_back(st, &d->r, (unsigned)i);
+        for (int i = 0; i < p; i++)
+            m += ind_ring_back(st, &d->r, (unsigned)i);
         m /= p;
         if (n >= p) { /* BB.mq5 leaves the deviation 0 on the first bar */
             for (int i = 0; i < p; i++) {
@@ -358,9 +390,15 @@ static int bb_batch(const IndSpec *s, size_t n, const double *const *in, double 
 }
 
 const IndDef ind_def_bbands = {
-    .name = "bbands", .title = "Bollinger Bands",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 3, .params = bbands_params,
-    .noutputs = 3, .outputs = {"upper", "middle", "lower"}, .has_mt5 = 1,
+    .name = "bbands",
+    .title = "Bollinger Bands",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 3,
+    .params = bbands_params,
+    .noutputs = 3,
+    .outputs = {"upper", "middle", "lower"},
+    .has_mt5 = 1,
     .doc = "middle = SMA(period); upper/lower = middle +/- nbdev * population stddev. talib: "
            "variance = E[x^2]-mean^2 from rolling sums, stddev 0 when the variance is below "
            "1e-14 (TA-Lib's TA_IS_ZERO_OR_NEG). A flat window gives three bands exactly equal to "
@@ -369,7 +407,10 @@ const IndDef ind_def_bbands = {
            "mt5 (BB.mq5): two-pass stddev, O(period) per bar, and 0 on the very first bar as "
            "MT5 computes it; pass period 20 for MT5's default.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = bb_size, .init = bb_init, .update = bb_update,
+    .lookback = lb_p1,
+    .state_size = bb_size,
+    .init = bb_init,
+    .update = bb_update,
     .batch = bb_batch,
 };
 
@@ -400,7 +441,8 @@ static void sd_update(void *st, const double *in, double *out)
 }
 
 /* Dedicated talib batch loop: dev_step's arithmetic with locals. */
-static int stddev_step_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+static int stddev_step_batch(const IndSpec *s, size_t n, const double *const *in,
+                             double *const *out)
 {
     if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 1, 1, sd_update);
     const double *x = in[0];
@@ -426,15 +468,24 @@ static int stddev_step_batch(const IndSpec *s, size_t n, const double *const *in
 }
 
 const IndDef ind_def_stddev = {
-    .name = "stddev", .title = "Standard Deviation",
-    .ninputs = 1, .inputs = {"real"}, .nparams = 2, .params = stddev_params,
-    .noutputs = 1, .outputs = {"stddev"}, .has_mt5 = 1,
+    .name = "stddev",
+    .title = "Standard Deviation",
+    .ninputs = 1,
+    .inputs = {"real"},
+    .nparams = 2,
+    .params = stddev_params,
+    .noutputs = 1,
+    .outputs = {"stddev"},
+    .has_mt5 = 1,
     .doc = "Population standard deviation of the last period values times nbdev. talib: from "
            "rolling sums, 0 below a 1e-14 variance (ta_STDDEV.c). mt5 (StdDev.mq5, SMA): "
            "two-pass, O(period) per bar, 0 on the first bar like BB.mq5. A flat window gives "
            "exactly 0 in both (TA-Lib can give sqrt(rounding) there).",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = sd_size, .init = sd_init, .update = sd_update,
+    .lookback = lb_p1,
+    .state_size = sd_size,
+    .init = sd_init,
+    .update = sd_update,
     .batch = stddev_step_batch,
 };
 
@@ -481,13 +532,22 @@ static void donch_update(void *st, const double *in, double *out)
 IND_STEP_BATCH(donchian_step_batch, donch_update, 2, 3)
 
 const IndDef ind_def_donchian = {
-    .name = "donchian", .title = "Donchian Channel",
-    .ninputs = 2, .inputs = {"high", "low"}, .nparams = 1, .params = donchian_params,
-    .noutputs = 3, .outputs = {"upper", "middle", "lower"}, .has_mt5 = 0,
+    .name = "donchian",
+    .title = "Donchian Channel",
+    .ninputs = 2,
+    .inputs = {"high", "low"},
+    .nparams = 1,
+    .params = donchian_params,
+    .noutputs = 3,
+    .outputs = {"upper", "middle", "lower"},
+    .has_mt5 = 0,
     .doc = "Highest high and lowest low of the last period bars (this bar included), middle = "
            "their mean. Not in TA-Lib nor built into MT5: one form for both conventions.",
     .lookback_doc = "period-1",
-    .lookback = lb_p1, .state_size = donch_size, .init = donch_init, .update = donch_update,
+    .lookback = lb_p1,
+    .state_size = donch_size,
+    .init = donch_init,
+    .update = donch_update,
     .batch = donchian_step_batch,
 };
 
@@ -541,12 +601,21 @@ static int kelt_lb(const IndSpec *s)
 IND_STEP_BATCH(keltner_step_batch, kelt_update, 3, 3)
 
 const IndDef ind_def_keltner = {
-    .name = "keltner", .title = "Keltner Channel",
-    .ninputs = 3, .inputs = {"high", "low", "close"}, .nparams = 3, .params = keltner_params,
-    .noutputs = 3, .outputs = {"upper", "middle", "lower"}, .has_mt5 = 0,
+    .name = "keltner",
+    .title = "Keltner Channel",
+    .ninputs = 3,
+    .inputs = {"high", "low", "close"},
+    .nparams = 3,
+    .params = keltner_params,
+    .noutputs = 3,
+    .outputs = {"upper", "middle", "lower"},
+    .has_mt5 = 0,
     .doc = "middle = EMA(period) of close, bands = middle +/- multiplier * ATR(atr_period), "
            "both in TA-Lib form. Not built into MT5: mt5 = talib.",
     .lookback_doc = "max(period-1, atr_period)",
-    .lookback = kelt_lb, .state_size = kelt_size, .init = kelt_init, .update = kelt_update,
+    .lookback = kelt_lb,
+    .state_size = kelt_size,
+    .init = kelt_init,
+    .update = kelt_update,
     .batch = keltner_step_batch,
 };

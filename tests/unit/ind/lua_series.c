@@ -62,7 +62,8 @@ TEST(check_converts_tables_and_rejects_junk)
     CHECK(!run(L, "return series.from({1, 'a'})"));
     CHECK(run(L, "local s = series.new(4, 2) return #s == 4 and s[4] == 2 and series.is(s)"));
     CHECK(run(L, "local s = series.new(2) return s[1] ~= s[1]")); /* NaN fill */
-    CHECK(run(L, "return series.from({1,2}) == series.from({1,2}) and series.from({1}) ~= series.from({2})"));
+    CHECK(run(L, "return series.from({1,2}) == series.from({1,2}) and series.from({1}) ~= "
+                 "series.from({2})"));
     lua_close(L);
 }
 

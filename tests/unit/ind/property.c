@@ -64,8 +64,10 @@ static void batch(const IndSpec *s, size_t n, double o[][N])
 {
     const double *in[IND_MAX_INPUTS];
     double *out[IND_MAX_OUTPUTS];
-    for (int k = 0; k < s->def->ninputs; k++) in[k] = input(s->def->inputs[k]);
-    for (int k = 0; k < s->def->noutputs; k++) out[k] = o[k];
+    for (int k = 0; k < s->def->ninputs; k++)
+        in[k] = input(s->def->inputs[k]);
+    for (int k = 0; k < s->def->noutputs; k++)
+        out[k] = o[k];
     char err[100];
     CHECK(ind_batch(s, n, in, out, err, sizeof err) == 0);
 }
@@ -86,9 +88,11 @@ static void stream(const IndSpec *s, size_t n, size_t cut, double o[][N])
             st = copy;
         }
         double x[IND_MAX_INPUTS], y[IND_MAX_OUTPUTS];
-        for (int k = 0; k < s->def->ninputs; k++) x[k] = input(s->def->inputs[k])[i];
+        for (int k = 0; k < s->def->ninputs; k++)
+            x[k] = input(s->def->inputs[k])[i];
         ind_state_update(s, st, x, y);
-        for (int k = 0; k < s->def->noutputs; k++) o[k][i] = y[k];
+        for (int k = 0; k < s->def->noutputs; k++)
+            o[k][i] = y[k];
     }
     mem_free(st);
 }
@@ -127,8 +131,9 @@ TEST(streaming_equals_batch_for_every_indicator)
                 for (int k = 0; k < d->noutputs; k++) {
                     for (size_t j = 0; j < N; j++) {
                         if (!same(out_b[k][j], out_s[k][j]) && bad++ == 0) {
-                            unit_fail(__FILE__, __LINE__, "%s %s out %d bar %zu: batch %.17g stream %.17g",
-                                      d->name, ind_conv_name(s.conv), k, j, out_b[k][j], out_s[k][j]);
+                            unit_fail(__FILE__, __LINE__,
+                                      "%s %s out %d bar %zu: batch %.17g stream %.17g", d->name,
+                                      ind_conv_name(s.conv), k, j, out_b[k][j], out_s[k][j]);
                         }
                     }
                 }
@@ -137,13 +142,15 @@ TEST(streaming_equals_batch_for_every_indicator)
                 for (int k = 0; k < d->noutputs; k++) {
                     for (int j = 0; j < N; j++) {
                         if (j < lb && !isnan(out_b[k][j])) {
-                            unit_fail(__FILE__, __LINE__, "%s %s: out %d bar %d defined before lookback %d",
-                                      d->name, ind_conv_name(s.conv), k, j, lb);
+                            unit_fail(__FILE__, __LINE__,
+                                      "%s %s: out %d bar %d defined before lookback %d", d->name,
+                                      ind_conv_name(s.conv), k, j, lb);
                             break;
                         }
                         if (j >= lb && !isfinite(out_b[k][j])) {
-                            unit_fail(__FILE__, __LINE__, "%s %s: out %d bar %d is %g at/after lookback %d",
-                                      d->name, ind_conv_name(s.conv), k, j, out_b[k][j], lb);
+                            unit_fail(__FILE__, __LINE__,
+                                      "%s %s: out %d bar %d is %g at/after lookback %d", d->name,
+                                      ind_conv_name(s.conv), k, j, out_b[k][j], lb);
                             break;
                         }
                     }
@@ -175,7 +182,8 @@ TEST(short_series_are_all_nan_and_constant_series_finite)
             if (lb > N) continue;
             batch(&s, (size_t)lb, out_b);
             for (int k = 0; k < d->noutputs; k++) {
-                for (int j = 0; j < lb; j++) CHECK(isnan(out_b[k][j]));
+                for (int j = 0; j < lb; j++)
+                    CHECK(isnan(out_b[k][j]));
             }
             batch(&s, 0, out_b); /* empty input is fine */
         }
@@ -199,7 +207,8 @@ TEST(constant_series_have_the_documented_values)
     for (size_t c = 0; c < sizeof consts / sizeof consts[0]; c++) {
         double x = consts[c];
         random_bars(1);
-        for (int i = 0; i < N; i++) bars.o[i] = bars.h[i] = bars.l[i] = bars.c[i] = x;
+        for (int i = 0; i < N; i++)
+            bars.o[i] = bars.h[i] = bars.l[i] = bars.c[i] = x;
         for (int conv = 0; conv < 2; conv++) {
             IndConv cv = (IndConv)conv;
             CHECK(last_of("cci", cv, 0) == 0);
@@ -227,21 +236,24 @@ TEST(constant_series_have_the_documented_values)
 static double mean(const double *x, int from, int n)
 {
     double s = 0;
-    for (int i = from; i < from + n; i++) s += x[i];
+    for (int i = from; i < from + n; i++)
+        s += x[i];
     return s / n;
 }
 
 static double hh(int i, int w)
 {
     double m = -INFINITY;
-    for (int k = i - w + 1; k <= i; k++) m = fmax(m, bars.h[k]);
+    for (int k = i - w + 1; k <= i; k++)
+        m = fmax(m, bars.h[k]);
     return m;
 }
 
 static double ll(int i, int w)
 {
     double m = INFINITY;
-    for (int k = i - w + 1; k <= i; k++) m = fmin(m, bars.l[k]);
+    for (int k = i - w + 1; k <= i; k++)
+        m = fmin(m, bars.l[k]);
     return m;
 }
 
@@ -271,9 +283,11 @@ TEST(plain_references_agree)
         const double *c = bars.c;
 
         run("sma", IND_TALIB, "period", p, NULL, 0);
-        for (int i = p - 1; i < N; i++) NEAR(out_b[0][i], mean(c, i - p + 1, p));
+        for (int i = p - 1; i < N; i++)
+            NEAR(out_b[0][i], mean(c, i - p + 1, p));
         run("sma", IND_MT5, "period", p, NULL, 0);
-        for (int i = p - 1; i < N; i++) NEAR(out_b[0][i], mean(c, i - p + 1, p));
+        for (int i = p - 1; i < N; i++)
+            NEAR(out_b[0][i], mean(c, i - p + 1, p));
 
         run("ema", IND_TALIB, "period", p, NULL, 0);
         double e = mean(c, 0, p), k = 2.0 / (p + 1);
@@ -291,13 +305,15 @@ TEST(plain_references_agree)
         run("wma", IND_TALIB, "period", p, NULL, 0);
         for (int i = p - 1; i < N; i++) {
             double s = 0, w = 0;
-            for (int j = 0; j < p; j++) s += (p - j) * c[i - j], w += p - j;
+            for (int j = 0; j < p; j++)
+                s += (p - j) * c[i - j], w += p - j;
             NEAR(out_b[0][i], s / w);
         }
 
         run("rsi", IND_MT5, "period", p, NULL, 0);
         double g = 0, l = 0;
-        for (int i = 1; i <= p; i++) g += fmax(c[i] - c[i - 1], 0), l += fmax(c[i - 1] - c[i], 0);
+        for (int i = 1; i <= p; i++)
+            g += fmax(c[i] - c[i - 1], 0), l += fmax(c[i - 1] - c[i], 0);
         g /= p, l /= p;
         for (int i = p; i < N; i++) {
             if (i > p) {
@@ -309,21 +325,24 @@ TEST(plain_references_agree)
         run("rsi", IND_TALIB, "period", p, "smoothing", 1);
         for (int i = p; i < N; i++) {
             double gs = 0, ls = 0;
-            for (int j = i - p + 1; j <= i; j++) gs += fmax(c[j] - c[j - 1], 0), ls += fmax(c[j - 1] - c[j], 0);
+            for (int j = i - p + 1; j <= i; j++)
+                gs += fmax(c[j] - c[j - 1], 0), ls += fmax(c[j - 1] - c[j], 0);
             NEAR(out_b[0][i], ls == 0 ? (gs == 0 ? 50 : 100) : 100 * gs / (gs + ls));
         }
 
         run("atr", IND_MT5, "period", p, NULL, 0);
         for (int i = p; i < N; i++) {
             double s = 0;
-            for (int j = i - p + 1; j <= i; j++) s += tr(j);
+            for (int j = i - p + 1; j <= i; j++)
+                s += tr(j);
             NEAR(out_b[0][i], s / p);
         }
 
         run("bbands", IND_TALIB, "period", p, NULL, 0);
         for (int i = p - 1; i < N; i++) {
             double m = mean(c, i - p + 1, p), v = 0;
-            for (int j = i - p + 1; j <= i; j++) v += (c[j] - m) * (c[j] - m);
+            for (int j = i - p + 1; j <= i; j++)
+                v += (c[j] - m) * (c[j] - m);
             double sd = sqrt(v / p);
             CHECK_NEAR(out_b[1][i], m, 1e-9);
             CHECK_NEAR(out_b[0][i], m + 2 * sd, 1e-9);
@@ -337,7 +356,8 @@ TEST(plain_references_agree)
         }
 
         run("donchian", IND_TALIB, "period", p, NULL, 0);
-        for (int i = p - 1; i < N; i++) CHECK(out_b[0][i] == hh(i, p) && out_b[2][i] == ll(i, p));
+        for (int i = p - 1; i < N; i++)
+            CHECK(out_b[0][i] == hh(i, p) && out_b[2][i] == ll(i, p));
 
         run("aroon", IND_TALIB, "period", p, NULL, 0);
         for (int i = p; i < N; i++) {
@@ -358,15 +378,18 @@ TEST(plain_references_agree)
                 m += tp[j];
             }
             m /= p;
-            for (int j = 0; j < p; j++) md += fabs(tp[j] - m);
+            for (int j = 0; j < p; j++)
+                md += fabs(tp[j] - m);
             md /= p;
             CHECK_NEAR(out_b[0][i], md == 0 ? 0 : (tp[0] - m) / (0.015 * md), 1e-8);
         }
 
         run("mom", IND_TALIB, "period", p, NULL, 0);
-        for (int i = p; i < N; i++) NEAR(out_b[0][i], c[i] - c[i - p]);
+        for (int i = p; i < N; i++)
+            NEAR(out_b[0][i], c[i] - c[i - p]);
         run("roc", IND_TALIB, "period", p, NULL, 0);
-        for (int i = p; i < N; i++) NEAR(out_b[0][i], 100 * (c[i] - c[i - p]) / c[i - p]);
+        for (int i = p; i < N; i++)
+            NEAR(out_b[0][i], 100 * (c[i] - c[i - p]) / c[i - p]);
 
         run("obv", IND_TALIB, NULL, 0, NULL, 0);
         double obv = bars.v[0];
@@ -378,7 +401,8 @@ TEST(plain_references_agree)
         run("linreg", IND_TALIB, "period", p, NULL, 0);
         for (int i = p - 1; i < N; i++) {
             double mx = (p - 1) / 2.0, my = mean(c, i - p + 1, p), sxy = 0, sxx = 0;
-            for (int j = 0; j < p; j++) sxy += (j - mx) * (c[i - p + 1 + j] - my), sxx += (j - mx) * (j - mx);
+            for (int j = 0; j < p; j++)
+                sxy += (j - mx) * (c[i - p + 1 + j] - my), sxx += (j - mx) * (j - mx);
             double m = sxy / sxx, b = my - m * mx;
             CHECK_NEAR(out_b[1][i], m, 1e-8);
             CHECK_NEAR(out_b[2][i], b, 1e-8);
@@ -391,7 +415,8 @@ TEST(plain_references_agree)
             double d = 0;
             for (int q = 0; q < 3; q++) {
                 double num = 0, den = 0;
-                for (int j = i - q - 2; j <= i - q; j++) num += c[j] - ll(j, p), den += hh(j, p) - ll(j, p);
+                for (int j = i - q - 2; j <= i - q; j++)
+                    num += c[j] - ll(j, p), den += hh(j, p) - ll(j, p);
                 double kv = den == 0 ? 100 : 100 * num / den;
                 if (q == 0) NEAR(out_b[0][i], kv);
                 d += kv / 3;
@@ -412,7 +437,8 @@ TEST(registry_is_consistent_and_checks_params)
         CHECK(d->ninputs >= 1 && d->ninputs <= IND_MAX_INPUTS);
         CHECK(d->noutputs >= 1 && d->noutputs <= IND_MAX_OUTPUTS);
         CHECK(d->doc && d->lookback_doc && d->title);
-        for (size_t j = 0; j < i; j++) CHECK(strcmp(ind_at(j)->name, d->name) != 0);
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(ind_at(j)->name, d->name) != 0);
         for (int k = 0; k < d->nparams; k++) {
             const IndParam *p = &d->params[k];
             CHECK(p->def >= p->min && p->def <= p->max);

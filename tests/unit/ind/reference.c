@@ -104,8 +104,10 @@ static void run_batch(const IndSpec *s, const Series *se, size_t n)
 {
     const double *in[IND_MAX_INPUTS];
     double *out[IND_MAX_OUTPUTS];
-    for (int k = 0; k < s->def->ninputs; k++) in[k] = se->col[col_of(s->def->inputs[k])];
-    for (int k = 0; k < s->def->noutputs; k++) out[k] = outbuf[k];
+    for (int k = 0; k < s->def->ninputs; k++)
+        in[k] = se->col[col_of(s->def->inputs[k])];
+    for (int k = 0; k < s->def->noutputs; k++)
+        out[k] = outbuf[k];
     char err[100];
     CHECK(ind_batch(s, n, in, out, err, sizeof err) == 0);
 }
@@ -116,9 +118,11 @@ static void run_stream(const IndSpec *s, const Series *se, size_t n)
     ind_state_init(s, st);
     for (size_t i = 0; i < n; i++) {
         double x[IND_MAX_INPUTS], y[IND_MAX_OUTPUTS];
-        for (int k = 0; k < s->def->ninputs; k++) x[k] = se->col[col_of(s->def->inputs[k])][i];
+        for (int k = 0; k < s->def->ninputs; k++)
+            x[k] = se->col[col_of(s->def->inputs[k])][i];
         ind_state_update(s, st, x, y);
-        for (int k = 0; k < s->def->noutputs; k++) outbuf[k][i] = y[k];
+        for (int k = 0; k < s->def->noutputs; k++)
+            outbuf[k][i] = y[k];
     }
     mem_free(st);
 }
@@ -134,9 +138,11 @@ static void check_case(void)
     if (s.def->noutputs != cur.nout) return;
     size_t n = se->n;
     run_batch(&s, se, n);
-    for (int k = 0; k < cur.nout; k++) compare("batch", k, outbuf[k], cur.out[k], n);
+    for (int k = 0; k < cur.nout; k++)
+        compare("batch", k, outbuf[k], cur.out[k], n);
     run_stream(&s, se, n);
-    for (int k = 0; k < cur.nout; k++) compare("stream", k, outbuf[k], cur.out[k], n);
+    for (int k = 0; k < cur.nout; k++)
+        compare("stream", k, outbuf[k], cur.out[k], n);
 
     /* The reference's first defined bar is the registry's lookback. */
     size_t lb = (size_t)ind_lookback(&s), first = n;
@@ -153,12 +159,15 @@ static void check_case(void)
     if (lb + 1 <= n) {
         run_batch(&s, se, lb);
         for (int k = 0; k < cur.nout; k++) {
-            for (size_t i = 0; i < lb; i++) CHECK(isnan(outbuf[k][i]));
+            for (size_t i = 0; i < lb; i++)
+                CHECK(isnan(outbuf[k][i]));
         }
         run_batch(&s, se, lb + 1);
-        for (int k = 0; k < cur.nout; k++) compare("prefix", k, outbuf[k], cur.out[k], lb + 1);
+        for (int k = 0; k < cur.nout; k++)
+            compare("prefix", k, outbuf[k], cur.out[k], lb + 1);
         run_stream(&s, se, lb + 1);
-        for (int k = 0; k < cur.nout; k++) compare("prefix-stream", k, outbuf[k], cur.out[k], lb + 1);
+        for (int k = 0; k < cur.nout; k++)
+            compare("prefix-stream", k, outbuf[k], cur.out[k], lb + 1);
     }
 }
 
