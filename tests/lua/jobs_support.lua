@@ -63,11 +63,28 @@ function S.diff(got, want, ...)
   return r.diff, r.got, r.want
 end
 
+-- n random-walk bars of timeframe tf for symbol, the first at epoch t0
+-- (every bar present, len seconds apart); returns the epoch of the last.
+function S.bars(symbol, timeframe, t0, n, len, source)
+  tf.db.exec([[
+    WITH g AS (SELECT i, (random() - 0.5) * 0.004 AS step, random() AS r FROM generate_series(0, $4::int - 1) i),
+         w AS (SELECT i, 1.1 + sum(step) OVER (ORDER BY i) AS o, r FROM g)
+    INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
+    SELECT $1, $2, to_timestamp($3::float8 + i * $5::int), o, o + r * 0.002 + 0.0002, o - (1 - r) * 0.002 - 0.0002,
+           o + (r - 0.5) * 0.002, floor(r * 100) + 1, 0.0001, $6
+      FROM w]], symbol, timeframe, t0, n, len, source or "ea")
+  return t0 + (n - 1) * len
+end
+
 function S.cleanup(symbols)
   local arr = "{" .. table.concat(symbols, ",") .. "}"
   tf.db.exec("DELETE FROM ticks WHERE symbol = ANY($1::text[])", arr)
   tf.db.exec("DELETE FROM market_data WHERE symbol = ANY($1::text[])", arr)
   tf.db.exec("DELETE FROM rollup_queue WHERE symbol = ANY($1::text[])", arr)
+  tf.db.exec("DELETE FROM signals WHERE symbol = ANY($1::text[])", arr)
+  if tf.db.query("SELECT to_regclass('indicator_values') IS NOT NULL AS x")[1].x then
+    tf.db.exec("DELETE FROM indicator_values WHERE symbol = ANY($1::text[])", arr)
+  end
 end
 
 -- A fingerprint of everything stored for symbol (to see that a re-run changes nothing).
