@@ -294,6 +294,28 @@ describe("hot reload", function()
   end)
 end)
 
+describe("the file watch", function()
+  it("reloads by itself when a plugin file changes, and reports a broken edit once", function()
+    local srv = H.start_server{ config = { reload = { watch = true, interval_ms = 100 } },
+      plugins = { ["v.lua"] = [[tf.route("GET", "/v", function() return 200, { v = 1 } end, { auth = "none" })]] } }
+    H.sleep(0.3)
+    srv:write_plugin("v.lua", [[tf.route("GET", "/v", function() return 200, { v = 2 } end, { auth = "none" })]])
+    local got
+    for _ = 1, 50 do
+      got = select(2, srv:json("GET", "/v")).v
+      if got == 2 then break end
+      H.sleep(0.1)
+    end
+    assert.are.equal(2, got)
+    srv:write_plugin("v.lua", "tf.route(")
+    H.sleep(1)
+    assert.are.equal(2, select(2, srv:json("GET", "/v")).v)
+    local _, n = srv:log():gsub("reload rejected", "")
+    assert.are.equal(1, n)
+    srv:stop()
+  end)
+end)
+
 describe("hot reload under load", function()
   it("answers every request 2xx across 20 reloads", function()
     local srv = H.start_server{ config = { log = { level = "warn" } },
