@@ -271,7 +271,7 @@ static enum MHD_Result push_header(void *cls, enum MHD_ValueKind kind, const cha
     lua_State *L = cls;
     char lower[256];
     size_t i = 0;
-    for (; key[i] && i < sizeof lower - 1; i++)
+    for (; i < sizeof lower - 1 && key[i]; i++)
         lower[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] + 32 : key[i]);
     lower[i] = 0;
     lua_pushstring(L, value ? value : "");
