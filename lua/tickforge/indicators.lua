@@ -269,7 +269,16 @@ Every indicator takes `convention = "talib"` (the default) or `"mt5"`.
 
 Outputs before the lookback are NaN; a series of at most `lookback` bars is
 all NaN (never an error). Flat and degenerate windows have the results given
-per indicator below; nothing divides by zero.
+per indicator below; nothing divides by zero. Inputs must be finite: a NaN
+input (a NULL column) stays in rolling sums and makes every later value NaN.
+
+Streaming is O(1) per bar, except where an indicator says O(period) (CCI,
+linear regression, and the mt5 forms of BBANDS, STDDEV, MFI and the
+Stochastic, which recompute their window as MetaQuotes' code does). Window
+extremes (Stochastic, Williams %R, Aroon, Donchian, Ichimoku) are amortised
+O(1): the window is rescanned only when its extreme leaves it. A stream's
+state is a fixed-size block without pointers; `s:state()` returns it with a
+checksum of the parameters, so a job can persist it and resume.
 
 ## Lua
 
