@@ -642,9 +642,9 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
     atomic_fetch_add(&s->inflight, 1);
 
     int method_ok = 0, b = builtin_find(method, url, &method_ok);
-    struct lvm_gen *g = lvm_gen_current();
     const char *msg = NULL;
     if (b) {
+        struct lvm_gen *g = lvm_gen_current();
         r->route = b;
         r->gen = g; /* for auth and limits; builtins need no VM */
         if (!method_ok) return send_error(c, r, 405, "method not allowed on this path");
@@ -654,7 +654,6 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
         r->max = 0;
         return MHD_YES;
     }
-    if (g) lvm_gen_unref(g);
 
     struct worker *w = worker_get(s);
     if (!w) return send_error(c, r, 503, "out of memory");
