@@ -154,12 +154,11 @@ static void dmi_update(void *st, const double *in, double *out)
 
 /* Dedicated talib batch loop for adx, plus_di and minus_di: dm_step and
  * dmi_update with locals, same arithmetic. mt5 declines to the step loop. */
-static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+static inline void dmi_batch_k(const IndSpec *s, size_t n, const double *const *in,
+                               double *const *out, const int which)
 {
-    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 3, 1, dmi_update);
     const double *h = in[0], *l = in[1], *c = in[2];
     double *y = out[0];
-    int which = s->def == &ind_def_adx ? 0 : s->def == &ind_def_plus_di ? 1 : 2;
     size_t p = (size_t)s->p[0], lb = which ? p : 2 * p - 1;
     double pd = (double)p, inv = 1.0 / pd, keep = (pd - 1) * inv;
     double pdm = 0, mdm = 0, tr = 0, sumdx = 0, adx = 0;
@@ -205,6 +204,18 @@ static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double
         }
         y[i] = adx;
     }
+}
+
+/* One copy per output, so the loop carries no test of which output it is. */
+static int dmi_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
+{
+    if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 3, 1, dmi_update);
+    if (s->def == &ind_def_adx)
+        dmi_batch_k(s, n, in, out, 0);
+    else if (s->def == &ind_def_plus_di)
+        dmi_batch_k(s, n, in, out, 1);
+    else
+        dmi_batch_k(s, n, in, out, 2);
     return 1;
 }
 
