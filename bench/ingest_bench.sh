@@ -8,7 +8,8 @@
 #   2. single-candle POST /ingest with CLIENTS keep-alive clients (wrk) vs
 #      pgbench -c CLIENTS running the equivalent INSERT ... ON CONFLICT (merge);
 #   3. TICKS ticks via POST /ingest/tick (batches of TICK_BATCH) vs \copy.
-# Prints a markdown table; never asserts on timings. Uses databases
+# Each side runs ROUNDS times, alternating, from empty tables; the best of
+# each is kept. Prints a markdown table; never asserts on timings. Uses databases
 # tf_bench_api and tf_bench_copy on the cluster of DATABASE_URL (recreated).
 #   bench/ingest_bench.sh            (or: make bench BENCH_ONLY=ingest)
 #   CANDLES=100000 TICKS=200000 bench/ingest_bench.sh   (a quick run)
@@ -25,7 +26,8 @@ CLIENTS=${CLIENTS:-8}
 SECONDS_SINGLE=${SECONDS_SINGLE:-10}
 THREADS=${THREADS:-8}
 PARTS=${PARTS:-candles single ticks} # a subset for quick looks
-POOL=${POOL:-4}
+ROUNDS=${ROUNDS:-3}                  # best of ROUNDS for each side
+POOL=${POOL:-$(nproc)}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
 KEY=bench-ingest-key-0001
@@ -111,31 +113,6 @@ run_copy() { # TABLE COLUMNS CSV -> seconds
 }
 
 has() { [[ " $PARTS " == *" $1 "* ]]; }
-c_api=1 c_api_rows=0 c_copy=1 c_copy_rows=0 t_api=1 t_api_rows=0 t_copy=1 t_copy_rows=0 single_api=0 single_pg=1
-if has candles; then
-echo "candles: API ..." >&2
-c_api=$(run_api c)
-c_api_rows=$(psql_q "$API_URL" "SELECT count(*) FROM market_data")
-echo "candles: \\copy ..." >&2
-c_copy=$(run_copy market_data "symbol, timeframe, ts, open, high, low, close, volume, spread, source" "$work/candles.csv")
-c_copy_rows=$(psql_q "$COPY_URL" "SELECT count(*) FROM market_data")
-fi
-
-if has ticks; then
-echo "ticks: API ..." >&2
-t_api=$(run_api t)
-t_api_rows=$(psql_q "$API_URL" "SELECT count(*) FROM ticks")
-echo "ticks: \\copy ..." >&2
-t_copy=$(run_copy ticks "symbol, ts, bid, ask, last, volume, flags, ts_msc" "$work/ticks.csv")
-t_copy_rows=$(psql_q "$COPY_URL" "SELECT count(*) FROM ticks")
-fi
-
-if has single; then
-echo "single candles: wrk ..." >&2
-wrk_out=$(BENCH_KEY=$KEY wrk -t 2 -c "$CLIENTS" -d "${SECONDS_SINGLE}s" -s bench/ingest_wrk.lua "http://127.0.0.1:$port" 2>&1)
-single_api=$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')
-non2xx=$(echo "$wrk_out" | awk '/Non-2xx/ {print $4}')
-if [ -n "$non2xx" ]; then echo "wrk saw non-2xx answers: $wrk_out" >&2; exit 1; fi
 cat >"$work/pgbench.sql" <<'SQL'
 \set t random(1, 2000000)
 INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
@@ -148,10 +125,51 @@ WHERE (m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM
    GREATEST(m.volume, EXCLUDED.volume), COALESCE(EXCLUDED.spread, m.spread))
 RETURNING symbol, timeframe, ts, (created_at = now());
 SQL
-echo "single candles: pgbench ..." >&2
-pgb_out=$("$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
-single_pg=$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')
-fi
+truncate_both() { psql_q "$API_URL" "TRUNCATE $1"; psql_q "$COPY_URL" "TRUNCATE $1"; }
+min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
+max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
+check_rows() { # URL TABLE WANT
+    local got
+    got=$(psql_q "$1" "SELECT count(*) FROM $2")
+    [ "$got" -eq "$3" ] || { echo "$2: $got rows stored, want $3" >&2; exit 1; }
+}
+
+# ROUNDS rounds, each side by side (ours, then PostgreSQL's, from empty
+# tables); the best of each side is kept, so a burst of load from elsewhere
+# on a shared machine costs neither side more than the other.
+c_api=999999 c_copy=999999 t_api=999999 t_copy=999999 single_api=0 single_pg=0
+c_rows=$(wc -l <"$work/candles.csv") t_rows=$(wc -l <"$work/ticks.csv")
+for round in $(seq "$ROUNDS"); do
+    if has candles; then
+        truncate_both market_data
+        echo "round $round: candles API ..." >&2
+        c_api=$(min "$c_api" "$(run_api c)")
+        check_rows "$API_URL" market_data "$c_rows"
+        echo "round $round: candles \\copy ..." >&2
+        c_copy=$(min "$c_copy" "$(run_copy market_data "symbol, timeframe, ts, open, high, low, close, volume, spread, source" "$work/candles.csv")")
+        check_rows "$COPY_URL" market_data "$c_rows"
+    fi
+    if has ticks; then
+        truncate_both ticks
+        echo "round $round: ticks API ..." >&2
+        t_api=$(min "$t_api" "$(run_api t)")
+        check_rows "$API_URL" ticks "$t_rows"
+        echo "round $round: ticks \\copy ..." >&2
+        t_copy=$(min "$t_copy" "$(run_copy ticks "symbol, ts, bid, ask, last, volume, flags, ts_msc" "$work/ticks.csv")")
+        check_rows "$COPY_URL" ticks "$t_rows"
+    fi
+    if has single; then
+        truncate_both market_data
+        echo "round $round: single candles, wrk ..." >&2
+        wrk_out=$(BENCH_KEY=$KEY wrk -t 2 -c "$CLIENTS" -d "${SECONDS_SINGLE}s" -s bench/ingest_wrk.lua "http://127.0.0.1:$port" 2>&1)
+        if echo "$wrk_out" | grep -q Non-2xx; then echo "wrk saw non-2xx answers: $wrk_out" >&2; exit 1; fi
+        single_api=$(max "$single_api" "$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')")
+        echo "round $round: single candles, pgbench ..." >&2
+        pgb_out=$("$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
+        single_pg=$(max "$single_pg" "$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')")
+    fi
+done
+c_api_rows=$c_rows c_copy_rows=$c_rows t_api_rows=$t_rows t_copy_rows=$t_rows
 
 rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
@@ -168,4 +186,4 @@ cat <<TABLE
 | $t_api_rows ticks, /ingest/tick x$TICK_BATCH, $CLIENTS clients vs \\copy | $t_api_rate ticks/s ($(printf '%.1f' "$t_api") s) | $t_copy_rate rows/s ($(printf '%.1f' "$t_copy") s) | $(ratio "$t_api_rate" "$t_copy_rate") |
 TABLE
 echo
-echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GB; server: $THREADS HTTP threads, pool $POOL; PostgreSQL: scripts/pg.sh private cluster (fsync off)"
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GB; server: $THREADS HTTP threads, pool $POOL; PostgreSQL: scripts/pg.sh private cluster (fsync off); best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -146,8 +146,8 @@ static PGconn *connect_now(const char *conninfo, int timeout_s, char *err, size_
 {
     char ct[16];
     snprintf(ct, sizeof ct, "%d", timeout_s);
-    /* The conninfo's own settings come first; ours only fill what it lacks
-     * is not expressible, so connect_timeout and application_name win. */
+    /* The conninfo is expanded first; the keywords after it override it, so
+     * the pool's connect_timeout and application_name always apply. */
     const char *keys[] = {"dbname", "connect_timeout", "application_name", "keepalives_idle", NULL};
     const char *vals[] = {conninfo, ct, "tickforge", "30", NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);

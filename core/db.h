@@ -74,8 +74,9 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
 /* The SQLSTATE of the last error on c ("23505"), or "" . */
 const char *db_sqlstate(struct db_conn *c);
 
-/* Appends s to a PostgreSQL array literal being built in buf as a quoted
- * element ("..."), escaping \ and ". Helper for array parameters. */
+/* A growable text buffer for array parameters and COPY data. Appends never
+ * fail loudly: they set oom, which the caller checks once at the end. The
+ * caller owns data and frees it with db_buf_free. */
 struct db_buf {
     char *data;
     size_t len, cap;
