@@ -1,0 +1,28 @@
+-- RSI reversal: buy when RSI(14) climbs back above 30 (leaving oversold),
+-- sell when it falls back below 70 (leaving overbought). Stop 1.5 ATR away,
+-- target 2 ATR away. Reads the mt5_default set (rsi, atr). Settings in
+-- `strategies.rsi_reversal` (symbols, timeframe, low, high).
+local cfg = tf.config.get("strategies.rsi_reversal", {})
+local LOW, HIGH = cfg.low or 30, cfg.high or 70
+
+tf.strategy("rsi_reversal", {
+  symbols = cfg.symbols or { "EURUSD" },
+  timeframe = cfg.timeframe or "M5",
+  set = "mt5_default",
+}, function(s)
+  local rsi, atr, close = s.values.rsi, s.values.atr, s.bars.close
+  local i = s.n
+  if i < 2 then return nil end
+  local now, before = rsi[i], rsi[i - 1]
+  if now ~= now or before ~= before or atr[i] ~= atr[i] then return nil end -- NaN: still warming up
+  local price = close[i]
+  if before < LOW and now >= LOW then
+    return { side = "buy", strength = math.min(1, (LOW - math.min(before, LOW)) / LOW + 0.5), price = price,
+             stop = price - 1.5 * atr[i], target = price + 2 * atr[i],
+             comment = string.format("RSI %.1f -> %.1f left oversold", before, now) }
+  elseif before > HIGH and now <= HIGH then
+    return { side = "sell", strength = math.min(1, (math.max(before, HIGH) - HIGH) / (100 - HIGH) + 0.5), price = price,
+             stop = price + 1.5 * atr[i], target = price - 2 * atr[i],
+             comment = string.format("RSI %.1f -> %.1f left overbought", before, now) }
+  end
+end)
