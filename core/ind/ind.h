@@ -81,7 +81,8 @@ int ind_param_index(const IndDef *d, const char *param); /* -1 when unknown */
 int ind_lookback(const IndSpec *s);
 
 /* Batch: in[k] is the k-th input array (def->inputs order), out[k] the k-th
- * output array, each of n doubles, caller-owned. Outputs before the lookback
+ * output array, each of n doubles, caller-owned; outputs must not overlap
+ * inputs or each other. Outputs before the lookback
  * are NaN. Allocates one state block for indicators without a dedicated batch
  * loop (never inside the loop): 0, or -1 with a message on OOM. */
 int ind_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out, char *err,

@@ -48,8 +48,8 @@ static int lb_1(const IndSpec *s)
 static int trange_step_batch(const IndSpec *s, size_t n, const double *const *in,
                              double *const *out)
 {
-    const double *h = in[0], *l = in[1], *c = in[2];
-    double *y = out[0];
+    const double *restrict h = in[0], *restrict l = in[1], *restrict c = in[2];
+    double *restrict y = out[0];
     if (n) y[0] = NAN;
     for (size_t i = 1; i < n; i++)
         y[i] = ind_tr_talib(h[i], l[i], c[i - 1]);
