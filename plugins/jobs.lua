@@ -11,7 +11,7 @@
 --     rollups         = { every = "1m" },
 --     indicators      = { every = "60s" },
 --     strategies      = { every = "1m" },
---     maintenance     = { cron = "17 * * * *" },
+--     maintenance     = { cron = "17 3 * * *" },
 --   }
 local config = require("tickforge.jobs.config")
 
@@ -23,7 +23,7 @@ local SHIPPED = {
   { "rollups", { every = "1m" }, "120s", true },
   { "indicators", { every = "60s" }, "300s", false },
   { "strategies", { every = "1m" }, "120s", false },
-  { "maintenance", { cron = "17 * * * *" }, "30m", true },
+  { "maintenance", { cron = "17 3 * * *" }, "30m", true },
 }
 
 if tf.config.get("jobs.enabled", true) == false then return end

@@ -1,5 +1,5 @@
 -- Maintenance job: creates time partitions ahead and applies retention.
--- plugins/jobs.lua schedules run(ctx) hourly (cron); tests call run(ctx, cfg).
+-- plugins/jobs.lua schedules run(ctx) daily at 03:17 UTC; tests call run(ctx, cfg).
 -- Partitions come from tf_ensure_partitions (sql/001); retention drops whole
 -- partitions that lie before the cutoff (tf_drop_partitions_before) and then
 -- deletes the remaining older rows in one statement per table and timeframe.
