@@ -124,7 +124,7 @@ static int ind_call(lua_State *L)
             n = m;
         }
         IndSpec s;
-        check_spec(L, name, params, params, IND_TALIB, &s);
+        check_spec(L, name, params, top, IND_TALIB, &s);
         for (int k = 0; k < d->noutputs; k++)
             out[k] = lua_series_push(L, n);
         char err[200];

@@ -72,6 +72,10 @@ TEST(batch_calls_accept_tables_series_and_params)
         L,
         "local a = tf.ind.atr({high = high, low = low, close = close}, {period = 14}) "
         "local b = tf.ind.atr(high, low, close, 14) return a == b and nan(a[14]) and a[15] > 0"));
+    CHECK(run(
+        L, "local bars = {high = high, low = low, close = close} "
+           "local m1, s1 = tf.ind.macd(bars, 5, 13, 4) local m2, s2 = tf.ind.macd(close, 5, 13, 4) "
+           "return m1 == m2 and s1 == s2 and nan(m1[15]) and not nan(m1[16])"));
     CHECK(run(L, "local a = tf.ind.sma({open = close, close = high}, {period = 3, input = 'open'}) "
                  "return a == tf.ind.sma(close, 3)"));
     /* conventions */
