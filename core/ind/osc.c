@@ -900,25 +900,22 @@ static int mfi_step_batch(const IndSpec *s, size_t n, const double *const *in, d
     size_t p = (size_t)s->p[0], k = 0;
     fill_nan(y, 0, n < p ? n : p);
     if (n < 2) return 1;
-    double *flow = mem_alloc(p * sizeof *flow); /* > 0 positive, < 0 negative, 0 neither */
+    double *flow = mem_alloc(2 * p * sizeof *flow); /* positive, negative flow per bar */
     if (!flow) return -1;
     double prev = (h[0] + l[0] + c[0]) / 3.0, psum = 0, nsum = 0;
     for (size_t i = 1; i < n; i++) {
         double tp = (h[i] + l[i] + c[i]) / 3.0, d = tp - prev, mf = tp * v[i];
         prev = tp;
-        if (i > p) { /* the flow of bar i-p leaves (subtracting a 0 changes nothing) */
-            double f = flow[k];
-            if (f < 0)
-                nsum -= -f;
-            else
-                psum -= f;
+        if (i > p) { /* the flows of bar i-p leave; one is 0, which changes nothing */
+            psum -= flow[2 * k];
+            nsum -= flow[2 * k + 1];
         }
-        double f = 0;
+        double pos = 0, neg = 0;
         if (d < 0)
-            nsum += mf, f = -mf;
+            nsum += mf, neg = mf;
         else if (d > 0)
-            psum += mf, f = mf;
-        flow[k] = f;
+            psum += mf, pos = mf;
+        flow[2 * k] = pos, flow[2 * k + 1] = neg;
         if (++k == p) k = 0;
         if (i < p) continue;
         double t = psum + nsum;
