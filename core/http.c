@@ -56,7 +56,8 @@ struct http_server {
     int last_reload_ok;
     char last_reload_error[4096];
     char last_reload_trigger[32];
-    unsigned long long watch_sig;
+    unsigned long long watch_sig;     /* the files as the current generation saw them */
+    unsigned long long watch_pending; /* as the last poll saw them */
     int watch_interval_ms;
     pthread_mutex_t workers_lock;
     struct worker *workers;
@@ -378,62 +379,114 @@ static void end_request(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &cur_con_key);
 }
 
-/* Turns the handler's (status, body, headers) on the stack into a response. */
-static enum MHD_Result send_lua_response(struct MHD_Connection *c, struct req *r, lua_State *L, int base)
+#define MAX_RESP_HEADERS 32
+
+/* A handler call's inputs and, once it returned, its answer in C form.
+ * Everything is filled inside the protected call (call_route), so running
+ * out of Lua memory anywhere is a Lua error, never a panic. */
+struct call {
+    struct lvm *vm;
+    struct MHD_Connection *c;
+    struct req *r;
+    const char *method, *url;
+    int status;
+    char *body; /* mem_*; freed by the caller whatever happens */
+    size_t len;
+    const char *ctype;
+    char *hname[MAX_RESP_HEADERS], *hval[MAX_RESP_HEADERS]; /* mem_* */
+    int nh, has_ctype;
+    const char *bad; /* the handler broke the return convention */
+    char why[256];
+};
+
+/* Converts (status, body, headers) at base+1.. into a. */
+static void take_answer(lua_State *L, int base, struct call *a)
 {
-    int status = 200, sidx = base + 1, bidx = base + 2, hidx = base + 3;
+    int sidx = base + 1, bidx = base + 2, hidx = base + 3;
+    a->status = 200;
     if (lua_istable(L, sidx) && lua_isnil(L, bidx)) { /* return { ... } means 200 with that body */
         bidx = sidx;
         hidx = base + 2;
     } else if (lua_isinteger(L, sidx)) {
         lua_Integer st = lua_tointeger(L, sidx);
-        if (st < 100 || st > 599) return send_error(c, r, 500, "handler returned an invalid HTTP status");
-        status = (int)st;
+        if (st < 100 || st > 599) {
+            a->bad = "handler returned an invalid HTTP status";
+            return;
+        }
+        a->status = (int)st;
     } else if (!lua_isnil(L, sidx)) {
-        return send_error(c, r, 500, "handler must return status, body[, headers]");
+        a->bad = "handler must return status, body[, headers]";
+        return;
     }
-
-    char *body = NULL, err[256];
-    size_t len = 0;
-    const char *ctype = NULL;
     if (lua_istable(L, bidx)) {
-        body = lua_json_encode(L, bidx, &len, err, sizeof err);
-        if (!body) return send_error(c, r, 500, err);
-        ctype = "application/json";
+        if (!(a->body = lua_json_encode(L, bidx, &a->len, a->why, sizeof a->why))) {
+            a->bad = a->why;
+            return;
+        }
+        a->ctype = "application/json";
     } else if (lua_type(L, bidx) == LUA_TSTRING) {
-        const char *s = lua_tolstring(L, bidx, &len);
-        body = mem_alloc(len + 1);
-        if (!body) return send_error(c, r, 500, "out of memory");
-        memcpy(body, s, len);
-        ctype = "text/plain; charset=utf-8";
+        const char *str = lua_tolstring(L, bidx, &a->len);
+        if (!(a->body = mem_alloc(a->len + 1))) {
+            a->bad = "out of memory";
+            return;
+        }
+        memcpy(a->body, str, a->len);
+        a->ctype = "text/plain; charset=utf-8";
     } else if (!lua_isnil(L, bidx)) {
-        return send_error(c, r, 500, "handler body must be a table, a string or nil");
+        a->bad = "handler body must be a table, a string or nil";
+        return;
     }
-
-    struct MHD_Response *resp = body ? MHD_create_response_from_buffer_with_free_callback(len, body, mem_free)
-                                     : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        mem_free(body);
-        return MHD_NO;
-    }
-    int has_ctype = 0;
-    if (lua_istable(L, hidx)) {
-        lua_pushnil(L);
-        while (lua_next(L, hidx)) {
-            if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-                const char *k = lua_tostring(L, -2);
-                if (!strcasecmp(k, "Content-Type")) has_ctype = 1;
-                if (!strchr(k, '\n') && !strchr(lua_tostring(L, -1), '\n'))
-                    MHD_add_response_header(resp, k, lua_tostring(L, -1));
+    if (!lua_istable(L, hidx)) return;
+    lua_pushnil(L);
+    while (lua_next(L, hidx) && a->nh < MAX_RESP_HEADERS) {
+        if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
+            const char *k = lua_tostring(L, -2);
+            const char *v = luaL_tolstring(L, -1, NULL);
+            if (!strpbrk(k, "\r\n:") && !strpbrk(v, "\r\n")) {
+                a->has_ctype |= !strcasecmp(k, "Content-Type");
+                a->hname[a->nh] = mem_strdup(k);
+                a->hval[a->nh] = mem_strdup(v);
+                a->nh++;
             }
             lua_pop(L, 1);
         }
+        lua_pop(L, 1);
     }
-    if (ctype && !has_ctype) MHD_add_response_header(resp, "Content-Type", ctype);
+}
+
+static int call_route(lua_State *L)
+{
+    struct call *a = lua_touserdata(L, 1);
+    int base = lua_gettop(L);
+    lvm_push_handler(a->vm, a->r->route);
+    push_request(L, a->c, a->r, a->method, a->url);
+    lua_call(L, 1, 3);
+    take_answer(L, base, a);
+    return 0;
+}
+
+static void call_free(struct call *a)
+{
+    mem_free(a->body);
+    for (int i = 0; i < a->nh; i++) {
+        mem_free(a->hname[i]);
+        mem_free(a->hval[i]);
+    }
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, struct req *r, struct call *a)
+{
+    struct MHD_Response *resp = a->body ? MHD_create_response_from_buffer_with_free_callback(a->len, a->body, mem_free)
+                                        : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    a->body = NULL; /* MHD owns it now */
+    for (int i = 0; i < a->nh; i++)
+        if (a->hname[i] && a->hval[i]) MHD_add_response_header(resp, a->hname[i], a->hval[i]);
+    if (a->ctype && !a->has_ctype) MHD_add_response_header(resp, "Content-Type", a->ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
-    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)a->status, resp);
     MHD_destroy_response(resp);
-    r->responded = status;
+    r->responded = a->status;
     return ok;
 }
 
@@ -442,17 +495,20 @@ static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, cons
     struct lvm *vm = r->w->vm;
     lua_State *L = lvm_state(vm);
     const struct config *cfg = r->gen->cfg;
-    int base = lua_gettop(L);
     char err[4096];
-    lvm_push_handler(vm, r->route);
-    push_request(L, c, r, method, url);
-    enum lvm_status st = lvm_call(vm, 1, 3, cfg->lua_handler_timeout_ms, err, sizeof err);
+    struct call a = {.vm = vm, .c = c, .r = r, .method = method, .url = url};
+    lua_pushcfunction(L, call_route);
+    lua_pushlightuserdata(L, &a);
+    enum lvm_status st = lvm_call(vm, 1, 0, cfg->lua_handler_timeout_ms, err, sizeof err);
     end_request(L);
-    if (st == LVM_OK) {
-        enum MHD_Result ok = send_lua_response(c, r, L, base);
-        lua_settop(L, base);
+    enum MHD_Result ok;
+    if (st == LVM_OK && !a.bad) {
+        ok = send_answer(c, r, &a);
+        call_free(&a);
         return ok;
     }
+    call_free(&a);
+    if (st == LVM_OK) return send_error(c, r, 500, a.bad);
     char q[2048];
     const char *route = r->gen->routes[r->route].path;
     log_error("handler failed", "rid=%s route=%s kind=%s error=%s", r->rid, route,
@@ -850,8 +906,12 @@ void http_watch(struct http_server *s)
     if (!on) return;
     unsigned long long sig = watch_signature(s);
     pthread_mutex_lock(&s->reload_lock);
-    int changed = sig != s->watch_sig;
-    if (changed) s->watch_sig = sig; /* a broken edit is reported once, not every poll */
+    /* Reload once the files have stopped changing for a whole interval, so
+     * a file caught half-written is never loaded; a broken edit is then
+     * reported once, not at every poll. */
+    int changed = sig != s->watch_sig && sig == s->watch_pending;
+    s->watch_pending = sig;
+    if (changed) s->watch_sig = sig;
     pthread_mutex_unlock(&s->reload_lock);
     if (changed) {
         char err[4096];

@@ -154,6 +154,8 @@ int lua_job_extract(lua_State *L, struct lvm_job **out, int *nout)
         lua_pop(L, 1);
         return -1;
     }
+    *out = j; /* at once: after a Lua error here the caller frees it */
+    *nout = n;
     int rc = 0;
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, -1, i + 1);
@@ -178,13 +180,7 @@ int lua_job_extract(lua_State *L, struct lvm_job **out, int *nout)
         lua_settop(L, t - 1);
     }
     lua_pop(L, 1);
-    if (rc) {
-        lua_job_free(j, n);
-        return -1;
-    }
-    *out = j;
-    *nout = n;
-    return 0;
+    return rc;
 }
 
 void lua_job_push(lua_State *L, int i)

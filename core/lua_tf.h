@@ -21,7 +21,9 @@ int luaopen_tf_indicators(lua_State *L); /* tf.indicators lua_ind.c -> lua/tickf
 int luaopen_tf_job(lua_State *L);    /* tf.job    lua_job.c */
 
 struct lvm_job;
-/* Copies the jobs registered in L into a C array (mem_*; lua_job_free). */
+/* Copies the jobs registered in L into a C array (mem_*; lua_job_free).
+ * May raise (run it protected); *out is set first, so the caller frees it
+ * after an error or a -1 alike. */
 int lua_job_extract(lua_State *L, struct lvm_job **out, int *n);
 void lua_job_free(struct lvm_job *jobs, int n);
 void lua_job_push(lua_State *L, int i); /* pushes job i's function */

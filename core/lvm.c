@@ -179,10 +179,9 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
     enum lvm_status st = LVM_OK;
     if (rc == LUA_OK && vm->killed) { /* the kill was swallowed (a coroutine); results are void */
         lua_settop(L, base);
-        lua_pushliteral(L, "time limit exceeded");
-        rc = LUA_ERRRUN;
-    }
-    if (rc != LUA_OK) {
+        snprintf(err, errlen, "time limit exceeded");
+        st = LVM_TIMEOUT;
+    } else if (rc != LUA_OK) {
         const char *m = lua_tostring(L, -1);
         snprintf(err, errlen, "%s", m ? m : "(no message)");
         st = vm->killed ? LVM_TIMEOUT : (rc == LUA_ERRMEM || vm->mem_hit) ? LVM_NOMEM : LVM_ERROR;
@@ -315,10 +314,10 @@ void lvm_push_handler(struct lvm *vm, int i)
     lua_pop(vm->L, 1);
 }
 
-/* Copies the registered routes into a C array for the router. */
-static int extract_routes(struct lvm *vm, struct lvm_route **out, int *nout)
+/* Copies the registered routes into a C array for the router. Runs
+ * protected (see extract_routes). */
+static int extract_routes_unprotected(lua_State *L, struct lvm_route **out, int *nout)
 {
-    lua_State *L = vm->L;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
     int n = (int)luaL_len(L, -1);
     struct lvm_route *r = mem_calloc((size_t)(n ? n : 1), sizeof *r);
@@ -326,12 +325,14 @@ static int extract_routes(struct lvm *vm, struct lvm_route **out, int *nout)
         lua_pop(L, 1);
         return -1;
     }
+    *out = r; /* at once: a Lua error below leaves it for the caller to free */
+    *nout = n;
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, -1, i + 1);
         lua_getfield(L, -1, "method");
         snprintf(r[i].method, sizeof r[i].method, "%s", lua_tostring(L, -1));
         lua_getfield(L, -2, "path");
-        r[i].path = mem_strdup(lua_tostring(L, -1));
+        if (!(r[i].path = mem_strdup(lua_tostring(L, -1)))) return -1;
         lua_getfield(L, -3, "roles");
         r[i].roles = (unsigned)lua_tointeger(L, -1);
         lua_getfield(L, -4, "max_body");
@@ -339,16 +340,53 @@ static int extract_routes(struct lvm *vm, struct lvm_route **out, int *nout)
         lua_pop(L, 5);
     }
     lua_pop(L, 1);
-    *out = r;
-    *nout = n;
     return 0;
+}
+
+struct extract_args {
+    struct lvm_route **routes;
+    int *nroutes;
+    struct lvm_job **jobs;
+    int *njobs;
+    int rc;
+};
+
+static int extract_protected(lua_State *L)
+{
+    struct extract_args *a = lua_touserdata(L, 1);
+    a->rc = 0;
+    if (a->routes) a->rc = extract_routes_unprotected(L, a->routes, a->nroutes);
+    if (!a->rc && a->jobs) a->rc = lua_job_extract(L, a->jobs, a->njobs);
+    return 0;
+}
+
+/* Routes and/or jobs (either pair may be NULL) into C arrays; -1 when out of
+ * memory (nothing allocated then is kept). */
+static int extract(struct lvm *vm, struct lvm_route **routes, int *nroutes, struct lvm_job **jobs, int *njobs)
+{
+    struct extract_args a = {routes, nroutes, jobs, njobs, -1};
+    if (routes) *routes = NULL, *nroutes = 0;
+    if (jobs) *jobs = NULL, *njobs = 0;
+    lua_pushcfunction(vm->L, extract_protected);
+    lua_pushlightuserdata(vm->L, &a);
+    if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
+        lua_pop(vm->L, 1);
+        a.rc = -1;
+    }
+    if (a.rc) {
+        for (int i = 0; routes && *routes && i < *nroutes; i++) mem_free((*routes)[i].path);
+        if (routes) mem_free(*routes), *routes = NULL;
+        if (jobs) lua_job_free(*jobs, *njobs), *jobs = NULL;
+    }
+    return a.rc;
 }
 
 static int same_routes(struct lvm *vm, const struct lvm_gen *g)
 {
     struct lvm_route *r;
-    int n, same;
-    if (extract_routes(vm, &r, &n)) return 0;
+    struct lvm_job *j;
+    int n, nj, same;
+    if (extract(vm, &r, &n, &j, &nj)) return 0;
     same = n == g->nroutes;
     for (int i = 0; i < n; i++) {
         if (same)
@@ -357,11 +395,9 @@ static int same_routes(struct lvm *vm, const struct lvm_gen *g)
         mem_free(r[i].path);
     }
     mem_free(r);
-    struct lvm_job *j;
-    if (!same || lua_job_extract(vm->L, &j, &n)) return 0;
-    same = n == g->njobs;
-    for (int i = 0; same && i < n; i++) same = !strcmp(j[i].name, g->jobs[i].name);
-    lua_job_free(j, n);
+    same = same && nj == g->njobs;
+    for (int i = 0; same && i < nj; i++) same = !strcmp(j[i].name, g->jobs[i].name);
+    lua_job_free(j, nj);
     return same;
 }
 
@@ -668,6 +704,17 @@ static int load_source(lua_State *L, struct lvm_gen *g, const char *path)
     return rc;
 }
 
+/* Loads the plugin at the path given as light userdata and runs it. A
+ * compile error is raised with its file:line message. */
+static int run_plugin(lua_State *L)
+{
+    const char *path = lua_touserdata(L, 1);
+    struct lvm *vm = ctx(L);
+    if (load_source(L, vm->gen, path) != LUA_OK) return lua_error(L);
+    lua_call(L, 0, 0);
+    return 0;
+}
+
 static void load_plugins(struct lvm *vm)
 {
     const struct config *cfg = vm->gen->cfg;
@@ -685,12 +732,9 @@ static void load_plugins(struct lvm *vm)
     for (char **f = files; *f; f++) {
         char path[1024], msg[2048];
         snprintf(path, sizeof path, "%s/%s", cfg->plugins_dir, *f);
-        if (load_source(vm->L, vm->gen, path) != LUA_OK) {
-            add_error(vm, lua_tostring(vm->L, -1));
-            lua_pop(vm->L, 1);
-            continue;
-        }
-        enum lvm_status st = lvm_call(vm, 0, 0, cfg->lua_handler_timeout_ms * 4, msg, sizeof msg);
+        lua_pushcfunction(vm->L, run_plugin); /* compiles and runs it, protected and timed */
+        lua_pushlightuserdata(vm->L, path);
+        enum lvm_status st = lvm_call(vm, 1, 0, cfg->lua_handler_timeout_ms * 4, msg, sizeof msg);
         if (st != LVM_OK) {
             char *tb = strstr(msg, "\nstack traceback:");
             if (tb) *tb = 0; /* file:line: message is what an admin needs here */
@@ -704,6 +748,32 @@ static void load_plugins(struct lvm *vm)
         }
     }
     vm->loading = 0;
+}
+
+/* An error outside any protected call is a bug in the core: say where. */
+static int vm_panic(lua_State *L)
+{
+    const char *m = lua_tostring(L, -1);
+    log_error("Lua panic (an unprotected call failed); aborting", "error=\"%s\"", m ? m : "?");
+    return 0; /* Lua aborts */
+}
+
+/* The VM's setup, run under lua_pcall so running out of memory is an error. */
+static int setup(lua_State *L)
+{
+    struct lvm *vm = lua_touserdata(L, 1);
+    lua_pushlightuserdata(L, vm);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &routes_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    lua_sethook(L, vm_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    luaL_openlibs(L);
+    if (vm->mode == LVM_PLUGIN) build_sandbox(L);
+    else extend_package_path(L, vm->gen ? vm->gen->cfg : NULL);
+    lua_tf_open(L);
+    return 0;
 }
 
 struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *host, char *err,
@@ -726,17 +796,15 @@ struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *ho
         return NULL;
     }
     lua_State *L = vm->L;
+    lua_atpanic(L, vm_panic);
+    lua_pushcfunction(L, setup); /* everything that allocates runs protected */
     lua_pushlightuserdata(L, vm);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &routes_key);
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
-    lua_sethook(L, vm_hook, LUA_MASKCOUNT, HOOK_COUNT);
-    luaL_openlibs(L);
-    if (mode == LVM_PLUGIN) build_sandbox(L);
-    else extend_package_path(L, gen ? gen->cfg : NULL);
-    lua_tf_open(L);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "cannot set up a Lua VM: %s (lua.memory_limit is %zu bytes)",
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "error", vm->mem_limit);
+        lvm_free(vm);
+        return NULL;
+    }
 
     if (mode == LVM_PLUGIN) {
         load_plugins(vm);
@@ -817,8 +885,7 @@ struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *
         return NULL;
     }
     struct lvm *vm = lvm_new(LVM_PLUGIN, &p->pub, host, err, errlen);
-    if (vm && (extract_routes(vm, &p->pub.routes, &p->pub.nroutes) != 0 ||
-               lua_job_extract(vm->L, &p->pub.jobs, &p->pub.njobs) != 0)) {
+    if (vm && extract(vm, &p->pub.routes, &p->pub.nroutes, &p->pub.jobs, &p->pub.njobs) != 0) {
         snprintf(err, errlen, "out of memory");
         lvm_free(vm);
         vm = NULL;

@@ -315,6 +315,41 @@ static void push_ctx(lua_State *L, const char *name, long long slot, const char 
     lua_setfield(L, -2, "log");
 }
 
+struct jobcall {
+    int idx;
+    const char *name;
+    long long slot;
+    const char *watermark, *instance;
+    struct record *rec;
+    char *watermark_out;
+};
+
+/* Calls job idx with its ctx and reads its answer into the record, inside
+ * the protected call. */
+static int call_job(lua_State *L)
+{
+    struct jobcall *a = lua_touserdata(L, 1);
+    struct record *rec = a->rec;
+    lua_job_push(L, a->idx);
+    push_ctx(L, a->name, a->slot, a->watermark, a->instance, rec->manual);
+    lua_call(L, 1, 1);
+    snprintf(rec->result, sizeof rec->result, "ok");
+    if (!lua_istable(L, -1)) return 0;
+    lua_getfield(L, -1, "rows");
+    rec->rows = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (long long)lua_tonumber(L, -1);
+    lua_getfield(L, -2, "note");
+    if (lua_isstring(L, -1)) snprintf(rec->error, sizeof rec->error, "%s", lua_tostring(L, -1));
+    lua_getfield(L, -3, "watermark");
+    if (!lua_isnil(L, -1)) {
+        char jerr[128];
+        if (!(a->watermark_out = lua_json_encode(L, -1, NULL, jerr, sizeof jerr))) {
+            snprintf(rec->result, sizeof rec->result, "error");
+            snprintf(rec->error, sizeof rec->error, "watermark: %s", jerr);
+        }
+    }
+    return 0;
+}
+
 /* Simple statement on the lock connection; returns the first value of the
  * first row in out (may be NULL), or -1 with err. */
 static int q1(struct db_conn *c, const char *sql, int n, const char *const *vals, char *out, size_t cap,
@@ -397,36 +432,21 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
         pthread_mutex_unlock(&s->lock);
     }
 
-    int top = lua_gettop(L);
-    lua_job_push(L, idx);
-    push_ctx(L, name, req->slot_ms, wm, host->instance, rec->manual);
+    struct jobcall jc = {idx, name, req->slot_ms, wm, host->instance, rec, NULL};
+    lua_pushcfunction(L, call_job); /* everything that allocates runs protected */
+    lua_pushlightuserdata(L, &jc);
     atomic_store(&w->running_vm, w->vm);
-    enum lvm_status st = lvm_call(w->vm, 1, 1, g->jobs[idx].timeout_ms, err, sizeof err);
+    enum lvm_status st = lvm_call(w->vm, 1, 0, g->jobs[idx].timeout_ms, err, sizeof err);
     atomic_store(&w->running_vm, NULL);
-    if (st == LVM_OK) {
-        snprintf(rec->result, sizeof rec->result, "ok");
-        if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, "rows");
-            rec->rows = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (long long)lua_tonumber(L, -1);
-            lua_getfield(L, -2, "note");
-            if (lua_isstring(L, -1)) snprintf(rec->error, sizeof rec->error, "%s", lua_tostring(L, -1));
-            lua_getfield(L, -3, "watermark");
-            if (!lua_isnil(L, -1)) {
-                char jerr[128];
-                new_wm = lua_json_encode(L, -1, NULL, jerr, sizeof jerr);
-                if (!new_wm) {
-                    snprintf(rec->result, sizeof rec->result, "error");
-                    snprintf(rec->error, sizeof rec->error, "watermark: %s", jerr);
-                }
-            }
-        }
-    } else {
+    new_wm = jc.watermark_out;
+    if (st == LVM_OK && !strcmp(rec->result, "error")) {
+        log_error("job failed", "job=%s kind=error error=\"%s\"", name, rec->error);
+    } else if (st != LVM_OK) {
         snprintf(rec->result, sizeof rec->result, st == LVM_TIMEOUT ? "timeout" : "error");
         snprintf(rec->error, sizeof rec->error, "%.500s", err);
         char q[1024];
         log_error("job failed", "job=%s kind=%s error=%s", name, rec->result, log_quote(q, sizeof q, err));
     }
-    lua_settop(L, top);
     rec->duration_ms = mono_ms() - t0;
 
     if (c) {
