@@ -226,8 +226,8 @@ static int valid_path(const char *p)
             while (*q == '_' || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9')) q++;
             if (*q != '}' || q == p + 1 || p[-1] != '/' || (q[1] && q[1] != '/')) return 0;
             p = q;
-        } else if (*p == '}' || *p == ' ' || *p == '?' || *p == '#') {
-            return 0;
+        } else if (*p == '}' || *p <= ' ' || *p == '?' || *p == '#' || *p == '"' || *p == '\\' || *p == 0x7f) {
+            return 0; /* also keeps route labels in /metrics well-formed */
         }
     }
     return 1;
