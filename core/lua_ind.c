@@ -341,6 +341,10 @@ static void push_def(lua_State *L, const IndDef *d)
             lua_setfield(L, -3, "max");
         }
         lua_setfield(L, -2, "default");
+        if (d->mt5_defaults && d->mt5_defaults[i] != p->def) {
+            lua_pushnumber(L, d->mt5_defaults[i]);
+            lua_setfield(L, -2, "default_mt5");
+        }
         lua_pushstring(L, p->doc);
         lua_setfield(L, -2, "doc");
         lua_rawseti(L, -2, i + 1);

@@ -80,7 +80,7 @@ int ind_spec_init(IndSpec *s, const char *name, IndConv conv, char *err, size_t 
     s->def = d;
     s->conv = (conv == IND_MT5 && d->has_mt5) ? IND_MT5 : IND_TALIB;
     for (int i = 0; i < d->nparams; i++)
-        s->p[i] = d->params[i].def;
+        s->p[i] = (s->conv == IND_MT5 && d->mt5_defaults) ? d->mt5_defaults[i] : d->params[i].def;
     return 0;
 }
 

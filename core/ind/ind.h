@@ -47,9 +47,10 @@ struct IndDef {
     const IndParam *params;
     int noutputs;
     const char *outputs[IND_MAX_OUTPUTS];
-    int has_mt5;              /* 0: the mt5 convention falls back to talib */
-    const char *doc;          /* conventions, flat/degenerate behaviour, mt5 notes */
-    const char *lookback_doc; /* lookback as a formula of the parameters */
+    int has_mt5;                /* 0: the mt5 convention falls back to talib */
+    const double *mt5_defaults; /* MT5's defaults per parameter when they differ; or NULL */
+    const char *doc;            /* conventions, flat/degenerate behaviour, mt5 notes */
+    const char *lookback_doc;   /* lookback as a formula of the parameters */
     /* Implementation (used through the functions below, not directly). */
     int (*lookback)(const IndSpec *s);
     size_t (*state_size)(const IndSpec *s);
@@ -67,7 +68,8 @@ const IndDef *ind_find(const char *name); /* NULL when unknown */
 const char *ind_conv_name(IndConv c);
 int ind_conv_parse(const char *name, IndConv *c); /* 0 or -1 */
 
-/* Fills s with name's defaults in convention conv. 0, or -1 with a message. */
+/* Fills s with name's defaults in convention conv (MT5's own defaults where
+ * they differ, e.g. bbands period 20). 0, or -1 with a message. */
 int ind_spec_init(IndSpec *s, const char *name, IndConv conv, char *err, size_t errlen);
 /* Sets one parameter, checking type and range (an enum takes its index). */
 int ind_spec_set(IndSpec *s, const char *param, double v, char *err, size_t errlen);

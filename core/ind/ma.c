@@ -338,6 +338,8 @@ static int tema_lb(const IndSpec *s)
 
 IND_STEP_BATCH(dema_step_batch, dema_update, 1, 1)
 
+static const double dema_mt5_defaults[] = {14}; /* DEMA.mq5 */
+
 const IndDef ind_def_dema = {
     .name = "dema",
     .title = "Double Exponential Moving Average",
@@ -348,6 +350,7 @@ const IndDef ind_def_dema = {
     .noutputs = 1,
     .outputs = {"dema"},
     .has_mt5 = 1,
+    .mt5_defaults = dema_mt5_defaults,
     .doc = "2*EMA - EMA(EMA). talib: each EMA seeded with an SMA. mt5 (DEMA.mq5): EMA seeded "
            "with the first price, EMA(EMA) started at bar period-1 with the EMA's value.",
     .lookback_doc = "2*(period-1)",
@@ -360,6 +363,8 @@ const IndDef ind_def_dema = {
 
 IND_STEP_BATCH(tema_step_batch, tema_update, 1, 1)
 
+static const double tema_mt5_defaults[] = {14}; /* TEMA.mq5 */
+
 const IndDef ind_def_tema = {
     .name = "tema",
     .title = "Triple Exponential Moving Average",
@@ -370,6 +375,7 @@ const IndDef ind_def_tema = {
     .noutputs = 1,
     .outputs = {"tema"},
     .has_mt5 = 1,
+    .mt5_defaults = tema_mt5_defaults,
     .doc = "3*EMA - 3*EMA(EMA) + EMA(EMA(EMA)). Seeding per level as for dema (mt5: level k "
            "starts at bar k*(period-1)).",
     .lookback_doc = "3*(period-1)",
@@ -597,6 +603,8 @@ static int kama_step_batch(const IndSpec *s, size_t n, const double *const *in, 
     return 1;
 }
 
+static const double kama_mt5_defaults[] = {10, 2, 30}; /* AMA.mq5 */
+
 const IndDef ind_def_kama = {
     .name = "kama",
     .title = "Kaufman Adaptive Moving Average",
@@ -607,6 +615,7 @@ const IndDef ind_def_kama = {
     .noutputs = 1,
     .outputs = {"kama"},
     .has_mt5 = 1,
+    .mt5_defaults = kama_mt5_defaults,
     .doc = "ER = |x - x[-period]| / sum of |diffs| over period; sc = (ER*(fast_sc-slow_sc)+"
            "slow_sc)^2; seeded with the price of bar period-1. talib: ER = 1 when the noise sum is "
            "(near) zero or <= the signed change (ta_KAMA.c; fast/slow fixed at 2/30 there). mt5 "

@@ -1037,6 +1037,8 @@ static int mom_step_batch(const IndSpec *s, size_t n, const double *const *in, d
     return 1;
 }
 
+static const double mom_mt5_defaults[] = {14}; /* Momentum.mq5 */
+
 const IndDef ind_def_mom = {
     .name = "mom",
     .title = "Momentum",
@@ -1047,6 +1049,7 @@ const IndDef ind_def_mom = {
     .noutputs = 1,
     .outputs = {"mom"},
     .has_mt5 = 1,
+    .mt5_defaults = mom_mt5_defaults,
     .doc = "talib: x - x[-period]. mt5 (Momentum.mq5): x * 100 / x[-period], a ratio around "
            "100; 100 when x[-period] is 0 (MT5 would divide by zero).",
     .lookback_doc = "period",

@@ -389,6 +389,8 @@ static int bb_batch(const IndSpec *s, size_t n, const double *const *in, double 
     return 1;
 }
 
+static const double bbands_mt5_defaults[] = {20, 2, 2}; /* BB.mq5 */
+
 const IndDef ind_def_bbands = {
     .name = "bbands",
     .title = "Bollinger Bands",
@@ -399,6 +401,7 @@ const IndDef ind_def_bbands = {
     .noutputs = 3,
     .outputs = {"upper", "middle", "lower"},
     .has_mt5 = 1,
+    .mt5_defaults = bbands_mt5_defaults,
     .doc = "middle = SMA(period); upper/lower = middle +/- nbdev * population stddev. talib: "
            "variance = E[x^2]-mean^2 from rolling sums, stddev 0 when the variance is below "
            "1e-14 (TA-Lib's TA_IS_ZERO_OR_NEG). A flat window gives three bands exactly equal to "
@@ -467,6 +470,8 @@ static int stddev_step_batch(const IndSpec *s, size_t n, const double *const *in
     return 1;
 }
 
+static const double stddev_mt5_defaults[] = {20, 1}; /* StdDev.mq5 */
+
 const IndDef ind_def_stddev = {
     .name = "stddev",
     .title = "Standard Deviation",
@@ -477,6 +482,7 @@ const IndDef ind_def_stddev = {
     .noutputs = 1,
     .outputs = {"stddev"},
     .has_mt5 = 1,
+    .mt5_defaults = stddev_mt5_defaults,
     .doc = "Population standard deviation of the last period values times nbdev. talib: from "
            "rolling sums, 0 below a 1e-14 variance (ta_STDDEV.c). mt5 (StdDev.mq5, SMA): "
            "two-pass, O(period) per bar, 0 on the first bar like BB.mq5. A flat window gives "

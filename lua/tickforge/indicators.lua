@@ -339,6 +339,7 @@ function M.docs()
         local range = p.choices and table.concat(p.choices, " \\| ") or
           string.format("%s .. %s", fmt_num(p.min), fmt_num(p.max))
         local def = type(p.default) == "number" and fmt_num(p.default) or tostring(p.default)
+        if p.default_mt5 then def = def .. " (mt5: " .. fmt_num(p.default_mt5) .. ")" end
         out[#out + 1] = string.format("| %s | %s | %s | %s | %s |\n", p.name, p.type, def, range, p.doc)
       end
       out[#out + 1] = "\n"

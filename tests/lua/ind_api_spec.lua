@@ -93,6 +93,9 @@ describe("tf.ind", function()
     end
     assert.are.same({ "upper", "middle", "lower" }, names.bbands.outputs)
     assert.are.equal(33, tf.ind.lookback("macd"))
+    assert.are.equal(20, names.bbands.params[1].default_mt5) -- BB.mq5's default period
+    assert.are.equal(19, tf.ind.lookback("bbands", { convention = "mt5" }))
+    assert.are.equal(4, tf.ind.lookback("bbands"))
   end)
 
   it("reports bad parameters clearly", function()

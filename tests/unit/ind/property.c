@@ -442,7 +442,10 @@ TEST(registry_is_consistent_and_checks_params)
         for (int k = 0; k < d->nparams; k++) {
             const IndParam *p = &d->params[k];
             CHECK(p->def >= p->min && p->def <= p->max);
+            if (d->mt5_defaults)
+                CHECK(d->mt5_defaults[k] >= p->min && d->mt5_defaults[k] <= p->max);
         }
+        if (d->mt5_defaults) CHECK(d->has_mt5);
         CHECK(ind_spec_init(&s, d->name, IND_MT5, err, sizeof err) == 0);
         CHECK(s.conv == (d->has_mt5 ? IND_MT5 : IND_TALIB));
         CHECK(ind_lookback(&s) >= 0);
@@ -457,6 +460,8 @@ TEST(registry_is_consistent_and_checks_params)
     CHECK(ind_spec_set(&s, "bogus", 3, err, sizeof err) == -1);
     CHECK(ind_spec_set_choice(&s, "smoothing", "sma", err, sizeof err) == 0 && s.p[1] == 1);
     CHECK(ind_spec_set_choice(&s, "smoothing", "ema", err, sizeof err) == -1);
+    CHECK(ind_spec_init(&s, "bbands", IND_MT5, err, sizeof err) == 0 && s.p[0] == 20); /* BB.mq5 */
+    CHECK(ind_spec_init(&s, "bbands", IND_TALIB, err, sizeof err) == 0 && s.p[0] == 5);
     IndConv c;
     CHECK(ind_conv_parse("mt5", &c) == 0 && c == IND_MT5);
     CHECK(ind_conv_parse("MT4", &c) == -1);
