@@ -289,13 +289,13 @@ static inline int ind_step_batch(const IndSpec *s, size_t n, const double *const
     }
 
 /* Registry entries, one per indicator, defined in the indicator files. */
-#define IND_DEFS(X)                                                                                \
-    X(sma)                                                                                         \
-    X(ema)                                                                                         \
-    X(wma)                                                                                         \
-    X(dema) X(tema) X(trima) X(kama) X(rsi) X(macd) X(atr) X(natr) X(trange) X(bbands) X(stddev)   \
-        X(stoch) X(stochf) X(stochrsi) X(adx) X(plus_di) X(minus_di) X(cci) X(mfi) X(obv) X(roc)   \
-            X(mom) X(willr) X(aroon) X(psar) X(vwap) X(donchian) X(keltner) X(ichimoku) X(linreg)
+// clang-format off
+#define IND_DEFS(X)                                                                      \
+    X(sma) X(ema) X(wma) X(dema) X(tema) X(trima) X(kama) X(rsi) X(macd) X(atr) X(natr) \
+    X(trange) X(bbands) X(stddev) X(stoch) X(stochf) X(stochrsi) X(adx) X(plus_di)       \
+    X(minus_di) X(cci) X(mfi) X(obv) X(roc) X(mom) X(willr) X(aroon) X(psar) X(vwap)     \
+    X(donchian) X(keltner) X(ichimoku) X(linreg)
+// clang-format on
 #define IND_DECLARE(name) extern const IndDef ind_def_##name;
 IND_DEFS(IND_DECLARE)
 #undef IND_DECLARE
