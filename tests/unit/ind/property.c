@@ -410,6 +410,72 @@ TEST(plain_references_agree)
             CHECK_NEAR(out_b[3][i], b + m * p, 1e-8);
         }
 
+        run("trima", IND_TALIB, "period", p, NULL, 0); /* triangular weights, summed directly */
+        for (int i = p - 1; i < N; i++) {
+            int n1 = p % 2 ? (p + 1) / 2 : p / 2, n2 = p % 2 ? n1 : p / 2 + 1;
+            double sw = 0, sx = 0;
+            for (int j = 0; j < p; j++) {
+                double w = fmin(fmin(j + 1, p - j), fmin(n1, n2));
+                sw += w, sx += w * c[i - p + 1 + j];
+            }
+            NEAR(out_b[0][i], sx / sw);
+        }
+
+        run("trange", IND_TALIB, NULL, 0, NULL, 0);
+        for (int i = 1; i < N; i++)
+            NEAR(out_b[0][i], tr(i));
+
+        run("stddev", IND_TALIB, "period", p, NULL, 0);
+        for (int i = p - 1; i < N; i++) {
+            double m = mean(c, i - p + 1, p), v = 0;
+            for (int j = i - p + 1; j <= i; j++)
+                v += (c[j] - m) * (c[j] - m);
+            CHECK_NEAR(out_b[0][i], sqrt(v / p), 1e-8);
+        }
+
+        run("mfi", IND_MT5, "period", p, NULL, 0);
+        for (int i = p; i < N; i++) {
+            double pos = 0, neg = 0;
+            for (int j = i - p + 1; j <= i; j++) {
+                double t = (bars.h[j] + bars.l[j] + c[j]) / 3,
+                       t0 = (bars.h[j - 1] + bars.l[j - 1] + c[j - 1]) / 3;
+                if (t > t0) pos += t * bars.v[j];
+                if (t < t0) neg += t * bars.v[j];
+            }
+            NEAR(out_b[0][i], neg == 0 ? 100 : 100 * pos / (pos + neg));
+        }
+
+        run("macd", IND_MT5, "fast", 3 + p % 5, "slow", p + 10);
+        {
+            int f = 3 + p % 5, sl = p + 10, sg = 9;
+            double ef = c[0], es = c[0], line[N];
+            for (int i = 0; i < N; i++) {
+                if (i) ef += 2.0 / (f + 1) * (c[i] - ef), es += 2.0 / (sl + 1) * (c[i] - es);
+                line[i] = ef - es;
+                if (i < sl - 1 + sg - 1) continue;
+                NEAR(out_b[0][i], line[i]);
+                NEAR(out_b[1][i], mean(line, i - sg + 1, sg));
+            }
+        }
+
+        run("keltner", IND_TALIB, "period", p, "atr_period", 3 + p % 7);
+        {
+            double ema[N], atr[N];
+            int q = 3 + p % 7, lb = p - 1 > q ? p - 1 : q;
+            ema[p - 1] = mean(c, 0, p);
+            for (int i = p; i < N; i++)
+                ema[i] = ema[i - 1] + 2.0 / (p + 1) * (c[i] - ema[i - 1]);
+            atr[q] = 0;
+            for (int i = 1; i <= q; i++)
+                atr[q] += tr(i) / q;
+            for (int i = q + 1; i < N; i++)
+                atr[i] = (atr[i - 1] * (q - 1) + tr(i)) / q;
+            for (int i = lb; i < N; i++) {
+                NEAR(out_b[1][i], ema[i]);
+                NEAR(out_b[0][i], ema[i] + 2 * atr[i]);
+            }
+        }
+
         run("stoch", IND_MT5, "fastk", p, NULL, 0);
         for (int i = p - 1 + 2 + 2; i < N; i++) {
             double d = 0;
