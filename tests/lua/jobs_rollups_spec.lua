@@ -26,7 +26,8 @@ end
 
 -- The higher timeframes as they must be, with bucket rules written out in
 -- plain arithmetic (not tf_bucket).
-local function reference(offset)
+local DEFAULT_TFS = "('M5', 300), ('M15', 900), ('M30', 1800), ('H1', 3600), ('H4', 14400), ('D1', 0), ('W1', 0), ('MN1', 0)"
+local function reference(offset, tfs)
   return string.format([[
     WITH k AS (
         SELECT m.*, f.tf, CASE f.tf
@@ -36,14 +37,12 @@ local function reference(offset)
             WHEN 'W1' THEN to_timestamp(floor((extract(epoch FROM m.ts) + %d - 259200) / 604800) * 604800 + 259200 - %d)
             WHEN 'D1' THEN to_timestamp(floor((extract(epoch FROM m.ts) + %d) / 86400) * 86400 - %d)
             ELSE to_timestamp(floor(extract(epoch FROM m.ts) / f.len) * f.len) END AS b
-          FROM market_data m,
-               (VALUES ('M5', 300), ('M15', 900), ('M30', 1800), ('H1', 3600), ('H4', 14400),
-                       ('D1', 0), ('W1', 0), ('MN1', 0)) AS f(tf, len)
+          FROM market_data m, (VALUES %s) AS f(tf, len)
          WHERE m.symbol = $1 AND m.timeframe = 'M1'
     )
     SELECT tf, b, (array_agg(open ORDER BY ts))[1], max(high), min(low), (array_agg(close ORDER BY ts DESC))[1],
            sum(volume)::numeric(18,2), avg(spread)::numeric(18,8)
-      FROM k GROUP BY tf, b]], offset, offset, offset, offset, offset, offset, offset)
+      FROM k GROUP BY tf, b]], offset, offset, offset, offset, offset, offset, offset, tfs or DEFAULT_TFS)
 end
 
 local GOT = [[SELECT timeframe, ts, open, high, low, close, volume, spread
@@ -85,6 +84,15 @@ describe("rollups job", function()
       assert.are.same(before, S.fingerprint(sym))
     end)
   end
+
+  it("agrees with plain SQL for timeframes that are not made of 5-minute parts (M2, M3, M12; offset 1800 s)", function()
+    local sym = S.symbol(); syms[#syms + 1] = sym
+    local cfg = { symbols = { sym }, broker_offset = 1800, timeframes = { "M2", "M3", "M12", "H1", "D1", "W1", "MN1" } }
+    m1(sym, 1759100000, 1759400000)
+    rollups.run(ctx, cfg)
+    local d, got, want = S.diff(GOT, reference(1800, "('M2', 120), ('M3', 180), ('M12', 720), ('H1', 3600), ('D1', 0), ('W1', 0), ('MN1', 0)"), sym)
+    assert.are.equal(0, d); assert.are.equal(want, got)
+  end)
 
   it("rolls up only the buckets touched since the last run", function()
     local sym = S.symbol(); syms[#syms + 1] = sym

@@ -70,7 +70,23 @@ function M:table(k, default)
   return v
 end
 
+-- A PostgreSQL memory size: "64MB", "512kB", "1GB". Returns the text.
+function M:memory(k, default)
+  local v = self._t[k]
+  if v == nil then v = default end
+  if type(v) ~= "string" or not v:match("^%d+[kMG]B$") then
+    self:fail(k, "must be a size like \"64MB\", \"512kB\" or \"1GB\", got %s", tostring(v))
+  end
+  return v
+end
+
 function M:raw(k) return self._t[k] end
+
+-- Inside a job's transaction: no JIT (compiling a large plan costs more than
+-- it saves for these one-pass statements) and the job's work_mem.
+function M.tune_transaction(work_mem)
+  tf.db.query("SELECT set_config('jit', 'off', true), set_config('work_mem', $1, true)", work_mem)
+end
 
 -- A Lua list of strings as a PostgreSQL text[] literal parameter, or nil.
 function M.text_array(list)

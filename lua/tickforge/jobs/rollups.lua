@@ -11,6 +11,7 @@
 --       UTC: D1, W1 and MN1 start at the broker's midnight (W1 on Sunday, as
 --       core/ts.c does); shorter timeframes are plain UTC buckets
 --   symbols = nil    -- only these symbols (default: all)
+--   work_mem = "64MB"  -- PostgreSQL work_mem for the run's sorts (SET LOCAL)
 --
 -- "Written since the last run" is the rollup_queue table, filled by triggers
 -- on market_data for every M1 insert and update (EA or tick aggregator) and
@@ -23,39 +24,55 @@ local config = require("tickforge.jobs.config")
 local M = {}
 
 M.DEFAULT_TIMEFRAMES = { "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1" }
-local VALID = {
-  M2 = true, M3 = true, M4 = true, M5 = true, M6 = true, M10 = true, M12 = true, M15 = true,
-  M20 = true, M30 = true, H1 = true, H2 = true, H3 = true, H4 = true, H6 = true, H8 = true,
-  H12 = true, D1 = true, W1 = true, MN1 = true,
+local SECONDS = {
+  M2 = 120, M3 = 180, M4 = 240, M5 = 300, M6 = 360, M10 = 600, M12 = 720, M15 = 900,
+  M20 = 1200, M30 = 1800, H1 = 3600, H2 = 7200, H3 = 10800, H4 = 14400, H6 = 21600, H8 = 28800,
+  H12 = 43200, D1 = 86400, W1 = 604800, MN1 = 86400,
 }
+local VALID = SECONDS
 
--- $1 timeframes text[], $2 broker offset (s), $3 symbols text[] or NULL.
--- Touched buckets are merged into runs of consecutive buckets per symbol and
--- timeframe, so M1 bars are read by primary-key range, once per run.
+-- $1 timeframes text[], $2 broker offset (s), $3 symbols text[] or NULL,
+-- $4 partial length (s): the largest length every requested bucket is made
+-- of (5 minutes for the defaults). M1 bars are read once, by primary-key
+-- range over the merged spans of the touched buckets, folded into partial
+-- bars of that length (first/last kept by time, spread as sum and count so
+-- the final average is exactly the M1 average), and every timeframe is
+-- built from the partials of its touched buckets.
 M.SQL = [[
 WITH queued AS (
     DELETE FROM rollup_queue WHERE ($3::text[] IS NULL OR symbol = ANY($3)) RETURNING symbol, ts
-), buckets AS (
-    SELECT DISTINCT q.symbol, f.tf, tf_bucket(q.ts, f.tf, $2::int) AS b
-      FROM queued q CROSS JOIN unnest($1::text[]) AS f(tf)
-), spans AS (   -- each bucket with the start of the next one
-    SELECT symbol, tf, b, CASE tf WHEN 'MN1' THEN tf_bucket(b + interval '32 days', 'MN1', $2::int)
-                                  ELSE b + make_interval(secs => tf_timeframe_seconds(tf)) END AS nx
+), touched AS (
+    SELECT DISTINCT symbol, date_bin(make_interval(secs => $4::int), ts, timestamptz 'epoch') AS p FROM queued
+), buckets AS MATERIALIZED (
+    SELECT DISTINCT t.symbol, f.tf, tf_bucket(t.p, f.tf, $2::int) AS b
+      FROM touched t CROSS JOIN unnest($1::text[]) AS f(tf)
+), spans AS (   -- each touched bucket and the start of the next one
+    SELECT symbol, b AS lo, CASE tf WHEN 'MN1' THEN tf_bucket(b + interval '32 days', 'MN1', $2::int)
+                                    ELSE b + make_interval(secs => tf_timeframe_seconds(tf)) END AS hi
       FROM buckets
-), islands AS (
-    SELECT symbol, tf, b, nx,
-           count(*) FILTER (WHERE NOT adjacent) OVER (PARTITION BY symbol, tf ORDER BY b) AS island
-      FROM (SELECT *, b = lag(nx) OVER (PARTITION BY symbol, tf ORDER BY b) AS adjacent FROM spans) x
-), runs AS (
-    SELECT symbol, tf, min(b) AS lo, max(nx) AS hi FROM islands GROUP BY symbol, tf, island
-), bars AS (
-    SELECT r.symbol, r.tf, tf_bucket(m.ts, r.tf, $2::int) AS b,
+), merged AS (  -- overlapping or adjacent spans of a symbol become one range
+    SELECT symbol, lo, hi, count(*) FILTER (WHERE lo > reach) OVER (PARTITION BY symbol ORDER BY lo, hi) AS k
+      FROM (SELECT *, max(hi) OVER (PARTITION BY symbol ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+              FROM spans) x
+), ranges AS (
+    SELECT symbol, min(lo) AS lo, max(hi) AS hi FROM merged GROUP BY symbol, k
+), partials AS MATERIALIZED (
+    SELECT r.symbol, date_bin(make_interval(secs => $4::int), m.ts, timestamptz 'epoch') AS p,
            (array_agg(m.open ORDER BY m.ts))[1] AS open, max(m.high) AS high, min(m.low) AS low,
-           (array_agg(m.close ORDER BY m.ts DESC))[1] AS close,
-           sum(m.volume) AS volume, avg(m.spread) AS spread
-      FROM runs r CROSS JOIN LATERAL (   -- LATERAL + OFFSET 0: a key range scan per run
+           (array_agg(m.close ORDER BY m.ts DESC))[1] AS close, sum(m.volume) AS volume,
+           sum(m.spread) AS spread_sum, count(m.spread) AS spread_n
+      FROM ranges r CROSS JOIN LATERAL (   -- LATERAL + OFFSET 0: a key range scan per range
            SELECT ts, open, high, low, close, volume, spread FROM market_data
             WHERE symbol = r.symbol AND timeframe = 'M1' AND ts >= r.lo AND ts < r.hi OFFSET 0) m
+     GROUP BY 1, 2
+), placed AS MATERIALIZED (   -- each partial in its bucket of every timeframe
+    SELECT p.*, f.tf, tf_bucket(p.p, f.tf, $2::int) AS b FROM partials p CROSS JOIN unnest($1::text[]) AS f(tf)
+), bars AS (
+    SELECT p.symbol, p.tf, p.b,
+           (array_agg(p.open ORDER BY p.p))[1] AS open, max(p.high) AS high, min(p.low) AS low,
+           (array_agg(p.close ORDER BY p.p DESC))[1] AS close, sum(p.volume) AS volume,
+           sum(p.spread_sum) / NULLIF(sum(p.spread_n), 0) AS spread
+      FROM placed p JOIN buckets k USING (symbol, tf, b)   -- only the touched buckets
      GROUP BY 1, 2, 3
 )
 INSERT INTO market_data AS md (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
@@ -77,8 +94,18 @@ local function settings(override)
   if math.type(offset) ~= "integer" and offset ~= math.floor(offset) then
     c:fail("broker_offset", "must be whole seconds, got %s", tostring(offset))
   end
-  return { timeframes = config.text_array(tfs), offset = math.tointeger(offset),
-           symbols = config.text_array(c:strings("symbols")) }
+  -- the partial length: gcd of the bucket lengths, D1/W1/MN1 counting as a
+  -- day shifted by the offset (so partials nest in every bucket), in minutes
+  local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
+  local p = 0
+  for _, tf in ipairs(tfs) do
+    local len = (tf == "D1" or tf == "W1" or tf == "MN1") and gcd(86400, math.abs(math.tointeger(offset)) % 86400)
+                or SECONDS[tf]
+    p = gcd(p, len)
+  end
+  p = math.max(60, p - p % 60) -- below a minute: each partial is one M1 bar
+  return { timeframes = config.text_array(tfs), offset = math.tointeger(offset), partial = p,
+           symbols = config.text_array(c:strings("symbols")), work_mem = c:memory("work_mem", "64MB") }
 end
 M.settings = settings
 
@@ -86,7 +113,8 @@ M.settings = settings
 function M.run(ctx, override)
   local s = settings(override)
   local rows = tf.db.tx(function()
-    return tf.db.exec(M.SQL, s.timeframes, s.offset, s.symbols)
+    config.tune_transaction(s.work_mem)
+    return tf.db.exec(M.SQL, s.timeframes, s.offset, s.symbols, s.partial)
   end)
   return { rows = rows }
 end

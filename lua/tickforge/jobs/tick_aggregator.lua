@@ -11,6 +11,7 @@
 --                       -- default 2 x database.statement_timeout_ms (60 s)
 --   batch   = 1000000   -- at most this many sequence numbers per run
 --   symbols = nil       -- only these symbols (default: all)
+--   work_mem = "64MB"   -- PostgreSQL work_mem for the run's sorts (SET LOCAL)
 --
 -- Watermark { seq, seen, count }: seq = every tick up to it is aggregated and
 -- no transaction can still add one below it; seen = the highest seq read;
@@ -51,10 +52,11 @@ SELECT max(seq) AS hi,
 -- the NUMERIC(18,8) column rounds them; the spread is averaged as numeric so
 -- the result does not depend on the order PostgreSQL reads rows in.
 local AGG_SQL = [[
-WITH touched AS (
-    SELECT DISTINCT symbol, date_bin('1 minute', ts, timestamptz 'epoch') AS m
+WITH touched AS MATERIALIZED (
+    SELECT symbol, date_bin('1 minute', ts, timestamptz 'epoch') AS m
       FROM ticks
      WHERE seq > $1::int8 AND seq <= $2::int8 AND ($3::text[] IS NULL OR symbol = ANY($3))
+     GROUP BY 1, 2
 ), runs AS (
     SELECT symbol, min(m) AS lo, max(m) + interval '1 minute' AS hi
       FROM (SELECT symbol, m, m - make_interval(mins => (row_number() OVER (PARTITION BY symbol ORDER BY m))::int) AS grp
@@ -97,6 +99,7 @@ local function settings(override)
     settle = c:duration("settle", default_settle),
     batch = math.tointeger(c:number("batch", 1000000, 1, 1e12)) or 1000000,
     symbols = config.text_array(c:strings("symbols")),
+    work_mem = c:memory("work_mem", "64MB"),
   }
 end
 M.settings = settings
@@ -110,6 +113,7 @@ function M.run(ctx, override)
   return tf.db.tx(function()
     -- one snapshot for the statistics and the aggregation
     tf.db.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    config.tune_transaction(s.work_mem)
     local st = tf.db.query(STATS_SQL, from, seen, s.settle, s.batch, s.symbols)[1]
     local hi = math.tointeger(st.hi)
     if not hi then return { rows = 0, watermark = { seq = from, seen = from, count = 0 }, note = "no new ticks" } end
