@@ -326,65 +326,58 @@ static void bb_update(void *st, const double *in, double *out)
     out[2] = m - sd * b->dn;
 }
 
-/* The element-wise half of the talib bbands batch: bands from the rolling
- * sums S (of x) and Q (of x*x) of m bars. Same IEEE operations as
- * dev_step/bb_update, two bars at a time where SSE2 is there. */
-static void bb_finish(const double *S, const double *Q, size_t m, double pd, double ku, double kd,
-                      double *restrict up, double *restrict mid, double *restrict lo)
-{
-    size_t j = 0;
-#if defined(__SSE2__)
-    const __m128d P = _mm_set1_pd(pd), E = _mm_set1_pd(IND_EPSILON);
-    const __m128d KU = _mm_set1_pd(ku), KD = _mm_set1_pd(kd);
-    for (; j + 2 <= m; j += 2) {
-        __m128d mean = _mm_div_pd(_mm_loadu_pd(S + j), P);
-        __m128d var = _mm_sub_pd(_mm_div_pd(_mm_loadu_pd(Q + j), P), _mm_mul_pd(mean, mean));
-        __m128d sd = _mm_and_pd(_mm_sqrt_pd(var), _mm_cmpnlt_pd(var, E)); /* 0 below epsilon */
-        _mm_storeu_pd(up + j, _mm_add_pd(mean, _mm_mul_pd(sd, KU)));
-        _mm_storeu_pd(mid + j, mean);
-        _mm_storeu_pd(lo + j, _mm_sub_pd(mean, _mm_mul_pd(sd, KD)));
-    }
-#endif
-    for (; j < m; j++) {
-        double mean = S[j] / pd, var = Q[j] / pd - mean * mean;
-        double sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
-        up[j] = mean + sd * ku;
-        mid[j] = mean;
-        lo[j] = mean - sd * kd;
-    }
-}
-
-/* Dedicated talib batch loop: the serial rolling sums go block by block into
- * a small buffer that stays in cache, the rest is element-wise. */
+/* Dedicated talib batch loop. The rolling sums are one serial chain; the
+ * divisions and square roots of two bars go through SSE2 together, so they
+ * overlap with the chain. Same IEEE operations as dev_step/bb_update. */
 static int bb_batch(const IndSpec *s, size_t n, const double *const *in, double *const *out)
 {
-    enum { BLOCK = 512 };
     if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 1, 3, bb_update); /* two-pass */
-    const double *x = in[0];
-    double *up = out[0], *mid = out[1], *lo = out[2];
-    size_t p = (size_t)s->p[0];
-    double sum = 0, sum2 = 0, S[BLOCK], Q[BLOCK];
-    unsigned char F[BLOCK];
+    const double *restrict x = in[0];
+    double *restrict up = out[0], *restrict mid = out[1], *restrict lo = out[2];
+    size_t p = (size_t)s->p[0], i = 0;
+    double ku = s->p[1], kd = s->p[2], pd = (double)p, sum = 0, sum2 = 0;
     IndFlat flat = {0, 0};
-    for (size_t i = 0; i < n && i + 1 < p; i++) {
+    for (; i < n && i + 1 < p; i++) {
         sum += x[i], sum2 += x[i] * x[i];
         ind_flat_push(&flat, x[i], (long)p);
         up[i] = mid[i] = lo[i] = NAN;
     }
-    for (size_t i0 = p - 1; i0 < n; i0 += BLOCK) {
-        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK, nflat = 0;
-        for (size_t j = 0; j < m; j++) {
-            double v = x[i0 + j], t = x[i0 + j + 1 - p];
-            sum += v, sum2 += v * v;
-            S[j] = sum, Q[j] = sum2;
-            sum -= t, sum2 -= t * t;
-            F[j] = (unsigned char)ind_flat_push(&flat, v, (long)p);
-            nflat += F[j];
+#if defined(__SSE2__)
+    const __m128d P = _mm_set1_pd(pd), E = _mm_set1_pd(IND_EPSILON);
+    const __m128d KU = _mm_set1_pd(ku), KD = _mm_set1_pd(kd);
+    for (; i + 2 <= n; i += 2) {
+        double v = x[i], t = x[i + 1 - p];
+        sum += v, sum2 += v * v;
+        double s0 = sum, q0 = sum2;
+        sum -= t, sum2 -= t * t;
+        int f0 = ind_flat_push(&flat, v, (long)p);
+        v = x[i + 1], t = x[i + 2 - p];
+        sum += v, sum2 += v * v;
+        double s1 = sum, q1 = sum2;
+        sum -= t, sum2 -= t * t;
+        int f1 = ind_flat_push(&flat, v, (long)p);
+        __m128d mean = _mm_div_pd(_mm_set_pd(s1, s0), P);
+        __m128d var = _mm_sub_pd(_mm_div_pd(_mm_set_pd(q1, q0), P), _mm_mul_pd(mean, mean));
+        __m128d sd = _mm_and_pd(_mm_sqrt_pd(var), _mm_cmpnlt_pd(var, E)); /* 0 below epsilon */
+        _mm_storeu_pd(up + i, _mm_add_pd(mean, _mm_mul_pd(sd, KU)));
+        _mm_storeu_pd(mid + i, mean);
+        _mm_storeu_pd(lo + i, _mm_sub_pd(mean, _mm_mul_pd(sd, KD)));
+        if (f0 | f1) { /* flat windows: exact bands */
+            if (f0) up[i] = mid[i] = lo[i] = x[i];
+            if (f1) up[i + 1] = mid[i + 1] = lo[i + 1] = x[i + 1];
         }
-        bb_finish(S, Q, m, (double)p, s->p[1], s->p[2], up + i0, mid + i0, lo + i0);
-        for (size_t j = 0; nflat && j < m; j++) { /* flat windows: exact bands */
-            if (F[j]) up[i0 + j] = mid[i0 + j] = lo[i0 + j] = x[i0 + j], nflat--;
-        }
+    }
+#endif
+    for (; i < n; i++) {
+        double v = x[i], t = x[i + 1 - p];
+        sum += v, sum2 += v * v;
+        double mean = sum / pd, var = sum2 / pd - mean * mean;
+        sum -= t, sum2 -= t * t;
+        double sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
+        if (ind_flat_push(&flat, v, (long)p)) mean = v, sd = 0.0;
+        up[i] = mean + sd * ku;
+        mid[i] = mean;
+        lo[i] = mean - sd * kd;
     }
     return 1;
 }
@@ -448,20 +441,45 @@ static int stddev_step_batch(const IndSpec *s, size_t n, const double *const *in
                              double *const *out)
 {
     if (s->conv == IND_MT5) return ind_step_batch(s, n, in, out, 1, 1, sd_update);
-    const double *x = in[0];
-    double *y = out[0];
-    size_t p = (size_t)s->p[0];
+    const double *restrict x = in[0];
+    double *restrict y = out[0];
+    size_t p = (size_t)s->p[0], i = 0;
     double sum = 0, sum2 = 0, pd = (double)p, k = s->p[1];
     IndFlat flat = {0, 0};
-    for (size_t i = 0; i < n; i++) {
-        double v = x[i];
+    for (; i < n && i + 1 < p; i++) {
+        sum += x[i], sum2 += x[i] * x[i];
+        ind_flat_push(&flat, x[i], (long)p);
+        y[i] = NAN;
+    }
+#if defined(__SSE2__)
+    /* two bars at a time through the divider, as bb_batch does */
+    const __m128d P = _mm_set1_pd(pd), E = _mm_set1_pd(IND_EPSILON), K = _mm_set1_pd(k);
+    for (; i + 2 <= n; i += 2) {
+        double v = x[i], t = x[i + 1 - p];
+        sum += v, sum2 += v * v;
+        double s0 = sum, q0 = sum2;
+        sum -= t, sum2 -= t * t;
+        int f0 = ind_flat_push(&flat, v, (long)p);
+        v = x[i + 1], t = x[i + 2 - p];
+        sum += v, sum2 += v * v;
+        double s1 = sum, q1 = sum2;
+        sum -= t, sum2 -= t * t;
+        int f1 = ind_flat_push(&flat, v, (long)p);
+        __m128d mean = _mm_div_pd(_mm_set_pd(s1, s0), P);
+        __m128d var = _mm_sub_pd(_mm_div_pd(_mm_set_pd(q1, q0), P), _mm_mul_pd(mean, mean));
+        __m128d sd = _mm_and_pd(_mm_sqrt_pd(var), _mm_cmpnlt_pd(var, E));
+        _mm_storeu_pd(y + i, _mm_mul_pd(sd, K));
+        if (f0 | f1) {
+            if (f0) y[i] = 0.0 * k;
+            if (f1) y[i + 1] = 0.0 * k;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        double v = x[i], t = x[i + 1 - p];
         int f = ind_flat_push(&flat, v, (long)p);
         sum += v, sum2 += v * v;
-        if (i + 1 < p) {
-            y[i] = NAN;
-            continue;
-        }
-        double t = x[i + 1 - p], m = sum / pd, m2 = sum2 / pd;
+        double m = sum / pd, m2 = sum2 / pd;
         sum -= t, sum2 -= t * t;
         double var = m2 - m * m, sd = !IND_IS_ZERO_OR_NEG(var) ? sqrt(var) : 0.0;
         if (f) sd = 0.0;
