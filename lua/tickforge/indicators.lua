@@ -142,10 +142,10 @@ function M.compute(set, symbol, timeframe, from, to, opts)
     args[#args + 1] = from
     local f = ts_param(from, #args)
     args[#args + 1] = math.tointeger(warm) or math.floor(warm)
-    -- the warm-up bars: the start of the N-th bar before `from`
+    -- the warm-up bars: from the N-th bar before `from` (all of them when fewer are stored)
     where[#where + 1] = string.format(
       "ts >= COALESCE((SELECT ts FROM market_data WHERE symbol = $1 AND timeframe = $2 AND ts < %s " ..
-      "ORDER BY ts DESC OFFSET ($%d::int - 1) LIMIT 1), %s)", f, #args, f)
+      "ORDER BY ts DESC OFFSET ($%d::int - 1) LIMIT 1), '-infinity'::timestamptz)", f, #args)
   end
   local sql = "SELECT extract(epoch FROM ts)::float8 AS time, open::float8 AS open, high::float8 AS high, " ..
     "low::float8 AS low, close::float8 AS close, COALESCE(volume, 0)::float8 AS volume " ..

@@ -94,6 +94,10 @@ describe("tf.indicators", function()
     assert.are.equal(51, res.first) -- lookback 33 < 50 bars of warm-up
     assert.are.equal(150, res.n)
     for i = res.first, res.n do assert.is_true(res.values.macd_signal[i] == res.values.macd_signal[i]) end
+    -- more warm-up than history: everything before `from` is loaded
+    local all = tf.indicators.compute("mt5_default", sym, "H1", t0 + 500 * 3600, nil, { warmup = 10000 })
+    assert.are.equal(501, all.first)
+    assert.are.equal(600, all.n)
     cleanup(sym)
   end)
 end)
