@@ -265,7 +265,17 @@ Every indicator takes `convention = "talib"` (the default) or `"mt5"`.
   TEMA.mq5, AMA.mq5, ParabolicSAR.mq5), checked against a line-by-line port of them:
   `tests/fixtures/ind/mt5.txt`. Where MT5 ships no such indicator, or
   computes exactly the same thing, `mt5` falls back to `talib`; the table
-  below says which (column *mt5*).
+  below says which (column *mt5*). Under `mt5`, parameters default to
+  MT5's own defaults where they differ (BBANDS/STDDEV 20, MOM/DEMA/TEMA 14,
+  KAMA 10).
+
+Deliberate departures from the references, each stated below and in the
+fixtures: on a window where every value is equal, CCI is exactly 0, the
+BBANDS/STDDEV width exactly 0 and the LINREG slope exactly 0 (TA-Lib and
+MetaQuotes' code return rounding noise there: CCI +-66.67 for a constant
+1.1, a band width of 1e-5 at 100.1); and ATR's and ADX's Wilder steps
+multiply by 1/period where TA-Lib divides (within 1e-15 of TA-Lib), which
+keeps the divider off their critical path.
 
 Outputs before the lookback are NaN; a series of at most `lookback` bars is
 all NaN (never an error). Flat and degenerate windows have the results given
