@@ -27,8 +27,18 @@ local OFFSET = cfg.offset_seconds or 0
 local SYMBOL_OFFSETS = cfg.symbol_offsets
 local KEY_OFFSETS = cfg.key_offsets or {}
 
-assert(POLICY == "merge" or POLICY == "ignore" or POLICY == "replace",
-  "ingest.policy must be merge, ignore or replace, got " .. tostring(POLICY))
+-- A wrong setting stops the load (and so a reload) with the key's name.
+local function check(ok, msg) if not ok then error("config ingest." .. msg, 0) end end
+check(POLICY == "merge" or POLICY == "ignore" or POLICY == "replace",
+  "policy: must be merge, ignore or replace, got " .. tostring(POLICY))
+check(math.type(MAX_ITEMS) == "integer" and MAX_ITEMS >= 1, "max_items: must be an integer >= 1")
+check(math.type(MAX_TICKS) == "integer" and MAX_TICKS >= 1, "max_ticks: must be an integer >= 1")
+check(type(OFFSET) == "number", "offset_seconds: must be a number of seconds")
+check(SYMBOL_OFFSETS == nil or type(SYMBOL_OFFSETS) == "table", "symbol_offsets: must be a table symbol = seconds")
+for k, v in pairs(SYMBOL_OFFSETS or {}) do
+  check(type(k) == "string" and type(v) == "number", "symbol_offsets: must map symbols to seconds")
+end
+check(type(KEY_OFFSETS) == "table", "key_offsets: must be a table key name = seconds")
 
 local route_opts = { auth = "ingest", max_body = cfg.max_body }
 
