@@ -91,6 +91,20 @@ static const char *config_arg(int *argc, char **argv, int *bad)
     return stat(DEFAULT_CONFIG, &st) == 0 ? DEFAULT_CONFIG : NULL;
 }
 
+/* The config at path (NULL: defaults) with its log level applied, or NULL
+ * after printing why. The caller frees it with config_free. */
+static struct config *load_config(const char *path)
+{
+    char err[8192];
+    struct config *cfg = config_load(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        return NULL;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    return cfg;
+}
+
 /* Opens the pool when the config names a database. 0, or -1 with err. */
 static int host_open(struct lvm_host *host, const struct config *cfg, char *err, size_t errlen)
 {
@@ -108,12 +122,8 @@ static int host_open(struct lvm_host *host, const struct config *cfg, char *err,
 static int cmd_serve(const char *config_path)
 {
     char err[8192];
-    struct config *cfg = config_load(config_path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "tickforge: %s\n", err);
-        return 1;
-    }
-    log_set_level((enum log_level)cfg->log_level);
+    struct config *cfg = load_config(config_path);
+    if (!cfg) return 1;
     if (!config_path) log_warn("no config file; using built-in defaults", "looked_for=" DEFAULT_CONFIG);
     struct lvm_host host;
     if (host_open(&host, cfg, err, sizeof err)) {
@@ -170,12 +180,8 @@ static int cmd_run(const char *config_path, int argc, char **argv)
         fputs(command_help[1][1], stderr);
         return 2;
     }
-    struct config *cfg = config_load(config_path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "tickforge: %s\n", err);
-        return 1;
-    }
-    log_set_level((enum log_level)cfg->log_level);
+    struct config *cfg = load_config(config_path);
+    if (!cfg) return 1;
     struct lvm_host host;
     if (host_open(&host, cfg, err, sizeof err)) {
         fprintf(stderr, "tickforge: database: %s\n", err);
@@ -226,6 +232,10 @@ static int cmd_check(const char *config_path)
     printf("ok: %s, %d route%s\n", config_path ? config_path : "(built-in defaults)", g->nroutes,
            g->nroutes == 1 ? "" : "s");
     for (int i = 0; i < g->nroutes; i++) printf("  %-7s %s\n", g->routes[i].method, g->routes[i].path);
+    for (int i = 0; i < g->njobs; i++) {
+        if (g->jobs[i].every_ms > 0) printf("  job     %s every %lld ms\n", g->jobs[i].name, g->jobs[i].every_ms);
+        else printf("  job     %s cron \"%s\"\n", g->jobs[i].name, g->jobs[i].cron);
+    }
     lvm_free(vm);
     return 0;
 }
@@ -233,12 +243,8 @@ static int cmd_check(const char *config_path)
 static int cmd_migrate(const char *config_path)
 {
     char err[8192];
-    struct config *cfg = config_load(config_path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "tickforge: %s\n", err);
-        return 1;
-    }
-    log_set_level((enum log_level)cfg->log_level);
+    struct config *cfg = load_config(config_path);
+    if (!cfg) return 1;
     int rc = 0;
     if (!*cfg->db_url) {
         fprintf(stderr, "tickforge: migrate: no database: set DATABASE_URL or database.url\n");
