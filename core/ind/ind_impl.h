@@ -230,7 +230,7 @@ static inline double ind_win_ext(const double *x, size_t i, size_t w, IndWin *e,
 {
     size_t trail = i + 1 - w;
     double xi = x[i];
-    if (e->idx < trail || e->idx > i) {
+    if (e->idx - trail >= w) { /* left the window, or SIZE_MAX at the start (wraps) */
         size_t b = trail;
         double v = x[trail];
         for (size_t j = trail + 1; j <= i; j++) {
