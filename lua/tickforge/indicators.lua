@@ -120,6 +120,43 @@ function M.run(set, bars)
   return out
 end
 
+--- tf.indicators.stream(set [, saved]) -> a stream over a whole set, for a job
+-- that keeps values current bar by bar: st:update(bar) takes one bar table
+-- (time/open/high/low/close/volume as numbers) and returns { column = value };
+-- st:state() returns one binary string (persist it as bytea) that
+-- tf.indicators.stream(set, saved) resumes from. O(1) per bar per indicator
+-- except where docs/indicators.md says O(period).
+function M.stream(set, saved)
+  set = resolve(set)
+  local states = {}
+  if saved ~= nil then
+    if type(saved) ~= "string" then fail(2, "tf.indicators.stream: saved state must be a string") end
+    local pos, n = 1, nil
+    n, pos = string.unpack(">I4", saved, pos)
+    if n ~= #set.entries then fail(2, "tf.indicators.stream: saved state is for %d indicators, set '%s' has %d",
+      n, set.name, #set.entries) end
+    for i = 1, n do states[i], pos = string.unpack(">s4", saved, pos) end
+  end
+  local streams = {}
+  for i, en in ipairs(set.entries) do streams[i] = tf.ind.stream(en.ind, en.params, states[i]) end
+  local st = {}
+  function st.update(_, bar)
+    local out = {}
+    for i, en in ipairs(set.entries) do
+      local r = table.pack(streams[i]:update(bar))
+      for k, col in ipairs(en.columns) do out[col] = r[k] end
+    end
+    return out
+  end
+  function st.state(_)
+    local parts = { string.pack(">I4", #streams) }
+    for i = 1, #streams do parts[#parts + 1] = string.pack(">s4", streams[i]:state()) end
+    return table.concat(parts)
+  end
+  function st.bars(_) return streams[1]:bars() end
+  return st
+end
+
 --- tf.indicators.compute(set, symbol, timeframe, from, to [, opts]) ->
 --   { time = series (epoch s), bars = {...}, values = { column = series }, first = i, n = N }
 -- Loads the symbol's candles up to `to` (nil: no bound) and computes the set.
@@ -309,6 +346,9 @@ Indicator sets (`tf.indicators`):
     tf.indicators.set("mine", { {"rsi", 14}, {"bbands", 20, 2, 2, as = "bb20"}, convention = "mt5" })
     local res = tf.indicators.compute("mine", "EURUSD", "H1", from, to)   -- res.values.rsi, ...
     tf.indicators.store(res)        -- or tf.indicators.update(set, symbol, tf, from, to)
+    local st = tf.indicators.stream("mine")          -- bar by bar, for a job
+    local v = st:update({ high = h, low = l, close = c })   -- v.rsi, v.bb20_upper, ...
+    local saved = st:state()        -- one string; tf.indicators.stream("mine", saved) resumes
 
 The shipped set `mt5_default` (RSI 14, MACD 12/26/9, ATR 14, BBANDS 20/2/2,
 mt5) fills `market_data`'s columns `rsi, macd, macd_signal, macd_hist, atr,

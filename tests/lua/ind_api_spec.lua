@@ -104,3 +104,24 @@ describe("tf.ind", function()
     assert.has_error(function() tf.ind.rsi(bars.close, { periods = 3 }) end, "rsi: unknown parameter 'periods'")
   end)
 end)
+
+describe("tf.indicators.stream", function()
+  it("updates a whole set bar by bar exactly as the batch run, and resumes from one saved string", function()
+    local bars = walk(200)
+    local set = tf.indicators.set("spec_stream", { { "rsi", 14 }, { "macd", 5, 13, 4 }, { "stoch" }, convention = "mt5" })
+    local batch = tf.indicators.run(set, bars)
+    local st = tf.indicators.stream("spec_stream")
+    local function bar(i) return { high = bars.high[i], low = bars.low[i], close = bars.close[i] } end
+    for i = 1, 120 do st:update(bar(i)) end
+    local saved = st:state()
+    assert.are.equal("string", type(saved))
+    local again = tf.indicators.stream("spec_stream", saved)
+    assert.are.equal(120, again:bars())
+    for i = 121, 200 do
+      local v = again:update(bar(i))
+      for _, col in ipairs(set.columns) do assert.are.equal(batch[col][i], v[col], col .. " at " .. i) end
+    end
+    assert.has_error(function() tf.indicators.stream("mt5_default", saved) end)
+  end)
+end)
+
