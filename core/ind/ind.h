@@ -95,8 +95,10 @@ int ind_batch(const IndSpec *s, size_t n, const double *const *in, double *const
  * in holds def->ninputs values, out receives def->noutputs values (NaN until
  * the lookback is passed). O(1) per bar except where the docs say otherwise.
  * The block holds no pointers: it can be copied or persisted byte for byte
- * and resumed with the same spec. */
+ * and resumed with the same spec by the same build (layout and byte order are
+ * this build's; IND_STATE_VERSION changes with the layout). */
 size_t ind_state_size(const IndSpec *s);
+#define IND_STATE_VERSION 1 /* bump when any state layout changes */
 void ind_state_init(const IndSpec *s, void *st);
 void ind_state_update(const IndSpec *s, void *st, const double *in, double *out);
 

@@ -124,7 +124,8 @@ end
 -- that keeps values current bar by bar: st:update(bar) takes one bar table
 -- (time/open/high/low/close/volume as numbers) and returns { column = value };
 -- st:state() returns one binary string (persist it as bytea) that
--- tf.indicators.stream(set, saved) resumes from. O(1) per bar per indicator
+-- tf.indicators.stream(set, saved) resumes from, in the same build (a state
+-- from another layout version is refused: recompute from history then). O(1) per bar per indicator
 -- except where docs/indicators.md says O(period).
 function M.stream(set, saved)
   set = resolve(set)
@@ -325,7 +326,9 @@ Stochastic, which recompute their window as MetaQuotes' code does). Window
 extremes (Stochastic, Williams %R, Aroon, Donchian, Ichimoku) are amortised
 O(1): the window is rescanned only when its extreme leaves it. A stream's
 state is a fixed-size block without pointers; `s:state()` returns it with a
-checksum of the parameters, so a job can persist it and resume.
+checksum of the parameters and the layout version, so a job can persist it
+and resume (a state from a build with another layout is refused, not
+misread: recompute from history then).
 
 ## Lua
 
