@@ -137,7 +137,7 @@ check_rows() { # URL TABLE WANT
 # ROUNDS rounds, each side by side (ours, then PostgreSQL's, from empty
 # tables); the best of each side is kept, so a burst of load from elsewhere
 # on a shared machine costs neither side more than the other.
-c_api=999999 c_copy=999999 t_api=999999 t_copy=999999 single_api=0 single_pg=0
+c_api=999999 c_copy=999999 t_api=999999 t_copy=999999 single_api=0 single_pg=0 single_pgx=0
 c_rows=$(wc -l <"$work/candles.csv") t_rows=$(wc -l <"$work/ticks.csv")
 for round in $(seq "$ROUNDS"); do
     if has candles; then
@@ -167,6 +167,10 @@ for round in $(seq "$ROUNDS"); do
         echo "round $round: single candles, pgbench ..." >&2
         pgb_out=$("$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
         single_pg=$(max "$single_pg" "$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')")
+        # the same with the extended protocol, which libpq's PQexecParams speaks
+        truncate_both market_data
+        pgb_out=$("$PG_BIN/pgbench" -n -M extended -c "$CLIENTS" -j 2 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
+        single_pgx=$(max "$single_pgx" "$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')")
     fi
 done
 c_api_rows=$c_rows c_copy_rows=$c_rows t_api_rows=$t_rows t_copy_rows=$t_rows
@@ -183,6 +187,7 @@ cat <<TABLE
 |---|---|---|---|
 | $c_api_rows candles, /ingest_batch x$BATCH, $CLIENTS clients vs \\copy | $c_api_rate candles/s ($(printf '%.1f' "$c_api") s) | $c_copy_rate rows/s ($(printf '%.1f' "$c_copy") s) | $(ratio "$c_api_rate" "$c_copy_rate") |
 | single candle /ingest, $CLIENTS keep-alive clients vs pgbench -c $CLIENTS | $(printf '%.0f' "$single_api") req/s | $(printf '%.0f' "$single_pg") tps | $(ratio "$single_api" "$single_pg") |
+| the same vs pgbench -M extended (the protocol of PQexecParams) | $(printf '%.0f' "$single_api") req/s | $(printf '%.0f' "$single_pgx") tps | $(ratio "$single_api" "$single_pgx") |
 | $t_api_rows ticks, /ingest/tick x$TICK_BATCH, $CLIENTS clients vs \\copy | $t_api_rate ticks/s ($(printf '%.1f' "$t_api") s) | $t_copy_rate rows/s ($(printf '%.1f' "$t_copy") s) | $(ratio "$t_api_rate" "$t_copy_rate") |
 TABLE
 echo
