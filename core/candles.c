@@ -506,7 +506,7 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
 {
     struct db_buf data = {0};
     char ts[40];
-    struct row_text r;
+    struct row_text r = {{{0}}, {0}};
     *fell_back = 0;
     for (size_t i = 0; i < n; i++) {
         const struct candle *it = &merged[i];
@@ -602,7 +602,7 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
 
     char sql[2048];
     const char *vals[10];
-    struct row_text one;
+    struct row_text one = {{{0}}, {0}};
     char usbuf[24];
     if (nsend == 1) {
         /* one row: scalar parameters, the plainest statement */
@@ -624,7 +624,7 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
                  "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
                  conflict_sql(pol));
     } else {
-        struct row_text r;
+        struct row_text r = {{{0}}, {0}};
         size_t k0 = 0;
         for (int k = 0; k < 9; k++) db_buf_putc(&col[k], '{');
         for (size_t i = 0; i < b->n; i++) {

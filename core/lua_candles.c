@@ -208,7 +208,10 @@ static int l_candles_answer(lua_State *L) { return candles_answer(L, check_candl
 static struct db_pool *pool_or_raise(lua_State *L)
 {
     struct lvm_host *h = lvm_host(L);
-    if (!h || !h->db) raise_db(L, DB_UNAVAILABLE, "no database configured (set database.url or DATABASE_URL)");
+    if (!h || !h->db) {
+        raise_db(L, DB_UNAVAILABLE, "no database configured (set database.url or DATABASE_URL)");
+        return NULL; /* not reached: raise_db does not return */
+    }
     return h->db;
 }
 

@@ -74,8 +74,10 @@ static int raise_rc(lua_State *L, int rc, const char *msg, const char *sqlstate)
 static struct db_pool *pool_of(lua_State *L)
 {
     struct lvm_host *h = lvm_host(L);
-    if (!h || !h->db)
+    if (!h || !h->db) {
         raise(L, "unavailable", "no database configured (set database.url or DATABASE_URL)", NULL);
+        return NULL; /* not reached: raise does not return */
+    }
     return h->db;
 }
 
