@@ -2,9 +2,10 @@
 # Jobs benchmark, in one run on one cluster (database tf_bench_jobs, recreated):
 #   1. TICKS random ticks over SYMBOLS symbols -> M1: the tick_aggregator job
 #      (one run from an empty watermark, inside `tickforge run`) vs the
-#      equivalent single INSERT ... SELECT ... GROUP BY run by psql, ROUNDS
-#      times alternating from an empty M1, best of each; the results are
-#      checked equal once;
+#      equivalent single INSERT ... SELECT ... GROUP BY run by psql (with the
+#      jobs' session settings: jit off, work_mem 64MB), ROUNDS times
+#      alternating from an empty M1, best of each; the results are checked
+#      equal once;
 #   2. BARS M1 bars -> M5 M15 M30 H1 H4 D1 W1 MN1: one rollups run (and the
 #      cost of the market_data trigger that queues them, from EXPLAIN ANALYZE);
 #   3. steady state: each job run with nothing new to do (mean of IDLE runs).
@@ -33,8 +34,9 @@ url_for() { # DATABASE_URL with another database name
 }
 URL=$(url_for $DB)
 psql_q() { "$PG_BIN/psql" "$URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
-# psql_ms SQL: runs SQL with \timing, prints its milliseconds
-psql_ms() { "$PG_BIN/psql" "$URL" -qAtX -v ON_ERROR_STOP=1 -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+# psql_ms SQL: runs SQL with \timing, prints its milliseconds; the same
+# session settings the jobs give themselves (no JIT, work_mem 64MB)
+psql_ms() { PGOPTIONS="-c jit=off -c work_mem=64MB" "$PG_BIN/psql" "$URL" -qAtX -v ON_ERROR_STOP=1 -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
 job() { DATABASE_URL=$URL "$TF_BIN" run bench/jobs_bench.lua "$@" 2>/dev/null; }
 
 PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
