@@ -1,7 +1,8 @@
-/* Candle batches: JSON body -> validated, bucketed items -> one INSERT ...
- * ON CONFLICT over unnest()ed array parameters (see candles.h). Values reach
- * SQL only as parameters. Everything a batch owns is in one allocation list
- * freed by candles_free; nothing here keeps state between calls. */
+/* Candle batches: JSON body -> validated, bucketed items -> COPY (a batch of
+ * new rows) or one INSERT ... ON CONFLICT over unnest()ed array parameters
+ * (see candles.h). Values reach SQL only as parameters or COPY data. A batch
+ * is two allocations (the struct and its items) freed by candles_free; the
+ * only state kept between calls is the COPY pause below (one atomic). */
 #include "candles.h"
 
 #include <cJSON.h>

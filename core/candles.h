@@ -84,9 +84,10 @@ int candles_decode(const char *body, size_t len, const struct candles_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen);
 void candles_free(struct candles_batch *b);
 
-/* Stores the batch's valid items in one statement (unnest of array
- * parameters, INSERT ... ON CONFLICT ... RETURNING) and sets each item's
- * status. source labels the rows ("ea", "ticks"). Returns DB_OK, or
+/* Stores the batch's valid items in one statement and sets each item's
+ * status: COPY when there are at least 64 of them and none is stored yet
+ * (a stored key fails the COPY as a whole; the batch is then redone as one
+ * INSERT ... SELECT FROM unnest(...) ON CONFLICT ... RETURNING). source labels the rows ("ea", "ticks"). Returns DB_OK, or
  * DB_ERROR / DB_UNAVAILABLE with err; then nothing was stored and the
  * statuses stay VALID. Items with the same key inside one batch are folded
  * in order by the policy before the round trip. */

@@ -1,7 +1,8 @@
-/* Tick batches (see ticks.h): JSON -> validated ticks -> one INSERT over
- * unnest()ed array parameters with ON CONFLICT DO NOTHING on the
- * (symbol, ts_msc, ts) unique index. Values reach SQL only as parameters;
- * the batch owns its items and candles-style JSON helpers do the field work. */
+/* Tick batches (see ticks.h): JSON -> validated ticks -> COPY (a batch of
+ * new ticks) or one INSERT over unnest()ed array parameters with ON CONFLICT
+ * DO NOTHING on the (symbol, ts_msc, ts) unique index. Values reach SQL only
+ * as parameters or COPY data; the batch owns its items, and the candles JSON
+ * helpers do the field work. */
 #include "ticks.h"
 
 #include <cJSON.h>
