@@ -200,6 +200,32 @@ local function suite(name, db_url)
       assert.are.equal("10000", psql("SELECT count(*) FROM ticks WHERE symbol = '" .. sym .. "'"))
     end)
 
+    it("stores a batch once when eight clients send it at the same moment", function()
+      local sym = S.symbol("RACE")
+      local items = {}
+      for i = 1, 100 do items[i] = candle(sym, "M1", 1760929200 + 60 * i) end
+      local f = os.tmpname()
+      H.write(f, "[" .. table.concat(items, ",") .. "]")
+      local cfg = {}
+      for i = 1, 8 do
+        cfg[#cfg + 1] = string.format('url = "%s/ingest_batch"\nheader = "X-API-Key: %s"\ndata-binary = "@%s"\noutput = "%s.%d"\nwrite-out = "%%{http_code}\\n"', srv.base, H.INGEST_KEY, f, f, i)
+      end
+      H.write(f .. ".curl", table.concat(cfg, "\nnext\n") .. "\n")
+      local codes = H.sh("curl -sS --no-progress-meter -Z --parallel-max 8 -K " .. f .. ".curl")
+      local _, n200 = codes:gsub("200", "")
+      assert.are.equal(8, n200, codes)
+      local inserted, duplicates = 0, 0
+      for i = 1, 8 do
+        local v = tf.json.decode(H.read(f .. "." .. i))
+        inserted, duplicates = inserted + v.inserted, duplicates + v.duplicates
+        os.remove(f .. "." .. i)
+      end
+      os.remove(f); os.remove(f .. ".curl")
+      assert.are.equal(100, inserted)
+      assert.are.equal(700, duplicates)
+      assert.are.equal("100", psql("SELECT count(*) FROM market_data WHERE symbol = '" .. sym .. "'"))
+    end)
+
     it("answers 400 with the byte position to an unparseable body, and to a wrong shape", function()
       local st, v = srv:json("POST", "/ingest_batch", '[{"symbol":"EURUSD",]', H.ingest_headers())
       assert.are.equal(400, st)
