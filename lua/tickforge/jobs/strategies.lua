@@ -122,7 +122,7 @@ function M.run(ctx, override)
     if (not s.only or s.only[st.name]) and not s.disabled[st.name] then
       for _, symbol in ipairs(st.symbols) do
         local ikey = symbol .. "|" .. st.timeframe .. "|" .. st.set
-        local _, istate = indicators_job.update(st.set, symbol, st.timeframe, old_ind[ikey] or wm.ind[ikey])
+        local _, istate = indicators_job.update(st.set, symbol, st.timeframe, wm.ind[ikey] or old_ind[ikey])
         wm.ind[ikey] = istate
         local key = st.name .. "|" .. symbol
         local ok, sigs, t = pcall(M.evaluate, st, symbol, old_bars[key])
