@@ -44,6 +44,11 @@ if [ -z "$only" ] || [ "$only" = unit ]; then
     done
 fi
 
+# The Lua layers expect the schema: apply the migrations once, up front.
+if [ -z "$only" ] || [ "$only" = lua ] || [ "$only" = integration ]; then
+    run_tap "migrations" sh -c "$TF_BIN migrate >\"$BUILD/migrate.log\" 2>&1 && echo 'ok 1 - tickforge migrate' || { cat \"$BUILD/migrate.log\"; echo 'not ok 1 - tickforge migrate'; }"
+fi
+
 busted=$(command -v busted)
 for layer in lua integration; do
     if [ -z "$only" ] || [ "$only" = "$layer" ]; then

@@ -206,17 +206,7 @@ function M.compute(set, symbol, timeframe, from, to, opts)
   }
 end
 
-local INDICATOR_VALUES_DDL = [[
-CREATE TABLE IF NOT EXISTS indicator_values (
-    symbol TEXT NOT NULL,
-    timeframe TEXT NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    set_name TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value DOUBLE PRECISION,
-    PRIMARY KEY (symbol, timeframe, set_name, name, ts)
-)]]
-M.INDICATOR_VALUES_DDL = INDICATOR_VALUES_DDL
+-- indicator_values is created by sql/011_indicator_values.sql.
 
 -- A PostgreSQL array literal of numbers, NaN as NULL.
 local function pg_array(s, i, j)
@@ -240,7 +230,6 @@ function M.store(res, opts)
   local written = 0
   if res.first > res.n then return 0 end
   tf.db.tx(function()
-    if set.target == "indicator_values" then tf.db.exec(INDICATOR_VALUES_DDL) end
     for i = res.first, res.n, chunk do
       local j = math.min(i + chunk - 1, res.n)
       local times = pg_array(res.time, i, j)
