@@ -220,6 +220,19 @@ static void push_value(lua_State *L, const PGresult *r, int row, int col)
     }
 }
 
+/* Marks the table on top as a JSON array (tf.json.array), so an empty result
+ * returned by a route encodes as [] rather than {}. */
+static void mark_array(lua_State *L)
+{
+    int t = lua_gettop(L);
+    if (lua_getglobal(L, "tf") == LUA_TTABLE && lua_getfield(L, -1, "json") == LUA_TTABLE &&
+        lua_getfield(L, -1, "array") == LUA_TFUNCTION) {
+        lua_pushvalue(L, t);
+        lua_call(L, 1, 0);
+    }
+    lua_settop(L, t);
+}
+
 static int l_query(lua_State *L)
 {
     PGresult *r = own(L, run(L));
@@ -234,6 +247,7 @@ static int l_query(lua_State *L)
         }
         lua_rawseti(L, -2, i + 1);
     }
+    if (nr == 0) mark_array(L);
     return 1;
 }
 

@@ -24,6 +24,7 @@ describe("tf.db", function()
     assert.are.equal(1.5, r.d); assert.are.equal(2.25, r.e); assert.are.equal(1.0855, r.f)
     assert.are.equal(true, r.g); assert.are.equal("x", r.h); assert.is_nil(r.i)
     assert.are.equal("2025-10-20 03:00:00", r.j)
+    assert.are.equal("[]", tf.json.encode(tf.db.query("SELECT 1 WHERE false")))
   end)
 
   it("sends parameters as values, never as SQL", function()
