@@ -398,8 +398,10 @@ finished:
     ExecStatusType st = PQresultStatus(keep);
     if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
         int rc = classify(c, keep, err, errlen);
-        if (cancelled && strcmp(c->sqlstate, "57014") == 0)
-            seterr(err, errlen, "statement timeout: cancelled after %d ms", tmo);
+        if (rc == DB_ERROR && strcmp(c->sqlstate, "57014") == 0) { /* ours, or the server's own */
+            if (cancelled) seterr(err, errlen, "statement timeout: cancelled after %d ms", tmo);
+            rc = DB_TIMEOUT;
+        }
         PQclear(keep);
         return rc;
     }

@@ -16,6 +16,7 @@ enum db_rc {
     DB_OK = 0,
     DB_ERROR = -1,       /* the server refused the statement (SQL error, constraint, timeout) */
     DB_UNAVAILABLE = -2, /* no connection: down, lost mid-statement, or checkout timed out */
+    DB_TIMEOUT = -3,     /* the statement ran past the statement timeout and was cancelled */
 };
 
 struct db_options {

@@ -5,7 +5,7 @@
  *   b:answer()  -- the answer table without storing; #b is the item count
  * tf.ticks.decode/store the same (no shape, no policy). decode returns nil,
  * message, 400|413 for a body that cannot be a batch. store raises the
- * tf.db error table ({code = "unavailable"|"error", message}) when the
+ * tf.db error table ({code = "unavailable"|"timeout"|"error", message}) when the
  * database fails, and then nothing of the batch was stored. The per-item work
  * is C (candles.c, ticks.c); this file only converts. */
 #include <lauxlib.h>
@@ -31,7 +31,7 @@ struct ud {
 static int raise_db(lua_State *L, int rc, const char *msg)
 {
     lua_createtable(L, 0, 2);
-    lua_pushstring(L, rc == DB_UNAVAILABLE ? "unavailable" : "error");
+    lua_pushstring(L, rc == DB_UNAVAILABLE ? "unavailable" : rc == DB_TIMEOUT ? "timeout" : "error");
     lua_setfield(L, -2, "code");
     lua_pushstring(L, msg);
     lua_setfield(L, -2, "message");

@@ -7,8 +7,9 @@
  * Parameters are $1..$n only; values are never spliced into SQL. Failures
  * raise an error table { code = "unavailable" | "error" | "timeout",
  * message = "...", sqlstate = "..." } (tostring gives "tf.db: message"):
- * "unavailable" means no connection (down, lost, pool exhausted) and a route
- * should answer 503. A connection is never kept past the call (or the tx). */
+ * "unavailable" means no connection (down, lost, pool exhausted) and
+ * "timeout" a statement cancelled at the statement timeout: for both a route
+ * should answer 503 (the client may retry); "error" is the statement's fault. A connection is never kept past the call (or the tx). */
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -65,9 +66,7 @@ static int raise(lua_State *L, const char *code, const char *msg, const char *sq
 
 static int raise_rc(lua_State *L, int rc, const char *msg, const char *sqlstate)
 {
-    const char *code = rc == DB_UNAVAILABLE ? "unavailable"
-                       : sqlstate && !strcmp(sqlstate, "57014") ? "timeout"
-                                                                : "error";
+    const char *code = rc == DB_UNAVAILABLE ? "unavailable" : rc == DB_TIMEOUT ? "timeout" : "error";
     return raise(L, code, msg, sqlstate);
 }
 

@@ -49,11 +49,11 @@ local function decode_opts(req, shape, max)
            symbol_offsets = SYMBOL_OFFSETS }
 end
 
--- The database failed: 503 (the EA retries) when it is unavailable, 500
--- otherwise; either way nothing of the batch was stored.
+-- The database failed: 503 (the EA retries) when it is unavailable or timed
+-- out, 500 otherwise; either way nothing of the batch was stored.
 local function failed(e)
-  if type(e) == "table" and e.code == "unavailable" then
-    tf.log.warn("ingest: database unavailable", { error = e.message })
+  if type(e) == "table" and (e.code == "unavailable" or e.code == "timeout") then
+    tf.log.warn("ingest: database " .. e.code, { error = e.message })
     return 503, { ok = false, error = e.message }, { ["Retry-After"] = "1" }
   end
   local msg = type(e) == "table" and e.message or tostring(e)

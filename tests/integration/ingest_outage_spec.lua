@@ -84,6 +84,27 @@ describe("a database outage during ingest", function()
     os.remove(out .. ".body")
   end)
   end
+  it("answers 503 when a batch runs past the statement timeout, and stores none of it", function()
+    pg.psql("TRUNCATE market_data")
+    pg.psql("CREATE TRIGGER slow_row BEFORE INSERT ON market_data FOR EACH ROW " ..
+      "WHEN (NEW.symbol = 'SLOW') EXECUTE FUNCTION slow_row()")
+    local quick = H.start_server{ plugins = S.plugin(), env = { DATABASE_URL = pg.url },
+      config = { database = { statement_timeout_ms = 400, pool_size = 2 } } }
+    for _, n in ipairs{ 20, 200 } do -- the ON CONFLICT and the COPY path
+      local t0 = os.time()
+      local st, v = quick:json("POST", "/ingest_batch", batch(n, n // 2), H.ingest_headers())
+      assert.are.equal(503, st)
+      assert.matches("statement timeout", v.error)
+      assert.is_true(os.time() - t0 <= 3)
+    end
+    -- the connection stays usable, and nothing of either batch was stored
+    local st, v = quick:json("POST", "/ingest_batch", batch(5), H.ingest_headers())
+    assert.are.equal(200, st)
+    assert.are.equal(5, v.inserted)
+    assert.are.equal("5", pg.psql("SELECT count(*) FROM market_data"))
+    quick:stop()
+    pg.psql("DROP TRIGGER slow_row ON market_data")
+  end)
   outage(1000, "COPY path")
   outage(20, "ON CONFLICT path")
 end)

@@ -154,7 +154,7 @@ TEST(a_slow_statement_is_cancelled_and_the_connection_stays_usable)
     struct db_conn *c = db_acquire(p, &rc, err, sizeof err);
     long long t0 = ms_now();
     rc = db_exec(c, "SELECT pg_sleep(5)", 0, NULL, NULL, NULL, err, sizeof err);
-    CHECK_INT(rc, DB_ERROR);
+    CHECK_INT(rc, DB_TIMEOUT);
     CHECK(ms_now() - t0 < 2000);
     CHECK(strstr(err, "statement timeout") != NULL);
     CHECK_STR(db_sqlstate(c), "57014");
