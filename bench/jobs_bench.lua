@@ -2,6 +2,7 @@
 -- the scheduler uses), for bench/jobs_bench.sh:
 --   tickforge run bench/jobs_bench.lua agg      tick aggregator over every tick, one run
 --   tickforge run bench/jobs_bench.lua rollup   rollups over the whole queue, one run
+--   tickforge run bench/jobs_bench.lua rollup_step   one new M1 bar per symbol, one rollups run
 --   tickforge run bench/jobs_bench.lua idle N   N runs of each job with nothing new to do
 -- Prints "name seconds rows" lines. Never asserts on timings.
 local now = require("socket").gettime
@@ -21,6 +22,12 @@ if what == "agg" then
   timed("agg", function() return agg.run({ watermark = { seq = 0 } }, { settle = 0, batch = 1e12 }) end)
 elseif what == "rollup" then
   timed("rollup", function() return rollups.run({}, {}) end)
+elseif what == "rollup_step" then
+  -- steady state: one new M1 bar per symbol after its newest one
+  tf.db.exec([[INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume, spread)
+    SELECT DISTINCT ON (symbol) symbol, 'M1', ts + interval '1 minute', close, close, close, close, 1, spread
+      FROM market_data WHERE timeframe = 'M1' ORDER BY symbol, ts DESC]])
+  timed("rollup_step", function() return rollups.run({}, {}) end)
 elseif what == "idle" then
   local wm = agg.run({ watermark = { seq = 0 } }, { settle = 0, batch = 1e12 }).watermark
   rollups.run({}, {})

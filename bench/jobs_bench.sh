@@ -7,7 +7,8 @@
 #      alternating from an empty M1, best of each; the results are checked
 #      equal once;
 #   2. BARS M1 bars -> M5 M15 M30 H1 H4 D1 W1 MN1: one rollups run (and the
-#      cost of the market_data trigger that queues them, from EXPLAIN ANALYZE);
+#      cost of the market_data trigger that queues them, from EXPLAIN ANALYZE),
+#      then one run after one new M1 bar per symbol (the steady state);
 #   3. steady state: each job run with nothing new to do (mean of IDLE runs).
 # Prints a markdown table; never asserts on timings.
 #   bench/jobs_bench.sh          (or: make bench BENCH_ONLY=jobs)
@@ -89,6 +90,8 @@ SELECT 'R' || s, 'M1', timestamptz '2020-01-01' + i * interval '1 minute', o, o 
 read -r trig_ms insert_ms <<<"$trig"
 psql_q -c "ANALYZE market_data; ANALYZE rollup_queue"
 read -r _ roll_s roll_rows < <(job rollup)
+psql_q -c "VACUUM ANALYZE rollup_queue"
+read -r _ step_s step_rows < <(job rollup_step)
 
 idle=$(job idle "$IDLE")
 idle_ms() { echo "$idle" | awk -v n="$1" '$1 == n {printf "%.2f", $2 * 1000}'; }
@@ -104,6 +107,7 @@ echo "| same, single INSERT ... SELECT ... GROUP BY by psql (best of $ROUNDS) | 
 echo "| ratio psql / job (target >= 0.8) | $ratio |"
 echo "| job result vs psql result, differing rows | $diff |"
 echo "| $BARS M1 bars -> M5..MN1 ($roll_rows bars), one rollups run | ${roll_s} s |"
+echo "| then one new M1 bar per symbol ($SYMBOLS): one rollups run ($step_rows bars) | $(awk -v s="$step_s" 'BEGIN {printf "%.3f", s}') s |"
 echo "| inserting those $BARS M1 bars (one INSERT ... SELECT) | $(awk -v m="$insert_ms" 'BEGIN {printf "%.2f", m / 1000}') s |"
 echo "| of which the rollup-queue trigger | $(awk -v m="$trig_ms" 'BEGIN {printf "%.2f", m / 1000}') s |"
 echo "| idle run, tick_aggregator (mean of $IDLE) | $(idle_ms idle_tick_aggregator) ms |"

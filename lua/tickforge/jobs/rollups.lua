@@ -65,8 +65,8 @@ WITH queued AS (
            SELECT ts, open, high, low, close, volume, spread FROM market_data
             WHERE symbol = r.symbol AND timeframe = 'M1' AND ts >= r.lo AND ts < r.hi OFFSET 0) m
      GROUP BY 1, 2
-), placed AS MATERIALIZED (   -- each partial in its bucket of every timeframe
-    SELECT p.*, f.tf, tf_bucket(p.p, f.tf, $2::int) AS b FROM partials p CROSS JOIN unnest($1::text[]) AS f(tf)
+), placed AS (   -- each partial in its bucket of every timeframe (OFFSET 0: computed before the join)
+    SELECT p.*, f.tf, tf_bucket(p.p, f.tf, $2::int) AS b FROM partials p CROSS JOIN unnest($1::text[]) AS f(tf) OFFSET 0
 ), bars AS (
     SELECT p.symbol, p.tf, p.b,
            (array_agg(p.open ORDER BY p.p))[1] AS open, max(p.high) AS high, min(p.low) AS low,
