@@ -562,7 +562,8 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
     struct db_conn *c = NULL;
     PGresult *res = NULL;
     int8_t *changed = NULL;
-    size_t nsend = 0;
+    int32_t *slot = NULL; /* RETURNING rows -> items, by key */
+    size_t nsend = 0, cap = 0;
 
     if (b->nvalid == 0) return DB_OK;
     if (!source) source = "ea";
@@ -662,6 +663,17 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
     }
     vals[9] = source;
 
+    /* Everything that can fail here is allocated before the statement runs:
+     * once it has, the batch is stored and its statuses must be reported. */
+    cap = 16;
+    while (cap < nsend * 2) cap <<= 1;
+    slot = mem_alloc(cap * sizeof *slot);
+    if (!slot) {
+        snprintf(err, errlen, "out of memory");
+        rc = DB_ERROR;
+        goto release;
+    }
+    memset(slot, 0xff, cap * sizeof *slot);
     rc = db_exec(c, sql, 10, vals, NULL, &res, err, errlen);
     db_release(p, c);
     c = NULL;
@@ -678,15 +690,6 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
     metrics_add("tf_candles_stored_total", NULL, (double)nrows,
                 "Candle rows inserted or updated in market_data");
     if (nrows > 0) {
-        size_t cap = 16;
-        while (cap < nsend * 2) cap <<= 1;
-        int32_t *slot = mem_alloc(cap * sizeof *slot);
-        if (!slot) {
-            snprintf(err, errlen, "out of memory");
-            rc = DB_ERROR;
-            goto done;
-        }
-        memset(slot, 0xff, cap * sizeof *slot);
         for (size_t i = 0; i < b->n; i++) {
             if (merged[i].leader >= 0 || b->items[i].status != CANDLES_VALID) continue;
             size_t h = key_hash(merged[i].symbol, merged[i].tf, merged[i].bucket_us) & (cap - 1);
@@ -707,7 +710,6 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
                 }
             }
         }
-        mem_free(slot);
     }
 statuses:
     /* Followers: a change to what came before them in the batch is an
@@ -725,6 +727,7 @@ release:
 done:
     if (res) PQclear(res);
     for (int k = 0; k < 9; k++) db_buf_free(&col[k]);
+    mem_free(slot);
     mem_free(merged);
     mem_free(changed);
     return rc;

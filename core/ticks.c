@@ -326,7 +326,8 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
     int rc = DB_ERROR, dbrc;
     PGresult *res = NULL;
     struct db_conn *c = NULL;
-    size_t nsend = 0, nmsc = 0;
+    int32_t *slot = NULL; /* RETURNING rows -> ticks, by (symbol, ts_msc) */
+    size_t nsend = 0, nmsc = 0, cap = 16;
     if (b->nvalid == 0) return DB_OK;
     for (size_t i = 0; i < b->n; i++) nsend += b->items[i].status == CANDLES_VALID && b->items[i].leader < 0;
     c = db_acquire(p, &dbrc, err, errlen);
@@ -391,6 +392,19 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
         "ON CONFLICT (symbol, ts_msc, ts) DO NOTHING RETURNING symbol, ts_msc";
     const char *vals[NCOL];
     for (int k = 0; k < NCOL; k++) vals[k] = col[k].data;
+    /* Allocated before the statement runs: once it has, the ticks are stored
+     * and their statuses must be reported. */
+    if (nmsc) {
+        while (cap < nmsc * 2) cap <<= 1;
+        slot = mem_alloc(cap * sizeof *slot);
+        if (!slot) {
+            snprintf(err, errlen, "out of memory");
+            db_release(p, c);
+            rc = DB_ERROR;
+            goto done;
+        }
+        memset(slot, 0xff, cap * sizeof *slot);
+    }
     rc = db_exec(c, nmsc ? sql_ret : sql, NCOL, vals, NULL, &res, err, errlen);
     db_release(p, c);
     c = NULL;
@@ -398,17 +412,7 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
 
     /* Without ts_msc a tick cannot conflict: inserted. With it, inserted
      * only when RETURNING names it. */
-    int32_t *slot = NULL;
-    size_t cap = 16;
     if (nmsc) {
-        while (cap < nmsc * 2) cap <<= 1;
-        slot = mem_alloc(cap * sizeof *slot);
-        if (!slot) {
-            snprintf(err, errlen, "out of memory");
-            rc = DB_ERROR;
-            goto done;
-        }
-        memset(slot, 0xff, cap * sizeof *slot);
         for (size_t i = 0; i < b->n; i++) {
             struct tick *t = &b->items[i];
             if (t->status != CANDLES_VALID || t->leader >= 0 || !t->has_msc) continue;
@@ -427,7 +431,6 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
                 }
             }
         }
-        mem_free(slot);
     }
     size_t inserted = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -444,5 +447,6 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
 done:
     if (res) PQclear(res);
     for (int k = 0; k < NCOL; k++) db_buf_free(&col[k]);
+    mem_free(slot);
     return rc;
 }

@@ -208,6 +208,51 @@ TEST(a_configured_offset_moves_the_bucket)
     candles_free(b);
 }
 
+TEST(every_allocation_failure_is_a_clean_error)
+{
+    const char *body = "[" C1 "," C2 "," C1 "]";
+    size_t base = mem_in_use();
+    int failures = 0;
+    for (long n = 0; n < 50; n++) {
+        struct candles_opts o = {.shape = CANDLES_SHAPE_ARRAY};
+        struct candles_batch *b = NULL;
+        int st = 0;
+        char err[256] = "";
+        mem_fail_after(n);
+        int rc = candles_decode(body, strlen(body), &o, &b, &st, err, sizeof err);
+        mem_fail_after(-1);
+        if (rc < 0) {
+            failures++;
+            CHECK_INT(st, 500);
+            CHECK_STR(err, "out of memory");
+            CHECK(b == NULL);
+        } else {
+            CHECK(b && b->nvalid == 3);
+            candles_free(b);
+        }
+        CHECK_INT(mem_in_use(), base);
+    }
+    CHECK(failures > 0); /* the loop did reach the allocations */
+}
+
+TEST(deep_nesting_and_huge_numbers_are_errors_not_crashes)
+{
+    size_t n = 200000;
+    char *deep = malloc(n + 1);
+    memset(deep, '[', n);
+    deep[n] = '\0';
+    int st;
+    char err[256] = "";
+    struct candles_batch *b = decode(deep, CANDLES_SHAPE_ANY, &st, err);
+    CHECK(b == NULL);
+    CHECK_INT(st, 400);
+    free(deep);
+    b = decode("[{\"symbol\":\"E\",\"timeframe\":\"M1\",\"ts\":1,\"open\":1e999,\"high\":1,\"low\":1,\"close\":1}]",
+               CANDLES_SHAPE_ANY, &st, err);
+    CHECK(b && b->items[0].status == CANDLES_REJECTED && strstr(b->items[0].error, "open: must be finite"));
+    candles_free(b);
+}
+
 /* ---- storing ---- */
 
 static struct candles_batch *store(const char *body, enum candles_policy pol, int *rc)
@@ -378,6 +423,43 @@ TEST(big_batches_load_by_copy_and_fall_back_on_a_stored_key)
     free(body);
 }
 
+TEST(an_allocation_failure_while_storing_stores_nothing)
+{
+    /* 70 new candles: the COPY path; 3: the ON CONFLICT path. n = -1 is a
+     * warm-up: metrics allocate a series the first time one is seen. */
+    for (int size = 3; size <= 70; size += 67) {
+        for (long n = -1; n < 12; n++) {
+            char *body = malloc(200 * 80);
+            size_t len = (size_t)sprintf(body, "[");
+            for (int i = 0; i < size; i++)
+                len += (size_t)sprintf(body + len, "%s{\"symbol\":\"OOM%d_%ld\",\"timeframe\":\"M1\",\"ts\":%d,\"open\":1.1,\"high\":1.2,\"low\":1.0,\"close\":1.15}",
+                                       i ? "," : "", size, n, 1699999980 + 60 * i);
+            sprintf(body + len, "]");
+            int st;
+            char err[256] = "", q[128];
+            struct candles_batch *b = decode(body, CANDLES_SHAPE_ARRAY, &st, err);
+            size_t base = mem_in_use();
+            mem_fail_after(n);
+            int rc = candles_store(pool, b, CANDLES_MERGE, "ea", err, sizeof err);
+            if (n < 0) base = mem_in_use(); /* the warm-up stored; its series stay */
+            mem_fail_after(-1);
+            CHECK_INT(mem_in_use(), base);
+            snprintf(q, sizeof q, "SELECT count(*) FROM market_data WHERE symbol = 'OOM%d_%ld'", size, n);
+            if (rc == DB_OK) {
+                CHECK_INT(b->items[0].status, CANDLES_INSERTED);
+                CHECK_INT(atoi(fixture_value(q)), size);
+            } else {
+                CHECK_INT(rc, DB_ERROR);
+                CHECK_STR(err, "out of memory");
+                CHECK_INT(b->items[0].status, CANDLES_VALID);
+                CHECK_STR(fixture_value(q), "0");
+            }
+            candles_free(b);
+            free(body);
+        }
+    }
+}
+
 TEST(a_database_error_leaves_the_batch_unstored)
 {
     int rc;
@@ -405,6 +487,8 @@ int main(void)
     RUN(every_bad_item_is_rejected_with_its_field_and_its_neighbours_survive);
     RUN(numbers_in_any_json_form_and_extra_keys);
     RUN(a_configured_offset_moves_the_bucket);
+    RUN(every_allocation_failure_is_a_clean_error);
+    RUN(deep_nesting_and_huge_numbers_are_errors_not_crashes);
 
     const char *ci = fixture_db_create("tfu_candles", 1);
     struct db_options o = {.pool_size = 2, .checkout_timeout_ms = 2000, .connect_timeout_s = 2,
@@ -415,6 +499,8 @@ int main(void)
         printf("not ok - the database tests need DATABASE_URL and a running cluster\n");
         return 1;
     }
+    /* before any COPY fallback pauses COPY, so both store paths are walked */
+    RUN(an_allocation_failure_while_storing_stores_nothing);
     RUN(big_batches_load_by_copy_and_fall_back_on_a_stored_key);
     RUN(a_resend_is_a_duplicate_and_is_not_stored_twice);
     RUN(merge_keeps_open_extends_high_low_takes_close_and_max_volume);

@@ -2,6 +2,7 @@
  * storing them in a real, freshly migrated PostgreSQL database: with ts_msc
  * a resend is a duplicate, without it ticks sharing a second are all kept. */
 #include "db_fixture.h"
+#include "mem.h"
 #include "ticks.h"
 #include "unit.h"
 
@@ -212,6 +213,40 @@ TEST(big_batches_load_by_copy_and_a_resend_falls_back_to_duplicates)
               "100 4950 1.0855 1.08559");
 }
 
+TEST(an_allocation_failure_while_storing_stores_nothing)
+{
+    for (int size = 3; size <= 70; size += 67) { /* the unnest and the COPY path */
+        for (long n = -1; n < 12; n++) {          /* -1: warm-up, metrics series appear */
+            char *body = malloc(160 * 80);
+            size_t len = (size_t)sprintf(body, "{\"ticks\":[");
+            for (int i = 0; i < size; i++)
+                len += (size_t)sprintf(body + len, "%s{\"symbol\":\"OOM%d_%ld\",\"ts_msc\":%lld,\"bid\":1.1,\"ask\":1.2}",
+                                       i ? "," : "", size, n, 1760929270000LL + i);
+            sprintf(body + len, "]}");
+            int st;
+            char err[256] = "", q[128];
+            struct ticks_batch *b = decode(body, &st, err);
+            size_t base = mem_in_use();
+            mem_fail_after(n);
+            int rc = ticks_store(pool, b, err, sizeof err);
+            if (n < 0) base = mem_in_use();
+            mem_fail_after(-1);
+            CHECK_INT(mem_in_use(), base);
+            snprintf(q, sizeof q, "SELECT count(*) FROM ticks WHERE symbol = 'OOM%d_%ld'", size, n);
+            if (rc == DB_OK) {
+                CHECK_INT(b->items[0].status, CANDLES_INSERTED);
+                CHECK_INT(atoi(fixture_value(q)), size);
+            } else {
+                CHECK_STR(err, "out of memory");
+                CHECK_INT(b->items[0].status, CANDLES_VALID);
+                CHECK_STR(fixture_value(q), "0");
+            }
+            ticks_free(b);
+            free(body);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(the_documented_body_decodes);
@@ -227,6 +262,8 @@ int main(void)
         printf("not ok - the database tests need DATABASE_URL and a running cluster\n");
         return 1;
     }
+    /* before any COPY fallback pauses COPY, so both store paths are walked */
+    RUN(an_allocation_failure_while_storing_stores_nothing);
     RUN(ticks_without_ts_msc_sharing_a_second_are_all_kept);
     RUN(ticks_with_ts_msc_deduplicate_on_symbol_and_ts_msc);
     RUN(the_ingestion_sequence_grows_in_batch_order);
