@@ -82,17 +82,18 @@ describe("tick aggregator job", function()
     local now = require("socket").gettime
     local deadline = now() + 5
     repeat -- wait until the slow session holds its seqs
+      require("socket").sleep(0.02)
       local n = tf.db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1.5)%' AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()")[1].n
     until n > 0 or now() > deadline
     S.ticks(sym, 1760000100, 50, 1) -- higher seqs, committed at once
     local r = agg.run(ctx(wm), cfg); wm = r.watermark
     assert.are.equal(0, (S.diff(GOT, reference(), sym)))
-    repeat until io.open(done .. ".ok") or now() > deadline + 10
+    local sleep = require("socket").sleep
+    repeat sleep(0.05) until io.open(done .. ".ok") or now() > deadline + 10
     assert.is_true(S.diff(GOT, reference(), sym) > 0, "the slow transaction's ticks are visible now")
     os.remove(done .. ".ok"); os.remove(done)
     r = agg.run(ctx(wm), cfg)
-    local got, want
-    d, got, want = S.diff(GOT, reference(), sym)
+    local d, got, want = S.diff(GOT, reference(), sym)
     assert.are.equal(0, d); assert.are.equal(want, got)
     assert.is_truthy(r.note:match("late commit"))
   end)
