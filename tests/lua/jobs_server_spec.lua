@@ -66,3 +66,36 @@ describe("shipped jobs in the server", function()
     assert.is_true(n > 0)
   end)
 end)
+
+describe("plugins/jobs.lua config checks", function()
+  local H = require("tests.integration.helper")
+
+  local function check(jobs)
+    local dir = H.tmpdir()
+    local cfg = { listen = "127.0.0.1:1", plugins = { dir = H.ROOT .. "/plugins" }, lua = { path = { H.ROOT .. "/lua" } },
+                  jobs = jobs }
+    H.write(dir .. "/c.lua", "return " .. H.lua_literal(cfg) .. "\n")
+    local out = H.sh(string.format("%s check --config %s/c.lua 2>&1; echo rc=$?", H.BIN, dir))
+    os.execute("rm -rf " .. dir)
+    return out
+  end
+
+  it("accepts the commented example section", function()
+    local ex = dofile(H.ROOT .. "/config/jobs.example.lua")
+    assert.matches("rc=0", check(ex.jobs))
+  end)
+
+  it("refuses a wrong value with an error naming its key", function()
+    for key, jobs in pairs({
+      ["jobs.tick_aggregator.price"] = { tick_aggregator = { price = "median" } },
+      ["jobs.rollups.timeframes"] = { rollups = { timeframes = { "H5" } } },
+      ["jobs.maintenance.retention.ticks"] = { maintenance = { retention = { ticks = "a month" } } },
+      ["jobs.indicators.enabled"] = { indicators = { enabled = "yes" } },
+      ["jobs.strategies"] = { strategies = { every = "often" } },
+    }) do
+      local out = check(jobs)
+      assert.matches("rc=[1-9]", out, key)
+      assert.is_truthy(out:find(key, 1, true), key .. ": " .. out)
+    end
+  end)
+end)
