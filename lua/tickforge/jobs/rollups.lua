@@ -31,14 +31,19 @@ local SECONDS = {
 }
 local VALID = SECONDS
 
--- $1 timeframes text[], $2 broker offset (s), $3 symbols text[] or NULL,
--- $4 partial length (s): the largest length every requested bucket is made
--- of (5 minutes for the defaults). M1 bars are read once, by primary-key
--- range over the merged spans of the touched buckets, folded into partial
--- bars of that length (first/last kept by time, spread as sum and count so
--- the final average is exactly the M1 average), and every timeframe is
--- built from the partials of its touched buckets.
-M.SQL = [[
+-- The statement, built for a timeframe list (names from SECONDS only, so no
+-- value ever reaches the SQL text). $1 timeframes text[], $2 broker offset
+-- (s), $3 symbols text[] or NULL, $4 partial length (s): the largest length
+-- every requested bucket is made of (5 minutes for the defaults).
+--   1. the queued M1 keys -> the touched bucket of every timeframe;
+--   2. their spans, merged per symbol into ranges; the M1 bars of each range
+--      read once by primary key and folded into partial bars (first/last by
+--      time, extremes, sums, and the spread as sum and count);
+--   3. each timeframe aggregated from the largest already built level that
+--      nests in it (M15 from M5, H4 from H1, W1 and MN1 from D1...), so the
+--      spread average stays exactly the M1 average;
+--   4. the touched buckets of every timeframe upserted.
+local HEAD = [[
 WITH queued AS (
     DELETE FROM rollup_queue WHERE ($3::text[] IS NULL OR symbol = ANY($3)) RETURNING symbol, ts
 ), touched AS (
@@ -60,21 +65,16 @@ WITH queued AS (
     SELECT r.symbol, date_bin(make_interval(secs => $4::int), m.ts, timestamptz 'epoch') AS p,
            (array_agg(m.open ORDER BY m.ts))[1] AS open, max(m.high) AS high, min(m.low) AS low,
            (array_agg(m.close ORDER BY m.ts DESC))[1] AS close, sum(m.volume) AS volume,
-           sum(m.spread) AS spread_sum, count(m.spread) AS spread_n
+           sum(m.spread) AS spread_sum, count(m.spread)::numeric AS spread_n
       FROM ranges r CROSS JOIN LATERAL (   -- LATERAL + OFFSET 0: a key range scan per range
            SELECT ts, open, high, low, close, volume, spread FROM market_data
             WHERE symbol = r.symbol AND timeframe = 'M1' AND ts >= r.lo AND ts < r.hi OFFSET 0) m
      GROUP BY 1, 2
-), placed AS (   -- each partial in its bucket of every timeframe (OFFSET 0: computed before the join)
-    SELECT p.*, f.tf, tf_bucket(p.p, f.tf, $2::int) AS b FROM partials p CROSS JOIN unnest($1::text[]) AS f(tf) OFFSET 0
-), bars AS (
-    SELECT p.symbol, p.tf, p.b,
-           (array_agg(p.open ORDER BY p.p))[1] AS open, max(p.high) AS high, min(p.low) AS low,
-           (array_agg(p.close ORDER BY p.p DESC))[1] AS close, sum(p.volume) AS volume,
-           sum(p.spread_sum) / NULLIF(sum(p.spread_n), 0) AS spread
-      FROM placed p JOIN buckets k USING (symbol, tf, b)   -- only the touched buckets
-     GROUP BY 1, 2, 3
-)
+)]]
+
+-- The upsert of the touched buckets: EA bars are never overwritten, equal
+-- bars are not rewritten.
+local INSERT_SQL = [[
 INSERT INTO market_data AS md (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
 SELECT symbol, tf, b, open, high, low, close, volume, spread, 'rollup' FROM bars
 ON CONFLICT (symbol, timeframe, ts) DO UPDATE
@@ -84,11 +84,62 @@ ON CONFLICT (symbol, timeframe, ts) DO UPDATE
    AND (md.open, md.high, md.low, md.close, md.volume, md.spread) IS DISTINCT FROM
        (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.spread)]]
 
+-- One level: timeframe tf built from the rows of `parent`.
+local LEVEL = [[
+, lvl_%s AS (
+    SELECT x.symbol, tf_bucket(x.p, '%s', $2::int) AS p,
+           (array_agg(x.open ORDER BY x.p))[1] AS open, max(x.high) AS high, min(x.low) AS low,
+           (array_agg(x.close ORDER BY x.p DESC))[1] AS close, sum(x.volume) AS volume,
+           sum(x.spread_sum) AS spread_sum, sum(x.spread_n) AS spread_n
+      FROM %s x GROUP BY 1, 2
+)]]
+
+-- The touched buckets of one level.
+local PICK = [[
+    SELECT l.symbol, '%s' AS tf, l.p AS b, l.open, l.high, l.low, l.close, l.volume,
+           l.spread_sum / NULLIF(l.spread_n, 0) AS spread
+      FROM lvl_%s l JOIN buckets k ON k.symbol = l.symbol AND k.tf = '%s' AND k.b = l.p]]
+
+local OFFSET_TF = { D1 = true, W1 = true, MN1 = true }
+local ORDER = { D1 = 86400, W1 = 604800, MN1 = 2678400 } -- MN1 after W1
+
+-- Can every bucket of timeframe `from` be found whole inside one bucket of `to`?
+local function nests(from, to, offset)
+  if from == "D1" then return to == "W1" or to == "MN1" end
+  if OFFSET_TF[from] then return false end
+  local len = SECONDS[from]
+  if OFFSET_TF[to] then return 86400 % len == 0 and offset % len == 0 end
+  return SECONDS[to] % len == 0
+end
+
+-- The statement for timeframes tfs (validated names) and an offset.
+function M.build_sql(tfs, offset)
+  local order = {}
+  for i, tf in ipairs(tfs) do order[i] = tf end
+  table.sort(order, function(x, y) return (ORDER[x] or SECONDS[x]) < (ORDER[y] or SECONDS[y]) end)
+  local parts, picks, built = { HEAD }, {}, {}
+  for _, tf in ipairs(order) do
+    local parent, plen = "partials", 0
+    for _, done in ipairs(built) do
+      local len = ORDER[done] or SECONDS[done]
+      if nests(done, tf, offset) and len > plen then parent, plen = "lvl_" .. done, len end
+    end
+    parts[#parts + 1] = string.format(LEVEL, tf, tf, parent)
+    picks[#picks + 1] = string.format(PICK, tf, tf, tf)
+    built[#built + 1] = tf
+  end
+  parts[#parts + 1] = ", bars AS (\n" .. table.concat(picks, "\n    UNION ALL\n") .. "\n)\n"
+  return table.concat(parts) .. INSERT_SQL
+end
+
 local function settings(override)
   local c = config.section("rollups", override)
   local tfs = c:strings("timeframes", M.DEFAULT_TIMEFRAMES)
+  local seen = {}
   for i, tf in ipairs(tfs) do
     if not VALID[tf] then c:fail("timeframes", "entry %d: '%s' is not a timeframe above M1 (M2 .. MN1)", i, tf) end
+    if seen[tf] then c:fail("timeframes", "entry %d: '%s' is listed twice", i, tf) end
+    seen[tf] = true
   end
   local offset = c:number("broker_offset", tf.config.get("ingest.offset_seconds", 0) or 0, -86400, 86400)
   if math.type(offset) ~= "integer" and offset ~= math.floor(offset) then
@@ -105,6 +156,7 @@ local function settings(override)
   end
   p = math.max(60, p - p % 60) -- below a minute: each partial is one M1 bar
   return { timeframes = config.text_array(tfs), offset = math.tointeger(offset), partial = p,
+           sql = M.build_sql(tfs, math.tointeger(offset)),
            symbols = config.text_array(c:strings("symbols")), work_mem = c:memory("work_mem", "64MB") }
 end
 M.settings = settings
@@ -114,7 +166,7 @@ function M.run(ctx, override)
   local s = settings(override)
   local rows = tf.db.tx(function()
     config.tune_transaction(s.work_mem)
-    return tf.db.exec(M.SQL, s.timeframes, s.offset, s.symbols, s.partial)
+    return tf.db.exec(s.sql, s.timeframes, s.offset, s.symbols, s.partial)
   end)
   return { rows = rows }
 end
