@@ -36,7 +36,15 @@ work=$(mktemp -d /tmp/tickforge-bench.XXXXXX)
 server_pid=
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
+    if [ -n "${KEEP:-}" ]; then
+        echo "kept $work and the databases tf_bench_api, tf_bench_copy" >&2
+    else
+        rm -rf "$work"
+        for db in tf_bench_api tf_bench_copy; do
+            PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "$DATABASE_URL" -qAtX \
+                -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+        done
+    fi
 }
 trap cleanup EXIT
 
