@@ -63,6 +63,23 @@ describe("strategies job", function()
     tf.strategy.clear()
   end)
 
+  it("sees the values of a set stored in indicator_values", function()
+    local sym = S.symbol(); syms[#syms + 1] = sym
+    tf.indicators.set("t_strat_iv", { { "ema", 8 }, { "rsi", 6, as = "rsi6" } })
+    local got
+    tf.strategy("t_iv", { symbols = { sym }, timeframe = "M5", set = "t_strat_iv", history = 30 }, function(s)
+      got = { ema = s.values.ema[s.n], rsi6 = s.values.rsi6[s.n], prev = s.values.ema[s.n - 1], time = s.time }
+    end)
+    S.bars(sym, "M5", 1759000200, 80, M5)
+    job.run(ctx(nil), { only = { "t_iv" } })
+    local batch = tf.indicators.compute("t_strat_iv", sym, "M5")
+    assert.are.equal(batch.values.ema[batch.n], got.ema)
+    assert.are.equal(batch.values.rsi6[batch.n], got.rsi6)
+    assert.are.equal(batch.values.ema[batch.n - 1], got.prev)
+    assert.are.equal(batch.time[batch.n], got.time)
+    tf.strategy.clear()
+  end)
+
   it("stores the other strategies' signals when one fails, and fails naming it", function()
     local sym = S.symbol(); syms[#syms + 1] = sym
     S.bars(sym, "M5", 1759000200, 60, M5)
