@@ -145,6 +145,17 @@ describe("shipped strategies and GET /signals", function()
     assert.are.equal(200, st)
     assert.are.equal(0, #body.signals)
     assert.are.equal("[]", tf.json.encode(body.signals))
+    -- paging with limit, and filtering by strategy
+    local first
+    st, first = srv:json("GET", "/signals?symbol=" .. sym .. "&since=0&limit=1", nil, read)
+    assert.are.equal(1, #first.signals)
+    assert.are.equal(first.signals[1].id, first.last_id)
+    st, body = srv:json("GET", "/signals?symbol=" .. sym .. "&limit=1&since=" .. first.last_id, nil, read)
+    assert.are.equal(1, #body.signals)
+    assert.is_true(body.signals[1].id > first.last_id)
+    st, body = srv:json("GET", "/signals?symbol=" .. sym .. "&strategy=macd_cross", nil, read)
+    assert.are.equal(1, #body.signals)
+    assert.are.equal("macd_cross", body.signals[1].strategy)
     -- running the job again stores nothing twice
     srv:json("POST", "/admin/jobs/strategies/run", nil, H.admin_headers())
     st, body = srv:json("GET", "/signals?symbol=" .. sym, nil, read)
