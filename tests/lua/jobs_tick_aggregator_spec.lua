@@ -133,6 +133,25 @@ describe("tick aggregator job", function()
     assert.are.equal(0, d); assert.are.equal(want, got)
   end)
 
+  it("works through a backlog in batches, across burnt sequence numbers larger than a batch", function()
+    local sym = S.symbol(); syms[#syms + 1] = sym
+    local cfg = { symbols = { sym }, settle = 0, batch = 40 }
+    local wm = { seq = S.max_seq() }
+    S.ticks(sym, 1760100000, 150, 1)
+    tf.db.query("SELECT setval(pg_get_serial_sequence('ticks', 'seq'), nextval(pg_get_serial_sequence('ticks', 'seq')) + 500) AS s")
+    S.ticks(sym, 1760100100, 100, 1)
+    local last = tf.db.query("SELECT max(seq) AS s FROM ticks WHERE symbol = $1", sym)[1].s
+    local runs = 0
+    repeat
+      local r = agg.run(ctx(wm), cfg)
+      wm = r.watermark
+      runs = runs + 1
+    until wm.seen >= last or runs > 50
+    assert.is_true(runs >= 6 and runs <= 12, "runs: " .. runs)
+    local d, got, want = S.diff(GOT, reference(), sym)
+    assert.are.equal(0, d); assert.are.equal(want, got)
+  end)
+
   it("names the key of a wrong setting", function()
     local ok, err = pcall(agg.run, ctx(nil), { price = "median" })
     assert.is_false(ok)
