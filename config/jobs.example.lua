@@ -22,7 +22,9 @@ return {
                                  -- watermark only settles past ticks this old. Default: 2 x
                                  -- database.statement_timeout_ms (60 s with the default 30 s)
       batch = 1000000,           -- at most this many sequence numbers per run (1..1e12)
-      symbols = nil,             -- only these symbols, e.g. { "EURUSD" } (default: all)
+      symbols = nil,             -- only these symbols, e.g. { "EURUSD" } (default: all). Ticks of
+                                 -- other symbols are passed over for good, not kept for later
+      work_mem = "64MB",         -- PostgreSQL work_mem for the run (SET LOCAL; "512kB", "1GB")
     },
 
     rollups = {                  -- M1 -> higher timeframes (source 'rollup')
@@ -32,6 +34,7 @@ return {
       broker_offset = nil,       -- seconds, broker time minus UTC, for D1/W1/MN1 boundaries
                                  -- (-86400..86400). Default: ingest.offset_seconds, else 0
       symbols = nil,             -- only these symbols (default: all)
+      work_mem = "64MB",         -- PostgreSQL work_mem for the run
     },
 
     indicators = {               -- indicator values for new bars
