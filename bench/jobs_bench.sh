@@ -10,7 +10,8 @@
 #      cost of the market_data trigger that queues them, from EXPLAIN ANALYZE),
 #      then one run after one new M1 bar per symbol (the steady state);
 #   3. steady state: each job run with nothing new to do (mean of IDLE runs).
-# Prints a markdown table; never asserts on timings.
+# Prints a markdown table; never asserts on timings. Drops the database at
+# the end unless KEEP=1.
 #   bench/jobs_bench.sh          (or: make bench BENCH_ONLY=jobs)
 #   TICKS=200000 BARS=100000 bench/jobs_bench.sh   (a quick run)
 set -euo pipefail
@@ -40,7 +41,9 @@ psql_q() { "$PG_BIN/psql" "$URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 psql_ms() { PGOPTIONS="-c jit=off -c work_mem=64MB" "$PG_BIN/psql" "$URL" -qAtX -v ON_ERROR_STOP=1 -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
 job() { DATABASE_URL=$URL "$TF_BIN" run bench/jobs_bench.lua "$@" 2>/dev/null; }
 
-PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+drop_db() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null; }
+drop_db
+[ -n "${KEEP:-}" ] || trap drop_db EXIT # KEEP=1 keeps tf_bench_jobs for a look
 "$PG_BIN/psql" "$DATABASE_URL" -qAtX -c "CREATE DATABASE $DB" >/dev/null
 DATABASE_URL=$URL "$TF_BIN" migrate 2>/dev/null
 
