@@ -107,6 +107,25 @@ describe("rollups job", function()
     assert.are.equal(0, tf.db.query("SELECT count(*) AS n FROM rollup_queue WHERE symbol = $1", sym)[1].n)
   end)
 
+  it("rolls up M1 candles stored by the ingest path (COPY, then a merge of a forming bar)", function()
+    local sym = S.symbol(); syms[#syms + 1] = sym
+    local items = {}
+    for i = 0, 59 do
+      items[#items + 1] = string.format('{"symbol":"%s","timeframe":"M1","ts":%d,"open":1.1,"high":1.2,"low":1.0,"close":1.15,"volume":%d}',
+        sym, 1760000400 + i * 60, i + 1)
+    end
+    tf.candles.store(tf.candles.decode("[" .. table.concat(items, ",") .. "]", { shape = "array" }), { policy = "merge" })
+    rollups.run(ctx, { symbols = { sym }, timeframes = { "H1" } })
+    local h1 = tf.db.query("SELECT high::float8 AS high, volume::float8 AS volume FROM market_data WHERE symbol = $1 AND timeframe = 'H1'", sym)
+    assert.are.same({ { high = 1.2, volume = 1830 } }, h1)
+    -- a more complete snapshot of the last bar, merged by the ingest route
+    local last = items[#items]:gsub('"high":1.2', '"high":1.3'):gsub('"volume":60', '"volume":99')
+    tf.candles.store(tf.candles.decode("[" .. last .. "]", { shape = "array" }), { policy = "merge" })
+    rollups.run(ctx, { symbols = { sym }, timeframes = { "H1" } })
+    h1 = tf.db.query("SELECT high::float8 AS high, volume::float8 AS volume FROM market_data WHERE symbol = $1 AND timeframe = 'H1'", sym)
+    assert.are.same({ { high = 1.3, volume = 1869 } }, h1)
+  end)
+
   it("never overwrites an EA candle of a higher timeframe", function()
     local sym = S.symbol(); syms[#syms + 1] = sym
     tf.db.exec([[INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
