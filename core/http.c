@@ -72,6 +72,7 @@ struct req {
     struct worker *w;
     struct lvm_gen *gen; /* the worker VM's generation at routing time */
     int route;           /* index in gen->routes, or BUILTIN_* */
+    const char *key_name; /* the matched key's name (owned by gen->cfg), or NULL */
     char rid[72];
     char *body;
     size_t len, cap, max; /* body bytes, buffer size, route limit */
@@ -239,7 +240,7 @@ static int builtin_find(const char *method, const char *path, int *method_ok)
 
 /* 0 when allowed; otherwise the status to answer (401/403) with msg set. */
 static int auth_check(struct MHD_Connection *c, const struct config *cfg, unsigned need,
-                      const char **msg)
+                      const char **msg, const char **key_name)
 {
     if (!need) return 0;
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
@@ -251,7 +252,7 @@ static int auth_check(struct MHD_Connection *c, const struct config *cfg, unsign
         *msg = "missing API key: send it in the X-API-Key header or as Authorization: Bearer <key>";
         return 401;
     }
-    unsigned roles = config_key_roles(cfg, key, NULL);
+    unsigned roles = config_key_roles(cfg, key, key_name);
     if (!roles) {
         *msg = "invalid API key";
         return 401;
@@ -360,6 +361,10 @@ static void push_request(lua_State *L, struct MHD_Connection *c, struct req *r, 
     lua_setfield(L, -2, "params");
     lua_pushlstring(L, r->body ? r->body : "", r->len);
     lua_setfield(L, -2, "body");
+    if (r->key_name) {
+        lua_pushstring(L, r->key_name);
+        lua_setfield(L, -2, "key_name");
+    }
     lua_pushinteger(L, id);
     lua_rawsetp(L, -2, &serial_key);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &req_mt_key) == LUA_TNIL) {
@@ -524,6 +529,9 @@ static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, cons
         snprintf(err, sizeof err, "handler exceeded the Lua memory limit of %zu bytes", cfg->lua_memory_limit);
         return send_error(c, r, 500, err);
     }
+    const char *code = lvm_error_code(vm); /* an uncaught tf.db error: the database, not the plugin */
+    if (!strcmp(code, "unavailable")) return send_error(c, r, 503, "database unavailable; retry later");
+    if (!strcmp(code, "timeout")) return send_error(c, r, 503, "database statement timed out; retry later");
     return send_error(c, r, 500, "internal error in the route handler (see the server log for this request id)");
 }
 
@@ -705,7 +713,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
         r->gen = g; /* for auth and limits; builtins need no VM */
         if (!method_ok) return send_error(c, r, 405, "method not allowed on this path");
         unsigned need = b == BUILTIN_HEALTH ? 0 : b == BUILTIN_METRICS ? (g->cfg->metrics_open ? 0 : ROLE_READ) : ROLE_ADMIN;
-        int st = auth_check(c, g->cfg, need, &msg);
+        int st = auth_check(c, g->cfg, need, &msg, &r->key_name);
         if (st) return send_error(c, r, st, msg);
         r->max = 0;
         return MHD_YES;
@@ -724,7 +732,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
     if (i == -2) return send_error(c, r, 405, "method not allowed on this path");
     r->route = i;
     const struct lvm_route *rt = &r->gen->routes[i];
-    int st = auth_check(c, r->gen->cfg, rt->roles, &msg);
+    int st = auth_check(c, r->gen->cfg, rt->roles, &msg, &r->key_name);
     if (st) return send_error(c, r, st, msg);
     r->max = rt->max_body;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");

@@ -34,6 +34,7 @@ struct lvm {
     _Atomic long long deadline_ns; /* CLOCK_MONOTONIC; 0 = none; lvm_abort sets 1 */
     int killed;            /* the deadline passed; keep raising until unwound */
     int loading;           /* plugins are loading: tf.route is allowed */
+    char err_code[32];     /* the `code` field of the last error object, if it had one */
     char *errors;          /* load errors, one per line (mem_*) */
     size_t errors_len;
 };
@@ -156,12 +157,25 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "time limit exceeded");
 }
 
+/* Adds a traceback; an error object that is a table (tf.db raises
+ * { code = "unavailable", message = ... }) is shown through its __tostring
+ * and its code kept for lvm_error_code. */
 static int msgh(lua_State *L)
 {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    struct lvm *vm = ctx(L);
+    if (lua_type(L, 1) == LUA_TTABLE && vm) {
+        lua_getfield(L, 1, "code");
+        if (lua_type(L, -1) == LUA_TSTRING) snprintf(vm->err_code, sizeof vm->err_code, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_tolstring(L, 1, NULL);
     luaL_traceback(L, L, msg, 1);
     return 1;
+}
+
+const char *lvm_error_code(struct lvm *vm)
+{
+    return vm->err_code;
 }
 
 enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms, char *err,
@@ -173,6 +187,7 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
     lua_insert(L, base);
     vm->killed = 0;
     vm->mem_hit = 0;
+    vm->err_code[0] = 0;
     vm->deadline_ns = timeout_ms > 0 ? now_ns() + (long long)timeout_ms * 1000000LL : 0;
     int rc = lua_pcall(L, nargs, nresults, base);
     vm->deadline_ns = 0;

@@ -91,6 +91,10 @@ enum lvm_status {
 enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms, char *err,
                          size_t errlen);
 
+/* After LVM_ERROR: the `code` field of the error object when it was a table
+ * (tf.db raises codes "unavailable", "timeout", "error"), else "". */
+const char *lvm_error_code(struct lvm *vm);
+
 /* Pushes route i's handler (i indexes gen->routes). */
 void lvm_push_handler(struct lvm *vm, int i);
 
