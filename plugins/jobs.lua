@@ -1,7 +1,7 @@
 -- Registers the shipped jobs with the scheduler; their code is in
 -- lua/tickforge/jobs/<name>.lua (each one small, to read and copy). Every
 -- schedule and setting comes from the config's `jobs` section (see
--- config/jobs.example.lua and docs/jobs.md); a wrong value stops the load
+-- config/tickforge.lua and docs/jobs.md); a wrong value stops the load
 -- (and a reload) with an error naming the key. Registers only: never runs a
 -- job or touches the database while loading.
 --

@@ -117,6 +117,9 @@ function H.start_server(opts)
       { key = H.ADMIN_KEY, roles = { "admin", "read" }, name = "test-admin" },
     } },
     log = { level = "info" },
+    -- the shipped jobs would run against the shared test database: off
+    -- unless a test turns them on (config = { jobs = { enabled = true } })
+    jobs = { enabled = false },
   }, opts.config)
   local cfg_path = dir .. "/tickforge.lua"
   H.write(cfg_path, "return " .. lua_literal(cfg) .. "\n")

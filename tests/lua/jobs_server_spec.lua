@@ -80,8 +80,8 @@ describe("plugins/jobs.lua config checks", function()
     return out
   end
 
-  it("accepts the commented example section", function()
-    local ex = dofile(H.ROOT .. "/config/jobs.example.lua")
+  it("accepts the jobs section of the shipped, commented config", function()
+    local ex = dofile(H.ROOT .. "/config/tickforge.lua")
     assert.matches("rc=0", check(ex.jobs))
   end)
 
