@@ -441,13 +441,22 @@ static const char *conflict_sql(enum candles_policy pol)
                "(EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, "
                "EXCLUDED.spread) ";
     case CANDLES_MERGE:
+        /* An EA's candle is authoritative over one built by a job (source
+         * 'ticks' or 'rollup'): it replaces it whole. Two snapshots from the
+         * same source merge as a forming bar does. */
+#define TAKE "(m.source IS DISTINCT FROM EXCLUDED.source AND EXCLUDED.source = 'ea')"
         return "ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET "
-               "high = GREATEST(m.high, EXCLUDED.high), low = LEAST(m.low, EXCLUDED.low), "
-               "close = EXCLUDED.close, volume = GREATEST(m.volume, EXCLUDED.volume), "
-               "spread = COALESCE(EXCLUDED.spread, m.spread) "
-               "WHERE (m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM "
+               "open = CASE WHEN " TAKE " THEN EXCLUDED.open ELSE m.open END, "
+               "high = CASE WHEN " TAKE " THEN EXCLUDED.high ELSE GREATEST(m.high, EXCLUDED.high) END, "
+               "low = CASE WHEN " TAKE " THEN EXCLUDED.low ELSE LEAST(m.low, EXCLUDED.low) END, "
+               "close = EXCLUDED.close, "
+               "volume = CASE WHEN " TAKE " THEN EXCLUDED.volume ELSE GREATEST(m.volume, EXCLUDED.volume) END, "
+               "spread = CASE WHEN " TAKE " THEN EXCLUDED.spread ELSE COALESCE(EXCLUDED.spread, m.spread) END, "
+               "source = CASE WHEN " TAKE " THEN EXCLUDED.source ELSE m.source END "
+               "WHERE " TAKE " OR (m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM "
                "(GREATEST(m.high, EXCLUDED.high), LEAST(m.low, EXCLUDED.low), EXCLUDED.close, "
                "GREATEST(m.volume, EXCLUDED.volume), COALESCE(EXCLUDED.spread, m.spread)) ";
+#undef TAKE
     }
     return "";
 }
