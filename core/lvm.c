@@ -400,7 +400,7 @@ static int same_routes(struct lvm *vm, const struct lvm_gen *g)
 {
     struct lvm_route *r;
     struct lvm_job *j;
-    int n, nj, same;
+    int n = 0, nj = 0, same;
     if (extract(vm, &r, &n, &j, &nj)) return 0;
     same = n == g->nroutes;
     for (int i = 0; i < n; i++) {
