@@ -107,8 +107,15 @@ static void mark_array(lua_State *L)
     lua_settop(L, t);
 }
 
+/* The old API's key order, so answers read as EAs' authors saw them. */
+static const char *const answer_keys[] = {"ok", "received", "inserted", "duplicates", "updated", "rejected",
+                                          "details", NULL};
+static const char *const detail_keys[] = {"symbol", "timeframe", "ts_original", "ts_bucket", "status", "error",
+                                          NULL};
+
 static void push_counts(lua_State *L, const struct candles_counts *n, const char *kind)
 {
+    lua_json_order(L, -1, answer_keys);
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "ok");
     set_int(L, "received", n->received);
@@ -183,6 +190,7 @@ static int candles_answer(lua_State *L, struct candles_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         const struct candle *c = &b->items[i];
         lua_createtable(L, 0, 6);
+        lua_json_order(L, -1, detail_keys);
         set_str(L, "symbol", c->symbol);
         set_str(L, "timeframe", ts_tf_name((enum ts_tf)c->tf));
         if (c->ts_original[0]) set_str(L, "ts_original", c->ts_original);
@@ -294,6 +302,7 @@ static int ticks_answer(lua_State *L, struct ticks_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         const struct tick *t = &b->items[i];
         lua_createtable(L, 0, 5);
+        lua_json_order(L, -1, detail_keys);
         set_str(L, "symbol", t->symbol);
         if (t->ts_original[0]) set_str(L, "ts_original", t->ts_original);
         else lua_json_pushnull(L), lua_setfield(L, -2, "ts_original");

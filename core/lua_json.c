@@ -141,6 +141,19 @@ static int array_length(lua_State *L, int idx, lua_Integer *n)
     return 1;
 }
 
+/* Is the string at key listed in the order array at index order? */
+static int in_order(lua_State *L, int order, int key)
+{
+    key = lua_absindex(L, key);
+    for (lua_Integer i = 1;; i++) {
+        int t = lua_rawgeti(L, order, i);
+        int hit = t == LUA_TSTRING && lua_rawequal(L, -1, key);
+        lua_pop(L, 1);
+        if (hit) return 1;
+        if (t != LUA_TSTRING) return 0;
+    }
+}
+
 static void encode(struct buf *b, lua_State *L, int idx, int depth)
 {
     if (b->err) return;
@@ -182,10 +195,33 @@ static void encode(struct buf *b, lua_State *L, int idx, int depth)
             return;
         }
         put(b, "{", 1);
-        int first = 1;
+        int first = 1, order = 0;
+        if (lua_getmetatable(L, idx)) { /* keys listed in __jsonorder come first, in that order */
+            lua_getfield(L, -1, "__jsonorder");
+            lua_remove(L, -2);
+            if (lua_istable(L, -1)) order = lua_gettop(L);
+            else lua_pop(L, 1);
+        }
+        for (lua_Integer i = 1; order && !b->err && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
+            size_t kn;
+            const char *k = lua_tolstring(L, -1, &kn);
+            if (lua_rawget(L, idx) != LUA_TNIL) { /* consumes the key copy */
+                if (!first) put(b, ",", 1);
+                first = 0;
+                put_string(b, k, kn); /* k stays valid: the order table holds the string */
+                put(b, ":", 1);
+                encode(b, L, lua_gettop(L), depth + 1);
+            }
+            lua_pop(L, 1);
+        }
+        if (order) lua_pop(L, 1); /* the failed rawgeti */
         lua_pushnil(L);
         while (!b->err && lua_next(L, idx)) {
             int kt = lua_type(L, -2);
+            if (order && kt == LUA_TSTRING && in_order(L, order, -2)) {
+                lua_pop(L, 1);
+                continue;
+            }
             if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
                 b->err = "object keys must be strings or numbers";
                 lua_pop(L, 2);
@@ -209,6 +245,7 @@ static void encode(struct buf *b, lua_State *L, int idx, int depth)
             lua_pop(L, 1);
         }
         put(b, "}", 1);
+        if (order) lua_remove(L, order);
         return;
     }
     default: break;
@@ -298,6 +335,38 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
     return 0;
 }
 
+void lua_json_order(lua_State *L, int idx, const char *const *keys)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, keys) == LUA_TNIL) { /* one metatable per key list */
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 1);
+        lua_newtable(L);
+        for (int i = 0; keys[i]; i++) {
+            lua_pushstring(L, keys[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "__jsonorder");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, keys);
+    }
+    lua_setmetatable(L, idx);
+}
+
+/* tf.json.order(t, {keys...}) -> t: encode these keys first, in this order */
+static int l_order(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "__jsonorder");
+    lua_setmetatable(L, 1);
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* tf.json.encode(v) -> string | raises */
 static int l_encode(lua_State *L)
 {
@@ -339,7 +408,7 @@ static int l_array(lua_State *L)
 int luaopen_tf_json(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"encode", l_encode}, {"decode", l_decode}, {"array", l_array}, {NULL, NULL},
+        {"encode", l_encode}, {"decode", l_decode}, {"array", l_array}, {"order", l_order}, {NULL, NULL},
     };
     luaL_newlib(L, fns);
     lua_json_pushnull(L);

@@ -19,6 +19,11 @@ char *lua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errl
  * allowed. Returns 0, or -1 with "byte N: <why>" in err and nothing pushed. */
 int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen);
 
+/* Gives the table at idx a metatable whose __jsonorder lists keys to encode
+ * first, in that order (others follow). keys is a static NULL-terminated
+ * array; its address identifies the cached metatable. May raise. */
+void lua_json_order(lua_State *L, int idx, const char *const *keys);
+
 /* Pushes the light userdata that stands for JSON null. */
 void lua_json_pushnull(lua_State *L);
 

@@ -38,6 +38,11 @@ describe("tf.json", function()
     assert.matches("byte 0: empty body", err)
   end)
 
+  it("encodes the keys named by tf.json.order first, in that order", function()
+    local t = tf.json.order({ details = {}, ok = true, inserted = 2, extra = "x" }, { "ok", "inserted", "missing", "details" })
+    assert.are.equal('{"ok":true,"inserted":2,"details":{},"extra":"x"}', tf.json.encode(t))
+  end)
+
   it("tolerates trailing whitespace and a trailing NUL", function()
     assert.are.same({ a = 1 }, tf.json.decode('{"a":1}\n\0'))
   end)
