@@ -11,6 +11,7 @@ describe("shipped jobs in the server", function()
     sym = S.symbol()
     srv = H.start_server{ shipped = true, config = {
       jobs = {
+        enabled = true,
         tick_aggregator = { every = "1h", symbols = { sym }, settle = 0 },
         rollups = { every = "1h", symbols = { sym } },
         indicators = { every = "1h", targets = { { symbols = { sym }, timeframes = { "M1", "M5" }, sets = { "mt5_default" } } } },

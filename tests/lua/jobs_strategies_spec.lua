@@ -107,7 +107,7 @@ describe("shipped strategies and GET /signals", function()
     H = S.migrate()
     sym = S.symbol()
     srv = H.start_server{ shipped = true, config = {
-      jobs = { tick_aggregator = { enabled = false }, rollups = { enabled = false }, indicators = { enabled = false },
+      jobs = { enabled = true, tick_aggregator = { enabled = false }, rollups = { enabled = false }, indicators = { enabled = false },
                maintenance = { enabled = false }, strategies = { every = "1h" } },
       strategies = { rsi_reversal = { symbols = { sym }, timeframe = "M5" }, macd_cross = { symbols = { sym }, timeframe = "M5" } },
     } }
