@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <time.h>
 
 #include "log.h"
@@ -561,8 +560,8 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
     return rc;
 }
 
-static int store_batch(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
-                       const char *source, char *err, size_t errlen)
+int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
+                  const char *source, char *err, size_t errlen)
 {
     /* Fold followers into leaders on copies, so a failed round trip leaves
      * the batch as it was. */
@@ -741,107 +740,4 @@ done:
     mem_free(merged);
     mem_free(changed);
     return rc;
-}
-
-/* ---- combining single-candle requests ----
- * EAs send one candle per request, from many terminals at once. Each such
- * request joins a queue; whoever finds no statement running becomes the
- * leader, takes every queued request with the same policy and source, and
- * stores them as one batch (one statement), while new arrivals queue for
- * the next one. No request waits longer than the statement ahead of it, and
- * PostgreSQL does one statement's work for many rows. Each request keeps its
- * own answer; two requests for the same bar fold as items of one batch do,
- * in arrival order. A failed statement fails every request in it, and
- * stores none of them. */
-
-#define COMBINE_MAX 256
-
-struct combine_req {
-    struct db_pool *p;
-    struct candles_batch *b; /* one valid item */
-    enum candles_policy pol;
-    const char *source;
-    int done, rc;
-    char err[256];
-    struct combine_req *next;
-};
-
-static pthread_mutex_t combine_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t combine_cv = PTHREAD_COND_INITIALIZER;
-static struct combine_req *combine_queue; /* arrival order */
-static int combine_busy;
-
-/* Stores the requests in group[0..n) as one batch; sets each one's answer. */
-static void combine_run(struct db_pool *p, struct combine_req **group, size_t n)
-{
-    struct candles_batch all = {n, n, mem_alloc(n * sizeof *all.items)};
-    char err[256] = "";
-    int rc;
-    if (!all.items) {
-        rc = DB_ERROR;
-        snprintf(err, sizeof err, "out of memory");
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            const struct candle *src = group[i]->b->items;
-            for (size_t k = 0; k < group[i]->b->n; k++)
-                if (src[k].status == CANDLES_VALID) all.items[i] = src[k];
-            all.items[i].leader = -1;
-            for (size_t j = 0; j < i; j++) /* the first earlier item with the same key leads */
-                if (all.items[j].leader < 0 && all.items[j].tf == all.items[i].tf &&
-                    all.items[j].bucket_us == all.items[i].bucket_us &&
-                    strcmp(all.items[j].symbol, all.items[i].symbol) == 0) {
-                    all.items[i].leader = (int32_t)j;
-                    break;
-                }
-        }
-        rc = store_batch(p, &all, group[0]->pol, group[0]->source, err, sizeof err);
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct candles_batch *b = group[i]->b;
-        for (size_t k = 0; rc == DB_OK && k < b->n; k++)
-            if (b->items[k].status == CANDLES_VALID) b->items[k].status = all.items[i].status;
-        group[i]->rc = rc;
-        snprintf(group[i]->err, sizeof group[i]->err, "%s", err);
-    }
-    mem_free(all.items);
-}
-
-int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
-                  const char *source, char *err, size_t errlen)
-{
-    if (b->nvalid != 1) return store_batch(p, b, pol, source, err, errlen);
-    if (!source) source = "ea";
-    struct combine_req me = {p, b, pol, source, 0, DB_ERROR, "", NULL};
-    pthread_mutex_lock(&combine_lock);
-    struct combine_req **tail = &combine_queue;
-    while (*tail) tail = &(*tail)->next;
-    *tail = &me;
-    while (!me.done) {
-        if (combine_busy) {
-            pthread_cond_wait(&combine_cv, &combine_lock);
-            continue;
-        }
-        /* Lead: take the queued requests that can share my statement. */
-        struct combine_req *group[COMBINE_MAX];
-        size_t n = 0;
-        for (struct combine_req **q = &combine_queue; *q && n < COMBINE_MAX;) {
-            if ((*q)->p == p && (*q)->pol == pol && strcmp((*q)->source, source) == 0) {
-                group[n++] = *q;
-                *q = (*q)->next;
-            } else {
-                q = &(*q)->next;
-            }
-        }
-        combine_busy = 1;
-        pthread_mutex_unlock(&combine_lock);
-        combine_run(p, group, n);
-        pthread_mutex_lock(&combine_lock);
-        for (size_t i = 0; i < n; i++) group[i]->done = 1;
-        combine_busy = 0;
-        pthread_cond_broadcast(&combine_cv);
-        if (n > 1) metrics_add("tf_ingest_combined_total", NULL, (double)n, "Single-candle requests stored together");
-    }
-    pthread_mutex_unlock(&combine_lock);
-    if (me.rc != DB_OK) snprintf(err, errlen, "%s", me.err);
-    return me.rc;
 }
