@@ -47,6 +47,17 @@ describe("the host around plugins", function()
     srv:stop()
   end)
 
+  it("applies the clock offset configured for the API key that sent the candle", function()
+    H.migrate()
+    local srv = H.start_server{ plugins = S.plugin(), config = { ingest = { key_offsets = { ["test-ingest"] = 3600 } } } }
+    local sym = "KOFF" .. math.random(1, 1e8)
+    local st, v = srv:json("POST", "/ingest", { symbol = sym, timeframe = "H1", ts = "2025-10-20T03:00:00Z",
+      open = 1.1, high = 1.2, low = 1.0, close = 1.15, volume = 1 }, H.ingest_headers())
+    srv:stop()
+    assert.are.equal(200, st)
+    assert.are.equal("2025-10-20T02:00:00+00:00", v.details[1].ts_bucket)
+  end)
+
   it("answers 503 when a handler lets a tf.db outage escape", function()
     local srv = H.start_server{ env = { DATABASE_URL = "postgresql://postgres@127.0.0.1:1/none" },
       config = { database = { connect_timeout_s = 1, checkout_timeout_ms = 300 } },
