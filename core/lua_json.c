@@ -301,6 +301,14 @@ static int push_json(lua_State *L, const cJSON *j, int depth)
     return 0;
 }
 
+static int tree_gc(lua_State *L)
+{
+    cJSON **owner = lua_touserdata(L, 1);
+    if (*owner) cJSON_Delete(*owner);
+    *owner = NULL;
+    return 0;
+}
+
 int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
@@ -311,8 +319,18 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
         snprintf(err, errlen, "byte 0: empty body, expected a JSON value");
         return -1;
     }
-    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    /* The tree is owned by a userdata first, so if building the Lua value
+     * raises (out of memory), garbage collection still frees it. */
+    cJSON **owner = lua_newuserdatauv(L, sizeof *owner, 0);
+    *owner = NULL;
+    if (luaL_newmetatable(L, "tf.json.tree")) {
+        lua_pushcfunction(L, tree_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    cJSON *j = *owner = cJSON_ParseWithLengthOpts(s, len, &end, 0);
     if (!j) {
+        lua_pop(L, 1);
         size_t at = end && end >= s ? (size_t)(end - s) : 0;
         snprintf(err, errlen, "byte %zu: invalid JSON near '%.20s'", at, at < len ? s + at : "");
         return -1;
@@ -321,17 +339,18 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
         end++;
     if (end && (size_t)(end - s) < len) {
         snprintf(err, errlen, "byte %zu: unexpected data after the JSON value", (size_t)(end - s));
-        cJSON_Delete(j);
+        lua_pop(L, 1); /* the owner frees the tree */
         return -1;
     }
     int top = lua_gettop(L);
     if (push_json(L, j, 0)) {
-        lua_settop(L, top);
-        cJSON_Delete(j);
+        lua_settop(L, top - 1);
         snprintf(err, errlen, "byte 0: JSON nested too deep");
         return -1;
     }
     cJSON_Delete(j);
+    *owner = NULL;
+    lua_remove(L, -2); /* the owner, now empty */
     return 0;
 }
 

@@ -16,7 +16,8 @@ char *lua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errl
 #define lua_json_encode_value(L, idx, err, errlen) lua_json_encode(L, idx, NULL, err, errlen)
 
 /* Decodes s[0..len) and pushes the value. Trailing whitespace and NULs are
- * allowed. Returns 0, or -1 with "byte N: <why>" in err and nothing pushed. */
+ * allowed. Returns 0, or -1 with "byte N: <why>" in err and nothing pushed.
+ * May raise a memory error (call it protected); nothing leaks then. */
 int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen);
 
 /* Gives the table at idx a metatable whose __jsonorder lists keys to encode
