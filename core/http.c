@@ -883,6 +883,7 @@ int http_reload(struct http_server *s, const char *trigger, char *err, size_t er
             log_warn("listen address and http.threads take effect at the next restart", NULL);
         if (old) lvm_gen_unref(old);
         lvm_gen_publish(g);
+        sched_wake(s->host->sched);
         log_set_level((enum log_level)g->cfg->log_level);
         log_info("reloaded", "gen=%ld trigger=%s routes=%d ms=%.1f", g->id, trigger, g->nroutes, (double)(now_ns() - t0) / 1e6);
         lvm_free(vm);

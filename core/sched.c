@@ -137,6 +137,13 @@ static void plan(struct job *j, long long now)
     j->fire_ms = j->next_ms < 0 ? -1 : j->next_ms + jitter(j);
 }
 
+static int registered(const struct lvm_gen *g, const char *name)
+{
+    for (int k = 0; k < g->njobs; k++)
+        if (!strcmp(g->jobs[k].name, name)) return 1;
+    return 0;
+}
+
 /* Brings the job table in line with generation g. Called with the lock. */
 static void reconcile(struct sched *s, struct lvm_gen *g)
 {
@@ -149,12 +156,21 @@ static void reconcile(struct sched *s, struct lvm_gen *g)
             if (!strcmp(s->jobs[i]->name, d->name)) j = s->jobs[i];
         int fresh = !j;
         if (fresh) {
-            if (s->njobs == MAX_JOBS || !(j = mem_calloc(1, sizeof *j))) {
+            int reuse = -1; /* the slot of a job no generation registers any more */
+            for (int i = 0; i < s->njobs && reuse < 0; i++)
+                if (!s->jobs[i]->running && !s->jobs[i]->pending_slot && !registered(g, s->jobs[i]->name)) reuse = i;
+            if (reuse >= 0) {
+                mem_free(s->jobs[reuse]->def.cron);
+                mem_free(s->jobs[reuse]->watermark);
+                memset(s->jobs[reuse], 0, sizeof *s->jobs[reuse]);
+                j = s->jobs[reuse];
+            } else if (s->njobs == MAX_JOBS || !(j = mem_calloc(1, sizeof *j))) {
                 log_error("job table full or out of memory; job not scheduled", "job=%s", d->name);
                 continue;
+            } else {
+                s->jobs[s->njobs++] = j;
             }
             snprintf(j->name, sizeof j->name, "%s", d->name);
-            s->jobs[s->njobs++] = j;
         }
         int changed = fresh || j->def.every_ms != d->every_ms ||
                       (j->def.cron ? !d->cron || strcmp(j->def.cron, d->cron) : d->cron != NULL) ||
@@ -691,6 +707,14 @@ void sched_stop(struct sched *s, int grace_ms)
         mem_free(s->jobs[i]);
     }
     mem_free(s);
+}
+
+void sched_wake(struct sched *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->wake_sched);
+    pthread_mutex_unlock(&s->lock);
 }
 
 char *sched_status_json(struct sched *s, size_t *len)

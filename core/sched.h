@@ -20,6 +20,10 @@ struct sched *sched_start(struct lvm_host *host, int workers, char *err, size_t 
  * (their next Lua instruction raises) and joins every thread. */
 void sched_stop(struct sched *s, int grace_ms);
 
+/* A new generation was published: re-plan now rather than at the next tick.
+ * NULL is ignored. */
+void sched_wake(struct sched *s);
+
 /* GET /admin/jobs: every job with its schedule, state and recent runs, as
  * JSON. Caller frees with mem_free. NULL when out of memory. */
 char *sched_status_json(struct sched *s, size_t *len);

@@ -206,4 +206,24 @@ describe("the scheduler", function()
     assert.are.equal(1, runs(name, "result = 'ok' AND error = 'finished'"))
     srv:stop()
   end)
+
+  it("keeps scheduling after hundreds of reloads that rename jobs (slots are reused)", function()
+    local srv = H.start_server{ config = { scheduler = { workers = 1 } }, plugins = { ["j.lua"] = "" } }
+    local last
+    for i = 1, 300 do
+      last = uniq("renamed" .. i)
+      srv:write_plugin("j.lua", string.format('tf.job.every("1h", %q, function() return { note = "ran" } end)', last))
+      assert.are.equal(200, (srv:reload()))
+    end
+    local v
+    assert.is_true(wait_for(function()
+      v = select(2, srv:json("GET", "/admin/jobs", nil, H.admin_headers()))
+      return #v.jobs == 1 and v.jobs[1].name == last
+    end, 5))
+    local st, rec = srv:json("POST", "/admin/jobs/" .. last .. "/run", nil, H.admin_headers())
+    assert.are.equal(200, st)
+    assert.are.equal("ran", rec.error)
+    assert.not_matches("job table full", srv:log())
+    srv:stop()
+  end)
 end)
