@@ -146,20 +146,7 @@ int ind_batch(const IndSpec *s, size_t n, const double *const *in, double *const
     const IndDef *d = s->def;
     int rc = d->batch ? d->batch(s, n, in, out) : 0;
     if (rc > 0) return 0;
+    if (rc == 0) rc = ind_step_batch(s, n, in, out, d->ninputs, d->noutputs, d->update); /* generic loop */
     if (rc < 0) return fail(err, errlen, "%s: out of memory for its state", d->name);
-    void *st = mem_alloc(ind_state_size(s));
-    if (!st) return fail(err, errlen, "%s: out of memory for its state", d->name);
-    ind_state_init(s, st);
-    int ni = d->ninputs, no = d->noutputs;
-    double x[IND_MAX_INPUTS], y[IND_MAX_OUTPUTS];
-    void (*update)(void *, const double *, double *) = d->update;
-    for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < ni; k++)
-            x[k] = in[k][i];
-        update(st, x, y);
-        for (int k = 0; k < no; k++)
-            out[k][i] = y[k];
-    }
-    mem_free(st);
     return 0;
 }
