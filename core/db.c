@@ -409,12 +409,10 @@ finished:
     return DB_OK;
 }
 
-int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
-            const int *binary_lens, PGresult **res, char *err, size_t errlen)
+int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
+            const int *binary_lens, char *err, size_t errlen)
 {
     int ok;
-    int *fmts = NULL;
-    if (res) *res = NULL;
     c->sqlstate[0] = '\0';
     if (!c->pg) {
         seterr(err, errlen, "database unavailable: not connected");
@@ -423,6 +421,7 @@ int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
     if (n == 0 && !binary_lens) {
         ok = PQsendQuery(c->pg, sql);
     } else {
+        int *fmts = NULL;
         if (binary_lens) {
             fmts = mem_alloc((size_t)n * sizeof *fmts);
             if (!fmts) {
@@ -441,12 +440,26 @@ int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
         seterr(err, errlen, "database unavailable: %s", m);
         return DB_UNAVAILABLE;
     }
+    return DB_OK;
+}
+
+int db_wait(struct db_conn *c, PGresult **res, char *err, size_t errlen)
+{
     PGresult *r;
+    if (res) *res = NULL;
     int rc = wait_results(c, &r, 0, err, errlen);
     if (rc != DB_OK) return rc;
     if (res) *res = r;
     else PQclear(r);
     return DB_OK;
+}
+
+int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
+            const int *binary_lens, PGresult **res, char *err, size_t errlen)
+{
+    if (res) *res = NULL;
+    int rc = db_send(c, sql, n, vals, binary_lens, err, errlen);
+    return rc == DB_OK ? db_wait(c, res, err, errlen) : rc;
 }
 
 int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t len, long *rows,

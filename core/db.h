@@ -67,6 +67,14 @@ PGconn *db_pg(struct db_conn *c);
 int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
             const int *binary_lens, PGresult **res, char *err, size_t errlen);
 
+/* db_exec in two halves, for a caller with other work to do while the
+ * statement runs: db_send returns once the statement is on its way, db_wait
+ * collects its result (the statement timeout counts from there). Nothing
+ * else may use c in between. */
+int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
+            const int *binary_lens, char *err, size_t errlen);
+int db_wait(struct db_conn *c, PGresult **res, char *err, size_t errlen);
+
 /* COPY ... FROM STDIN: sends the statement, then len bytes of data, then ends
  * the copy. Returns DB_OK with the rows copied in *rows. */
 int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t len, long *rows,
