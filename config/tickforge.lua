@@ -24,7 +24,9 @@ return {
   listen = "127.0.0.1:8080",
 
   http = {
-    threads = 4,               -- worker threads (1..256), each with its own Lua VM
+    threads = 16,              -- handlers running at once (1..256), each on its own Lua VM;
+                               -- every connection has its own thread, so a handler waiting
+                               -- on the database holds up no other connection
     max_connections = 1024,    -- open connections at once (1..100000)
     connection_timeout = 30,   -- seconds an idle keep-alive connection stays open (1..3600)
     max_body = "16MB",         -- default request body limit; a route may set its own (1KB..1GB)

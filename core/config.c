@@ -29,7 +29,7 @@ struct field {
 
 #define F(k, t, d, lo, hi, member) {k, t, d, lo, hi, offsetof(struct config, member)}
 static const struct field schema[] = {
-    F("http.threads", T_INT, "4", 1, 256, http_threads),
+    F("http.threads", T_INT, "16", 1, 256, http_threads),
     F("http.max_connections", T_INT, "1024", 1, 100000, http_max_connections),
     F("http.connection_timeout", T_INT, "30", 1, 3600, http_connection_timeout),
     F("http.max_body", T_SIZE, "16MB", 1024, 1073741824.0, http_max_body),

@@ -1,10 +1,14 @@
-/* The HTTP server. libmicrohttpd calls access_handler on its pool threads:
- * the first call of a request matches the route, checks the key and the
- * declared body size (so 401/404/405/413 never read a body); upload calls
- * append to a bounded buffer; the last call runs the handler in the thread's
- * own Lua VM and answers. A worker swaps its VM for the current generation
- * only between requests (when none of its connections is mid-request), so
- * a request always runs on the code it was routed with. */
+/* The HTTP server. libmicrohttpd gives every connection its own thread and
+ * calls access_handler there: the first call of a request matches the route
+ * against the current generation, checks the key and the declared body size
+ * (so 401/404/405/413 never read a body); upload calls append to a bounded
+ * buffer; the last call checks a Lua VM of the request's generation out of
+ * a pool of http.threads, runs the handler on it and answers. A handler may
+ * block (on the database, or on other requests sharing its statement)
+ * without holding up any other connection; at most http.threads handlers
+ * run at once. A VM of an older generation is rebuilt for the current one
+ * when it is next checked out, so a request always runs on the code it was
+ * routed with. */
 #include "http.h"
 
 #include "config.h"
@@ -40,11 +44,11 @@
 #define BUILTIN_JOBS (-6)
 #define BUILTIN_JOB_RUN (-7)
 
-/* One per MHD pool thread; its VM is used only by that thread. */
+/* A Lua VM for handlers, used by one request at a time. */
 struct worker {
     struct lvm *vm;
-    int inflight; /* requests between their first and last callback */
-    struct worker *next;
+    struct worker *next;      /* all workers */
+    struct worker *next_free; /* idle ones */
 };
 
 struct http_server {
@@ -59,8 +63,10 @@ struct http_server {
     unsigned long long watch_sig;     /* the files as the current generation saw them */
     unsigned long long watch_pending; /* as the last poll saw them */
     int watch_interval_ms;
-    pthread_mutex_t workers_lock;
-    struct worker *workers;
+    pthread_mutex_t workers_lock; /* guards the four below */
+    pthread_cond_t workers_cv;    /* a worker went idle */
+    struct worker *workers, *idle;
+    int nworkers, max_workers;
     atomic_int inflight;
     time_t started;
     atomic_llong health_checked_ns; /* the DB is pinged at most once a second */
@@ -69,8 +75,7 @@ struct http_server {
 
 struct req {
     struct http_server *s;
-    struct worker *w;
-    struct lvm_gen *gen; /* the worker VM's generation at routing time */
+    struct lvm_gen *gen; /* the generation the request was routed with */
     int route;           /* index in gen->routes, or BUILTIN_* */
     const char *key_name; /* the matched key's name (owned by gen->cfg), or NULL */
     char rid[72];
@@ -81,7 +86,6 @@ struct req {
     long long t0;
 };
 
-static _Thread_local struct worker *tls_worker;
 static atomic_ullong rid_counter;
 static uint64_t rid_seed;
 
@@ -132,37 +136,80 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct req *r, int s
 
 /* ---- workers and generations ---- */
 
-static struct worker *worker_get(struct http_server *s)
+/* Checks out a worker whose VM runs generation g: an idle one of g if
+ * any, else an idle one rebuilt for g, else a new one while fewer than
+ * http.threads exist; otherwise waits for one. NULL with err when no VM can
+ * be built for g (out of memory). */
+static struct worker *worker_checkout(struct http_server *s, struct lvm_gen *g, char *err, size_t errlen)
 {
-    if (tls_worker) return tls_worker;
-    struct worker *w = mem_calloc(1, sizeof *w);
-    if (!w) return NULL;
+    struct worker *w = NULL;
     pthread_mutex_lock(&s->workers_lock);
-    w->next = s->workers;
-    s->workers = w;
+    for (;;) {
+        struct worker **best = NULL;
+        for (struct worker **q = &s->idle; *q; q = &(*q)->next_free) {
+            if (!best) best = q;
+            if ((*q)->vm && lvm_gen((*q)->vm) == g) {
+                best = q;
+                break;
+            }
+        }
+        if (best) {
+            w = *best;
+            *best = w->next_free;
+            break;
+        }
+        if (s->nworkers < s->max_workers) {
+            w = mem_calloc(1, sizeof *w);
+            if (w) {
+                w->next = s->workers;
+                s->workers = w;
+                s->nworkers++;
+            }
+            break;
+        }
+        pthread_cond_wait(&s->workers_cv, &s->workers_lock);
+    }
     pthread_mutex_unlock(&s->workers_lock);
-    tls_worker = w;
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!w->vm || lvm_gen(w->vm) != g) {
+        struct lvm *vm = lvm_new(LVM_PLUGIN, g, s->host, err, errlen);
+        if (!vm) {
+            char q[1024];
+            log_error("could not build a Lua VM for the routed generation", "gen=%ld error=%s", g->id,
+                      log_quote(q, sizeof q, err));
+            pthread_mutex_lock(&s->workers_lock);
+            w->next_free = s->idle;
+            s->idle = w;
+            pthread_cond_signal(&s->workers_cv);
+            pthread_mutex_unlock(&s->workers_lock);
+            return NULL;
+        }
+        lvm_free(w->vm);
+        w->vm = vm;
+    }
     return w;
 }
 
-/* Brings w's VM to the current generation when it is idle. A failure keeps
- * the VM it had (logged): serving old code beats serving nothing. */
-static void worker_refresh(struct http_server *s, struct worker *w)
+static void workers_free(struct http_server *s)
 {
-    if (w->vm && (w->inflight > 0 || lvm_gen(w->vm)->id == lvm_gen_current_id())) return;
-    struct lvm_gen *g = lvm_gen_current();
-    if (!g) return;
-    char err[2048];
-    struct lvm *vm = lvm_new(LVM_PLUGIN, g, s->host, err, sizeof err);
-    if (vm) {
+    for (struct worker *w = s->workers, *next; w; w = next) {
+        next = w->next;
         lvm_free(w->vm);
-        w->vm = vm;
-    } else {
-        char q[1024];
-        log_error("worker could not load the current generation; keeps its VM",
-                  "gen=%ld error=%s", g->id, log_quote(q, sizeof q, err));
+        mem_free(w);
     }
-    lvm_gen_unref(g);
+    s->workers = s->idle = NULL;
+}
+
+static void worker_checkin(struct http_server *s, struct worker *w)
+{
+    pthread_mutex_lock(&s->workers_lock);
+    w->next_free = s->idle;
+    s->idle = w;
+    pthread_cond_signal(&s->workers_cv);
+    pthread_mutex_unlock(&s->workers_lock);
 }
 
 /* ---- routing ---- */
@@ -495,9 +542,9 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, struct req *r, stru
     return ok;
 }
 
-static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, const char *method, const char *url)
+static enum MHD_Result run_on_vm(struct MHD_Connection *c, struct req *r, struct lvm *vm,
+                                 const char *method, const char *url)
 {
-    struct lvm *vm = r->w->vm;
     lua_State *L = lvm_state(vm);
     const struct config *cfg = r->gen->cfg;
     char err[4096];
@@ -533,6 +580,16 @@ static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, cons
     if (!strcmp(code, "unavailable")) return send_error(c, r, 503, "database unavailable; retry later");
     if (!strcmp(code, "timeout")) return send_error(c, r, 503, "database statement timed out; retry later");
     return send_error(c, r, 500, "internal error in the route handler (see the server log for this request id)");
+}
+
+static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, const char *method, const char *url)
+{
+    char err[1024];
+    struct worker *w = worker_checkout(r->s, r->gen, err, sizeof err);
+    if (!w) return send_error(c, r, 503, "no Lua VM could be built for this request; retry later");
+    enum MHD_Result ok = run_on_vm(c, r, w->vm, method, url);
+    worker_checkin(r->s, w);
+    return ok;
 }
 
 /* ---- builtin routes ---- */
@@ -719,14 +776,8 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
         return MHD_YES;
     }
 
-    struct worker *w = worker_get(s);
-    if (!w) return send_error(c, r, 503, "out of memory");
-    worker_refresh(s, w);
-    if (!w->vm) return send_error(c, r, 503, "no plugin generation is loaded");
-    r->w = w;
-    w->inflight++;
-    r->gen = lvm_gen(w->vm);
-    lvm_gen_ref(r->gen);
+    r->gen = lvm_gen_current();
+    if (!r->gen) return send_error(c, r, 503, "no plugin generation is loaded");
     int i = route_find(r->gen, method, url);
     if (i == -1) return send_error(c, r, 404, "no route for this path");
     if (i == -2) return send_error(c, r, 405, "method not allowed on this path");
@@ -817,7 +868,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
                   r->rid, route, status, r->len, secs * 1e3,
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     }
-    if (r->w) r->w->inflight--;
     if (r->gen) lvm_gen_unref(r->gen);
     mem_free(r->body);
     mem_free(r);
@@ -953,6 +1003,7 @@ struct http_server *http_start(const char *config_path, struct lvm_host *host, c
     }
     pthread_mutex_init(&s->reload_lock, NULL);
     pthread_mutex_init(&s->workers_lock, NULL);
+    pthread_cond_init(&s->workers_cv, NULL);
     s->host = host;
     s->started = time(NULL);
     s->config_path = config_path ? mem_strdup(config_path) : NULL;
@@ -963,10 +1014,18 @@ struct http_server *http_start(const char *config_path, struct lvm_host *host, c
     if (!vm) goto fail;
     struct lvm_gen *g = lvm_gen(vm);
     lvm_gen_publish(g);
-    lvm_free(vm);
     g = lvm_gen_current();
     const struct config *cfg = g->cfg;
     log_set_level((enum log_level)cfg->log_level);
+    s->max_workers = cfg->http_threads;
+    struct worker *w0 = mem_calloc(1, sizeof *w0); /* the VM that loaded it serves first */
+    if (w0) {
+        w0->vm = vm;
+        s->workers = s->idle = w0;
+        s->nworkers = 1;
+    } else {
+        lvm_free(vm);
+    }
     s->last_reload_ok = 1;
     snprintf(s->last_reload_trigger, sizeof s->last_reload_trigger, "start");
     s->last_reload_at = (long)s->started;
@@ -981,11 +1040,11 @@ struct http_server *http_start(const char *config_path, struct lvm_host *host, c
         lvm_gen_unref(g);
         goto fail;
     }
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC,
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                                MHD_USE_ERROR_LOG | MHD_USE_ITC,
                             (uint16_t)cfg->listen_port, NULL, NULL, access_handler, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
@@ -1002,6 +1061,7 @@ struct http_server *http_start(const char *config_path, struct lvm_host *host, c
     lvm_gen_unref(g);
     return s;
 fail:
+    workers_free(s);
     mem_free(s->config_path);
     mem_free(s);
     return NULL;
@@ -1014,11 +1074,7 @@ void http_stop(struct http_server *s, int grace_ms)
     long long until = now_ns() + (long long)grace_ms * 1000000LL;
     while (atomic_load(&s->inflight) > 0 && now_ns() < until) usleep(10000);
     MHD_stop_daemon(s->d);
-    for (struct worker *w = s->workers, *next; w; w = next) {
-        next = w->next;
-        lvm_free(w->vm);
-        mem_free(w);
-    }
+    workers_free(s);
     mem_free(s->config_path);
     mem_free(s);
 }

@@ -316,6 +316,54 @@ describe("the file watch", function()
   end)
 end)
 
+-- Every connection has its own thread; handlers run on a pool of
+-- http.threads Lua VMs. A handler that waits (here on pg_sleep) holds up no
+-- other connection, and one beyond the pool waits for a VM instead of failing.
+describe("handlers that wait", function()
+  local SLOW = [[
+    tf.route("GET", "/slow", function() tf.db.query("SELECT pg_sleep(1.5)"); return 200, { slow = true } end, { auth = "none" })
+    tf.route("GET", "/fast", function() return 200, { fast = true } end, { auth = "none" })
+  ]]
+  -- Starts GET path in the background; returns a function that waits for
+  -- and returns its status, and one that says whether it has answered.
+  local function background(srv, path)
+    local f = os.tmpname()
+    H.sh(string.format("curl -s -o /dev/null -w '%%{http_code}' %s%s > %s.st 2>&1 &", srv.base, path, f))
+    local function done() local s = H.read(f .. ".st"); return s and #s == 3 end
+    return function()
+      for _ = 1, 100 do if done() then break end H.sleep(0.05) end
+      return tonumber(H.read(f .. ".st"))
+    end, done
+  end
+
+  it("answer other connections while some are waiting on the database", function()
+    H.migrate()
+    local srv = H.start_server{ config = { http = { threads = 8 } }, plugins = { ["s.lua"] = SLOW } }
+    local waits, dones = {}, {}
+    for i = 1, 6 do waits[i], dones[i] = background(srv, "/slow") end
+    H.sleep(0.3)
+    for _ = 1, 20 do assert.are.equal(200, (srv:request("GET", "/fast"))) end
+    local still_waiting = 0
+    for i = 1, 6 do if not dones[i]() then still_waiting = still_waiting + 1 end end
+    assert.are.equal(6, still_waiting) -- the fast ones were answered first
+    for i = 1, 6 do assert.are.equal(200, waits[i]()) end
+    srv:stop()
+  end)
+
+  it("make a request beyond http.threads wait for a VM, then serve it", function()
+    local srv = H.start_server{ config = { http = { threads = 1 } }, plugins = { ["s.lua"] = SLOW } }
+    local wait_slow, slow_done = background(srv, "/slow")
+    H.sleep(0.3)
+    local wait_fast, fast_done = background(srv, "/fast")
+    H.sleep(0.3)
+    assert.is_false(fast_done()) -- the only VM is busy with /slow
+    assert.are.equal(200, wait_slow())
+    assert.are.equal(200, wait_fast())
+    assert.is_true(slow_done() and fast_done())
+    srv:stop()
+  end)
+end)
+
 describe("hot reload under load", function()
   it("answers every request 2xx across 20 reloads", function()
     local srv = H.start_server{ config = { log = { level = "warn" } },

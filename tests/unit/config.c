@@ -26,7 +26,7 @@ TEST(defaults_without_a_file)
     if (!c) return;
     CHECK_STR(c->listen_host, "127.0.0.1");
     CHECK_INT(c->listen_port, 8080);
-    CHECK_INT(c->http_threads, 4);
+    CHECK_INT(c->http_threads, 16);
     CHECK_INT(c->http_max_body, 16 * 1024 * 1024);
     CHECK_INT(c->db_pool_size, 8);
     CHECK_STR(c->plugins_dir, "plugins");
