@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -429,38 +430,6 @@ static int fold_into(struct candle *l, const struct candle *f, enum candles_poli
            before.has_spread != l->has_spread || (l->has_spread && before.spread != l->spread);
 }
 
-static const char *conflict_sql(enum candles_policy pol)
-{
-    switch (pol) {
-    case CANDLES_IGNORE: return "ON CONFLICT (symbol, timeframe, ts) DO NOTHING ";
-    case CANDLES_REPLACE:
-        return "ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET open = EXCLUDED.open, "
-               "high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
-               "volume = EXCLUDED.volume, spread = EXCLUDED.spread, source = EXCLUDED.source "
-               "WHERE (m.open, m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM "
-               "(EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, "
-               "EXCLUDED.spread) ";
-    case CANDLES_MERGE:
-        /* An EA's candle is authoritative over one built by a job (source
-         * 'ticks' or 'rollup'): it replaces it whole. Two snapshots from the
-         * same source merge as a forming bar does. */
-#define TAKE "(m.source IS DISTINCT FROM EXCLUDED.source AND EXCLUDED.source = 'ea')"
-        return "ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET "
-               "open = CASE WHEN " TAKE " THEN EXCLUDED.open ELSE m.open END, "
-               "high = CASE WHEN " TAKE " THEN EXCLUDED.high ELSE GREATEST(m.high, EXCLUDED.high) END, "
-               "low = CASE WHEN " TAKE " THEN EXCLUDED.low ELSE LEAST(m.low, EXCLUDED.low) END, "
-               "close = EXCLUDED.close, "
-               "volume = CASE WHEN " TAKE " THEN EXCLUDED.volume ELSE GREATEST(m.volume, EXCLUDED.volume) END, "
-               "spread = CASE WHEN " TAKE " THEN EXCLUDED.spread ELSE COALESCE(EXCLUDED.spread, m.spread) END, "
-               "source = CASE WHEN " TAKE " THEN EXCLUDED.source ELSE m.source END "
-               "WHERE " TAKE " OR (m.high, m.low, m.close, m.volume, m.spread) IS DISTINCT FROM "
-               "(GREATEST(m.high, EXCLUDED.high), LEAST(m.low, EXCLUDED.low), EXCLUDED.close, "
-               "GREATEST(m.volume, EXCLUDED.volume), COALESCE(EXCLUDED.spread, m.spread)) ";
-#undef TAKE
-    }
-    return "";
-}
-
 /* Writes v >= 0 with at most `scale` decimals, trailing zeros trimmed: what
  * the NUMERIC(18,scale) column keeps, produced without printf. v * 10^scale
  * stays below 2^63 for every value validation lets through. */
@@ -560,19 +529,339 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
     return rc;
 }
 
+
+static const char *const policy_name[] = {
+    [CANDLES_MERGE] = "merge", [CANDLES_IGNORE] = "ignore", [CANDLES_REPLACE] = "replace"};
+
+/* One tf_put_candles statement (sql/004_put_candle.sql, where the policies
+ * are spelled) in flight, for the leaders among items[0..n) (valid, leader
+ * < 0, each key once). */
+struct put {
+    struct candle *items;
+    size_t n, cap;
+    struct db_buf col[9];
+    int32_t *slot; /* returned rows -> items, by key */
+};
+
+/* Sends the statement. Everything that can fail is allocated before it
+ * goes: once it has, the rows are stored and their statuses must be
+ * reported. */
+static int put_send(struct db_conn *c, struct put *pt, enum candles_policy pol, const char *source,
+                    char *err, size_t errlen)
+{
+    struct row_text rt;
+    size_t nsend = 0;
+    for (int k = 0; k < 9; k++) db_buf_putc(&pt->col[k], '{');
+    for (size_t i = 0; i < pt->n; i++) {
+        const struct candle *it = &pt->items[i];
+        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
+        if (nsend++)
+            for (int k = 0; k < 9; k++) db_buf_putc(&pt->col[k], ',');
+        db_buf_quoted(&pt->col[0], it->symbol);
+        db_buf_put(&pt->col[1], ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
+        db_buf_printf(&pt->col[2], "%lld", (long long)it->bucket_us);
+        row_text(it, &rt);
+        for (int k = 0; k < 5; k++) db_buf_put(&pt->col[3 + k], rt.v[k], (size_t)rt.len[k]);
+        if (it->has_spread) db_buf_put(&pt->col[8], rt.v[5], (size_t)rt.len[5]);
+        else db_buf_put(&pt->col[8], "NULL", 4);
+    }
+    int oom = 0;
+    for (int k = 0; k < 9; k++) {
+        db_buf_put(&pt->col[k], "}", 2); /* with the NUL */
+        oom |= pt->col[k].oom;
+    }
+    for (pt->cap = 16; pt->cap < nsend * 2;) pt->cap <<= 1;
+    if (!oom) pt->slot = mem_alloc(pt->cap * sizeof *pt->slot);
+    if (!pt->slot) {
+        snprintf(err, errlen, "out of memory");
+        return DB_ERROR;
+    }
+    memset(pt->slot, 0xff, pt->cap * sizeof *pt->slot);
+    const char *vals[11] = {policy_name[pol], source};
+    for (int k = 0; k < 9; k++) vals[2 + k] = pt->col[k].data;
+    return db_send(c,
+                   "SELECT * FROM tf_put_candles($1, $2, $3::text[], $4::text[], $5::int8[], "
+                   "$6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])",
+                   11, vals, NULL, err, errlen);
+}
+
+/* Waits for the statement and sets the statuses: the rows it returned were
+ * inserted or changed, the rest were duplicates. On failure nothing was
+ * stored and the statuses stay VALID. */
+static int put_recv(struct db_conn *c, struct put *pt, char *err, size_t errlen)
+{
+    PGresult *res;
+    int rc = db_wait(c, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    /* A row whose created_at is this transaction's now() was inserted by it
+     * (xmax = 0 would say so, but system columns are not returned from a
+     * partitioned table). */
+    for (size_t i = 0; i < pt->n; i++) {
+        struct candle *it = &pt->items[i];
+        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
+        it->status = CANDLES_DUPLICATE;
+        size_t h = key_hash(it->symbol, it->tf, it->bucket_us) & (pt->cap - 1);
+        while (pt->slot[h] >= 0) h = (h + 1) & (pt->cap - 1);
+        pt->slot[h] = (int32_t)i;
+    }
+    int nrows = PQntuples(res);
+    for (int r = 0; r < nrows; r++) {
+        const char *sym = PQgetvalue(res, r, 0);
+        unsigned tf = ts_tf_parse(PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1));
+        int64_t us = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        int inserted = PQgetvalue(res, r, 3)[0] == 't';
+        for (size_t h = key_hash(sym, tf, us) & (pt->cap - 1); pt->slot[h] >= 0; h = (h + 1) & (pt->cap - 1)) {
+            struct candle *l = &pt->items[pt->slot[h]];
+            if (l->tf == tf && l->bucket_us == us && strcmp(l->symbol, sym) == 0) {
+                l->status = inserted ? CANDLES_INSERTED : CANDLES_UPDATED;
+                break;
+            }
+        }
+    }
+    PQclear(res);
+    metrics_add("tf_candles_stored_total", NULL, (double)nrows, "Candle rows inserted or updated in market_data");
+    return DB_OK;
+}
+
+static void put_free(struct put *pt)
+{
+    for (int k = 0; k < 9; k++) db_buf_free(&pt->col[k]);
+    mem_free(pt->slot);
+    pt->slot = NULL;
+}
+
+/* Both halves: stores the leaders among items[0..n) and sets their statuses. */
+static int put_rows(struct db_conn *c, struct candle *items, size_t n, enum candles_policy pol,
+                    const char *source, char *err, size_t errlen)
+{
+    struct put pt = {.items = items, .n = n};
+    int rc = put_send(c, &pt, pol, source, err, errlen);
+    if (rc == DB_OK) rc = put_recv(c, &pt, err, errlen);
+    put_free(&pt);
+    return rc;
+}
+
+/* ---- single candles: one statement for many requests ----
+ * The EAs' commonest request carries one candle. At most `lanes` statements
+ * storing such candles run at once. A request arriving while they all run
+ * queues; when a statement's result arrives, its lane takes the queued
+ * requests that can share the next statement (same policy and source, a bar
+ * no other request in it has), sends it at once, so PostgreSQL never waits
+ * for a thread to wake, and hands it to the first of them to collect. One
+ * round trip, one transaction, one wake-up of a server process for many
+ * requests. A request for a bar already in the statement waits for the next
+ * one, so every request gets exactly the status it would have got alone, in
+ * arrival order. A statement that fails for a reason other than the
+ * database being unavailable is redone one request at a time, so a bad
+ * neighbour costs nobody else their candle. */
+
+#define GROUP_MAX 64
+
+struct single;
+
+struct group {
+    struct single *m[GROUP_MAX];
+    struct candle items[GROUP_MAX];
+    int n;
+    int rc; /* of sending, then of the whole */
+    char err[256];
+    struct put pt;
+};
+
+struct single {
+    struct db_pool *p;
+    struct candle *it;
+    enum candles_policy pol;
+    const char *source;
+    int state; /* QUEUED, LEAD (of g, sent on c), DONE */
+    int rc;
+    char err[256];
+    struct group *g;
+    struct db_conn *c;
+    pthread_cond_t cv;
+    struct single *next;
+};
+enum { QUEUED, LEAD, DONE };
+
+static struct {
+    pthread_mutex_t mu;
+    struct single *head, **tail;
+    int running; /* lanes with a statement in flight */
+    int lanes;
+} singles = {PTHREAD_MUTEX_INITIALIZER, NULL, &singles.head, 0, 1};
+
+void candles_set_lanes(int lanes)
+{
+    pthread_mutex_lock(&singles.mu);
+    singles.lanes = lanes < 1 ? 1 : lanes;
+    pthread_mutex_unlock(&singles.mu);
+}
+
+static int can_join(const struct single *s, const struct group *g)
+{
+    const struct single *l = g->m[0];
+    if (s->p != l->p || s->pol != l->pol || strcmp(s->source, l->source) != 0) return 0;
+    for (int i = 0; i < g->n; i++) {
+        const struct candle *a = g->m[i]->it, *b = s->it;
+        if (a->tf == b->tf && a->bucket_us == b->bucket_us && strcmp(a->symbol, b->symbol) == 0) return 0;
+    }
+    return 1;
+}
+
+/* Under the lock: a group led by `first`, with the queued requests that can
+ * join it, in arrival order. NULL when out of memory. */
+static struct group *group_take(struct single *first)
+{
+    struct group *g = mem_alloc(sizeof *g);
+    if (!g) return NULL;
+    g->n = 0;
+    g->m[g->n++] = first;
+    for (struct single **q = &singles.head; *q && g->n < GROUP_MAX;) {
+        struct single *s = *q;
+        if (can_join(s, g)) {
+            g->m[g->n++] = s;
+            *q = s->next;
+            if (!*q) singles.tail = q;
+        } else {
+            q = &s->next;
+        }
+    }
+    return g;
+}
+
+/* Sends g's statement on *c, checking a connection out first when *c is
+ * NULL; a failure is kept in g for its leader to report. */
+static void group_send(struct group *g, struct db_pool *p, struct db_conn **c)
+{
+    g->rc = DB_OK;
+    memset(&g->pt, 0, sizeof g->pt);
+    for (int i = 0; i < g->n; i++) {
+        g->items[i] = *g->m[i]->it;
+        g->items[i].status = CANDLES_VALID;
+        g->items[i].leader = -1;
+    }
+    g->pt.items = g->items;
+    g->pt.n = (size_t)g->n;
+    if (!*c) *c = db_acquire(p, &g->rc, g->err, sizeof g->err);
+    if (*c) g->rc = put_send(*c, &g->pt, g->m[0]->pol, g->m[0]->source, g->err, sizeof g->err);
+}
+
+/* Collects g's result into its requests. */
+static void group_finish(struct group *g, struct db_conn *c)
+{
+    if (g->rc == DB_OK) g->rc = put_recv(c, &g->pt, g->err, sizeof g->err);
+    put_free(&g->pt);
+    if (g->rc == DB_ERROR && g->n > 1 && c) { /* find the one that failed: each alone */
+        for (int i = 0; i < g->n; i++) {
+            struct single *s = g->m[i];
+            s->rc = put_rows(c, &g->items[i], 1, s->pol, s->source, s->err, sizeof s->err);
+            if (s->rc == DB_OK) s->it->status = g->items[i].status;
+        }
+        return;
+    }
+    for (int i = 0; i < g->n; i++) {
+        struct single *s = g->m[i];
+        s->rc = g->rc;
+        if (g->rc == DB_OK) s->it->status = g->items[i].status;
+        else snprintf(s->err, sizeof s->err, "%s", g->err);
+    }
+    if (g->n > 1)
+        metrics_add("tf_candles_shared_statement_total", NULL, g->n,
+                    "Single-candle requests stored by a statement shared with other requests");
+}
+
+/* Stores one candle, the only row of its request, and sets its status. */
+static int store_single(struct db_pool *p, struct candle *it, enum candles_policy pol,
+                        const char *source, char *err, size_t errlen)
+{
+    struct single me = {.p = p, .it = it, .pol = pol, .source = source, .state = QUEUED};
+    struct group *g = NULL;
+    struct db_conn *c = NULL;
+    pthread_cond_init(&me.cv, NULL);
+
+    pthread_mutex_lock(&singles.mu);
+    if (singles.running < singles.lanes) { /* a free lane: lead a statement */
+        g = group_take(&me);
+        singles.running += g != NULL;
+        pthread_mutex_unlock(&singles.mu);
+        if (g) group_send(g, p, &c);
+    } else {
+        *singles.tail = &me;
+        singles.tail = &me.next;
+        while (me.state == QUEUED) pthread_cond_wait(&me.cv, &singles.mu);
+        pthread_mutex_unlock(&singles.mu);
+        g = me.g, c = me.c; /* sent by the lane before me; NULL when DONE */
+    }
+    if (me.state != DONE && !g) { /* out of memory for a group */
+        me.rc = DB_ERROR;
+        snprintf(me.err, sizeof me.err, "out of memory");
+    }
+    if (g) {
+        group_finish(g, c);
+        if (g->rc != DB_OK && c) { /* a failed connection is not handed on */
+            db_release(p, c);
+            c = NULL;
+        }
+        /* Send the next statement before waking anyone. */
+        for (;;) {
+            pthread_mutex_lock(&singles.mu);
+            struct single *next = singles.head;
+            if (!next) {
+                singles.running--;
+                pthread_mutex_unlock(&singles.mu);
+                if (c) db_release(p, c);
+                pthread_mutex_lock(&singles.mu);
+                break;
+            }
+            singles.head = next->next;
+            if (!singles.head) singles.tail = &singles.head;
+            struct group *ng = group_take(next);
+            pthread_mutex_unlock(&singles.mu);
+            if (ng) {
+                if (c && next->p != p) {
+                    db_release(p, c);
+                    c = NULL;
+                }
+                group_send(ng, next->p, &c);
+            }
+            pthread_mutex_lock(&singles.mu);
+            if (!ng) { /* out of memory: answer it, try the one after */
+                next->rc = DB_ERROR;
+                snprintf(next->err, sizeof next->err, "out of memory");
+                next->state = DONE;
+                pthread_cond_signal(&next->cv);
+                pthread_mutex_unlock(&singles.mu);
+                continue;
+            }
+            next->g = ng;
+            next->c = c;
+            next->state = LEAD;
+            pthread_cond_signal(&next->cv);
+            break;
+        }
+        for (int i = 0; i < g->n; i++) {
+            if (g->m[i] == &me) continue;
+            g->m[i]->state = DONE;
+            pthread_cond_signal(&g->m[i]->cv);
+        }
+        pthread_mutex_unlock(&singles.mu);
+        mem_free(g);
+    }
+    pthread_cond_destroy(&me.cv);
+    if (me.rc != DB_OK) snprintf(err, errlen, "%s", me.err);
+    return me.rc;
+}
+
 int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
                   const char *source, char *err, size_t errlen)
 {
     /* Fold followers into leaders on copies, so a failed round trip leaves
      * the batch as it was. */
-    struct db_buf col[9] = {{0}};
     struct candle *merged = NULL;
-    int rc = DB_ERROR, dbrc;
-    struct db_conn *c = NULL;
-    PGresult *res = NULL;
     int8_t *changed = NULL;
-    int32_t *slot = NULL; /* RETURNING rows -> items, by key */
-    size_t nsend = 0, cap = 0;
+    struct db_conn *c = NULL;
+    size_t nsend = 0;
+    int rc = DB_ERROR;
 
     if (b->nvalid == 0) return DB_OK;
     if (!source) source = "ea";
@@ -590,137 +879,27 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
         else changed[i] = (int8_t)fold_into(&merged[it->leader], it, pol);
     }
 
-    c = db_acquire(p, &dbrc, err, errlen);
-    if (!c) {
-        rc = dbrc;
-        goto done;
-    }
-    if (nsend >= COPY_MIN && mono_ms() >= copy_paused_until) {
-        int fell_back;
-        rc = try_copy(c, merged, b->n, source, &fell_back, err, errlen);
-        if (rc != DB_OK) goto release;
-        if (!fell_back) {
-            for (size_t i = 0; i < b->n; i++)
-                if (merged[i].status == CANDLES_VALID && merged[i].leader < 0)
-                    merged[i].status = CANDLES_INSERTED;
-            metrics_add("tf_candles_stored_total", NULL, (double)nsend,
-                        "Candle rows inserted or updated in market_data");
-            db_release(p, c);
-            c = NULL;
-            goto statuses;
-        }
-    }
-
-    char sql[2048];
-    const char *vals[10];
-    struct row_text one = {{{0}}, {0}};
-    char usbuf[24];
     if (nsend == 1) {
-        /* one row: scalar parameters, the plainest statement */
-        const struct candle *it = NULL;
-        for (size_t i = 0; i < b->n && !it; i++)
-            if (merged[i].status == CANDLES_VALID && merged[i].leader < 0) it = &merged[i];
-        row_text(it, &one);
-        snprintf(usbuf, sizeof usbuf, "%lld", (long long)it->bucket_us);
-        vals[0] = it->symbol;
-        vals[1] = ts_tf_name((enum ts_tf)it->tf);
-        vals[2] = usbuf;
-        for (int k = 0; k < 6; k++) vals[3 + k] = one.v[k];
-        if (!it->has_spread) vals[8] = NULL;
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, "
-                 "volume, spread, source) VALUES ($1, $2, timestamptz 'epoch' + $3::int8 * "
-                 "interval '1 microsecond', $4, $5, $6, $7, $8, $9, $10) "
-                 "%s RETURNING symbol, timeframe, "
-                 "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
-                 conflict_sql(pol));
-    } else {
-        struct row_text r = {{{0}}, {0}};
-        size_t k0 = 0;
-        for (int k = 0; k < 9; k++) db_buf_putc(&col[k], '{');
-        for (size_t i = 0; i < b->n; i++) {
-            const struct candle *it = &merged[i];
-            if (it->status != CANDLES_VALID || it->leader >= 0) continue;
-            if (k0++)
-                for (int k = 0; k < 9; k++) db_buf_putc(&col[k], ',');
-            db_buf_quoted(&col[0], it->symbol);
-            db_buf_put(&col[1], ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
-            db_buf_printf(&col[2], "%lld", (long long)it->bucket_us);
-            row_text(it, &r);
-            for (int k = 0; k < 5; k++) db_buf_put(&col[3 + k], r.v[k], (size_t)r.len[k]);
-            if (it->has_spread) db_buf_put(&col[8], r.v[5], (size_t)r.len[5]);
-            else db_buf_put(&col[8], "NULL", 4);
-        }
-        for (int k = 0; k < 9; k++) {
-            db_buf_put(&col[k], "}", 2); /* with the NUL */
-            if (col[k].oom) {
-                snprintf(err, errlen, "out of memory");
-                rc = DB_ERROR;
-                goto release;
+        struct candle *it = merged;
+        while (it->status != CANDLES_VALID || it->leader >= 0) it++;
+        rc = store_single(p, it, pol, source, err, errlen);
+    } else if ((c = db_acquire(p, &rc, err, errlen))) {
+        int fell_back = 1;
+        if (nsend >= COPY_MIN && mono_ms() >= copy_paused_until) {
+            rc = try_copy(c, merged, b->n, source, &fell_back, err, errlen);
+            if (rc == DB_OK && !fell_back) {
+                for (size_t i = 0; i < b->n; i++)
+                    if (merged[i].status == CANDLES_VALID && merged[i].leader < 0)
+                        merged[i].status = CANDLES_INSERTED;
+                metrics_add("tf_candles_stored_total", NULL, (double)nsend,
+                            "Candle rows inserted or updated in market_data");
             }
         }
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO market_data AS m (symbol, timeframe, ts, open, high, low, close, volume, "
-                 "spread, source) "
-                 "SELECT s, f, timestamptz 'epoch' + u * interval '1 microsecond', o, h, l, c, v, sp, $10 "
-                 "FROM unnest($1::text[], $2::text[], $3::int8[], $4::numeric[], $5::numeric[], "
-                 "$6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[]) AS x(s, f, u, o, h, l, c, v, sp) "
-                 "%s RETURNING symbol, timeframe, "
-                 "((extract(epoch FROM ts) * 1000000)::int8)::text, (created_at = now())",
-                 conflict_sql(pol));
-        for (int k = 0; k < 9; k++) vals[k] = col[k].data;
+        if (fell_back && rc == DB_OK) rc = put_rows(c, merged, b->n, pol, source, err, errlen);
+        db_release(p, c);
     }
-    vals[9] = source;
-
-    /* Everything that can fail here is allocated before the statement runs:
-     * once it has, the batch is stored and its statuses must be reported. */
-    cap = 16;
-    while (cap < nsend * 2) cap <<= 1;
-    slot = mem_alloc(cap * sizeof *slot);
-    if (!slot) {
-        snprintf(err, errlen, "out of memory");
-        rc = DB_ERROR;
-        goto release;
-    }
-    memset(slot, 0xff, cap * sizeof *slot);
-    rc = db_exec(c, sql, 10, vals, NULL, &res, err, errlen);
-    db_release(p, c);
-    c = NULL;
     if (rc != DB_OK) goto done;
 
-    /* Rows returned were inserted or changed; the rest of the leaders were
-     * duplicates. Map rows back by key (the batch has each key once). A row
-     * whose created_at is this transaction's now() was inserted by it
-     * (xmax = 0 would say so, but system columns are not returned from a
-     * partitioned table). */
-    for (size_t i = 0; i < b->n; i++)
-        if (merged[i].status == CANDLES_VALID && merged[i].leader < 0) merged[i].status = CANDLES_DUPLICATE;
-    int nrows = PQntuples(res);
-    metrics_add("tf_candles_stored_total", NULL, (double)nrows,
-                "Candle rows inserted or updated in market_data");
-    if (nrows > 0) {
-        for (size_t i = 0; i < b->n; i++) {
-            if (merged[i].leader >= 0 || b->items[i].status != CANDLES_VALID) continue;
-            size_t h = key_hash(merged[i].symbol, merged[i].tf, merged[i].bucket_us) & (cap - 1);
-            while (slot[h] >= 0) h = (h + 1) & (cap - 1);
-            slot[h] = (int32_t)i;
-        }
-        for (int r = 0; r < nrows; r++) {
-            const char *sym = PQgetvalue(res, r, 0);
-            unsigned tf = ts_tf_parse(PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1));
-            int64_t us = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-            int inserted = PQgetvalue(res, r, 3)[0] == 't';
-            size_t h = key_hash(sym, tf, us) & (cap - 1);
-            for (; slot[h] >= 0; h = (h + 1) & (cap - 1)) {
-                struct candle *l = &merged[slot[h]];
-                if (l->tf == tf && l->bucket_us == us && strcmp(l->symbol, sym) == 0) {
-                    l->status = inserted ? CANDLES_INSERTED : CANDLES_UPDATED;
-                    break;
-                }
-            }
-        }
-    }
-statuses:
     /* Followers: a change to what came before them in the batch is an
      * update; the same values again are a duplicate. */
     for (size_t i = 0; i < b->n; i++) {
@@ -729,14 +908,7 @@ statuses:
         if (it->leader < 0) it->status = merged[i].status;
         else it->status = changed[i] ? CANDLES_UPDATED : CANDLES_DUPLICATE;
     }
-    rc = DB_OK;
-    goto done;
-release:
-    db_release(p, c);
 done:
-    if (res) PQclear(res);
-    for (int k = 0; k < 9; k++) db_buf_free(&col[k]);
-    mem_free(slot);
     mem_free(merged);
     mem_free(changed);
     return rc;

@@ -87,12 +87,19 @@ void candles_free(struct candles_batch *b);
 /* Stores the batch's valid items in one statement and sets each item's
  * status: COPY when there are at least 64 of them and none is stored yet
  * (a stored key fails the COPY as a whole; the batch is then redone as one
- * INSERT ... SELECT FROM unnest(...) ON CONFLICT ... RETURNING). source labels the rows ("ea", "ticks"). Returns DB_OK, or
- * DB_ERROR / DB_UNAVAILABLE with err; then nothing was stored and the
- * statuses stay VALID. Items with the same key inside one batch are folded
- * in order by the policy before the round trip. */
+ * call of tf_put_candles, sql/004_put_candle.sql). A batch with one row to
+ * send shares its statement with the single candles of other requests
+ * waiting at the same time (see "single candles" in candles.c). source
+ * labels the rows ("ea", "ticks"). Returns DB_OK, or DB_ERROR /
+ * DB_UNAVAILABLE with err; then nothing was stored and the statuses stay
+ * VALID. Items with the same key inside one batch are folded in order by
+ * the policy before the round trip. */
 int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
                   const char *source, char *err, size_t errlen);
+
+/* At most this many statements storing single candles run at once; the
+ * requests arriving meanwhile share the next one (database.single_lanes). */
+void candles_set_lanes(int lanes);
 
 /* Counts per status, for the answer's received/inserted/... keys. */
 struct candles_counts {

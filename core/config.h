@@ -40,6 +40,7 @@ struct config {
     int db_checkout_timeout_ms;
     int db_connect_timeout_s;
     int db_statement_timeout_ms;
+    int db_single_lanes;
 
     /* auth */
     struct config_key *keys;

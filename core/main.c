@@ -2,6 +2,7 @@
  * Owns the process-wide services (the DB pool, the lvm_host) and the signal
  * loop (SIGHUP reloads; SIGINT/SIGTERM drain and stop). Every other thread
  * runs with those signals blocked, so they arrive only here. */
+#include "candles.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -116,6 +117,7 @@ static int host_open(struct lvm_host *host, const struct config *cfg, char *err,
     struct db_options o = {cfg->db_pool_size, cfg->db_checkout_timeout_ms, cfg->db_connect_timeout_s,
                            cfg->db_statement_timeout_ms};
     host->db = db_pool_open(cfg->db_url, &o, err, errlen);
+    candles_set_lanes(cfg->db_single_lanes);
     return host->db ? 0 : -1;
 }
 

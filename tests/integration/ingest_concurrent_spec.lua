@@ -66,3 +66,126 @@ describe("single-candle requests arriving together", function()
     assert.are.equal("1", H.psql(string.format("SELECT count(*) FROM market_data WHERE symbol = '%s'", sym)))
   end)
 end)
+
+-- Requests that arrive while the statement before them runs share the next
+-- one (core/candles.c, "single candles"). A table lock holds the first
+-- statement, so the others are certainly queued behind it.
+describe("single-candle requests sharing a statement", function()
+  local srv
+  local url = os.getenv("DATABASE_URL")
+  setup(function()
+    H.migrate()
+    srv = H.start_server{ plugins = S.plugin(),
+      config = { http = { threads = 16 }, database = { single_lanes = 1 } } }
+  end)
+  teardown(function()
+    H.psql("DROP TRIGGER IF EXISTS boom ON market_data; DROP FUNCTION IF EXISTS boom()")
+    srv:stop()
+  end)
+
+  local function shared()
+    local _, m = srv:request("GET", "/metrics")
+    return tonumber(m:match("tf_candles_shared_statement_total (%d+)") or "0")
+  end
+
+  -- Holds market_data locked while send(first) runs into the lock, then
+  -- sends the rest one by one (in this order) so they queue behind it;
+  -- returns every answer as { status, json }.
+  local function behind_a_lock(first, rest)
+    local dir = H.tmpdir()
+    H.sh(string.format("psql %q -qAt -c 'BEGIN; LOCK TABLE market_data IN SHARE MODE; SELECT pg_sleep(2); COMMIT' >/dev/null 2>&1 &", url))
+    for _ = 1, 50 do
+      if H.psql("SELECT count(*) FROM pg_locks WHERE relation = 'market_data'::regclass AND mode = 'ShareLock' AND granted") == "1" then break end
+      H.sleep(0.05)
+    end
+    local bodies = { first }
+    for _, b in ipairs(rest) do bodies[#bodies + 1] = b end
+    for i, body in ipairs(bodies) do
+      H.write(string.format("%s/b%d.json", dir, i), body)
+      H.sh(string.format("curl -s -o %s/a%d.json -w '%%{http_code}' -H 'X-API-Key: %s' --data-binary @%s/b%d.json %s/ingest > %s/s%d &",
+        dir, i, H.INGEST_KEY, dir, i, srv.base, dir, i))
+      if i == 1 then -- the first is stuck in the lock before the others come
+        for _ = 1, 50 do
+          if H.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT * FROM tf_put_candles(%'") == "1" then break end
+          H.sleep(0.05)
+        end
+      else
+        H.sleep(0.1)
+      end
+    end
+    local answers = {}
+    for i = 1, #bodies do
+      local status
+      for _ = 1, 100 do
+        status = H.read(string.format("%s/s%d", dir, i))
+        if status and #status == 3 then break end
+        H.sleep(0.05)
+      end
+      answers[i] = { tonumber(status), tf.json.decode(H.read(string.format("%s/a%d.json", dir, i)) or "null") }
+    end
+    H.sh("rm -rf " .. dir)
+    return answers
+  end
+
+  local function candle(sym, minute, fields)
+    local c = { symbol = sym, timeframe = "M1", ts = 1760929200 + 60 * minute,
+      open = 1.1, high = 1.2, low = 1.0, close = 1.15, volume = 10 }
+    for k, v in pairs(fields or {}) do c[k] = v end
+    return tf.json.encode(c)
+  end
+
+  it("stores the requests queued behind a statement with one statement, each with its own answer", function()
+    local sym = "SHR" .. math.random(1, 1e8)
+    local before = shared()
+    local rest = {}
+    for i = 1, 5 do rest[i] = candle(sym, i) end
+    local answers = behind_a_lock(candle(sym, 0), rest)
+    for i, a in ipairs(answers) do
+      assert.are.equal(200, a[1], "request " .. i)
+      assert.are.equal("inserted", a[2].details[1].status, "request " .. i)
+    end
+    assert.are.equal(5, shared() - before)
+    assert.are.equal("6", H.psql(string.format("SELECT count(*) FROM market_data WHERE symbol = '%s'", sym)))
+  end)
+
+  it("gives later snapshots of one bar their own statements, in arrival order", function()
+    local sym = "SHR" .. math.random(1, 1e8)
+    local answers = behind_a_lock(candle(sym, 0), {
+      candle(sym, 1, { high = 1.2, close = 1.15 }),
+      candle(sym, 1, { high = 1.3, close = 1.25, volume = 12 }),  -- more complete: updated
+      candle(sym, 1, { high = 1.3, close = 1.25, volume = 12 }),  -- the same again: duplicate
+      candle(sym, 2),
+    })
+    local got = {}
+    for i, a in ipairs(answers) do
+      assert.are.equal(200, a[1], "request " .. i)
+      got[i] = a[2].details[1].status
+    end
+    assert.are.same({ "inserted", "inserted", "updated", "duplicate", "inserted" }, got)
+    assert.are.equal("1.10000000|1.30000000|1.00000000|1.25000000|12.00",
+      H.psql(string.format("SELECT open, high, low, close, volume FROM market_data WHERE symbol = '%s' AND ts = to_timestamp(%d)",
+        sym, 1760929200 + 60)))
+  end)
+
+  it("stores every neighbour of a request the database refuses, and names the refused one's error", function()
+    H.psql([[CREATE OR REPLACE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS
+      $$ BEGIN RAISE EXCEPTION 'boom: % refused', NEW.symbol; END $$;
+      CREATE TRIGGER boom BEFORE INSERT ON market_data FOR EACH ROW WHEN (NEW.symbol = 'BOOM')
+      EXECUTE FUNCTION boom();]])
+    local sym = "SHR" .. math.random(1, 1e8)
+    local answers = behind_a_lock(candle(sym, 0), {
+      candle(sym, 1), candle("BOOM", 1), candle(sym, 2), candle(sym, 3) })
+    H.psql("DROP TRIGGER boom ON market_data")
+    for i, a in ipairs(answers) do
+      if i == 3 then
+        assert.are.equal(500, a[1])
+        assert.matches("boom: BOOM refused", a[2].error)
+      else
+        assert.are.equal(200, a[1], "request " .. i)
+        assert.are.equal("inserted", a[2].details[1].status, "request " .. i)
+      end
+    end
+    assert.are.equal("4", H.psql(string.format("SELECT count(*) FROM market_data WHERE symbol = '%s'", sym)))
+    assert.are.equal("0", H.psql("SELECT count(*) FROM market_data WHERE symbol = 'BOOM'"))
+  end)
+end)

@@ -45,7 +45,7 @@ describe("a database outage during ingest", function()
       out, H.INGEST_KEY, f, srv.base, out))
     H.sleep(1.0)
     assert.are.equal("1", pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tickforge' " ..
-      "AND state = 'active' AND (query LIKE 'COPY market_data%' OR query LIKE 'INSERT INTO market_data%')"))
+      "AND state = 'active' AND (query LIKE 'COPY market_data%' OR query LIKE 'SELECT * FROM tf_put_candles(%')"))
     pg.kill()
     local status
     for _ = 1, 100 do
