@@ -6,7 +6,9 @@
 #      rows into an identical empty market_data (a second, identically
 #      migrated database);
 #   2. single-candle POST /ingest with CLIENTS keep-alive clients (wrk) vs
-#      pgbench -c CLIENTS running the equivalent INSERT ... ON CONFLICT (merge);
+#      pgbench -c CLIENTS running the equivalent INSERT ... ON CONFLICT (merge),
+#      and the same with one client each (part single1: nothing to share a
+#      statement with, so this is the cost of a request against a row);
 #   3. TICKS ticks via POST /ingest/tick (batches of TICK_BATCH) vs \copy.
 # Each side runs ROUNDS times, alternating, from empty tables; the best of
 # each is kept. Prints a markdown table; never asserts on timings. Uses databases
@@ -25,7 +27,7 @@ TICK_BATCH=${TICK_BATCH:-5000}
 CLIENTS=${CLIENTS:-8}
 SECONDS_SINGLE=${SECONDS_SINGLE:-10}
 THREADS=${THREADS:-8}
-PARTS=${PARTS:-candles single ticks} # a subset for quick looks
+PARTS=${PARTS:-candles single single1 ticks} # a subset for quick looks
 ROUNDS=${ROUNDS:-3}                  # best of ROUNDS for each side
 POOL=${POOL:-$(nproc)}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -146,6 +148,7 @@ check_rows() { # URL TABLE WANT
 # tables); the best of each side is kept, so a burst of load from elsewhere
 # on a shared machine costs neither side more than the other.
 c_api=999999 c_copy=999999 t_api=999999 t_copy=999999 single_api=0 single_pg=0 single_pgx=0
+one_api=0 one_pg=0
 c_rows=$(wc -l <"$work/candles.csv") t_rows=$(wc -l <"$work/ticks.csv")
 for round in $(seq "$ROUNDS"); do
     if has candles; then
@@ -180,6 +183,16 @@ for round in $(seq "$ROUNDS"); do
         pgb_out=$("$PG_BIN/pgbench" -n -M extended -c "$CLIENTS" -j 2 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
         single_pgx=$(max "$single_pgx" "$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')")
     fi
+    if has single1; then
+        truncate_both market_data
+        echo "round $round: single candles, one client, wrk ..." >&2
+        wrk_out=$(BENCH_KEY=$KEY wrk -t 1 -c 1 -d "${SECONDS_SINGLE}s" -s bench/ingest_wrk.lua "http://127.0.0.1:$port" 2>&1)
+        if echo "$wrk_out" | grep -q Non-2xx; then echo "wrk saw non-2xx answers: $wrk_out" >&2; exit 1; fi
+        one_api=$(max "$one_api" "$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')")
+        echo "round $round: single candles, one client, pgbench ..." >&2
+        pgb_out=$("$PG_BIN/pgbench" -n -c 1 -j 1 -T "$SECONDS_SINGLE" -f "$work/pgbench.sql" "$COPY_URL" 2>&1)
+        one_pg=$(max "$one_pg" "$(echo "$pgb_out" | awk '/^tps/ {print $3; exit}')")
+    fi
 done
 c_api_rows=$c_rows c_copy_rows=$c_rows t_api_rows=$t_rows t_copy_rows=$t_rows
 
@@ -196,6 +209,7 @@ cat <<TABLE
 | $c_api_rows candles, /ingest_batch x$BATCH, $CLIENTS clients vs \\copy | $c_api_rate candles/s ($(printf '%.1f' "$c_api") s) | $c_copy_rate rows/s ($(printf '%.1f' "$c_copy") s) | $(ratio "$c_api_rate" "$c_copy_rate") |
 | single candle /ingest, $CLIENTS keep-alive clients vs pgbench -c $CLIENTS | $(printf '%.0f' "$single_api") req/s | $(printf '%.0f' "$single_pg") tps | $(ratio "$single_api" "$single_pg") |
 | the same vs pgbench -M extended (the protocol of PQexecParams) | $(printf '%.0f' "$single_api") req/s | $(printf '%.0f' "$single_pgx") tps | $(ratio "$single_api" "$single_pgx") |
+| single candle /ingest, 1 client vs pgbench -c 1 | $(printf '%.0f' "$one_api") req/s | $(printf '%.0f' "$one_pg") tps | $(ratio "$one_api" "$one_pg") |
 | $t_api_rows ticks, /ingest/tick x$TICK_BATCH, $CLIENTS clients vs \\copy | $t_api_rate ticks/s ($(printf '%.1f' "$t_api") s) | $t_copy_rate rows/s ($(printf '%.1f' "$t_copy") s) | $(ratio "$t_api_rate" "$t_copy_rate") |
 TABLE
 echo
