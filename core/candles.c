@@ -770,6 +770,18 @@ static void group_finish(struct group *g, struct db_conn *c)
                     "Single-candle requests stored by a statement shared with other requests");
 }
 
+/* Answers the requests of g other than me. */
+static void group_wake(struct group *g, const struct single *me)
+{
+    pthread_mutex_lock(&singles.mu);
+    for (int i = 0; i < g->n; i++) {
+        if (g->m[i] == me) continue;
+        g->m[i]->state = DONE;
+        pthread_cond_signal(&g->m[i]->cv);
+    }
+    pthread_mutex_unlock(&singles.mu);
+}
+
 /* Stores one candle, the only row of its request, and sets its status. */
 static int store_single(struct db_pool *p, struct candle *it, enum candles_policy pol,
                         const char *source, char *err, size_t errlen)
@@ -802,7 +814,10 @@ static int store_single(struct db_pool *p, struct candle *it, enum candles_polic
             db_release(p, c);
             c = NULL;
         }
-        /* Send the next statement before waking anyone. */
+        /* With a connection in hand, send the next statement before waking
+         * anyone; without one, checking one out may wait: answer first. */
+        int woken = !c;
+        if (woken) group_wake(g, &me);
         for (;;) {
             pthread_mutex_lock(&singles.mu);
             struct single *next = singles.head;
@@ -810,7 +825,6 @@ static int store_single(struct db_pool *p, struct candle *it, enum candles_polic
                 singles.running--;
                 pthread_mutex_unlock(&singles.mu);
                 if (c) db_release(p, c);
-                pthread_mutex_lock(&singles.mu);
                 break;
             }
             singles.head = next->next;
@@ -837,14 +851,10 @@ static int store_single(struct db_pool *p, struct candle *it, enum candles_polic
             next->c = c;
             next->state = LEAD;
             pthread_cond_signal(&next->cv);
+            pthread_mutex_unlock(&singles.mu);
             break;
         }
-        for (int i = 0; i < g->n; i++) {
-            if (g->m[i] == &me) continue;
-            g->m[i]->state = DONE;
-            pthread_cond_signal(&g->m[i]->cv);
-        }
-        pthread_mutex_unlock(&singles.mu);
+        if (!woken) group_wake(g, &me);
         mem_free(g);
     }
     pthread_cond_destroy(&me.cv);
