@@ -35,7 +35,8 @@ return {
   lua = {
     memory_limit = "256MB",    -- per Lua VM; a handler that exceeds it gets a memory error (1MB..64GB)
     handler_timeout_ms = 5000, -- wall time per handler call; then 503 (1..600000). Plugin
-                               -- loading gets four times this.
+                               -- loading gets four times this. A request that finds all
+                               -- http.threads VMs busy for this long is answered 503 too.
     path = { "lua" },          -- directories `require` searches (after them: plugins.dir)
   },
 

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -110,6 +111,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, struct req *r, int st
     }
     if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
     if (r) MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    if (status == 503) MHD_add_response_header(resp, "Retry-After", "1");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (r) r->responded = status;
@@ -138,11 +140,18 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct req *r, int s
 
 /* Checks out a worker whose VM runs generation g: an idle one of g if
  * any, else an idle one rebuilt for g, else a new one while fewer than
- * http.threads exist; otherwise waits for one. NULL with err when no VM can
- * be built for g (out of memory). */
-static struct worker *worker_checkout(struct http_server *s, struct lvm_gen *g, char *err, size_t errlen)
+ * http.threads exist; otherwise waits up to wait_ms for one. NULL with err
+ * when none came in time (*busy set) or no VM can be built for g. */
+static struct worker *worker_checkout(struct http_server *s, struct lvm_gen *g, int wait_ms, int *busy,
+                                      char *err, size_t errlen)
 {
     struct worker *w = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    *busy = 0;
     pthread_mutex_lock(&s->workers_lock);
     for (;;) {
         struct worker **best = NULL;
@@ -167,11 +176,14 @@ static struct worker *worker_checkout(struct http_server *s, struct lvm_gen *g, 
             }
             break;
         }
-        pthread_cond_wait(&s->workers_cv, &s->workers_lock);
+        if (pthread_cond_timedwait(&s->workers_cv, &s->workers_lock, &until) == ETIMEDOUT) {
+            *busy = 1;
+            break;
+        }
     }
     pthread_mutex_unlock(&s->workers_lock);
     if (!w) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, *busy ? "busy" : "out of memory");
         return NULL;
     }
     if (!w->vm || lvm_gen(w->vm) != g) {
@@ -585,7 +597,15 @@ static enum MHD_Result run_on_vm(struct MHD_Connection *c, struct req *r, struct
 static enum MHD_Result run_handler(struct MHD_Connection *c, struct req *r, const char *method, const char *url)
 {
     char err[1024];
-    struct worker *w = worker_checkout(r->s, r->gen, err, sizeof err);
+    int busy;
+    const struct config *cfg = r->gen->cfg;
+    struct worker *w = worker_checkout(r->s, r->gen, cfg->lua_handler_timeout_ms, &busy, err, sizeof err);
+    if (!w && busy) {
+        metrics_add("tf_http_busy_total", NULL, 1, "Requests answered 503 because every handler VM stayed busy");
+        snprintf(err, sizeof err, "all %d handler VMs stayed busy for %d ms; retry later", cfg->http_threads,
+                 cfg->lua_handler_timeout_ms);
+        return send_error(c, r, 503, err);
+    }
     if (!w) return send_error(c, r, 503, "no Lua VM could be built for this request; retry later");
     enum MHD_Result ok = run_on_vm(c, r, w->vm, method, url);
     worker_checkin(r->s, w);

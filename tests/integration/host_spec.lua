@@ -362,6 +362,22 @@ describe("handlers that wait", function()
     assert.is_true(slow_done() and fast_done())
     srv:stop()
   end)
+
+  it("answer 503 with Retry-After when no VM comes free within the handler time limit", function()
+    local srv = H.start_server{ config = { http = { threads = 1 }, lua = { handler_timeout_ms = 300 } },
+      plugins = { ["s.lua"] = SLOW } }
+    local wait_slow = background(srv, "/slow")
+    H.sleep(0.3)
+    local st, body, headers = srv:request("GET", "/fast")
+    assert.are.equal(503, st)
+    assert.matches("all 1 handler VMs stayed busy for 300 ms", body)
+    assert.are.equal("1", headers["retry-after"])
+    assert.are.equal(200, wait_slow())
+    assert.are.equal(200, (srv:request("GET", "/fast")))
+    local _, metrics = srv:request("GET", "/metrics")
+    assert.matches("tf_http_busy_total 1", metrics)
+    srv:stop()
+  end)
 end)
 
 describe("hot reload under load", function()
