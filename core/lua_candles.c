@@ -94,18 +94,6 @@ static void set_int(lua_State *L, const char *k, size_t v)
     lua_setfield(L, -2, k);
 }
 
-/* Marks the table on top as a JSON array through tf.json.array, so an empty
- * details list encodes as [] (harmless when tf.json is absent). */
-static void mark_array(lua_State *L)
-{
-    int t = lua_gettop(L);
-    if (lua_getglobal(L, "tf") == LUA_TTABLE && lua_getfield(L, -1, "json") == LUA_TTABLE &&
-        lua_getfield(L, -1, "array") == LUA_TFUNCTION) {
-        lua_pushvalue(L, t);
-        lua_call(L, 1, 0);
-    }
-    lua_settop(L, t);
-}
 
 /* The old API's key order, so answers read as EAs' authors saw them. */
 static const char *const answer_keys[] = {"ok", "received", "inserted", "duplicates", "updated", "rejected",
@@ -133,31 +121,98 @@ static void push_counts(lua_State *L, const struct candles_counts *n, const char
     }
 }
 
-/* ---- candles ---- */
+/* ---- the two kinds of batch ----
+ * Candles and ticks differ in their C types and in how they are stored; for
+ * everything else (decode, #b, the answer, freeing) this file handles a
+ * batch through its kind. */
 
-static struct candles_batch *check_candles(lua_State *L, int idx)
+/* One item as an answer's detail shows it. */
+struct detail {
+    const char *symbol;
+    int tf; /* an enum ts_tf, or -1: ticks have none */
+    const char *ts_original, *error;
+    int status;
+    int64_t bucket_us;
+};
+
+struct kind {
+    const char *mt, *name; /* metatable; "candles" | "ticks" for metrics */
+    int (*decode)(const char *body, size_t len, const struct candles_opts *o, void **out, int *status,
+                  char *err, size_t errlen);
+    void (*free)(void *batch);
+    size_t (*len)(const void *batch);
+    void (*count)(const void *batch, struct candles_counts *c);
+    void (*detail)(const void *batch, size_t i, struct detail *d);
+};
+
+static int decode_candles(const char *body, size_t len, const struct candles_opts *o, void **out,
+                          int *status, char *err, size_t errlen)
 {
-    struct ud *u = luaL_checkudata(L, idx, CANDLES_MT);
-    if (!u->batch) luaL_argerror(L, idx, "batch already freed");
-    return u->batch;
+    struct candles_batch *b;
+    int rc = candles_decode(body, len, o, &b, status, err, errlen);
+    *out = rc < 0 ? NULL : b;
+    return rc;
+}
+static void free_candles(void *b) { candles_free(b); }
+static size_t len_candles(const void *b) { return ((const struct candles_batch *)b)->n; }
+static void count_candles(const void *b, struct candles_counts *c) { candles_count(b, c); }
+static void detail_candle(const void *b, size_t i, struct detail *d)
+{
+    const struct candle *c = &((const struct candles_batch *)b)->items[i];
+    *d = (struct detail){c->symbol, (int)c->tf, c->ts_original, c->error, c->status, c->bucket_us};
 }
 
-static int candles_gc(lua_State *L)
+static int decode_ticks(const char *body, size_t len, const struct candles_opts *o, void **out,
+                        int *status, char *err, size_t errlen)
 {
-    struct ud *u = luaL_checkudata(L, 1, CANDLES_MT);
-    candles_free(u->batch);
+    struct ticks_batch *b;
+    int rc = ticks_decode(body, len, o, &b, status, err, errlen);
+    *out = rc < 0 ? NULL : b;
+    return rc;
+}
+static void free_ticks(void *b) { ticks_free(b); }
+static size_t len_ticks(const void *b) { return ((const struct ticks_batch *)b)->n; }
+static void count_ticks(const void *b, struct candles_counts *c) { ticks_count(b, c); }
+static void detail_tick(const void *b, size_t i, struct detail *d)
+{
+    const struct tick *t = &((const struct ticks_batch *)b)->items[i];
+    *d = (struct detail){t->symbol, -1, t->ts_original, t->error, t->status, t->bucket_us};
+}
+
+static const struct kind CANDLES = {CANDLES_MT, "candles", decode_candles, free_candles,
+                                    len_candles, count_candles, detail_candle};
+static const struct kind TICKS = {TICKS_MT, "ticks", decode_ticks, free_ticks, len_ticks, count_ticks,
+                                  detail_tick};
+
+static struct ud *check_batch(lua_State *L, int idx, const struct kind *k)
+{
+    struct ud *u = luaL_checkudata(L, idx, k->mt);
+    if (!u->batch) luaL_argerror(L, idx, "batch already freed");
+    return u;
+}
+
+/* The kind of the batch whose methods are running: upvalue 1. */
+static const struct kind *kind_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+static int l_gc(lua_State *L)
+{
+    const struct kind *k = kind_of(L);
+    struct ud *u = luaL_checkudata(L, 1, k->mt);
+    k->free(u->batch);
     u->batch = NULL;
     return 0;
 }
 
-static int candles_len(lua_State *L)
+static int l_len(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)check_candles(L, 1)->n);
+    const struct kind *k = kind_of(L);
+    lua_pushinteger(L, (lua_Integer)k->len(check_batch(L, 1, k)->batch));
     return 1;
 }
 
-static int l_candles_decode(lua_State *L)
+static int l_decode(lua_State *L)
 {
+    const struct kind *k = kind_of(L);
     size_t len;
     const char *body = luaL_checklstring(L, 1, &len);
     struct candles_opts o;
@@ -165,53 +220,58 @@ static int l_candles_decode(lua_State *L)
     read_opts(L, 2, &o, so);
     struct ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->batch = NULL;
-    luaL_setmetatable(L, CANDLES_MT);
+    luaL_setmetatable(L, k->mt);
     char err[256];
     int status;
-    struct candles_batch *b;
-    if (candles_decode(body, len, &o, &b, &status, err, sizeof err) < 0) {
+    if (k->decode(body, len, &o, &u->batch, &status, err, sizeof err) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         lua_pushinteger(L, status);
         return 3;
     }
-    u->batch = b;
     return 1;
 }
 
-static int candles_answer(lua_State *L, struct candles_batch *b)
+/* The answer for batch b: the old API's keys, then details per item. */
+static int answer(lua_State *L, const struct kind *k, const void *b)
 {
     struct candles_counts n;
-    candles_count(b, &n);
+    k->count(b, &n);
+    size_t items = k->len(b);
     lua_createtable(L, 0, 7);
-    push_counts(L, &n, "candles");
-    lua_createtable(L, (int)b->n, 0);
+    push_counts(L, &n, k->name);
+    lua_createtable(L, (int)items, 0);
     char buf[40];
-    for (size_t i = 0; i < b->n; i++) {
-        const struct candle *c = &b->items[i];
+    for (size_t i = 0; i < items; i++) {
+        struct detail d;
+        k->detail(b, i, &d);
         lua_createtable(L, 0, 6);
         lua_json_order(L, -1, detail_keys);
-        set_str(L, "symbol", c->symbol);
-        set_str(L, "timeframe", ts_tf_name((enum ts_tf)c->tf));
-        if (c->ts_original[0]) set_str(L, "ts_original", c->ts_original);
+        set_str(L, "symbol", d.symbol);
+        if (d.tf >= 0) set_str(L, "timeframe", ts_tf_name((enum ts_tf)d.tf));
+        if (d.ts_original[0]) set_str(L, "ts_original", d.ts_original);
         else lua_json_pushnull(L), lua_setfield(L, -2, "ts_original");
-        if (c->status == CANDLES_REJECTED) {
+        if (d.status == CANDLES_REJECTED) {
             lua_json_pushnull(L);
             lua_setfield(L, -2, "ts_bucket");
-            set_str(L, "error", c->error);
+            set_str(L, "error", d.error);
         } else {
-            ts_format(c->bucket_us, buf, sizeof buf);
+            ts_format(d.bucket_us, buf, sizeof buf);
             set_str(L, "ts_bucket", buf);
         }
-        set_str(L, "status", candles_status_name(c->status));
+        set_str(L, "status", candles_status_name(d.status));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    if (b->n == 0) mark_array(L);
+    if (items == 0) lua_json_mark_array(L, -1); /* an empty list encodes as [] */
     lua_setfield(L, -2, "details");
     return 1;
 }
 
-static int l_candles_answer(lua_State *L) { return candles_answer(L, check_candles(L, 1)); }
+static int l_answer(lua_State *L)
+{
+    const struct kind *k = kind_of(L);
+    return answer(L, k, check_batch(L, 1, k)->batch);
+}
 
 static struct db_pool *pool_or_raise(lua_State *L)
 {
@@ -225,7 +285,7 @@ static struct db_pool *pool_or_raise(lua_State *L)
 
 static int l_candles_store(lua_State *L)
 {
-    struct candles_batch *b = check_candles(L, 1);
+    struct candles_batch *b = check_batch(L, 1, &CANDLES)->batch;
     enum candles_policy pol = CANDLES_MERGE;
     const char *source = "ea";
     if (!lua_isnoneornil(L, 2)) {
@@ -242,131 +302,50 @@ static int l_candles_store(lua_State *L)
         int rc = candles_store(pool_or_raise(L), b, pol, source, err, sizeof err);
         if (rc != DB_OK) return raise_db(L, rc, err);
     }
-    return candles_answer(L, b);
+    return answer(L, &CANDLES, b);
 }
-
-/* ---- ticks ---- */
-
-static struct ticks_batch *check_ticks(lua_State *L, int idx)
-{
-    struct ud *u = luaL_checkudata(L, idx, TICKS_MT);
-    if (!u->batch) luaL_argerror(L, idx, "batch already freed");
-    return u->batch;
-}
-
-static int ticks_gc(lua_State *L)
-{
-    struct ud *u = luaL_checkudata(L, 1, TICKS_MT);
-    ticks_free(u->batch);
-    u->batch = NULL;
-    return 0;
-}
-
-static int ticks_len(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)check_ticks(L, 1)->n);
-    return 1;
-}
-
-static int l_ticks_decode(lua_State *L)
-{
-    size_t len;
-    const char *body = luaL_checklstring(L, 1, &len);
-    struct candles_opts o;
-    struct candles_offset so[MAX_SYMBOL_OFFSETS];
-    read_opts(L, 2, &o, so);
-    struct ud *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->batch = NULL;
-    luaL_setmetatable(L, TICKS_MT);
-    char err[256];
-    int status;
-    struct ticks_batch *b;
-    if (ticks_decode(body, len, &o, &b, &status, err, sizeof err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushinteger(L, status);
-        return 3;
-    }
-    u->batch = b;
-    return 1;
-}
-
-static int ticks_answer(lua_State *L, struct ticks_batch *b)
-{
-    struct candles_counts n;
-    ticks_count(b, &n);
-    lua_createtable(L, 0, 7);
-    push_counts(L, &n, "ticks");
-    lua_createtable(L, (int)b->n, 0);
-    char buf[40];
-    for (size_t i = 0; i < b->n; i++) {
-        const struct tick *t = &b->items[i];
-        lua_createtable(L, 0, 5);
-        lua_json_order(L, -1, detail_keys);
-        set_str(L, "symbol", t->symbol);
-        if (t->ts_original[0]) set_str(L, "ts_original", t->ts_original);
-        else lua_json_pushnull(L), lua_setfield(L, -2, "ts_original");
-        if (t->status == CANDLES_REJECTED) {
-            lua_json_pushnull(L);
-            lua_setfield(L, -2, "ts_bucket");
-            set_str(L, "error", t->error);
-        } else {
-            ts_format(t->bucket_us, buf, sizeof buf);
-            set_str(L, "ts_bucket", buf);
-        }
-        set_str(L, "status", candles_status_name(t->status));
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    if (b->n == 0) mark_array(L);
-    lua_setfield(L, -2, "details");
-    return 1;
-}
-
-static int l_ticks_answer(lua_State *L) { return ticks_answer(L, check_ticks(L, 1)); }
 
 static int l_ticks_store(lua_State *L)
 {
-    struct ticks_batch *b = check_ticks(L, 1);
+    struct ticks_batch *b = check_batch(L, 1, &TICKS)->batch;
     if (b->nvalid) {
         char err[1024];
         int rc = ticks_store(pool_or_raise(L), b, err, sizeof err);
         if (rc != DB_OK) return raise_db(L, rc, err);
     }
-    return ticks_answer(L, b);
+    return answer(L, &TICKS, b);
 }
 
-static void new_batch_mt(lua_State *L, const char *name, lua_CFunction gc, lua_CFunction len,
-                         lua_CFunction answer)
+/* Registers k's metatable and returns its library (decode, store, answer);
+ * the generic functions get k as their upvalue. */
+static int open_kind(lua_State *L, const struct kind *k, lua_CFunction store)
 {
-    if (luaL_newmetatable(L, name)) {
-        lua_pushcfunction(L, gc);
+    if (luaL_newmetatable(L, k->mt)) {
+        lua_pushlightuserdata(L, (void *)k);
+        lua_pushcclosure(L, l_gc, 1);
         lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, len);
+        lua_pushlightuserdata(L, (void *)k);
+        lua_pushcclosure(L, l_len, 1);
         lua_setfield(L, -2, "__len");
         lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, answer);
+        lua_pushlightuserdata(L, (void *)k);
+        lua_pushcclosure(L, l_answer, 1);
         lua_setfield(L, -2, "answer");
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
-}
-
-int luaopen_tf_candles(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
-        {"decode", l_candles_decode}, {"store", l_candles_store}, {"answer", l_candles_answer}, {NULL, NULL},
-    };
-    new_batch_mt(L, CANDLES_MT, candles_gc, candles_len, l_candles_answer);
-    luaL_newlib(L, fns);
+    lua_createtable(L, 0, 3);
+    lua_pushlightuserdata(L, (void *)k);
+    lua_pushcclosure(L, l_decode, 1);
+    lua_setfield(L, -2, "decode");
+    lua_pushcfunction(L, store);
+    lua_setfield(L, -2, "store");
+    lua_pushlightuserdata(L, (void *)k);
+    lua_pushcclosure(L, l_answer, 1);
+    lua_setfield(L, -2, "answer");
     return 1;
 }
 
-int luaopen_tf_ticks(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
-        {"decode", l_ticks_decode}, {"store", l_ticks_store}, {"answer", l_ticks_answer}, {NULL, NULL},
-    };
-    new_batch_mt(L, TICKS_MT, ticks_gc, ticks_len, l_ticks_answer);
-    luaL_newlib(L, fns);
-    return 1;
-}
+int luaopen_tf_candles(lua_State *L) { return open_kind(L, &CANDLES, l_candles_store); }
+
+int luaopen_tf_ticks(lua_State *L) { return open_kind(L, &TICKS, l_ticks_store); }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "lua_json.h"
 #include "lua_series.h"
 #include "lua_tf.h"
 #include "lvm.h"
@@ -219,18 +220,6 @@ static void push_value(lua_State *L, const PGresult *r, int row, int col)
     }
 }
 
-/* Marks the table on top as a JSON array (tf.json.array), so an empty result
- * returned by a route encodes as [] rather than {}. */
-static void mark_array(lua_State *L)
-{
-    int t = lua_gettop(L);
-    if (lua_getglobal(L, "tf") == LUA_TTABLE && lua_getfield(L, -1, "json") == LUA_TTABLE &&
-        lua_getfield(L, -1, "array") == LUA_TFUNCTION) {
-        lua_pushvalue(L, t);
-        lua_call(L, 1, 0);
-    }
-    lua_settop(L, t);
-}
 
 static int l_query(lua_State *L)
 {
@@ -246,7 +235,7 @@ static int l_query(lua_State *L)
         }
         lua_rawseti(L, -2, i + 1);
     }
-    if (nr == 0) mark_array(L);
+    if (nr == 0) lua_json_mark_array(L, -1); /* an empty result encodes as [], not {} */
     return 1;
 }
 

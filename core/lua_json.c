@@ -413,14 +413,20 @@ static int l_decode(lua_State *L)
     return 1;
 }
 
+void lua_json_mark_array(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    push_array_mt(L);
+    lua_setmetatable(L, idx);
+}
+
 /* tf.json.array([t]) -> t, marked to encode as an array even when empty */
 static int l_array(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    push_array_mt(L);
-    lua_setmetatable(L, 1);
+    lua_json_mark_array(L, 1);
     return 1;
 }
 

@@ -25,6 +25,10 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
  * array; its address identifies the cached metatable. May raise. */
 void lua_json_order(lua_State *L, int idx, const char *const *keys);
 
+/* Marks the table at idx to encode as an array even when empty (what
+ * tf.json.array does). May raise a memory error. */
+void lua_json_mark_array(lua_State *L, int idx);
+
 /* Pushes the light userdata that stands for JSON null. */
 void lua_json_pushnull(lua_State *L);
 
