@@ -88,42 +88,26 @@ describe("single-candle requests sharing a statement", function()
     return tonumber(m:match("tf_candles_shared_statement_total (%d+)") or "0")
   end
 
-  -- Holds market_data locked while send(first) runs into the lock, then
+  -- Holds market_data locked while the first body runs into the lock, then
   -- sends the rest one by one (in this order) so they queue behind it;
   -- returns every answer as { status, json }.
   local function behind_a_lock(first, rest)
-    local dir = H.tmpdir()
     H.sh(string.format("psql %q -qAt -c 'BEGIN; LOCK TABLE market_data IN SHARE MODE; SELECT pg_sleep(2); COMMIT' >/dev/null 2>&1 &", url))
     for _ = 1, 50 do
       if H.psql("SELECT count(*) FROM pg_locks WHERE relation = 'market_data'::regclass AND mode = 'ShareLock' AND granted") == "1" then break end
       H.sleep(0.05)
     end
-    local bodies = { first }
-    for _, b in ipairs(rest) do bodies[#bodies + 1] = b end
-    for i, body in ipairs(bodies) do
-      H.write(string.format("%s/b%d.json", dir, i), body)
-      H.sh(string.format("curl -s -o %s/a%d.json -w '%%{http_code}' -H 'X-API-Key: %s' --data-binary @%s/b%d.json %s/ingest > %s/s%d &",
-        dir, i, H.INGEST_KEY, dir, i, srv.base, dir, i))
-      if i == 1 then -- the first is stuck in the lock before the others come
-        for _ = 1, 50 do
-          if H.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT * FROM tf_put_candles(%'") == "1" then break end
-          H.sleep(0.05)
-        end
-      else
-        H.sleep(0.1)
-      end
+    local waits = { S.post_background(srv, "/ingest", first) }
+    for _ = 1, 50 do -- the first is stuck in the lock before the others come
+      if H.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT * FROM tf_put_candles(%'") == "1" then break end
+      H.sleep(0.05)
+    end
+    for _, body in ipairs(rest) do
+      waits[#waits + 1] = S.post_background(srv, "/ingest", body)
+      H.sleep(0.1)
     end
     local answers = {}
-    for i = 1, #bodies do
-      local status
-      for _ = 1, 100 do
-        status = H.read(string.format("%s/s%d", dir, i))
-        if status and #status == 3 then break end
-        H.sleep(0.05)
-      end
-      answers[i] = { tonumber(status), tf.json.decode(H.read(string.format("%s/a%d.json", dir, i)) or "null") }
-    end
-    H.sh("rm -rf " .. dir)
+    for i, wait in ipairs(waits) do answers[i] = { wait() } end
     return answers
   end
 

@@ -109,52 +109,34 @@ describe("a database outage during ingest", function()
     pg.psql("TRUNCATE market_data")
     pg.psql("CREATE TRIGGER slow_row BEFORE INSERT ON market_data FOR EACH ROW " ..
       "WHEN (NEW.symbol = 'SLOW') EXECUTE FUNCTION slow_row()")
-    local dir = H.tmpdir()
-    local function send(i, sym)
-      H.write(string.format("%s/b%d.json", dir, i), string.format(
-        '{"symbol":"%s","timeframe":"M1","ts":%d,"open":1.1,"high":1.2,"low":1.0,"close":1.15,"volume":1}',
-        sym, 1760929200 + 60 * i))
-      H.sh(string.format("rm -f %s/s%d; curl -s -o %s/a%d.json -w '%%{http_code}' -H 'X-API-Key: %s' --data-binary @%s/b%d.json %s/ingest > %s/s%d &",
-        dir, i, dir, i, H.INGEST_KEY, dir, i, srv.base, dir, i))
+    local function candle(i, sym)
+      return string.format('{"symbol":"%s","timeframe":"M1","ts":%d,"open":1.1,"high":1.2,"low":1.0,"close":1.15,"volume":1}',
+        sym, 1760929200 + 60 * i)
     end
-    send(1, "SLOW") -- holds the statement; the others queue behind it
+    local waits = { S.post_background(srv, "/ingest", candle(1, "SLOW")) } -- holds the statement
     H.sleep(0.5)
-    for i = 2, 4 do send(i, "KILL") end
+    for i = 2, 4 do waits[i] = S.post_background(srv, "/ingest", candle(i, "KILL")) end -- queued behind it
     H.sleep(0.5)
     pg.kill()
-    for i = 1, 4 do
-      local status
-      for _ = 1, 100 do
-        status = H.read(string.format("%s/s%d", dir, i))
-        if status and #status == 3 then break end
-        H.sleep(0.1)
-      end
-      assert.are.equal("503", status, "request " .. i)
-      assert.matches("database unavailable", tf.json.decode(H.read(string.format("%s/a%d.json", dir, i))).error)
+    for i, wait in ipairs(waits) do
+      local status, answer = wait()
+      assert.are.equal(503, status, "request " .. i)
+      assert.matches("database unavailable", answer.error)
     end
     pg.start()
     pg.psql("DROP TRIGGER slow_row ON market_data")
     assert.are.equal("0", pg.psql("SELECT count(*) FROM market_data"))
     local st, v
     for _ = 1, 50 do
-      st, v = srv:json("POST", "/ingest", H.read(dir .. "/b2.json"), H.ingest_headers())
+      st, v = srv:json("POST", "/ingest", candle(2, "KILL"), H.ingest_headers())
       if st == 200 then break end
       H.sleep(0.2)
     end
     assert.are.equal(200, st)
     assert.are.equal(1, v.inserted)
-    for i = 3, 4 do send(i, "KILL") end
-    for i = 3, 4 do
-      local status
-      for _ = 1, 100 do
-        status = H.read(string.format("%s/s%d", dir, i))
-        if status and #status == 3 then break end
-        H.sleep(0.1)
-      end
-      assert.are.equal("200", status)
-    end
+    local again = { S.post_background(srv, "/ingest", candle(3, "KILL")), S.post_background(srv, "/ingest", candle(4, "KILL")) }
+    for _, wait in ipairs(again) do assert.are.equal(200, (wait())) end
     assert.are.equal("3", pg.psql("SELECT count(*) FROM market_data"))
-    H.sh("rm -rf " .. dir)
   end)
   outage(1000, "COPY path")
   outage(20, "ON CONFLICT path")

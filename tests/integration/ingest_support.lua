@@ -114,4 +114,24 @@ function S.symbol(prefix)
   return string.format("%s%d_%d", prefix or "IT", os.time() % 1000000, seq)
 end
 
+-- POSTs body to path with the ingest key from a background curl; returns a
+-- function that waits for the answer and returns its status and decoded body.
+function S.post_background(srv, path, body)
+  local f = os.tmpname()
+  H.write(f .. ".json", body)
+  H.sh(string.format("curl -s -o %s.out -w '%%{http_code}' -H 'X-API-Key: %s' --data-binary @%s.json %s%s > %s.st &",
+    f, H.INGEST_KEY, f, srv.base, path, f))
+  return function()
+    local status
+    for _ = 1, 200 do
+      status = H.read(f .. ".st")
+      if status and #status == 3 then break end
+      H.sleep(0.05)
+    end
+    local answer = tf.json.decode(H.read(f .. ".out") or "null")
+    H.sh(string.format("rm -f %s %s.json %s.out %s.st", f, f, f, f))
+    return tonumber(status), answer
+  end
+end
+
 return S
