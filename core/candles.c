@@ -9,9 +9,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -528,7 +528,6 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
     }
     return rc;
 }
-
 
 static const char *const policy_name[] = {
     [CANDLES_MERGE] = "merge", [CANDLES_IGNORE] = "ignore", [CANDLES_REPLACE] = "replace"};

@@ -138,6 +138,15 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct req *r, int s
 
 /* ---- workers and generations ---- */
 
+static void worker_checkin(struct http_server *s, struct worker *w)
+{
+    pthread_mutex_lock(&s->workers_lock);
+    w->next_free = s->idle;
+    s->idle = w;
+    pthread_cond_signal(&s->workers_cv);
+    pthread_mutex_unlock(&s->workers_lock);
+}
+
 /* Checks out a worker whose VM runs generation g: an idle one of g if
  * any, else an idle one rebuilt for g, else a new one while fewer than
  * http.threads exist; otherwise waits up to wait_ms for one. NULL with err
@@ -192,11 +201,7 @@ static struct worker *worker_checkout(struct http_server *s, struct lvm_gen *g, 
             char q[1024];
             log_error("could not build a Lua VM for the routed generation", "gen=%ld error=%s", g->id,
                       log_quote(q, sizeof q, err));
-            pthread_mutex_lock(&s->workers_lock);
-            w->next_free = s->idle;
-            s->idle = w;
-            pthread_cond_signal(&s->workers_cv);
-            pthread_mutex_unlock(&s->workers_lock);
+            worker_checkin(s, w);
             return NULL;
         }
         lvm_free(w->vm);
@@ -213,15 +218,6 @@ static void workers_free(struct http_server *s)
         mem_free(w);
     }
     s->workers = s->idle = NULL;
-}
-
-static void worker_checkin(struct http_server *s, struct worker *w)
-{
-    pthread_mutex_lock(&s->workers_lock);
-    w->next_free = s->idle;
-    s->idle = w;
-    pthread_cond_signal(&s->workers_cv);
-    pthread_mutex_unlock(&s->workers_lock);
 }
 
 /* ---- routing ---- */
