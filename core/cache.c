@@ -40,7 +40,7 @@ struct cache_flight {
     size_t klen;
     char *key;
     pthread_t owner;
-    int64_t started;           /* real monotonic ms */
+    int64_t started;           /* ms on c's clock */
     int refs;                  /* the loader + each waiter; under c->lock */
     enum flight_state state;
     struct cache_blob *val;    /* FLIGHT_VALUE: a reference for the waiters */
@@ -410,7 +410,7 @@ static struct cache_flight *new_flight(struct cache *c, const char *key, size_t 
     f->klen = klen;
     f->hash = h;
     f->owner = pthread_self();
-    f->started = mono_ms(NULL);
+    f->started = c->now(c->now_ud);
     f->refs = 1;
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -463,7 +463,7 @@ enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, 
             r = CACHE_RECURSIVE;
             break;
         }
-        if (f && mono_ms(NULL) - f->started >= wait_ms) { /* presumed abandoned: take it over */
+        if (f && c->now(c->now_ud) - f->started >= wait_ms) { /* presumed abandoned: take it over */
             unlist_flight(c, f);
             f->state = FLIGHT_ABANDONED; /* its loader's cache_load_end only drops its reference */
             pthread_cond_broadcast(&f->cond);
