@@ -66,6 +66,7 @@ struct cache {
     struct cache_flight *flights;
     int64_t (*now)(void *ud);
     void *now_ud;
+    long config_version; /* cache_configure */
 };
 
 static int64_t mono_ms(void *ud)
@@ -140,7 +141,7 @@ static void flight_unref(struct cache_flight *f) /* under c->lock */
 void cache_free(struct cache *c)
 {
     if (!c) return;
-    assert(!c->flights); /* nobody may be loading */
+    if (c->flights) return; /* a load still runs (a thread outlived shutdown): leave it all to the exit */
     for (struct entry *e = c->lru.next, *next; e != &c->lru; e = next) {
         next = e->next;
         cache_blob_release(e->val);
@@ -331,6 +332,17 @@ void cache_set_max_bytes(struct cache *c, size_t max_bytes)
     pthread_mutex_lock(&c->lock);
     c->max_bytes = max_bytes;
     shrink(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void cache_configure(struct cache *c, size_t max_bytes, long version)
+{
+    pthread_mutex_lock(&c->lock);
+    if (version > c->config_version) {
+        c->config_version = version;
+        c->max_bytes = max_bytes;
+        shrink(c);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 

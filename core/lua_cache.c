@@ -33,12 +33,14 @@ struct enc {
     size_t len, cap, max;
     char *err;
     size_t errlen;
+    int too_big; /* failed because of max, not because of the value's kind */
 };
 
 static int enc_put(struct enc *e, const void *d, size_t n)
 {
     if (e->len + n > e->max) {
         snprintf(e->err, e->errlen, "the value is larger than cache.max_memory (%zu bytes)", e->max);
+        e->too_big = 1;
         return -1;
     }
     if (e->len + n > e->cap) {
@@ -146,13 +148,15 @@ static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *p
     return -1;
 }
 
-/* A blob holding the value at idx (caller releases), or NULL with err. */
-static struct cache_blob *to_blob(lua_State *L, int idx, size_t max, char *err, size_t errlen)
+/* A blob holding the value at idx (caller releases), or NULL with err;
+ * *too_big tells a value over max from one that can never be cached. */
+static struct cache_blob *to_blob(lua_State *L, int idx, size_t max, char *err, size_t errlen, int *too_big)
 {
-    struct enc e = {NULL, 0, 0, max, err, errlen};
+    struct enc e = {NULL, 0, 0, max, err, errlen, 0};
     struct cache_blob *b = NULL;
     if (encode(L, idx, &e, 0, "value") == 0 && !(b = cache_blob_new(e.p, e.len))) snprintf(err, errlen, "out of memory");
     mem_free(e.p);
+    *too_big = e.too_big;
     return b;
 }
 
@@ -240,15 +244,15 @@ static struct state *state_of(lua_State *L)
 }
 
 /* The host's cache, with this generation's cache.max_memory applied the
- * first time a VM uses it. Raises when the process has none (`tickforge check`). */
+ * first time a VM uses it (unless a newer generation applied its own). Raises when the process has none (`tickforge check`). */
 static struct cache *cache_of(lua_State *L)
 {
     struct lvm_host *h = lvm_host(L);
     if (!h || !h->cache) luaL_error(L, "tf.cache: no cache in this process (tickforge check runs without one)");
     struct state *s = state_of(L);
     if (s && !s->configured) {
-        const struct config *cfg = lvm_config(L);
-        if (cfg) cache_set_max_bytes(h->cache, cfg->cache_max_memory);
+        const struct lvm_gen *g = lvm_gen_of(L);
+        if (g && g->cfg) cache_configure(h->cache, g->cfg->cache_max_memory, g->id);
         s->configured = 1;
     }
     return h->cache;
@@ -314,11 +318,13 @@ static int l_set(lua_State *L)
         return 1;
     }
     char err[256];
-    struct cache_blob *b = to_blob(L, 2, max_value(L), err, sizeof err);
-    if (!b) return luaL_error(L, "tf.cache.set(\"%s\"): %s", k, err);
-    int rc = cache_set(c, k, klen, b, ttl, err, sizeof err);
+    int too_big;
+    struct cache_blob *b = to_blob(L, 2, max_value(L), err, sizeof err, &too_big);
+    if (!b && !too_big) return luaL_error(L, "tf.cache.set(\"%s\"): %s", k, err);
+    int rc = b ? cache_set(c, k, klen, b, ttl, err, sizeof err) : -1;
     cache_blob_release(b);
-    if (rc) {
+    if (rc) { /* too large: not an error of the program, the cache is just too small */
+        cache_delete(c, k, klen); /* an old value must not outlive the new one */
         lua_pushboolean(L, 0);
         lua_pushstring(L, err);
         return 2;
@@ -366,9 +372,9 @@ static int load_done(lua_State *L, int status, lua_KContext ctx)
         guard_end(g, NULL, 0, 0, err, sizeof err);
         return 1;
     }
-    struct cache_blob *b = to_blob(L, 5, max_value(L), err, sizeof err);
+    int too_big;
+    struct cache_blob *b = to_blob(L, 5, max_value(L), err, sizeof err, &too_big);
     if (!b) {
-        int too_big = strstr(err, "larger than cache.max_memory") != NULL;
         char ignored[8];
         guard_end(g, NULL, 0, 1, ignored, sizeof ignored); /* waiters load it themselves */
         if (too_big) return 1; /* answered, not cached */

@@ -104,7 +104,8 @@ tf.route("GET", "/stampede", function(req)
 end)
 tf.route("POST", "/cache/set", function(req)
   local b = tf.json.decode(req.body)
-  return 200, { ok = tf.cache.set(b.key, b.value) }
+  local ok, err = tf.cache.set(b.key, b.value)
+  return 200, { ok = ok, err = err }
 end, { auth = "ingest" })
 tf.route("GET", "/cache/get", function(req)
   return 200, { value = tf.cache.get(req.query.key) }
@@ -223,14 +224,23 @@ describe("GET /stats", function()
     assert.are.same({ hits = 1, misses = 1, entries = s.entries, bytes = s.bytes }, s.prefixes.big)
     assert.are.equal(0.5, s.hit_rate)
 
+    -- a value larger than the whole cache is refused, not an error
+    local st0, v = srv:json("POST", "/cache/set", { key = "big:100", value = string.rep("y", 70000) }, H.ingest_headers())
+    assert.are.equal(200, st0)
+    assert.is_false(v.ok)
+    assert.matches("larger than cache.max_memory %(65536 bytes%)", v.err)
+    assert.is_nil(get("big:100")) -- and the old value is gone with it
+    s = stats()
+
     local prom = require("tests.integration.prom")
     local st, text = srv:request("GET", "/metrics")
     assert.are.equal(200, st)
     local f = assert(prom.parse(text))
     assert.are.equal(s.evictions, prom.value(f, "tf_cache_evictions_total"))
     assert.are.equal(s.max_bytes, prom.value(f, "tf_cache_max_bytes"))
+    assert.are.same({ hits = 1, misses = 2 }, { hits = s.prefixes.big.hits, misses = s.prefixes.big.misses })
     assert.are.equal(1, prom.value(f, "tf_cache_hits_total", { prefix = "big" }))
-    assert.are.equal(1, prom.value(f, "tf_cache_misses_total", { prefix = "big" }))
+    assert.are.equal(2, prom.value(f, "tf_cache_misses_total", { prefix = "big" }))
     assert.are.equal(s.entries, prom.value(f, "tf_cache_entries", { prefix = "big" }))
     assert.are.equal(s.bytes, prom.value(f, "tf_cache_bytes", { prefix = "big" }))
   end)
