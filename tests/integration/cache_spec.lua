@@ -188,6 +188,31 @@ describe("tf.cache in a server", function()
   end)
 end)
 
+describe("tf.cache across jobs and handlers", function()
+  it("shows a handler what a job stored", function()
+    local srv = H.start_server{ plugins = {
+      ["cache.lua"] = CACHE_PLUGIN,
+      ["job.lua"] = [[
+        local runs = 0
+        tf.job.every("200ms", "cache_spec_job", function()
+          runs = runs + 1
+          tf.cache.set("job:last", { runs = runs, from = "job" })
+        end)
+      ]],
+    } }
+    local v
+    local deadline = os.time() + 10
+    repeat
+      H.sleep(0.1)
+      v = select(2, srv:json("GET", "/cache/get?key=job:last", nil, { ["X-API-Key"] = H.READ_KEY })).value
+    until v or os.time() > deadline
+    srv:stop()
+    assert.is_table(v)
+    assert.are.equal("job", v.from)
+    assert.is_true(v.runs >= 1)
+  end)
+end)
+
 describe("GET /stats", function()
   local srv
   setup(function()
