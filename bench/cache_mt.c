@@ -38,8 +38,10 @@ static void *worker(void *p)
         unsigned k = (unsigned)rand_r(&a->seed) % KEYS;
         int n = snprintf(key, sizeof key, "bench:%u", k);
         struct cache *c = a->caches[k % (unsigned)a->ncaches];
-        if (rand_r(&a->seed) % 10) cache_blob_release(cache_get(c, key, (size_t)n));
-        else cache_set(c, key, (size_t)n, b, 0, err, sizeof err);
+        if (rand_r(&a->seed) % 10)
+            cache_blob_release(cache_get(c, key, (size_t)n));
+        else
+            cache_set(c, key, (size_t)n, b, 0, err, sizeof err);
     }
     cache_blob_release(b);
     return NULL;
@@ -48,7 +50,8 @@ static void *worker(void *p)
 static double run(int nthreads, int ncaches)
 {
     struct cache *caches[SHARDS];
-    for (int i = 0; i < ncaches; i++) caches[i] = cache_new(((size_t)64 << 20) / (size_t)ncaches);
+    for (int i = 0; i < ncaches; i++)
+        caches[i] = cache_new(((size_t)64 << 20) / (size_t)ncaches);
     pthread_t t[16];
     struct arg args[16];
     double t0 = now();
@@ -56,15 +59,18 @@ static double run(int nthreads, int ncaches)
         args[i] = (struct arg){caches, ncaches, (unsigned)i * 7919u + 1};
         pthread_create(&t[i], NULL, worker, &args[i]);
     }
-    for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
     double secs = now() - t0;
-    for (int i = 0; i < ncaches; i++) cache_free(caches[i]);
+    for (int i = 0; i < ncaches; i++)
+        cache_free(caches[i]);
     return (double)nthreads * OPS / secs / 1e6;
 }
 
 int main(void)
 {
-    printf("| threads | one mutex (Mops/s) | 16 shards (Mops/s) | shards / one |\n|---|---|---|---|\n");
+    printf("| threads | one mutex (Mops/s) | 16 shards (Mops/s) | shards / one "
+           "|\n|---|---|---|---|\n");
     for (int t = 1; t <= 8; t *= 2) {
         double one = run(t, 1), sharded = run(t, SHARDS);
         printf("| %d | %.2f | %.2f | %.2f |\n", t, one, sharded, sharded / one);

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CACHE_KEY_MAX 1024   /* bytes in a key */
-#define CACHE_PREFIX_MAX 64  /* distinct prefixes with their own stats; more count as "_other" */
-#define CACHE_PREFIX_LEN 64  /* bytes of a prefix kept for stats (longer ones are "_other") */
+#define CACHE_KEY_MAX 1024      /* bytes in a key */
+#define CACHE_PREFIX_MAX 64     /* distinct prefixes with their own stats; more count as "_other" */
+#define CACHE_PREFIX_LEN 64     /* bytes of a prefix kept for stats (longer ones are "_other") */
 #define CACHE_ENTRY_OVERHEAD 96 /* bytes charged per entry besides its key and value */
 
 struct cache;

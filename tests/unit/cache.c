@@ -190,7 +190,8 @@ TEST(statistics_are_kept_per_key_prefix)
     cache_stats(c, &s);
     CHECK_INT(s.nprefixes, CACHE_PREFIX_MAX + 1);
     uint64_t sum = 0;
-    for (int i = 0; i < s.nprefixes; i++) sum += s.prefixes[i].entries;
+    for (int i = 0; i < s.nprefixes; i++)
+        sum += s.prefixes[i].entries;
     CHECK_INT(sum, s.entries);
     cache_free(c);
 }
@@ -212,11 +213,11 @@ TEST(a_blob_stays_valid_after_its_entry_is_evicted)
 
 struct flight_arg {
     struct cache *c;
-    int loads;            /* guarded by m */
-    int results[4];       /* by enum cache_load */
-    int fail_first;       /* the first loader fails */
-    int return_nil;       /* loaders return nothing */
-    int waiters;          /* a load ends once this many callers wait for it */
+    int loads;      /* guarded by m */
+    int results[4]; /* by enum cache_load */
+    int fail_first; /* the first loader fails */
+    int return_nil; /* loaders return nothing */
+    int waiters;    /* a load ends once this many callers wait for it */
     pthread_mutex_t m;
 };
 
@@ -261,8 +262,10 @@ static void run_flight(struct flight_arg *a, int nthreads)
     pthread_t t[32];
     a->c = cache_new(1 << 20);
     pthread_mutex_init(&a->m, NULL);
-    for (int i = 0; i < nthreads; i++) pthread_create(&t[i], NULL, flight_thread, a);
-    for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < nthreads; i++)
+        pthread_create(&t[i], NULL, flight_thread, a);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
     pthread_mutex_destroy(&a->m);
 }
 
@@ -348,7 +351,8 @@ TEST(a_waiter_gives_up_after_the_bound_and_a_stale_load_is_taken_over)
     pthread_join(t, &r);
     CHECK_INT((intptr_t)r, CACHE_LOAD);
     struct cache_blob *old = cache_blob_new("old", 3);
-    CHECK_INT(cache_load_end(c, mine, old, 0, 0, err, sizeof err), 0); /* dropped: it was taken over */
+    CHECK_INT(cache_load_end(c, mine, old, 0, 0, err, sizeof err),
+              0); /* dropped: it was taken over */
     CHECK(has(c, "slow", "new"));
     cache_blob_release(old);
     cache_free(c);
@@ -388,8 +392,10 @@ TEST(threads_hammering_one_cache_keep_its_accounting_exact)
 {
     struct cache *c = cache_new(16384);
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, stress_thread, c);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, stress_thread, c);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     struct cache_stats s;
     cache_stats(c, &s);
     CHECK(s.bytes <= 16384);
