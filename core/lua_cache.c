@@ -267,13 +267,13 @@ static struct state *state_of(lua_State *L)
 }
 
 /* The host's cache, with this generation's cache.max_memory applied the
- * first time a VM uses it (unless a newer generation applied its own). Raises when the process has
- * none (`tickforge check`). */
+ * first time a VM uses it (unless a newer generation applied its own). Raises when the host has
+ * none (only VMs built without main's host, such as unit tests). */
 static struct cache *cache_of(lua_State *L)
 {
     struct lvm_host *h = lvm_host(L);
     if (!h || !h->cache)
-        luaL_error(L, "tf.cache: no cache in this process (tickforge check runs without one)");
+        luaL_error(L, "tf.cache: no cache in this process");
     struct state *s = state_of(L);
     if (s && !s->configured) {
         const struct lvm_gen *g = lvm_gen_of(L);
