@@ -725,8 +725,9 @@ static enum MHD_Result send_jobs(struct MHD_Connection *c, struct req *r, const 
     }
     char name[80];
     snprintf(name, sizeof name, "%.*s", (int)(strlen(url) - 16), url + 12);
-    char *record = NULL;
-    int rc = sched_run_now(sc, name, &record);
+    char *record = NULL, why[256];
+    int rc = sched_run_request(sc, name, r->body, r->len, &record, why, sizeof why);
+    if (rc == -3) return send_error(c, r, 400, why);
     if (rc == -1) return send_error(c, r, 404, "no job with that name");
     if (rc != 0) return send_error(c, r, 503, "the scheduler stopped before the run finished");
     return send_body(c, r, 200, "application/json", record, strlen(record), 1);
@@ -788,7 +789,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
         unsigned need = b == BUILTIN_HEALTH ? 0 : b == BUILTIN_METRICS ? (g->cfg->metrics_open ? 0 : ROLE_READ) : ROLE_ADMIN;
         int st = auth_check(c, g->cfg, need, &msg, &r->key_name);
         if (st) return send_error(c, r, st, msg);
-        r->max = 0;
+        r->max = b == BUILTIN_JOB_RUN ? SCHED_RUN_MAX_BODY : 0; /* run options, e.g. {"reset_watermark": true} */
         return MHD_YES;
     }
 
