@@ -687,7 +687,7 @@ static enum MHD_Result send_status(struct MHD_Connection *c, struct req *r)
     struct lvm_gen *g = lvm_gen_current();
     pthread_mutex_lock(&s->reload_lock);
     n += (size_t)snprintf(out + n, cap - n,
-                          "{\"version\":\"%s\",\"generation\":%ld,\"started\":%ld,\"uptime_s\":%ld,"
+                          "{\"ok\":true,\"version\":\"%s\",\"generation\":%ld,\"started\":%ld,\"uptime_s\":%ld,"
                           "\"inflight\":%d,\"memory_c_bytes\":%zu,\"config\":",
                           TF_VERSION, g ? g->id : 0, (long)s->started, (long)(time(NULL) - s->started),
                           atomic_load(&s->inflight), mem_in_use());
@@ -707,6 +707,15 @@ static enum MHD_Result send_status(struct MHD_Connection *c, struct req *r)
         n += (size_t)snprintf(out + n, cap - n, ",\"auth\":\"%s\",\"max_body\":%zu}",
                               rt->roles & ROLE_ADMIN ? "admin" : rt->roles & ROLE_INGEST ? "ingest"
                               : rt->roles & ROLE_READ ? "read" : "none", rt->max_body);
+    }
+    n += (size_t)snprintf(out + n, cap - n, "],\"warnings\":["); /* the generation's static-check warnings */
+    for (const char *w = g ? g->warnings : NULL; w && *w && n < cap - 1024;) {
+        const char *nl = strchr(w, '\n');
+        char line[2048];
+        snprintf(line, sizeof line, "%.*s", (int)(nl ? nl - w : (long)strlen(w)), w);
+        n += (size_t)snprintf(out + n, cap - n, "%s", w == g->warnings ? "" : ",");
+        n += json_str(out + n, cap - n - 256, line);
+        w = nl ? nl + 1 : w + strlen(w);
     }
     n += (size_t)snprintf(out + n, cap - n, "]}");
     if (g) lvm_gen_unref(g);
