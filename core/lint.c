@@ -80,7 +80,7 @@ int lint_luacheck(const char *program, const char *const *files, int nfiles, con
     argv[n] = NULL;
 
     int fds[2];
-    if (pipe(fds) != 0) {
+    if (pipe2(fds, O_CLOEXEC) != 0) { /* no other child inherits our end */
         snprintf(note, notelen, "luacheck not run: pipe: %s", strerror(errno));
         return -1;
     }
