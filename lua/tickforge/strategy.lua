@@ -108,6 +108,7 @@ end
 -- that read it.
 function M.values(set, columns)
   return setmetatable(columns, { __index = function(_, k)
+    if type(k) ~= "string" then return nil end -- ipairs and friends probe integer keys
     error(string.format("set %s has no output %s (outputs: %s)", set.name, tostring(k),
       table.concat(set.columns, ", ")), 2)
   end })
