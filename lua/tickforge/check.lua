@@ -9,6 +9,14 @@ local M = {}
 
 local function add(list, fmt, ...) list[#list + 1] = string.format(fmt, ...) end
 
+local after = {} -- checks plugins deferred until every plugin has loaded
+
+--- after_load(fn): runs fn once every plugin has loaded (in check and each
+-- reload's validation); an error it raises rejects the generation. For
+-- settings that name what other plugins define (plugins/jobs.lua checks the
+-- indicators job's sets this way).
+function M.after_load(fn) after[#after + 1] = fn end
+
 -- Warnings for reads of s.values.X / s.values["X"] in a strategy's source
 -- that name no column of its set (a heuristic over the text; the same read
 -- raises at run time, naming the set's outputs).
@@ -36,6 +44,10 @@ end
 -- source_of(fn) -> path, first line, source text of fn (given by lvm.c).
 function M.run(source_of)
   local errors, warnings = {}, {}
+  for _, fn in ipairs(after) do
+    local ok, err = pcall(fn)
+    if not ok then errors[#errors + 1] = tostring(err) end
+  end
   local strategy = rawget(tf, "strategy") -- loaded only when a plugin used it
   if strategy then
     for _, st in ipairs(strategy.list()) do

@@ -9,15 +9,16 @@ local LUACHECK = H.sh("command -v luacheck"):match("%S+")
 
 -- Writes plugins (name -> source) into a fresh folder with a config, runs
 -- check on it with env; returns its output (stdout and stderr) and status.
-local function check(plugins, env)
+local function check(plugins, env, config)
   local dir = H.tmpdir()
   H.sh("mkdir -p " .. dir .. "/plugins")
   for name, src in pairs(plugins) do
     H.sh("mkdir -p " .. (dir .. "/plugins/" .. name):match("^(.*)/"))
     H.write(dir .. "/plugins/" .. name, src)
   end
-  H.write(dir .. "/tf.lua", string.format("return { plugins = { dir = %q }, lua = { path = { %q } } }",
-    dir .. "/plugins", H.ROOT .. "/lua"))
+  local cfg = { plugins = { dir = dir .. "/plugins" }, lua = { path = { H.ROOT .. "/lua" } } }
+  for k, v in pairs(config or {}) do cfg[k] = v end
+  H.write(dir .. "/tf.lua", "return " .. H.lua_literal(cfg))
   local out = H.sh(string.format("cd %s && %s %s check --config tf.lua 2>&1; echo rc=$?", dir, env or "", H.BIN))
   os.execute("rm -rf " .. dir)
   return out, tonumber(out:match("rc=(%d+)%s*$"))
@@ -113,6 +114,16 @@ end)
     assert.are.equal(1, rc, out)
     assert.matches("plugins/r.lua:1: tf.route: unknown option 'auht' %(options: auth, max_body, doc%)", out)
     out, rc = check({ ["r.lua"] = 'tf.route("GET", "/r", function() end, { auth = "none", max_body = "1KB", doc = "d" })\n' })
+    assert.are.equal(0, rc, out)
+  end)
+
+  it("rejects the indicators job's settings naming a set no plugin defines, once every plugin has loaded", function()
+    local jobs = H.read(H.ROOT .. "/plugins/jobs.lua")
+    local cfg = { jobs = { indicators = { targets = { { sets = { "zz_set" } } } } } }
+    local out, rc = check({ ["jobs.lua"] = jobs }, nil, cfg)
+    assert.are.equal(1, rc, out)
+    assert.matches("jobs.indicators.targets%[1%].sets: no indicator set named 'zz_set'", out)
+    out, rc = check({ ["jobs.lua"] = jobs, ["zz_sets.lua"] = 'tf.indicators.set("zz_set", { { "sma", 10 } })\n' }, nil, cfg)
     assert.are.equal(0, rc, out)
   end)
 
