@@ -177,11 +177,13 @@ return {
     },
   },
 
-  -- Read by plugins/strategies (the shipped examples).
+  -- Read by plugins/strategies (every plugins/strategies/*.lua is loaded;
+  -- these settings are the shipped examples') and by tf.strategy.
   strategies = {
     rsi_reversal = { symbols = { "EURUSD" }, timeframe = "M5", low = 30, high = 70 },
     macd_cross = { symbols = { "EURUSD" }, timeframe = "H1" },
-    disabled = {},               -- example names not to register: { "macd_cross" }
+    disabled = {},               -- default {}: strategy names not to register, and files of
+                                 -- plugins/strategies/ (without .lua) not to load: { "macd_cross" }
   },
 }
 

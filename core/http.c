@@ -687,7 +687,7 @@ static enum MHD_Result send_status(struct MHD_Connection *c, struct req *r)
     struct lvm_gen *g = lvm_gen_current();
     pthread_mutex_lock(&s->reload_lock);
     n += (size_t)snprintf(out + n, cap - n,
-                          "{\"version\":\"%s\",\"generation\":%ld,\"started\":%ld,\"uptime_s\":%ld,"
+                          "{\"ok\":true,\"version\":\"%s\",\"generation\":%ld,\"started\":%ld,\"uptime_s\":%ld,"
                           "\"inflight\":%d,\"memory_c_bytes\":%zu,\"config\":",
                           TF_VERSION, g ? g->id : 0, (long)s->started, (long)(time(NULL) - s->started),
                           atomic_load(&s->inflight), mem_in_use());
@@ -708,6 +708,15 @@ static enum MHD_Result send_status(struct MHD_Connection *c, struct req *r)
                               rt->roles & ROLE_ADMIN ? "admin" : rt->roles & ROLE_INGEST ? "ingest"
                               : rt->roles & ROLE_READ ? "read" : "none", rt->max_body);
     }
+    n += (size_t)snprintf(out + n, cap - n, "],\"warnings\":["); /* the generation's static-check warnings */
+    for (const char *w = g ? g->warnings : NULL; w && *w && n < cap - 1024;) {
+        const char *nl = strchr(w, '\n');
+        char line[2048];
+        snprintf(line, sizeof line, "%.*s", (int)(nl ? nl - w : (long)strlen(w)), w);
+        n += (size_t)snprintf(out + n, cap - n, "%s", w == g->warnings ? "" : ",");
+        n += json_str(out + n, cap - n - 256, line);
+        w = nl ? nl + 1 : w + strlen(w);
+    }
     n += (size_t)snprintf(out + n, cap - n, "]}");
     if (g) lvm_gen_unref(g);
     return send_body(c, r, 200, "application/json", out, n, 1);
@@ -725,8 +734,9 @@ static enum MHD_Result send_jobs(struct MHD_Connection *c, struct req *r, const 
     }
     char name[80];
     snprintf(name, sizeof name, "%.*s", (int)(strlen(url) - 16), url + 12);
-    char *record = NULL;
-    int rc = sched_run_now(sc, name, &record);
+    char *record = NULL, why[256];
+    int rc = sched_run_request(sc, name, r->body, r->len, &record, why, sizeof why);
+    if (rc == -3) return send_error(c, r, 400, why);
     if (rc == -1) return send_error(c, r, 404, "no job with that name");
     if (rc != 0) return send_error(c, r, 503, "the scheduler stopped before the run finished");
     return send_body(c, r, 200, "application/json", record, strlen(record), 1);
@@ -788,7 +798,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
         unsigned need = b == BUILTIN_HEALTH ? 0 : b == BUILTIN_METRICS ? (g->cfg->metrics_open ? 0 : ROLE_READ) : ROLE_ADMIN;
         int st = auth_check(c, g->cfg, need, &msg, &r->key_name);
         if (st) return send_error(c, r, st, msg);
-        r->max = 0;
+        r->max = b == BUILTIN_JOB_RUN ? SCHED_RUN_MAX_BODY : 0; /* run options, e.g. {"reset_watermark": true} */
         return MHD_YES;
     }
 

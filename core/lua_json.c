@@ -154,6 +154,122 @@ static int in_order(lua_State *L, int order, int key)
     }
 }
 
+/* An object key waiting to be written: its copy's stack slot and what sorts it. */
+struct okey {
+    int slot;
+    int isnum;
+    const char *s; /* string keys: valid while the key is on the stack */
+    size_t n;
+    double d;      /* number keys */
+};
+
+/* Stable key order, so two answers built alike read alike whichever VM
+ * built them (Lua's hash order differs between VMs): "ok" first, then
+ * string keys in byte order, then number keys in numeric order. */
+static int okey_cmp(const void *pa, const void *pb)
+{
+    const struct okey *a = pa, *b = pb;
+    if (a->isnum != b->isnum) return a->isnum - b->isnum;
+    if (a->isnum) return a->d < b->d ? -1 : a->d > b->d;
+    int aok = a->n == 2 && !memcmp(a->s, "ok", 2), bok = b->n == 2 && !memcmp(b->s, "ok", 2);
+    if (aok != bok) return bok - aok;
+    int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+    return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+
+static void encode(struct buf *b, lua_State *L, int idx, int depth);
+
+/* Writes key k (an okey) and the table's value for it. */
+static void put_member(struct buf *b, lua_State *L, int idx, const struct okey *k, int *first, int depth)
+{
+    if (!*first) put(b, ",", 1);
+    *first = 0;
+    if (!k->isnum) {
+        put_string(b, k->s, k->n);
+    } else {
+        char tmp[40];
+        int kn = lua_isinteger(L, k->slot) ? snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, k->slot))
+                                           : snprintf(tmp, sizeof tmp, "%.17g", k->d);
+        put_string(b, tmp, (size_t)kn);
+    }
+    put(b, ":", 1);
+    lua_pushvalue(L, k->slot);
+    lua_rawget(L, idx);
+    encode(b, L, lua_gettop(L), depth + 1);
+    lua_pop(L, 1);
+}
+
+/* The table at idx as a JSON object: the keys its metatable's __jsonorder
+ * lists first, in that order (after "ok" when the list does not place it),
+ * then the others in okey_cmp's order. The keys are copied onto the stack
+ * while they are written, so nothing here allocates Lua memory. */
+static void encode_object(struct buf *b, lua_State *L, int idx, int depth)
+{
+    int base = lua_gettop(L), order = 0, nkeys = 0, first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        nkeys++;
+    }
+    if (!lua_checkstack(L, nkeys + 8)) {
+        b->err = "an object with too many keys";
+        return;
+    }
+    struct okey small[8], *keys = nkeys <= 8 ? small : mem_alloc(sizeof *keys * (size_t)nkeys);
+    if (!keys) {
+        b->err = "out of memory";
+        return;
+    }
+    int n = 0, ok = -1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { /* leaves a copy of each key on the stack */
+        lua_pop(L, 1);
+        int kt = lua_type(L, -1);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+            if (!b->err) b->err = "object keys must be strings or numbers";
+        } else if (n < nkeys) {
+            struct okey *k = &keys[n++];
+            k->slot = lua_gettop(L);
+            k->isnum = kt == LUA_TNUMBER;
+            k->s = k->isnum ? NULL : lua_tolstring(L, -1, &k->n); /* a string key: no conversion */
+            k->d = k->isnum ? lua_tonumber(L, -1) : 0;
+            if (!k->isnum && k->n == 2 && !memcmp(k->s, "ok", 2)) ok = n - 1;
+        }
+        lua_pushvalue(L, -1);
+    }
+    if (b->err) goto out;
+    put(b, "{", 1);
+    if (lua_getmetatable(L, idx)) {
+        lua_getfield(L, -1, "__jsonorder");
+        lua_remove(L, -2);
+        if (lua_istable(L, -1)) order = lua_gettop(L);
+        else lua_pop(L, 1);
+    }
+    if (ok >= 0 && (!order || !in_order(L, order, keys[ok].slot))) put_member(b, L, idx, &keys[ok], &first, depth);
+    for (lua_Integer i = 1; order && !b->err && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
+        size_t kn;
+        const char *ks = lua_tolstring(L, -1, &kn);
+        for (int k = 0; k < n; k++)
+            if (!keys[k].isnum && keys[k].n == kn && !memcmp(keys[k].s, ks, kn)) {
+                put_member(b, L, idx, &keys[k], &first, depth);
+                keys[k].slot = 0; /* written */
+                break;
+            }
+        lua_pop(L, 1);
+    }
+    if (order) lua_pop(L, 1); /* the failed rawgeti */
+    if (ok >= 0) keys[ok].slot = 0;
+    int m = 0;
+    for (int k = 0; k < n; k++)
+        if (keys[k].slot) keys[m++] = keys[k];
+    qsort(keys, (size_t)m, sizeof *keys, okey_cmp);
+    for (int k = 0; k < m && !b->err; k++) put_member(b, L, idx, &keys[k], &first, depth);
+    put(b, "}", 1);
+out:
+    if (keys != small) mem_free(keys);
+    lua_settop(L, base);
+}
+
 static void encode(struct buf *b, lua_State *L, int idx, int depth)
 {
     if (b->err) return;
@@ -194,58 +310,7 @@ static void encode(struct buf *b, lua_State *L, int idx, int depth)
             put(b, "]", 1);
             return;
         }
-        put(b, "{", 1);
-        int first = 1, order = 0;
-        if (lua_getmetatable(L, idx)) { /* keys listed in __jsonorder come first, in that order */
-            lua_getfield(L, -1, "__jsonorder");
-            lua_remove(L, -2);
-            if (lua_istable(L, -1)) order = lua_gettop(L);
-            else lua_pop(L, 1);
-        }
-        for (lua_Integer i = 1; order && !b->err && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
-            size_t kn;
-            const char *k = lua_tolstring(L, -1, &kn);
-            if (lua_rawget(L, idx) != LUA_TNIL) { /* consumes the key copy */
-                if (!first) put(b, ",", 1);
-                first = 0;
-                put_string(b, k, kn); /* k stays valid: the order table holds the string */
-                put(b, ":", 1);
-                encode(b, L, lua_gettop(L), depth + 1);
-            }
-            lua_pop(L, 1);
-        }
-        if (order) lua_pop(L, 1); /* the failed rawgeti */
-        lua_pushnil(L);
-        while (!b->err && lua_next(L, idx)) {
-            int kt = lua_type(L, -2);
-            if (order && kt == LUA_TSTRING && in_order(L, order, -2)) {
-                lua_pop(L, 1);
-                continue;
-            }
-            if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
-                b->err = "object keys must be strings or numbers";
-                lua_pop(L, 2);
-                return;
-            }
-            if (!first) put(b, ",", 1);
-            first = 0;
-            if (kt == LUA_TSTRING) {
-                size_t kn;
-                const char *k = lua_tolstring(L, -2, &kn);
-                put_string(b, k, kn);
-            } else {
-                char tmp[40];
-                lua_pushvalue(L, -2); /* tostring on a copy keeps lua_next's key intact */
-                int kn = snprintf(tmp, sizeof tmp, "%s", lua_tostring(L, -1));
-                lua_pop(L, 1);
-                put_string(b, tmp, (size_t)kn);
-            }
-            put(b, ":", 1);
-            encode(b, L, lua_gettop(L), depth + 1);
-            lua_pop(L, 1);
-        }
-        put(b, "}", 1);
-        if (order) lua_remove(L, order);
+        encode_object(b, L, idx, depth);
         return;
     }
     default: break;

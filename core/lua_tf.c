@@ -9,6 +9,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"json", luaopen_tf_json},
     {"log", luaopen_tf_log},
     {"route", luaopen_tf_route},
+    {"plugins", luaopen_tf_plugins},
     {"config", luaopen_tf_config},
     {"db", luaopen_tf_db},
     {"candles", luaopen_tf_candles},

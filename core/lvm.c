@@ -7,6 +7,7 @@
 #include "lvm.h"
 
 #include "config.h"
+#include "lint.h"
 #include "log.h"
 #include "lua_tf.h"
 #include "mem.h"
@@ -37,6 +38,8 @@ struct lvm {
     char err_code[32];     /* the `code` field of the last error object, if it had one */
     char *errors;          /* load errors, one per line (mem_*) */
     size_t errors_len;
+    char *warnings;        /* static-check warnings, one per line (mem_*) */
+    size_t warnings_len;
 };
 
 /* A source file as the generation first read it. Every VM of a generation
@@ -49,15 +52,25 @@ struct gen_file {
     struct gen_file *next;
 };
 
+/* A plugin folder's modules as the generation first listed them, so every
+ * VM of a generation sees the same drop-in files (tf.plugins.modules). */
+struct gen_listing {
+    char *dir;     /* "strategies" */
+    char **names;  /* NULL-terminated, sorted: "strategies.macd_cross", ... */
+    struct gen_listing *next;
+};
+
 struct gen_private {
     struct lvm_gen pub;
     atomic_int refs;
-    pthread_mutex_t files_lock; /* guards files and plugins */
+    pthread_mutex_t files_lock; /* guards files, plugins and listings */
     struct gen_file *files;
     char **plugins; /* plugin paths in load order; NULL until first listed */
+    struct gen_listing *listings;
 };
 
 static int load_source(lua_State *L, struct lvm_gen *g, const char *path);
+static int cmp_str(const void *a, const void *b);
 
 static const char ctx_key = 0;    /* registry: light userdata -> struct lvm */
 static const char routes_key = 0; /* registry: array of route tables */
@@ -276,7 +289,18 @@ static int l_route(lua_State *L)
 
     unsigned roles = ROLE_READ;
     double max_body = vm->gen && vm->gen->cfg ? (double)vm->gen->cfg->http_max_body : 16.0 * 1048576;
-    if (lua_istable(L, 4)) {
+    if (lua_istable(L, 4)) { /* a key that is no option is a typo: say so rather than ignore it */
+        static const char *const options[] = {"auth", "max_body", "doc", NULL};
+        lua_pushnil(L);
+        while (lua_next(L, 4)) {
+            int known = 0;
+            for (int i = 0; options[i] && !known; i++)
+                known = lua_type(L, -2) == LUA_TSTRING && !strcmp(lua_tostring(L, -2), options[i]);
+            if (!known)
+                return luaL_error(L, "tf.route: unknown option '%s' (options: auth, max_body, doc)",
+                                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
+            lua_pop(L, 1);
+        }
         lua_getfield(L, 4, "auth");
         const char *a = lua_tostring(L, -1);
         if (lua_isnil(L, -1)) roles = ROLE_READ;
@@ -323,6 +347,101 @@ static int l_route(lua_State *L)
 int luaopen_tf_route(lua_State *L)
 {
     lua_pushcfunction(L, l_route);
+    return 1;
+}
+
+/* ---- tf.plugins ---- */
+
+/* The sorted module names of dir's *.lua files (init.lua excepted) as a
+ * NULL-terminated mem_* array; an absent directory is an empty list. NULL
+ * when out of memory. */
+static char **list_modules(const char *root, const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root, dir);
+    int n = 0, cap = 8;
+    char **names = mem_calloc((size_t)cap + 1, sizeof *names);
+    DIR *d = opendir(path);
+    if (!names || !d) {
+        if (d) closedir(d);
+        return names;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        char p[1280], mod[512];
+        struct stat st;
+        if (e->d_name[0] == '.' || len <= 4 || strcmp(e->d_name + len - 4, ".lua") || !strcmp(e->d_name, "init.lua"))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (n == cap) {
+            char **more = mem_realloc(names, ((size_t)cap * 2 + 1) * sizeof *names);
+            if (!more) break;
+            names = more;
+            cap *= 2;
+        }
+        snprintf(mod, sizeof mod, "%s.%.*s", dir, (int)(len - 4), e->d_name);
+        for (char *c = mod; *c; c++)
+            if (*c == '/') *c = '.';
+        if ((names[n] = mem_strdup(mod))) n++;
+    }
+    closedir(d);
+    names[n] = NULL;
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    return names;
+}
+
+/* tf.plugins.modules(dir) -> { "dir.name", ... }: the modules a plugin
+ * folder holds (every .lua file in plugins/<dir> but init.lua), sorted, for
+ * require: a folder plugin's init.lua loads its drop-in files with it. */
+static int l_plugin_modules(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    struct lvm *vm = ctx(L);
+    size_t len = strlen(dir);
+    int ok = len > 0 && len < 200 && dir[0] != '.' && !strstr(dir, "..");
+    for (const char *p = dir; ok && *p; p++)
+        ok = *p == '_' || *p == '-' || *p == '.' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+             (*p >= '0' && *p <= '9');
+    if (!ok) return luaL_error(L, "tf.plugins.modules: invalid folder name '%s'", dir);
+    if (!vm || !vm->gen || !vm->gen->cfg) return luaL_error(L, "tf.plugins.modules: no plugin directory configured");
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s", dir);
+    for (char *p = rel; *p; p++)
+        if (*p == '.') *p = '/';
+    struct gen_private *gp = (struct gen_private *)vm->gen;
+    pthread_mutex_lock(&gp->files_lock);
+    struct gen_listing *l = gp->listings;
+    while (l && strcmp(l->dir, rel)) l = l->next;
+    if (!l && (l = mem_calloc(1, sizeof *l))) {
+        l->dir = mem_strdup(rel);
+        l->names = list_modules(vm->gen->cfg->plugins_dir, rel);
+        if (!l->dir || !l->names) {
+            for (char **n = l->names; n && *n; n++) mem_free(*n);
+            mem_free(l->names);
+            mem_free(l->dir);
+            mem_free(l);
+            l = NULL;
+        } else {
+            l->next = gp->listings;
+            gp->listings = l;
+        }
+    }
+    pthread_mutex_unlock(&gp->files_lock);
+    if (!l) return luaL_error(L, "tf.plugins.modules: out of memory");
+    lua_newtable(L);
+    for (int i = 0; l->names[i]; i++) { /* the listing lives as long as the generation */
+        lua_pushstring(L, l->names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+int luaopen_tf_plugins(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"modules", l_plugin_modules}, {NULL, NULL}};
+    luaL_newlib(L, fns);
     return 1;
 }
 
@@ -514,29 +633,33 @@ static void copy_fields(lua_State *L, int src, const char *const *names)
     }
 }
 
+/* The sandbox's allow-list: the base functions and, per library, the
+ * functions a plugin may call (also what the linter is told exists). */
+static const char *const base_fns[] = {"assert", "error", "getmetatable", "ipairs", "next", "pairs",
+    "pcall", "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber",
+    "tostring", "type", "xpcall", "_VERSION", NULL};
+static const char *const string_fns[] = {"byte", "char", "find", "format", "gmatch", "gsub", "len",
+    "lower", "match", "rep", "reverse", "sub", "upper", "pack", "packsize", "unpack", NULL};
+static const char *const table_fns[] = {"concat", "insert", "move", "pack", "remove", "sort", "unpack", NULL};
+static const char *const math_fns[] = {"abs", "ceil", "cos", "deg", "exp", "floor", "fmod", "huge",
+    "log", "max", "maxinteger", "min", "mininteger", "modf", "pi", "rad", "random", "randomseed",
+    "sin", "sqrt", "tan", "tointeger", "type", "ult", "atan", "asin", "acos", NULL};
+static const char *const utf8_fns[] = {"char", "charpattern", "codes", "codepoint", "len", "offset", NULL};
+static const char *const co_fns[] = {"create", "isyieldable", "resume", "running", "status", "wrap",
+    "yield", "close", NULL};
+static const char *const os_fns[] = {"clock", "date", "difftime", "time", NULL};
+static const struct { const char *lib; const char *const *fns; } libs[] = {
+    {"string", string_fns}, {"table", table_fns}, {"math", math_fns}, {"utf8", utf8_fns},
+    {"coroutine", co_fns}, {"os", os_fns}, {NULL, NULL}};
+/* Globals the sandbox adds to the allow-list. */
+static const char *const sandbox_extra[] = {"require", "load", "print", "_G", "tf", NULL};
+
 static void build_sandbox(lua_State *L)
 {
-    static const char *const base[] = {"assert", "error", "getmetatable", "ipairs", "next", "pairs",
-        "pcall", "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber",
-        "tostring", "type", "xpcall", "_VERSION", NULL};
-    static const char *const string_fns[] = {"byte", "char", "find", "format", "gmatch", "gsub", "len",
-        "lower", "match", "rep", "reverse", "sub", "upper", "pack", "packsize", "unpack", NULL};
-    static const char *const table_fns[] = {"concat", "insert", "move", "pack", "remove", "sort", "unpack", NULL};
-    static const char *const math_fns[] = {"abs", "ceil", "cos", "deg", "exp", "floor", "fmod", "huge",
-        "log", "max", "maxinteger", "min", "mininteger", "modf", "pi", "rad", "random", "randomseed",
-        "sin", "sqrt", "tan", "tointeger", "type", "ult", "atan", "asin", "acos", NULL};
-    static const char *const utf8_fns[] = {"char", "charpattern", "codes", "codepoint", "len", "offset", NULL};
-    static const char *const co_fns[] = {"create", "isyieldable", "resume", "running", "status", "wrap",
-        "yield", "close", NULL};
-    static const char *const os_fns[] = {"clock", "date", "difftime", "time", NULL};
-    static const struct { const char *lib; const char *const *fns; } libs[] = {
-        {"string", string_fns}, {"table", table_fns}, {"math", math_fns}, {"utf8", utf8_fns},
-        {"coroutine", co_fns}, {"os", os_fns}, {NULL, NULL}};
-
     lua_pushglobaltable(L);
     int g = lua_gettop(L);
     lua_newtable(L); /* the sandbox environment */
-    copy_fields(L, g, base);
+    copy_fields(L, g, base_fns);
     for (int i = 0; libs[i].lib; i++) {
         lua_getfield(L, g, libs[i].lib);
         lua_newtable(L);
@@ -771,6 +894,136 @@ static void load_plugins(struct lvm *vm)
     vm->loading = 0;
 }
 
+/* ---- static checks ---- */
+
+/* Appends msg as one line to a (buffer, length) pair (mem_*). */
+static void add_line(char **buf, size_t *len, const char *msg)
+{
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') n--;
+    char *e = mem_realloc(*buf, *len + n + 2);
+    if (!e) return;
+    *buf = e;
+    if (*len) e[(*len)++] = '\n';
+    memcpy(e + *len, msg, n);
+    *len += n;
+    e[*len] = 0;
+}
+
+/* source_of(fn) -> path, first line, text of its lines (from the
+ * generation's snapshot), or nil: for checks that read a function's source
+ * (the plugin sandbox has no debug library and no files). */
+static int l_source_of(lua_State *L)
+{
+    lua_Debug ar;
+    struct lvm *vm = ctx(L);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    if (!lua_getinfo(L, ">S", &ar) || ar.source[0] != '@' || ar.linedefined <= 0 || !vm || !vm->gen) return 0;
+    const struct gen_file *f = gen_file(vm->gen, ar.source + 1);
+    if (!f) return 0;
+    const char *p = f->data, *end = f->data + f->len, *from = NULL;
+    for (int line = 1; p < end && line <= ar.lastlinedefined; line++) {
+        if (line == ar.linedefined) from = p;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    if (!from) return 0;
+    lua_pushstring(L, ar.source + 1);
+    lua_pushinteger(L, ar.linedefined);
+    lua_pushlstring(L, from, (size_t)(p - from));
+    return 3;
+}
+
+/* Runs tickforge.check's run(source_of) in the VM: what tickforge itself
+ * knows is wrong once every plugin has registered (a strategy naming a set
+ * that does not exist...). Its errors go to vm->errors, its warnings to
+ * vm->warnings. */
+static int checks_protected(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "tickforge.check");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "run");
+    lua_pushcfunction(L, l_source_of);
+    lua_call(L, 1, 2);
+    for (int list = 0; list < 2; list++) {
+        int t = lua_gettop(L) - 1 + list;
+        for (lua_Integer i = 1; lua_istable(L, t) && lua_rawgeti(L, t, i) == LUA_TSTRING; i++) {
+            if (list == 0) add_error(vm, lua_tostring(L, -1));
+            else add_line(&vm->warnings, &vm->warnings_len, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* The files of the generation under the plugin directory, for the linter. */
+static int plugin_sources(struct gen_private *p, const char **out, int cap)
+{
+    const char *dir = p->pub.cfg->plugins_dir;
+    size_t dl = strlen(dir);
+    int n = 0;
+    pthread_mutex_lock(&p->files_lock);
+    for (struct gen_file *f = p->files; f && n < cap; f = f->next)
+        if (!strncmp(f->path, dir, dl) && f->path[dl] == '/') out[n++] = f->path; /* live as long as p */
+    pthread_mutex_unlock(&p->files_lock);
+    return n;
+}
+
+/* Static checks of a candidate generation: tickforge's own (in vm, when it
+ * loaded; errors reject the generation) and the linter's over every plugin
+ * file read (warnings), into p's warnings and lint note. */
+static void static_checks(struct lvm *vm, struct gen_private *p)
+{
+    char msg[2048];
+    if (vm) {
+        lua_pushcfunction(vm->L, checks_protected);
+        if (lvm_call(vm, 0, 0, p->pub.cfg->lua_handler_timeout_ms * 4, msg, sizeof msg) != LVM_OK) {
+            char *tb = strstr(msg, "\nstack traceback:");
+            if (tb) *tb = 0;
+            char w[2200];
+            snprintf(w, sizeof w, "warning: tickforge's static check did not finish: %s", msg);
+            add_line(&vm->warnings, &vm->warnings_len, w);
+        }
+        if (vm->warnings) {
+            p->pub.warnings = vm->warnings;
+            vm->warnings = NULL;
+        }
+    }
+    const char *program = getenv("TICKFORGE_LUACHECK");
+    if (!program || !*program) program = "luacheck";
+    if (!strcmp(program, "off")) {
+        snprintf(p->pub.lint_note, sizeof p->pub.lint_note, "luacheck is off (TICKFORGE_LUACHECK=off)");
+        return;
+    }
+    const char *files[256];
+    int nfiles = plugin_sources(p, files, 256);
+    const char *globals[256];
+    int ng = 0;
+    for (int i = 0; base_fns[i]; i++) globals[ng++] = base_fns[i];
+    for (int i = 0; sandbox_extra[i]; i++) globals[ng++] = sandbox_extra[i];
+    char *owned[200];
+    int nowned = 0;
+    for (int l = 0; libs[l].lib; l++)
+        for (int i = 0; libs[l].fns[i] && nowned < 200; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s.%s", libs[l].lib, libs[l].fns[i]);
+            if ((owned[nowned] = mem_strdup(name))) globals[ng++] = owned[nowned++];
+        }
+    globals[ng] = NULL;
+    size_t len = p->pub.warnings ? strlen(p->pub.warnings) : 0;
+    char *found = NULL;
+    size_t flen = 0;
+    int rc = lint_luacheck(program, files, nfiles, globals, &found, &flen, p->pub.lint_note, sizeof p->pub.lint_note);
+    for (int i = 0; i < nowned; i++) mem_free(owned[i]);
+    p->pub.linted = rc == 1;
+    if (found) add_line(&p->pub.warnings, &len, found);
+    mem_free(found);
+}
+
 /* An error outside any protected call is a bug in the core: say where. */
 static int vm_panic(lua_State *L)
 {
@@ -847,6 +1100,7 @@ void lvm_free(struct lvm *vm)
     if (vm->L) lua_close(vm->L);
     if (vm->gen) lvm_gen_unref(vm->gen);
     mem_free(vm->errors);
+    mem_free(vm->warnings);
     mem_free(vm);
 }
 
@@ -877,8 +1131,16 @@ void lvm_gen_unref(struct lvm_gen *g)
     }
     for (char **f = p->plugins; f && *f; f++) mem_free(*f);
     mem_free(p->plugins);
+    for (struct gen_listing *l = p->listings, *next; l; l = next) {
+        next = l->next;
+        for (char **n = l->names; *n; n++) mem_free(*n);
+        mem_free(l->names);
+        mem_free(l->dir);
+        mem_free(l);
+    }
     pthread_mutex_destroy(&p->files_lock);
     config_free(g->cfg);
+    mem_free(g->warnings);
     mem_free(p);
 }
 
@@ -906,6 +1168,16 @@ struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *
         return NULL;
     }
     struct lvm *vm = lvm_new(LVM_PLUGIN, &p->pub, host, err, errlen);
+    static_checks(vm, p);
+    if (vm && vm->errors) { /* tickforge's own checks found errors */
+        snprintf(err, errlen, "%s", vm->errors);
+        lvm_free(vm);
+        vm = NULL;
+    }
+    if (!vm && p->pub.warnings) { /* a warning may explain an error: show both */
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, "\n%s", p->pub.warnings);
+    }
     if (vm && extract(vm, &p->pub.routes, &p->pub.nroutes, &p->pub.jobs, &p->pub.njobs) != 0) {
         snprintf(err, errlen, "out of memory");
         lvm_free(vm);
@@ -917,6 +1189,13 @@ struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *
 
 void lvm_gen_publish(struct lvm_gen *g)
 {
+    for (const char *w = g->warnings; w && *w;) { /* once per generation, where admins look */
+        const char *nl = strchr(w, '\n');
+        char line[2048], q[2100];
+        snprintf(line, sizeof line, "%.*s", (int)(nl ? nl - w : (long)strlen(w)), w);
+        log_warn("plugin warning", "gen=%ld warning=%s", g->id, log_quote(q, sizeof q, line));
+        w = nl ? nl + 1 : w + strlen(w);
+    }
     lvm_gen_ref(g);
     pthread_mutex_lock(&gen_lock);
     struct lvm_gen *old = current;

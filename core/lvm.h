@@ -56,6 +56,9 @@ struct lvm_gen {
     int nroutes;
     struct lvm_job *jobs;
     int njobs;
+    char *warnings;      /* static-check findings, "file:line: warning: ..." one per line; NULL when none */
+    int linted;          /* luacheck ran over the plugin files */
+    char lint_note[256]; /* why it did not ("luacheck not found..."), else "" */
 };
 
 struct lvm_host *lvm_host(lua_State *L);

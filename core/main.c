@@ -39,7 +39,8 @@ static const char usage[] =
     "  version                             print versions\n"
     "\n"
     "environment: DATABASE_URL, TICKFORGE_LISTEN (host:port), TICKFORGE_API_KEY (or API_KEY),\n"
-    "             TICKFORGE_ADMIN_KEY, TICKFORGE_LOG_LEVEL\n";
+    "             TICKFORGE_ADMIN_KEY, TICKFORGE_LOG_LEVEL,\n"
+    "             TICKFORGE_LUACHECK (the linter that check and reloads run; \"off\": none)\n";
 
 static const char *const command_help[][2] = {
     {"serve", "usage: tickforge serve [--config FILE]\n"
@@ -51,8 +52,12 @@ static const char *const command_help[][2] = {
             "limit). ARGS are in the global table arg. The config (default " DEFAULT_CONFIG
             " when it exists) supplies tf.config and the database.\n"},
     {"check", "usage: tickforge check [--config FILE]\n"
-              "Loads the config and every plugin exactly as a reload would. Prints each error as\n"
-              "file:line: message and exits 1, or prints a summary and exits 0.\n"},
+              "Loads the config and every plugin exactly as a reload would, then checks them\n"
+              "statically: tickforge's own checks (a strategy naming a set that does not exist is an\n"
+              "error) and luacheck's (undefined globals: warnings; Debian package lua-check).\n"
+              "Prints each error as file:line: message and exits 1, or prints each warning as\n"
+              "file:line: warning: message, then the routes, jobs, indicator sets and strategies,\n"
+              "and exits 0.\n"},
     {"migrate", "usage: tickforge migrate [--config FILE]\n"
                 "Applies the numbered sql/*.sql migrations not applied yet, each in a transaction\n"
                 "under an advisory lock (safe with several instances).\n"},
@@ -247,9 +252,21 @@ static int cmd_run(const char *config_path, int argc, char **argv)
     return rc;
 }
 
+/* The indicator sets and strategies the plugins registered, as lines
+ * (tickforge.check's summary), pushed on vm's stack with their counts. */
+static int check_summary(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "tickforge.check");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "summary");
+    lua_call(L, 0, 3);
+    return 3;
+}
+
 static int cmd_check(const char *config_path)
 {
-    char err[16384];
+    char err[65536];
     struct lvm_host host = {NULL}; /* plugins must load without touching the database */
     /* a throw-away cache, so a plugin using tf.cache at load checks as it serves */
     if (!(host.cache = cache_new((size_t)64 << 20))) {
@@ -263,13 +280,35 @@ static int cmd_check(const char *config_path)
         return 1;
     }
     struct lvm_gen *g = lvm_gen(vm);
-    printf("ok: %s, %d route%s\n", config_path ? config_path : "(built-in defaults)", g->nroutes,
-           g->nroutes == 1 ? "" : "s");
-    for (int i = 0; i < g->nroutes; i++) printf("  %-7s %s\n", g->routes[i].method, g->routes[i].path);
-    for (int i = 0; i < g->njobs; i++) {
-        if (g->jobs[i].every_ms > 0) printf("  job     %s every %lld ms\n", g->jobs[i].name, g->jobs[i].every_ms);
-        else printf("  job     %s cron \"%s\"\n", g->jobs[i].name, g->jobs[i].cron);
+    lua_State *L = lvm_state(vm);
+    lua_pushcfunction(L, check_summary);
+    const char *lines = NULL;
+    int nsets = 0, nstrategies = 0;
+    if (lvm_call(vm, 0, 3, 0, err, sizeof err) == LVM_OK) {
+        lines = lua_tostring(L, -3);
+        nsets = (int)lua_tointeger(L, -2);
+        nstrategies = (int)lua_tointeger(L, -1);
+    } else {
+        fprintf(stderr, "tickforge: cannot list indicator sets and strategies: %s\n", err);
     }
+    int nwarn = 0;
+    for (const char *w = g->warnings; w && *w; w++) nwarn += *w == '\n';
+    if (g->warnings && *g->warnings) {
+        nwarn++;
+        fprintf(stderr, "%s\n", g->warnings);
+    }
+    if (!g->linted) fprintf(stderr, "note: %s\n", g->lint_note);
+    printf("ok: %s, %d route%s, %d job%s, %d indicator set%s, %d strateg%s; %d warning%s\n",
+           config_path ? config_path : "(built-in defaults)", g->nroutes, g->nroutes == 1 ? "" : "s", g->njobs,
+           g->njobs == 1 ? "" : "s", nsets, nsets == 1 ? "" : "s", nstrategies, nstrategies == 1 ? "y" : "ies", nwarn,
+           nwarn == 1 ? "" : "s");
+    for (int i = 0; i < g->nroutes; i++) printf("  %-8s %s\n", g->routes[i].method, g->routes[i].path);
+    for (int i = 0; i < g->njobs; i++) {
+        if (g->jobs[i].every_ms > 0) printf("  job      %s every %lld ms\n", g->jobs[i].name, g->jobs[i].every_ms);
+        else printf("  job      %s cron \"%s\"\n", g->jobs[i].name, g->jobs[i].cron);
+    }
+    if (lines && *lines) printf("%s\n", lines);
+    fflush(stdout);
     lvm_free(vm);
     cache_free(host.cache);
     return 0;

@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "metrics.h"
 
+#include <cJSON.h>
 #include <lauxlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,8 +42,10 @@ struct record {
     double duration_ms;
     long long rows;
     int manual;
+    int reset; /* a manual run asked to start without the watermark */
     char result[12]; /* ok | error | timeout | skipped */
-    char error[512];
+    char error[512]; /* why it failed: set only when result is error or timeout */
+    char note[512];  /* what a run that did not fail says (the job's `note`, why it was skipped) */
 };
 
 struct job {
@@ -68,6 +71,7 @@ struct waiter {
 struct run_req {
     char name[65];
     long long slot_ms; /* 0 for a manual run */
+    int reset;         /* manual runs: run without the stored watermark */
     struct waiter *w;  /* manual runs: who waits */
     struct run_req *next;
 };
@@ -196,7 +200,7 @@ static void reconcile(struct sched *s, struct lvm_gen *g)
     s->gen_id = g->id;
 }
 
-static void enqueue(struct sched *s, const char *name, long long slot, struct waiter *w)
+static void enqueue(struct sched *s, const char *name, long long slot, struct waiter *w, int reset)
 {
     struct run_req *r = mem_calloc(1, sizeof *r);
     if (!r) {
@@ -206,6 +210,7 @@ static void enqueue(struct sched *s, const char *name, long long slot, struct wa
     snprintf(r->name, sizeof r->name, "%s", name);
     r->slot_ms = slot;
     r->w = w;
+    r->reset = reset;
     if (s->queue_tail) s->queue_tail->next = r;
     else s->queue = r;
     s->queue_tail = r;
@@ -256,13 +261,13 @@ static void *sched_main(void *arg)
             if (now >= j->fire_ms) {
                 if (!j->running) {
                     j->running = 1; /* reserved: no other run may start */
-                    enqueue(s, j->name, j->next_ms, NULL);
+                    enqueue(s, j->name, j->next_ms, NULL, 0);
                 } else if (j->def.overlap_queue) {
                     j->pending_slot = j->next_ms;
                 } else {
                     struct record r = {.scheduled_ms = j->next_ms, .started_ms = now};
                     snprintf(r.result, sizeof r.result, "skipped");
-                    snprintf(r.error, sizeof r.error, "the previous run was still running (overlap = skip)");
+                    snprintf(r.note, sizeof r.note, "the previous run was still running (overlap = skip)");
                     add_record(j, &r);
                 }
                 plan(j, now);
@@ -303,7 +308,7 @@ static int ctx_log(lua_State *L)
 }
 
 static void push_ctx(lua_State *L, const char *name, long long slot, const char *watermark,
-                     const char *instance, int manual)
+                     const char *instance, int manual, int reset)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error"};
     char err[128];
@@ -314,6 +319,8 @@ static void push_ctx(lua_State *L, const char *name, long long slot, const char 
     lua_setfield(L, -2, "scheduled");
     lua_pushboolean(L, manual);
     lua_setfield(L, -2, "manual");
+    lua_pushboolean(L, reset);
+    lua_setfield(L, -2, "reset_watermark");
     lua_pushstring(L, instance);
     lua_setfield(L, -2, "instance");
     if (watermark && *watermark && lua_json_decode(L, watermark, strlen(watermark), err, sizeof err) == 0)
@@ -347,14 +354,14 @@ static int call_job(lua_State *L)
     struct jobcall *a = lua_touserdata(L, 1);
     struct record *rec = a->rec;
     lua_job_push(L, a->idx);
-    push_ctx(L, a->name, a->slot, a->watermark, a->instance, rec->manual);
+    push_ctx(L, a->name, a->slot, a->watermark, a->instance, rec->manual, rec->reset);
     lua_call(L, 1, 1);
     snprintf(rec->result, sizeof rec->result, "ok");
     if (!lua_istable(L, -1)) return 0;
     lua_getfield(L, -1, "rows");
     rec->rows = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (long long)lua_tonumber(L, -1);
     lua_getfield(L, -2, "note");
-    if (lua_isstring(L, -1)) snprintf(rec->error, sizeof rec->error, "%s", lua_tostring(L, -1));
+    if (lua_isstring(L, -1)) snprintf(rec->note, sizeof rec->note, "%s", lua_tostring(L, -1));
     lua_getfield(L, -3, "watermark");
     if (!lua_isnil(L, -1)) {
         char jerr[128];
@@ -396,6 +403,7 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
     rec->started_ms = now_ms();
     double t0 = mono_ms();
     rec->manual = req->slot_ms == 0;
+    rec->reset = req->reset;
     snprintf(rec->result, sizeof rec->result, "error");
 
     lua_State *L = lvm_state(w->vm);
@@ -405,7 +413,7 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
         if (!strcmp(g->jobs[i].name, req->name)) idx = i;
     if (idx < 0) {
         snprintf(rec->result, sizeof rec->result, "skipped");
-        snprintf(rec->error, sizeof rec->error, "the job is no longer registered");
+        snprintf(rec->note, sizeof rec->note, "the job is no longer registered");
         return;
     }
     const char *name = req->name;
@@ -425,7 +433,7 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
             goto db_fail;
         if (strcmp(got, "t")) {
             snprintf(rec->result, sizeof rec->result, "skipped");
-            snprintf(rec->error, sizeof rec->error, "running in another instance");
+            snprintf(rec->note, sizeof rec->note, "running in another instance");
             goto done;
         }
         snprintf(slot_s, sizeof slot_s, "%lld", req->slot_ms);
@@ -438,13 +446,14 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
         if (q1(c, claim, req->slot_ms ? 2 : 1, v, wm, sizeof wm, &nrows, err, sizeof err)) goto db_fail;
         if (nrows == 0) {
             snprintf(rec->result, sizeof rec->result, "skipped");
-            snprintf(rec->error, sizeof rec->error, "this slot already ran in another instance");
+            snprintf(rec->note, sizeof rec->note, "this slot already ran in another instance");
             goto done;
         }
+        if (req->reset) wm[0] = 0; /* job_state keeps the old one unless this run succeeds */
     } else {
         pthread_mutex_lock(&s->lock);
         struct job *j = find(s, name);
-        if (j && j->watermark) snprintf(wm, sizeof wm, "%s", j->watermark);
+        if (j && j->watermark && !req->reset) snprintf(wm, sizeof wm, "%s", j->watermark);
         pthread_mutex_unlock(&s->lock);
     }
 
@@ -464,6 +473,11 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
         log_error("job failed", "job=%s kind=%s error=%s", name, rec->result, log_quote(q, sizeof q, err));
     }
     rec->duration_ms = mono_ms() - t0;
+    if (!strcmp(rec->result, "ok")) {
+        char q[600];
+        log_write(rec->manual ? LOG_INFO : LOG_DEBUG, "job ran", "job=%s rows=%lld ms=%.1f manual=%d note=%s", name,
+                  rec->rows, rec->duration_ms, rec->manual, log_quote(q, sizeof q, rec->note));
+    }
 
     if (c) {
         char rows_s[32], dur_s[32], sched_s[32];
@@ -483,11 +497,11 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
             if (q1(c, "UPDATE job_state SET last_error = $2 WHERE name = $1", 2, v3, NULL, 0, NULL, err, sizeof err))
                 goto db_fail;
         }
-        const char *v2[8] = {name, host->instance, sched_s, dur_s, rows_s, rec->result,
-                             rec->error[0] ? rec->error : NULL, rec->manual ? "t" : "f"};
-        if (q1(c, "INSERT INTO job_runs (name, instance, scheduled, started, duration_ms, rows, result, error, manual)"
+        const char *v2[9] = {name, host->instance, sched_s, dur_s, rows_s, rec->result,
+                             rec->error[0] ? rec->error : NULL, rec->manual ? "t" : "f", rec->note[0] ? rec->note : NULL};
+        if (q1(c, "INSERT INTO job_runs (name, instance, scheduled, started, duration_ms, rows, result, error, manual, note)"
                   " VALUES ($1, $2, to_timestamp($3::bigint / 1000.0), now() - make_interval(secs => $4::float8 / 1000),"
-                  " $4, $5, $6, $7, $8)", 8, v2, NULL, 0, NULL, err, sizeof err) ||
+                  " $4, $5, $6, $7, $8, $9)", 9, v2, NULL, 0, NULL, err, sizeof err) ||
             q1(c, "DELETE FROM job_runs WHERE name = $1 AND id <= (SELECT id FROM job_runs WHERE name = $1"
                   " ORDER BY id DESC OFFSET 1000 LIMIT 1)", 1, v2, NULL, 0, NULL, err, sizeof err)) /* keep 1000 */
             goto db_fail;
@@ -531,16 +545,23 @@ static size_t json_esc(char *out, size_t cap, const char *s)
     return j;
 }
 
-static void record_json(struct db_buf *b, const char *name, const struct record *r)
+/* One run as JSON. with_ok: the answer to POST /admin/jobs/{name}/run, which
+ * starts with "ok" (did the run succeed) like every answer. */
+static void record_json(struct db_buf *b, const char *name, const struct record *r, int with_ok)
 {
-    char sched_s[48], start_s[48], e[1100];
+    char sched_s[48], start_s[48], e[1100], n[1100];
     iso(sched_s, sizeof sched_s, r->scheduled_ms ? r->scheduled_ms : r->started_ms);
     iso(start_s, sizeof start_s, r->started_ms);
     json_esc(e, sizeof e, r->error);
-    db_buf_printf(b, "{\"job\":\"%s\",\"scheduled\":\"%s\",\"started\":\"%s\",\"duration_ms\":%.3f,\"rows\":%lld,"
-                     "\"result\":\"%s\",\"manual\":%s,\"error\":%s%s%s}",
+    json_esc(n, sizeof n, r->note);
+    if (with_ok) db_buf_printf(b, "{\"ok\":%s,", strcmp(r->result, "ok") ? "false" : "true");
+    else db_buf_putc(b, '{');
+    db_buf_printf(b, "\"job\":\"%s\",\"scheduled\":\"%s\",\"started\":\"%s\",\"duration_ms\":%.3f,\"rows\":%lld,"
+                     "\"result\":\"%s\",\"manual\":%s,\"reset_watermark\":%s,\"error\":%s%s%s,\"note\":%s%s%s}",
                   name, sched_s, start_s, r->duration_ms, r->rows, r->result, r->manual ? "true" : "false",
-                  r->error[0] ? "\"" : "null", r->error[0] ? e : "", r->error[0] ? "\"" : "");
+                  r->reset ? "true" : "false",
+                  r->error[0] ? "\"" : "null", r->error[0] ? e : "", r->error[0] ? "\"" : "",
+                  r->note[0] ? "\"" : "null", r->note[0] ? n : "", r->note[0] ? "\"" : "");
 }
 
 static void refresh_vm(struct worker *w)
@@ -608,7 +629,7 @@ static void *worker_main(void *arg)
             j->running = 0;
             if (j->pending_slot && !s->stopping) { /* overlap = queue */
                 j->running = 1;
-                enqueue(s, j->name, j->pending_slot, NULL);
+                enqueue(s, j->name, j->pending_slot, NULL, 0);
                 j->pending_slot = 0;
             } else {
                 /* a manual run waiting behind this one may now start */
@@ -618,7 +639,7 @@ static void *worker_main(void *arg)
         }
         if (req->w) {
             struct db_buf b = {0};
-            record_json(&b, req->name, &rec);
+            record_json(&b, req->name, &rec, 1);
             req->w->record = b.oom ? NULL : b.data;
             req->w->done = 1;
             pthread_cond_broadcast(&s->done);
@@ -722,7 +743,7 @@ char *sched_status_json(struct sched *s, size_t *len)
     struct db_buf b = {0};
     char e[256];
     json_esc(e, sizeof e, s->host->instance);
-    db_buf_printf(&b, "{\"instance\":\"%s\",\"workers\":%d,\"jobs\":[", e, s->nworkers);
+    db_buf_printf(&b, "{\"ok\":true,\"instance\":\"%s\",\"workers\":%d,\"jobs\":[", e, s->nworkers);
     pthread_mutex_lock(&s->lock);
     int first = 1;
     for (int i = 0; i < s->njobs; i++) {
@@ -741,7 +762,7 @@ char *sched_status_json(struct sched *s, size_t *len)
                       *next ? "\"" : "", j->runs, j->failures, j->skipped);
         for (int k = 0; k < j->nhist; k++) {
             if (k) db_buf_putc(&b, ',');
-            record_json(&b, j->name, &j->hist[k]);
+            record_json(&b, j->name, &j->hist[k], 0);
         }
         db_buf_printf(&b, "]}");
     }
@@ -755,7 +776,7 @@ char *sched_status_json(struct sched *s, size_t *len)
     return b.data;
 }
 
-int sched_run_now(struct sched *s, const char *name, char **record)
+static int run_now(struct sched *s, const char *name, int reset, char **record)
 {
     struct waiter w = {0};
     pthread_mutex_lock(&s->lock);
@@ -764,10 +785,50 @@ int sched_run_now(struct sched *s, const char *name, char **record)
         pthread_mutex_unlock(&s->lock);
         return -1;
     }
-    enqueue(s, name, 0, &w);
+    enqueue(s, name, 0, &w, reset);
     /* Bounded: the run and any run ahead of it are killed at their timeouts. */
     while (!w.done) pthread_cond_wait(&s->done, &s->lock);
     pthread_mutex_unlock(&s->lock);
     *record = w.record;
     return *record ? 0 : -2;
+}
+
+int sched_run_now(struct sched *s, const char *name, char **record)
+{
+    return run_now(s, name, 0, record);
+}
+
+int sched_run_request(struct sched *s, const char *name, const char *body, size_t len, char **record, char *err,
+                      size_t errlen)
+{
+    int reset = 0;
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n')) i++;
+    if (i < len) { /* an empty body means no options */
+        if (len > SCHED_RUN_MAX_BODY) {
+            snprintf(err, errlen, "the body is larger than %d bytes", SCHED_RUN_MAX_BODY);
+            return -3;
+        }
+        cJSON *j = cJSON_ParseWithLength(body, len);
+        if (!cJSON_IsObject(j)) {
+            cJSON_Delete(j);
+            snprintf(err, errlen, "the body must be a JSON object such as {\"reset_watermark\": true}, or empty");
+            return -3;
+        }
+        for (cJSON *f = j->child; f; f = f->next) {
+            if (strcmp(f->string, "reset_watermark")) {
+                snprintf(err, errlen, "unknown option '%.64s' (the options are: reset_watermark)", f->string);
+                cJSON_Delete(j);
+                return -3;
+            }
+            if (!cJSON_IsBool(f)) {
+                snprintf(err, errlen, "reset_watermark must be true or false");
+                cJSON_Delete(j);
+                return -3;
+            }
+            reset = cJSON_IsTrue(f);
+        }
+        cJSON_Delete(j);
+    }
+    return run_now(s, name, reset, record);
 }

@@ -33,4 +33,15 @@ char *sched_status_json(struct sched *s, size_t *len);
  * such job exists, -2 when the scheduler stopped first. */
 int sched_run_now(struct sched *s, const char *name, char **record);
 
+/* The most POST /admin/jobs/{name}/run reads: its body holds options only. */
+#define SCHED_RUN_MAX_BODY 4096
+
+/* POST /admin/jobs/{name}/run with its body (len bytes, may be empty or
+ * NULL): options as a JSON object, {"reset_watermark": true} to run
+ * without the stored watermark (rebuild from scratch; the new one replaces
+ * it only when the run succeeds). As sched_run_now, plus -3 with a message
+ * in err when the body is not valid options (answer 400). */
+int sched_run_request(struct sched *s, const char *name, const char *body, size_t len, char **record, char *err,
+                      size_t errlen);
+
 #endif

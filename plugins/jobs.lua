@@ -18,7 +18,8 @@ local config = require("tickforge.jobs.config")
 local SHIPPED = {
   -- name, default schedule, default timeout, settings checked at load (the
   -- indicators and strategies jobs name sets and strategies other plugins
-  -- may define after this one, so theirs are checked when they run)
+  -- may define after this one, so theirs are checked once every plugin has
+  -- loaded, and again when they run)
   { "tick_aggregator", { every = "5s" }, "60s", true },
   { "rollups", { every = "1m" }, "120s", true },
   { "indicators", { every = "60s" }, "300s", false },
@@ -32,7 +33,7 @@ for _, job in ipairs(SHIPPED) do
   local name, schedule, timeout, check_now = job[1], job[2], job[3], job[4]
   local c = config.section(name)
   local module = require("tickforge.jobs." .. name)
-  if check_now then module.settings() end
+  if check_now then module.settings() else require("tickforge.check").after_load(module.settings) end
   local enabled = c:raw("enabled")
   if enabled ~= nil and type(enabled) ~= "boolean" then c:fail("enabled", "must be true or false") end
   local opts = {

@@ -9,6 +9,7 @@ pkgs=(
     liblua5.4-dev lua5.4 libmicrohttpd-dev libpq-dev libcjson-dev
     postgresql-15 postgresql-client-15 pgbouncer
     lua-busted lua-socket
+    lua-check
     wrk curl bc docker-compose cppcheck
 )
 

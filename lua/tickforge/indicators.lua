@@ -19,6 +19,30 @@ local function fail(level, fmt, ...)
   error(string.format(fmt, ...), level + 1)
 end
 
+-- Edit distance between two short names.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- ", did you mean 'rsi'?" for a name one or two edits from an indicator's, else "".
+local function suggest(name)
+  local best, bd = nil, 3
+  for _, d in ipairs(tf.ind.list()) do
+    local n = distance(name:lower(), d.name)
+    if n < bd then best, bd = d.name, n end
+  end
+  return best and string.format(", did you mean '%s'?", best) or ""
+end
+
 -- One entry: { "rsi", 14 } / { "macd", 12, 26, 9 } / { "bbands", period = 20, as = "bb20" }
 -- with an optional per-entry convention. Returns { ind, params, columns, lookback }.
 local function normalise_entry(set_name, i, e, convention)
@@ -27,11 +51,27 @@ local function normalise_entry(set_name, i, e, convention)
   end
   local ind = e[1]
   local info = tf.ind.info(ind)
-  if not info then fail(3, "indicator set '%s': unknown indicator '%s'", set_name, ind) end
+  if not info then
+    fail(3, "indicator set '%s': unknown indicator '%s'%s (docs/indicators.md lists them)", set_name, ind, suggest(ind))
+  end
   local params = { convention = e.convention or convention }
+  local names = {}
+  for k, p in ipairs(info.params) do names[k] = p.name end
+  if #e - 1 > #info.params then
+    fail(3, "indicator set '%s': %s takes at most %d parameters (%s), got %d", set_name, ind, #info.params,
+      table.concat(names, ", "), #e - 1)
+  end
   for k = 2, #e do params[k - 1] = e[k] end
   for k, v in pairs(e) do
-    if type(k) == "string" and k ~= "as" and k ~= "convention" then params[k] = v end
+    if type(k) == "string" and k ~= "as" and k ~= "convention" then
+      local known = false
+      for _, n in ipairs(names) do known = known or n == k end
+      if not known then
+        fail(3, "indicator set '%s': %s has no parameter '%s' (parameters: %s, as, convention)", set_name, ind, k,
+          table.concat(names, ", "))
+      end
+      params[k] = v
+    end
   end
   local ok, lookback = pcall(tf.ind.lookback, ind, params)
   if not ok then fail(3, "indicator set '%s': %s", set_name, tostring(lookback)) end

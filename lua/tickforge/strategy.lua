@@ -16,6 +16,13 @@
 --       end
 --     end)
 --
+-- The set may be defined by any plugin, before or after the strategy: once
+-- every plugin has loaded, `tickforge check` and each reload reject a
+-- strategy whose set does not exist (lua/tickforge/check.lua). A name in the
+-- config's strategies.disabled list is not registered at all. Reading a
+-- column the set does not have (s.values.fastt) raises
+-- "set ema_pair has no output fastt (outputs: fast, slow)".
+--
 -- fn returns nil, one signal or a list of them. A signal: side "buy" | "sell"
 -- | "close" (required); strength (0..1), price (default: the bar's close),
 -- stop, target: numbers; comment: a string.
@@ -46,13 +53,18 @@ local function register(_, name, spec, fn)
   local timeframe = spec.timeframe or "M1"
   if not TIMEFRAMES[timeframe] then fail("strategy '%s': timeframe '%s' is not an MT5 timeframe", name, tostring(timeframe)) end
   local set = spec.set or "mt5_default"
-  if not tf.indicators.get(set) then fail("strategy '%s': no indicator set named '%s'", name, tostring(set)) end
+  if type(set) ~= "string" or set == "" then fail("strategy '%s': set must be the name of an indicator set", name) end
   local history = spec.history or 200
   if math.type(history) ~= "integer" or history < 1 or history > 100000 then
     fail("strategy '%s': history must be an integer in 1..100000", name)
   end
+  for _, off in ipairs(tf.config.get("strategies.disabled", {})) do
+    if off == name then return nil end
+  end
+  local _, where = pcall(error, "", 3) -- "file:line: " of the tf.strategy call, for check's messages
   if not registry[name] then order[#order + 1] = name end
-  registry[name] = { name = name, symbols = symbols, timeframe = timeframe, set = set, history = history, fn = fn }
+  registry[name] = { name = name, symbols = symbols, timeframe = timeframe, set = set, history = history, fn = fn,
+                     where = type(where) == "string" and where or "" }
   return registry[name]
 end
 
@@ -89,6 +101,17 @@ function M.check_signal(name, sig, default_price)
   end
   out.comment = sig.comment
   return out
+end
+
+-- A strategy's view of its set's columns (s.values): reading a column the
+-- set does not have raises, naming the set and its outputs, at the line
+-- that read it.
+function M.values(set, columns)
+  return setmetatable(columns, { __index = function(_, k)
+    if type(k) ~= "string" then return nil end -- ipairs and friends probe integer keys
+    error(string.format("set %s has no output %s (outputs: %s)", set.name, tostring(k),
+      table.concat(set.columns, ", ")), 2)
+  end })
 end
 
 -- Forgets every strategy (tests).

@@ -22,6 +22,21 @@ describe("tf.json", function()
     assert.are.equal("{}", tf.json.encode({}))
   end)
 
+  it("writes object keys in a stable order: ok first, then tf.json.order's, then the rest sorted", function()
+    assert.are.equal('{"ok":true,"a":{"x":1,"y":2,"3":"n"},"b":2,"z":1,"2":2,"10":1}',
+      tf.json.encode({ z = 1, b = 2, ok = true, a = { y = 2, x = 1, [3] = "n" }, [10] = 1, [2] = 2 }))
+    local t = tf.json.order({ z = 1, ok = false, y = 2, a = 3 }, { "y", "z" })
+    assert.are.equal('{"ok":false,"y":2,"z":1,"a":3}', tf.json.encode(t))
+    t = tf.json.order({ z = 1, ok = false, y = 2, a = 3 }, { "y", "ok" })
+    assert.are.equal('{"y":2,"ok":false,"a":3,"z":1}', tf.json.encode(t))
+    -- many keys (past the on-stack key buffer), built in two different insertion orders
+    local a, b = {}, {}
+    for i = 1, 300 do a["k" .. i] = i end
+    for i = 300, 1, -1 do b["k" .. i] = i end
+    assert.are.equal(tf.json.encode(a), tf.json.encode(b))
+    assert.matches('^{"k1":1,"k10":10,"k100":100,"k101":101,', tf.json.encode(a))
+  end)
+
   it("escapes strings and keeps UTF-8", function()
     assert.are.equal('"a\\"b\\\\c\\nd\\u0001é"', tf.json.encode('a"b\\c\nd\1é'))
     assert.are.equal('a"b\\c\nd\1é', tf.json.decode('"a\\"b\\\\c\\nd\\u0001\\u00e9"'))

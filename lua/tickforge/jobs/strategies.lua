@@ -88,6 +88,7 @@ M.settings = settings
 -- evaluated, or nothing when there is no new closed bar.
 function M.evaluate(st, symbol, last_time)
   local set = tf.indicators.get(st.set)
+  if not set then error(string.format("strategy '%s': no indicator set named '%s'", st.name, st.set), 0) end
   local sql, extra = bars_query(set)
   local cols, n = tf.db.columns(sql, symbol, st.timeframe, st.history, table.unpack(extra))
   if n == 0 then return nil end
@@ -99,7 +100,7 @@ function M.evaluate(st, symbol, last_time)
     strategy = st.name, symbol = symbol, timeframe = st.timeframe, n = n, time = t,
     bars = { time = cols.time, open = cols.open, high = cols.high, low = cols.low, close = cols.close,
              volume = cols.volume },
-    values = values,
+    values = tf.strategy.values(set, values),
   }
   local out = st.fn(s)
   if out == nil then return {}, t end
