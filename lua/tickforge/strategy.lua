@@ -11,10 +11,14 @@
 --       -- s.symbol, s.timeframe, s.n (index of the newest closed bar), s.time (its epoch),
 --       -- s.bars.open/high/low/close/volume/time (tf.series, oldest first, s.n long),
 --       -- s.values.rsi, s.values.macd ... (the set's columns, same length; NaN = none)
+--       -- s.params: the spec's params (name = number); a backtest may override them
 --       if s.values.rsi[s.n] < 30 then
 --         return { side = "buy", strength = 0.7, stop = s.bars.low[s.n], comment = "oversold" }
 --       end
 --     end)
+--
+-- spec.params (optional): tunable numbers, { low = 30, high = 70 }, read by
+-- fn as s.params.low; `tickforge backtest --param low=20,25,30` sweeps them.
 --
 -- fn returns nil, one signal or a list of them. A signal: side "buy" | "sell"
 -- | "close" (required); strength (0..1), price (default: the bar's close),
@@ -51,8 +55,16 @@ local function register(_, name, spec, fn)
   if math.type(history) ~= "integer" or history < 1 or history > 100000 then
     fail("strategy '%s': history must be an integer in 1..100000", name)
   end
+  local params = spec.params or {}
+  if type(params) ~= "table" then fail("strategy '%s': params must be a table of name = number", name) end
+  for k, v in pairs(params) do
+    if type(k) ~= "string" or type(v) ~= "number" then
+      fail("strategy '%s': params must be a table of name = number, got %s = %s", name, tostring(k), tostring(v))
+    end
+  end
   if not registry[name] then order[#order + 1] = name end
-  registry[name] = { name = name, symbols = symbols, timeframe = timeframe, set = set, history = history, fn = fn }
+  registry[name] = { name = name, symbols = symbols, timeframe = timeframe, set = set, history = history,
+                     params = params, fn = fn }
   return registry[name]
 end
 

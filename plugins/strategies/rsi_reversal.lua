@@ -1,15 +1,17 @@
--- RSI reversal: buy when RSI(14) climbs back above 30 (leaving oversold),
--- sell when it falls back below 70 (leaving overbought). Stop 1.5 ATR away,
--- target 2 ATR away. Reads the mt5_default set (rsi, atr). Settings in
--- `strategies.rsi_reversal` (symbols, timeframe, low, high).
+-- RSI reversal: buy when RSI(14) climbs back above `low` (leaving oversold),
+-- sell when it falls back below `high` (leaving overbought). Stop 1.5 ATR
+-- away, target 2 ATR away. Reads the mt5_default set (rsi, atr). Settings in
+-- `strategies.rsi_reversal` (symbols, timeframe, low, high); low and high are
+-- params, so a backtest can sweep them (--param low=20,25,30).
 local cfg = tf.config.get("strategies.rsi_reversal", {})
-local LOW, HIGH = cfg.low or 30, cfg.high or 70
 
 tf.strategy("rsi_reversal", {
   symbols = cfg.symbols or { "EURUSD" },
   timeframe = cfg.timeframe or "M5",
   set = "mt5_default",
+  params = { low = cfg.low or 30, high = cfg.high or 70 },
 }, function(s)
+  local LOW, HIGH = s.params.low, s.params.high
   local rsi, atr, close = s.values.rsi, s.values.atr, s.bars.close
   local i = s.n
   if i < 2 then return nil end
