@@ -73,7 +73,11 @@ end
 -- here: tf.route and tf.job are ignored while they load.
 function M.load_plugins()
   local dir = tf.config.get("plugins.dir", "plugins")
-  package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+  local ppath = dir .. "/?.lua;" .. dir .. "/?/init.lua"
+  if not package.path:find(ppath, 1, true) then package.path = ppath .. ";" .. package.path end
+  for name in pairs(package.loaded) do -- a second load runs the plugins' modules again, as a reload does
+    if type(name) == "string" and package.searchpath(name, ppath) then package.loaded[name] = nil end
+  end
   local files = {}
   local enabled = tf.config.get("plugins.enabled")
   if type(enabled) == "table" then
@@ -99,8 +103,7 @@ function M.load_plugins()
   for _, f in ipairs(files) do
     local base = f:gsub("/init%.lua$", ""):gsub("%.lua$", "")
     if not (disabled[base] or disabled[f]) then
-      local path = f:find("/") == nil and f:match("%.lua$") and dir .. "/" .. f or dir .. "/" .. f
-      local chunk, err = loadfile(path, "t")
+      local chunk, err = loadfile(dir .. "/" .. f, "t")
       local ok = chunk ~= nil
       if ok then ok, err = pcall(chunk) end
       if not ok then errors[#errors + 1] = tostring(err) end
