@@ -171,5 +171,17 @@ return {
     macd_cross = { symbols = { "EURUSD" }, timeframe = "H1" },
     disabled = {},               -- example names not to register: { "macd_cross" }
   },
+
+  -- Read by plugins/backtest.lua (POST /admin/backtest, GET /admin/backtest/{id})
+  -- and the `backtest` commands; docs/backtest.md. Queued backtests run in the
+  -- `backtests` job, which follows jobs.enabled like the shipped jobs.
+  backtest = {
+    poll = "2s",                 -- how often the job looks for queued backtests (100ms..1h)
+    timeout = "1h",              -- longest run of the job (1ms..1d); lua.memory_limit applies to it
+    per_run = 10,                -- backtests one job run takes before it yields (1..1000)
+    charts_js = nil,             -- lightweight-charts standalone JS for --html reports (default:
+                                 -- build/ui/lightweight-charts.standalone.production.js, fetched
+                                 -- by scripts/fetch_charts.sh; env TICKFORGE_CHARTS_JS wins)
+  },
 }
 

@@ -116,17 +116,23 @@ M.numeric8_exact = numeric8_exact
 
 -- Views over columns of one symbol: view[k] for 1 <= k <= n is
 -- data[base + k]; anything else is nil, so a strategy cannot read past the
--- bar it is called on. set_at(j, n) moves the window to end at bar j.
+-- bar it is called on. set_at(j, n) moves the window to end at bar j. A
+-- column becomes a Lua table (rounded by `round` if given) the first time a
+-- strategy reads it: table reads are the hot path of a replay.
 local function make_views(res, set, round)
   local base, n = 0, 0
-  local function view(data, rnd)
-    local p, mt, methods = {}, {}, {}
+  local function view(series, rnd)
+    local p, mt, methods, data = {}, {}, {}, nil
+    local function load()
+      data = series:totable()
+      if rnd then
+        for k = 1, #series do data[k] = rnd(data[k]) end
+      end
+      return data
+    end
     mt.__index = function(_, k)
       if type(k) == "number" then
-        if k >= 1 and k <= n then
-          if rnd then return rnd(data[base + k]) end
-          return data[base + k]
-        end
+        if k >= 1 and k <= n then return (data or load())[base + k] end
         return nil
       end
       return methods[k]
