@@ -648,6 +648,11 @@ function M.to_json(r)
   local keys = {}
   for i, f in ipairs(M.FIGURES) do keys[i] = f[1] end
   tf.json.order(r.summary, keys)
+  local tkeys = { "id", "symbol", "side", "volume", "signal_time", "entry_time", "entry_price", "exit_time", "exit_price",
+                  "exit_reason", "stop", "target", "profit", "commission", "net", "balance", "comment" }
+  for _, t in ipairs(r.trades) do tf.json.order(t, tkeys) end
+  tf.json.order(r.settings, { "cash", "commission", "slippage", "spread", "spread_unit", "point", "lot", "lot_step",
+                              "sizing", "contract", "mode", "history" })
   tf.json.order(r, { "ok", "strategy", "symbols", "timeframe", "set", "from", "to", "params", "settings", "bars",
     "summary", "trades", "signals", "curve", "balance_curve" })
   return tf.json.encode(r)
