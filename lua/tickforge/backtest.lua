@@ -119,15 +119,17 @@ M.numeric8_exact = numeric8_exact
 -- bar it is called on. set_at(j, n) moves the window to end at bar j. A
 -- column becomes a Lua table (rounded by `round` if given) the first time a
 -- strategy reads it: table reads are the hot path of a replay.
-local function make_views(res, set, round)
+local function make_views(res, set, round, store)
   local base, n = 0, 0
-  local function view(series, rnd)
-    local p, mt, methods, data = {}, {}, {}, nil
+  store = store or {}
+  local function view(name, series, rnd)
+    local p, mt, methods, data = {}, {}, {}, store[name]
     local function load()
       data = series:totable()
       if rnd then
         for k = 1, #series do data[k] = rnd(data[k]) end
       end
+      store[name] = data
       return data
     end
     mt.__index = function(_, k)
@@ -168,8 +170,8 @@ local function make_views(res, set, round)
     return setmetatable(p, mt)
   end
   local bars, values = {}, {}
-  for _, k in ipairs({ "time", "open", "high", "low", "close", "volume" }) do bars[k] = view(res.bars[k]) end
-  for _, col in ipairs(set.columns) do values[col] = view(res.values[col], round) end
+  for _, k in ipairs({ "time", "open", "high", "low", "close", "volume" }) do bars[k] = view("bars." .. k, res.bars[k]) end
+  for _, col in ipairs(set.columns) do values[col] = view("values." .. col, res.values[col], round) end
   return bars, values, function(j, nn) base, n = j - nn, nn end
 end
 M.make_views = make_views
@@ -276,7 +278,7 @@ SELECT COALESCE(spread, 0)::float8 AS spread FROM market_data
 -- the stored spread of the bars replayed (when no spread is configured).
 local function load(o, symbol)
   local res = tf.indicators.compute(o.set, symbol, o.timeframe, o.from, o.to)
-  local sym = { symbol = symbol, res = res, first = res.first, N = res.n }
+  local sym = { symbol = symbol, res = res, first = res.first, N = res.n, store = {} }
   if o.spread == nil and res.first <= res.n then
     local cols, n = tf.db.columns(SPREAD_SQL, symbol, o.timeframe, res.time[res.first], res.time[res.n])
     if n ~= res.n - res.first + 1 then
@@ -295,9 +297,12 @@ local function round_lot(v, step)
   return tonumber(string.format("%.8f", k * step))
 end
 
---- run(opts) -> report (see docs/backtest.md). Raises "backtest: FIELD: why"
--- on a bad option and the strategy's own error (with its bar) when it fails.
-function M.run(opts)
+--- run(opts [, cache]) -> report (see docs/backtest.md). Raises "backtest:
+-- FIELD: why" on a bad option and the strategy's own error (with its bar)
+-- when it fails. cache: a table kept between runs that differ only in
+-- params, money or fill settings (a sweep): the bars and the set's values
+-- are then read and computed once.
+function M.run(opts, cache)
   local t_start = os.clock()
   local o = M.options(opts)
   local st, contract, slip, point = o.strategy, o.contract, o.slippage * o.point, o.point
@@ -311,8 +316,11 @@ function M.run(opts)
 
   local syms, total = {}, 0
   for i, symbol in ipairs(o.symbols) do
-    local S = load(o, symbol)
-    S.bars, S.values, S.set_at = make_views(S.res, set, round)
+    local key = table.concat({ symbol, o.timeframe, o.set, tostring(o.from), tostring(o.to), tostring(o.spread == nil) }, "|")
+    local L = cache and cache[key] or load(o, symbol)
+    if cache then cache[key] = L end
+    local S = { symbol = symbol, res = L.res, first = L.first, N = L.N, spread = L.spread }
+    S.bars, S.values, S.set_at = make_views(S.res, set, round, L.store)
     S.s = { strategy = st.name, symbol = symbol, timeframe = o.timeframe, n = 0, time = 0,
             bars = S.bars, values = S.values, params = o.params, backtest = true }
     S.j = S.first

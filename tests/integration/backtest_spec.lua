@@ -99,11 +99,18 @@ describe("tickforge backtest (CLI)", function()
     for i = 2, #sw.results do
       assert.is_true((sw.results[i - 1].summary.profit_factor or math.huge) >= (sw.results[i].summary.profit_factor or math.huge))
     end
-    -- each point is the run with those parameters
-    local p = sw.results[1].params
-    local one = tf.backtest.run{ strategy = "rsi_reversal", symbols = { sym }, timeframe = "M5", from = "2025-01-03",
-                                 params = { low = p.low, high = p.high } }
-    assert.are.equal(one.summary.net_profit, sw.results[1].summary.net_profit)
+    -- each point is the run with those parameters (a child reads the bars once for all its points)
+    local seen = {}
+    for _, res in ipairs(sw.results) do
+      local p = res.params
+      seen[p.low .. "/" .. p.high] = true
+      local one = tf.backtest.run{ strategy = "rsi_reversal", symbols = { sym }, timeframe = "M5", from = "2025-01-03",
+                                   params = { low = p.low, high = p.high } }
+      assert.are.equal(one.summary.net_profit, res.summary.net_profit)
+      assert.are.equal(one.summary.trades, res.summary.trades)
+      assert.are.equal(one.summary.max_drawdown, res.summary.max_drawdown)
+    end
+    assert.is_true(seen["20/70"] and seen["20/80"] and seen["30/70"] and seen["30/80"])
     assert.is_truthy(out:find("4 points, 2 at a time", 1, true))
     assert.is_truthy(out:find("sorted by profit_factor", 1, true))
   end)

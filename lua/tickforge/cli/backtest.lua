@@ -1,8 +1,9 @@
 -- `tickforge backtest STRATEGY ...`: runs tf.backtest over stored bars and
 -- prints MT5-style figures; --json/--html write the report; --param with
--- several values sweeps the grid, running child `tickforge backtest`
--- processes --jobs at a time (default: every core), and prints a table
--- sorted by --sort. Exit status: 0 done, 1 failed (database, strategy
+-- several values sweeps the grid: the points are dealt round-robin to
+-- --jobs child `tickforge backtest --points` processes (default: one per
+-- core), each reading the bars and computing the set once, and a table
+-- sorted by --sort is printed. Exit status: 0 done, 1 failed (database, strategy
 -- error, no bars), 2 bad arguments. core/main.c calls the returned function.
 local common = require("tickforge.cli.common")
 local bt = require("tickforge.backtest")
@@ -37,6 +38,7 @@ Replays stored bars through a strategy registered by the plugins
   --html FILE           write a self-contained HTML report (single runs)
   --trades              print the trade list
   --quiet               print nothing on success
+  --points FILE         (a sweep's children) run the params listed in FILE, reading the bars once
 ]==]
 
 local SPEC = {
@@ -44,7 +46,7 @@ local SPEC = {
   commission = "number", slippage = "number", spread = "number", ["spread-unit"] = "string", point = "number",
   lot = "number", ["lot-step"] = "number", sizing = "string", contract = "number", mode = "string",
   history = "number", param = "multi", sort = "string", jobs = "number", json = "string", html = "string",
-  trades = "flag", quiet = "flag", help = "flag",
+  trades = "flag", quiet = "flag", help = "flag", points = "string",
 }
 
 local ASCENDING = { max_drawdown = true, max_drawdown_pct = true, drawdown_absolute = true,
@@ -146,7 +148,8 @@ local function sweep(strategy, o, grid, argv)
     p:close()
   end
   -- the arguments every child shares: ours minus the sweep's own
-  local base, skip = {}, { param = true, json = true, html = true, sort = true, jobs = true, trades = true, quiet = true }
+  local base, skip = {}, { param = true, json = true, html = true, sort = true, jobs = true, trades = true, quiet = true,
+                         points = true }
   local i = 1
   while i <= #argv do
     local a = argv[i]
@@ -174,36 +177,42 @@ local function sweep(strategy, o, grid, argv)
     points = next_points
   end
   if #points > 10000 then common.usage_error("the grid has %d points; at most 10000", #points) end
+  -- round-robin into `jobs` children; each reads the bars and computes the
+  -- set once, then replays its points (tf.backtest.run's cache)
   local tmp = os.tmpname()
   local exe = arg and arg.exe or "tickforge"
   local cfg = arg and arg.config and ("--config " .. q(arg.config) .. " ") or ""
   local results, failed = {}, {}
   local t0 = os.time()
-  for first = 1, #points, jobs do
-    local running = {}
-    for k = first, math.min(first + jobs - 1, #points) do
-      local p = points[k]
-      local args = {}
-      for _, pv in ipairs(grid) do args[#args + 1] = "--param " .. q(pv[1] .. "=" .. string.format("%.17g", p[pv[1]])) end
-      local out = string.format("%s.%d.json", tmp, k)
-      local cmd = string.format("%s backtest %s%s %s --quiet --json %s 2>&1; echo \"exit=$?\"", q(exe), cfg,
-        table.concat(base, " "), table.concat(args, " "), q(out))
-      running[#running + 1] = { k = k, p = p, out = out, pipe = io.popen(cmd) }
+  local chunks = {}
+  for k, p in ipairs(points) do
+    local c = (k - 1) % jobs + 1
+    chunks[c] = chunks[c] or {}
+    table.insert(chunks[c], p)
+  end
+  local running = {}
+  for c, list in ipairs(chunks) do
+    local pfile, out = string.format("%s.%d.points.json", tmp, c), string.format("%s.%d.json", tmp, c)
+    write_file(pfile, tf.json.encode(tf.json.array(list)))
+    local cmd = string.format("%s backtest %s%s --points %s --quiet --json %s 2>&1; echo \"exit=$?\"", q(exe), cfg,
+      table.concat(base, " "), q(pfile), q(out))
+    running[#running + 1] = { pfile = pfile, out = out, n = #list, pipe = io.popen(cmd) }
+  end
+  for _, r in ipairs(running) do
+    local text = r.pipe:read("a")
+    r.pipe:close()
+    local f = io.open(r.out)
+    if f and text:match("exit=0%s*$") then
+      local rep = tf.json.decode(f:read("a"))
+      f:close()
+      for _, x in ipairs(rep.results) do results[#results + 1] = x end
+      for _, x in ipairs(rep.failed) do failed[#failed + 1] = x end
+    else
+      if f then f:close() end
+      failed[#failed + 1] = string.format("%d points: %s", r.n, (text:gsub("exit=%d+%s*$", ""):gsub("%s+$", "")))
     end
-    for _, r in ipairs(running) do
-      local text = r.pipe:read("a")
-      r.pipe:close()
-      local f = io.open(r.out)
-      if f and text:match("exit=0%s*$") then
-        local rep = tf.json.decode(f:read("a"))
-        f:close()
-        results[#results + 1] = { params = r.p, summary = rep.summary }
-      else
-        if f then f:close() end
-        failed[#failed + 1] = string.format("%s: %s", tf.json.encode(r.p), (text:gsub("exit=%d+%s*$", ""):gsub("%s+$", "")))
-      end
-      os.remove(r.out)
-    end
+    os.remove(r.out)
+    os.remove(r.pfile)
   end
   os.remove(tmp)
   local asc = ASCENDING[sort]
@@ -221,7 +230,7 @@ local function sweep(strategy, o, grid, argv)
       results = tf.json.array(results), failed = tf.json.array(failed) }))
   end
   if not o.quiet then
-    print(string.format("%s: %d points, %d at a time, %d s, sorted by %s%s", strategy, #points, jobs,
+    print(string.format("%s: %d points, %d at a time, %d s, sorted by %s%s", strategy, #points, math.min(jobs, #points),
       os.time() - t0, sort, asc and " (lowest first)" or ""))
     local cols = { "net_profit", "profit_factor", "expected_payoff", "max_drawdown_pct", "recovery_factor",
                    "sharpe_ratio", "trades", "win_rate" }
@@ -245,6 +254,31 @@ local function sweep(strategy, o, grid, argv)
   return 0
 end
 
+-- A sweep's child: the points in the JSON file o.points, one load for all.
+local function run_points(opts, o)
+  local f = io.open(o.points)
+  if not f then common.usage_error("--points: cannot read %s", o.points) end
+  local list = tf.json.decode(f:read("a") or "")
+  f:close()
+  if type(list) ~= "table" then common.usage_error("--points: %s is not a JSON list of params", o.points) end
+  local cache, results, failed = {}, {}, {}
+  for _, p in ipairs(list) do
+    opts.params = p
+    local ok, r = pcall(bt.run, opts, cache)
+    if ok then
+      local x = { params = p, summary = r.summary }
+      tf.json.order(x, { "params", "summary" })
+      results[#results + 1] = x
+    else
+      failed[#failed + 1] = tf.json.encode(p) .. ": " .. tostring(r)
+    end
+  end
+  if o.json then
+    write_file(o.json, tf.json.encode({ results = tf.json.array(results), failed = tf.json.array(failed) }))
+  end
+  return 0
+end
+
 local function main(...)
   local argv = { ... }
   local o, pos = common.parse(argv, SPEC)
@@ -264,6 +298,7 @@ local function main(...)
   local opts = engine_options(strategy, o, params)
   local ok, err = pcall(bt.options, opts)
   if not ok then common.usage_error("%s", tostring(err):gsub("^backtest: ", "")) end
+  if o.points then return run_points(opts, o) end
   if is_sweep then return sweep(strategy, o, grid, argv) end
   local r = bt.run(opts)
   if r.bars == 0 then
