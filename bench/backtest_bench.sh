@@ -61,17 +61,16 @@ if [ "$days" != 0 ]; then
     from=$(psql_q -c "SELECT to_char(max(ts) - interval '$days days', 'YYYY-MM-DD\"T\"HH24:MI') FROM market_data WHERE symbol = '$SYM'")
     from_arg=(--from "$from") sweep_where="AND ts >= '$from'"
 fi
-sweep() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    DATABASE_URL=$URL "$TF_BIN" backtest rsi_reversal --symbol $SYM --timeframe M1 "${from_arg[@]}" \
-        --param low=20,25,30 --param high=70,75,80 --param target_atr=1.5,2,3 --jobs "$1" --quiet --json /dev/null
-    t1=$(date +%s.%N)
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'
+sweep() { # prints "wall cpu" seconds (cpu: user + sys of the command and its children)
+    local TIMEFORMAT='%R %U %S'
+    { time DATABASE_URL=$URL "$TF_BIN" backtest rsi_reversal --symbol $SYM --timeframe M1 "${from_arg[@]}" \
+        --param low=20,25,30 --param high=70,75,80 --param target_atr=1.5,2,3 --jobs "$1" --quiet --json /dev/null; } 2>&1 |
+        awk '{printf "%.1f %.1f", $1, $2 + $3}'
 }
 sweep_bars=$(psql_q -c "SELECT count(*) FROM market_data WHERE symbol = '$SYM' $sweep_where")
-sw1=$(sweep 1)
-sw2=$(sweep 2)
+read -r sw1 cpu1 < <(sweep 1)
+read -r sw2 cpu2 < <(sweep 2)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
 echo "Command: \`bash bench/backtest_bench.sh\` (BARS=$BARS ROUNDS=$ROUNDS SWEEP_FROM_DAYS=$days), $(nproc) CPUs, PostgreSQL $("$PG_BIN/psql" --version | awk '{print $3}')"
@@ -82,6 +81,7 @@ echo "| read $nbars M1 bars + compute mt5_default (best of $ROUNDS) | ${read_s} 
 echo "| tf.backtest.run rsi_reversal over them: $bt_bars bars, $trades trades (best of $ROUNDS) | ${bt_s} s |"
 echo "| backtest bars/s | $(awk -v n="$bt_bars" -v s="$bt_s" 'BEGIN {printf "%.0f", n / s}') |"
 echo "| ratio backtest / read+compute (target <= 2) | $(awk -v a="$bt_s" -v b="$read_s" 'BEGIN {printf "%.2f", a / b}') |"
-echo "| 27-point sweep, $sweep_bars bars replayed per point, --jobs 1 | ${sw1} s |"
-echo "| same, --jobs 2 (both cores) | ${sw2} s |"
-echo "| speed-up jobs 2 / jobs 1 | $(awk -v a="$sw1" -v b="$sw2" 'BEGIN {printf "%.2f", a / b}') |"
+echo "| 27-point sweep, $sweep_bars bars replayed per point, --jobs 1: wall (CPU) | ${sw1} s (${cpu1} s) |"
+echo "| same, --jobs 2 (both cores): wall (CPU) | ${sw2} s (${cpu2} s) |"
+echo "| speed-up jobs 2 / jobs 1 (wall); CPU / wall with --jobs 2 | $(awk -v a="$sw1" -v b="$sw2" 'BEGIN {printf "%.2f", a / b}'); $(awk -v a="$cpu2" -v b="$sw2" 'BEGIN {printf "%.2f", a / b}') |"
+echo "| load average at the end (1, 5, 15 min) | $load |"
