@@ -110,6 +110,10 @@ local function reference(symbol, from, to, p)
   f.max_drawdown, f.max_drawdown_pct = maxdd, maxdd_pct
   f.drawdown_absolute = math.max(0, cash - min_eq)
   f.recovery_factor = f.net_profit / maxdd
+  local sum, sq = 0, 0
+  for _, tr in ipairs(trades) do sum = sum + tr.net end
+  for _, tr in ipairs(trades) do sq = sq + (tr.net - sum / #trades) ^ 2 end
+  f.sharpe_ratio = (sum / #trades) / math.sqrt(sq / (#trades - 1))
   return trades, f
 end
 
