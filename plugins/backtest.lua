@@ -77,7 +77,7 @@ UPDATE backtest_reports SET status = 'running', started_at = now(), instance = $
  WHERE id = (SELECT id FROM backtest_reports WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING id, request]]
 
-tf.job.every(cfg.poll or "2s", "backtests", function(ctx)
+local function run_queue(ctx)
   local done = 0
   for _ = 1, per_run do
     local row = tf.db.query(CLAIM, ctx.instance or "?")[1]
@@ -92,4 +92,7 @@ tf.job.every(cfg.poll or "2s", "backtests", function(ctx)
     done = done + 1
   end
   return { rows = done, note = string.format("%d backtests run", done) }
-end, { timeout = cfg.timeout or "1h", overlap = "skip" })
+end
+
+local ok, err = pcall(tf.job.every, cfg.poll or "2s", "backtests", run_queue, { timeout = cfg.timeout or "1h", overlap = "skip" })
+if not ok then error("backtest.poll / backtest.timeout: " .. tostring(err), 0) end
