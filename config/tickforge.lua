@@ -185,5 +185,17 @@ return {
     disabled = {},               -- default {}: strategy names not to register, and files of
                                  -- plugins/strategies/ (without .lua) not to load: { "macd_cross" }
   },
+
+  -- Read by plugins/backtest.lua (POST /admin/backtest, GET /admin/backtest/{id})
+  -- and the `backtest` commands; docs/backtest.md. Queued backtests run in the
+  -- `backtests` job, which follows jobs.enabled like the shipped jobs.
+  backtest = {
+    poll = "2s",                 -- how often the job looks for queued backtests (100ms..1h)
+    timeout = "1h",              -- longest run of the job (1ms..1d); lua.memory_limit applies to it
+    per_run = 10,                -- backtests one job run takes before it yields (1..1000)
+    charts_js = nil,             -- lightweight-charts standalone JS for --html reports (default:
+                                 -- build/ui/lightweight-charts.standalone.production.js, fetched
+                                 -- by scripts/fetch_charts.sh; env TICKFORGE_CHARTS_JS wins)
+  },
 }
 

@@ -27,6 +27,7 @@ static const luaL_Reg tf_namespaces[] = {
 /* Namespaces written in Lua: tf.X is require(module) on first use. */
 static const char *const lua_namespaces[][2] = {
     {"strategy", "tickforge.strategy"},
+    {"backtest", "tickforge.backtest"},
     {NULL, NULL},
 };
 

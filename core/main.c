@@ -1,4 +1,4 @@
-/* The tickforge command line: serve | run | check | migrate | version.
+/* The tickforge command line: serve | run | check | migrate | backtest | export | version.
  * Owns the process-wide services (the DB pool, the lvm_host) and the signal
  * loop (SIGHUP reloads; SIGINT/SIGTERM drain and stop). Every other thread
  * runs with those signals blocked, so they arrive only here. */
@@ -36,6 +36,10 @@ static const char usage[] =
     "  check   [--config FILE]             load the config and every plugin as a reload would;\n"
     "                                      print each error as file:line: message\n"
     "  migrate [--config FILE]             apply sql/*.sql to DATABASE_URL (or database.url)\n"
+    "  backtest [--config FILE] STRATEGY --symbol S --timeframe TF --from D --to D [...]\n"
+    "                                      replay stored bars through a strategy (docs/backtest.md)\n"
+    "  export  [--config FILE] --symbol S --timeframe TF --set NAME [...]\n"
+    "                                      write bars, indicator values and labels as CSV\n"
     "  version                             print versions\n"
     "\n"
     "environment: DATABASE_URL, TICKFORGE_LISTEN (host:port), TICKFORGE_API_KEY (or API_KEY),\n"
@@ -61,6 +65,13 @@ static const char *const command_help[][2] = {
     {"migrate", "usage: tickforge migrate [--config FILE]\n"
                 "Applies the numbered sql/*.sql migrations not applied yet, each in a transaction\n"
                 "under an advisory lock (safe with several instances).\n"},
+    {"backtest", "usage: tickforge backtest [--config FILE] STRATEGY --symbol S --timeframe TF --from D --to D\n"
+                 "         [--set NAME] [--cash N] [--commission N] [--slippage N] [--spread N]\n"
+                 "         [--json FILE] [--html FILE] [--param k=v1,v2,...]... [--sort FIGURE]\n"
+                 "`tickforge backtest --help` lists every option; docs/backtest.md explains them.\n"},
+    {"export", "usage: tickforge export [--config FILE] --symbol S --timeframe TF --set NAME\n"
+               "         [--from D] [--to D] [--label ret_fwd_5]... [--out FILE]\n"
+               "`tickforge export --help` lists every option; docs/backtest.md explains them.\n"},
     {"version", "usage: tickforge version\n"},
 };
 
@@ -206,13 +217,13 @@ static int cmd_serve(const char *config_path)
     return 0;
 }
 
-static int cmd_run(const char *config_path, int argc, char **argv)
+/* Runs SCRIPT (a file) or, when module is set, require(module)(ARGS...)
+ * whose integer result is the exit status: the shipped commands written in
+ * Lua (backtest, export) use this. The Lua side gets arg, with arg.exe
+ * (this binary) and arg.config (the config path or nil). */
+static int run_lua(const char *config_path, const char *module, int argc, char **argv)
 {
     char err[8192];
-    if (argc < 1) {
-        fputs(command_help[1][1], stderr);
-        return 2;
-    }
     struct config *cfg = load_config(config_path);
     if (!cfg) return 1;
     struct lvm_host host;
@@ -230,14 +241,35 @@ static int cmd_run(const char *config_path, int argc, char **argv)
         return 1;
     }
     lua_State *L = lvm_state(vm);
-    lua_createtable(L, argc, 1); /* arg, as the standalone lua sets it */
+    lua_createtable(L, argc, 3); /* arg, as the standalone lua sets it */
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);
         lua_rawseti(L, -2, i);
     }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    lua_pushstring(L, n > 0 ? (exe[n] = 0, exe) : "tickforge");
+    lua_setfield(L, -2, "exe");
+    lua_pushstring(L, config_path);
+    lua_setfield(L, -2, "config");
     lua_setglobal(L, "arg");
     int rc = 0;
-    if (luaL_loadfilex(L, argv[0], "t") != LUA_OK) {
+    if (module) {
+        lua_getglobal(L, "require");
+        lua_pushstring(L, module);
+        if (lvm_call(vm, 1, 1, 0, err, sizeof err) != LVM_OK) {
+            fprintf(stderr, "tickforge: %s\n", err);
+            rc = 1;
+        } else {
+            for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+            if (lvm_call(vm, argc - 1, 1, 0, err, sizeof err) != LVM_OK) {
+                fprintf(stderr, "tickforge: %s\n", err);
+                rc = 1;
+            } else {
+                rc = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+            }
+        }
+    } else if (luaL_loadfilex(L, argv[0], "t") != LUA_OK) {
         fprintf(stderr, "tickforge: %s\n", lua_tostring(L, -1));
         rc = 1;
     } else {
@@ -262,6 +294,15 @@ static int check_summary(lua_State *L)
     lua_getfield(L, -1, "summary");
     lua_call(L, 0, 3);
     return 3;
+}
+
+static int cmd_run(const char *config_path, int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(command_help[1][1], stderr);
+        return 2;
+    }
+    return run_lua(config_path, NULL, argc, argv);
 }
 
 static int cmd_check(const char *config_path)
@@ -346,7 +387,8 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    for (int i = 2; i < argc && strcmp(cmd, "run"); i++)
+    int own_help = !strcmp(cmd, "run") || !strcmp(cmd, "backtest") || !strcmp(cmd, "export"); /* Lua prints theirs */
+    for (int i = 2; i < argc && !own_help; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return help_for(cmd);
     if (!strcmp(cmd, "run") && argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")))
         return help_for(cmd);
@@ -362,6 +404,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check")) return cmd_check(config_path);
     if (!strcmp(cmd, "migrate")) return cmd_migrate(config_path);
     if (!strcmp(cmd, "run")) return cmd_run(config_path, argc - 2, argv + 2);
+    if (!strcmp(cmd, "backtest")) return run_lua(config_path, "tickforge.cli.backtest", argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return run_lua(config_path, "tickforge.cli.export", argc - 1, argv + 1);
     fprintf(stderr, "tickforge: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

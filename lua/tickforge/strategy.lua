@@ -11,6 +11,7 @@
 --       -- s.symbol, s.timeframe, s.n (index of the newest closed bar), s.time (its epoch),
 --       -- s.bars.open/high/low/close/volume/time (tf.series, oldest first, s.n long),
 --       -- s.values.rsi, s.values.macd ... (the set's columns, same length; NaN = none)
+--       -- s.params: the spec's params (name = number); a backtest may override them
 --       if s.values.rsi[s.n] < 30 then
 --         return { side = "buy", strength = 0.7, stop = s.bars.low[s.n], comment = "oversold" }
 --       end
@@ -22,6 +23,9 @@
 -- config's strategies.disabled list is not registered at all. Reading a
 -- column the set does not have (s.values.fastt) raises
 -- "set ema_pair has no output fastt (outputs: fast, slow)".
+--
+-- spec.params (optional): tunable numbers, { low = 30, high = 70 }, read by
+-- fn as s.params.low; `tickforge backtest --param low=20,25,30` sweeps them.
 --
 -- fn returns nil, one signal or a list of them. A signal: side "buy" | "sell"
 -- | "close" (required); strength (0..1), price (default: the bar's close),
@@ -58,12 +62,20 @@ local function register(_, name, spec, fn)
   if math.type(history) ~= "integer" or history < 1 or history > 100000 then
     fail("strategy '%s': history must be an integer in 1..100000", name)
   end
+  local params = spec.params or {}
+  if type(params) ~= "table" then fail("strategy '%s': params must be a table of name = number", name) end
+  for k, v in pairs(params) do
+    if type(k) ~= "string" or type(v) ~= "number" then
+      fail("strategy '%s': params must be a table of name = number, got %s = %s", name, tostring(k), tostring(v))
+    end
+  end
   for _, off in ipairs(tf.config.get("strategies.disabled", {})) do
     if off == name then return nil end
   end
   local _, where = pcall(error, "", 3) -- "file:line: " of the tf.strategy call, for check's messages
   if not registry[name] then order[#order + 1] = name end
-  registry[name] = { name = name, symbols = symbols, timeframe = timeframe, set = set, history = history, fn = fn,
+  registry[name] = { name = name, symbols = symbols, timeframe = timeframe, set = set, history = history,
+                     params = params, fn = fn,
                      where = type(where) == "string" and where or "" }
   return registry[name]
 end

@@ -100,14 +100,22 @@ function M.evaluate(st, symbol, last_time)
     strategy = st.name, symbol = symbol, timeframe = st.timeframe, n = n, time = t,
     bars = { time = cols.time, open = cols.open, high = cols.high, low = cols.low, close = cols.close,
              volume = cols.volume },
-    values = tf.strategy.values(set, values),
+    values = tf.strategy.values(set, values), params = st.params,
   }
+  return M.decide(st, s, cols.close[n]), t
+end
+
+-- Calls the strategy on the view s and returns its signals checked and
+-- normalised (a list, maybe empty); close is the price a signal without one
+-- gets. The backtest (lua/tickforge/backtest.lua) calls this too, so a
+-- strategy's output means the same in both.
+function M.decide(st, s, close)
   local out = st.fn(s)
-  if out == nil then return {}, t end
-  if out.side ~= nil then out = { out } end
+  if out == nil then return {} end
+  if type(out) == "table" and out.side ~= nil then out = { out } end
   local sigs = {}
-  for i, sig in ipairs(out) do sigs[i] = tf.strategy.check_signal(st.name, sig, cols.close[n]) end
-  return sigs, t
+  for i, sig in ipairs(out) do sigs[i] = tf.strategy.check_signal(st.name, sig, close) end
+  return sigs
 end
 
 -- run(ctx [, cfg]) -> { rows = signals stored, watermark = { bars = {...}, ind = {...} } }
