@@ -17,6 +17,8 @@ static const luaL_Reg tf_namespaces[] = {
     {"ind", luaopen_tf_ind},
     {"indicators", luaopen_tf_indicators},
     {"job", luaopen_tf_job},
+    {"routes", luaopen_tf_routes},
+    {"rows", luaopen_tf_rows},
     /* new namespaces go above this line */
     {NULL, NULL},
 };
