@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lua_series.h"
 #include "lua_tf.h"
+#include "ts.h"
 
 #define ROWS_MAX_COLS 64
 
@@ -22,6 +22,7 @@ struct col {
     size_t n;           /* its length */
     int idx;            /* stack index of the array */
     int time;           /* epoch seconds rendered as ISO-8601 UTC */
+    long long off;      /* row i reads element i + off */
 };
 
 /* Shortest "%.*g" text that reads back as the same double. */
@@ -35,19 +36,11 @@ static int fmt_number(char *out, size_t cap, double v)
     return n;
 }
 
-/* 2025-10-20T03:05:00+00:00 (with .mmm when the time has milliseconds). */
+/* 2025-10-20T03:05:00+00:00, as the ingest answers write times (ts_format). */
 static int fmt_time(char *out, size_t cap, double t)
 {
-    double whole = floor(t);
-    time_t s = (time_t)whole;
-    int ms = (int)llround((t - whole) * 1000.0);
-    if (ms == 1000) s++, ms = 0;
-    struct tm tm;
-    if (!gmtime_r(&s, &tm)) return snprintf(out, cap, "%.17g", t);
-    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (ms) n += (size_t)snprintf(out + n, cap - n, ".%03d", ms);
-    n += (size_t)snprintf(out + n, cap - n, "+00:00");
-    return (int)n;
+    if (!(fabs(t) < 253402300800.0)) return snprintf(out, cap, "%.17g", t);
+    return ts_format((int64_t)llround(t * 1e6), out, cap);
 }
 
 static void add_json_string(luaL_Buffer *b, const char *s, size_t len)
@@ -85,11 +78,11 @@ static void add_csv_string(luaL_Buffer *b, const char *s, size_t len)
 
 /* Adds row i (0-based) of column c; JSON null / an empty CSV field for NaN,
  * a nil hole or an infinity. */
-static void add_cell(lua_State *L, luaL_Buffer *b, const struct col *c, size_t i, int json)
+static void add_cell(lua_State *L, luaL_Buffer *b, const struct col *c, long long i, int json)
 {
     char tmp[64];
     if (c->d) {
-        double v = i < c->n ? c->d[i] : NAN;
+        double v = i >= 0 && (size_t)i < c->n ? c->d[i] : NAN;
         if (!isfinite(v)) {
             if (json) luaL_addstring(b, "null");
             return;
@@ -145,6 +138,8 @@ static lua_Integer opt_int(lua_State *L, int opts, const char *k, lua_Integer de
 /* tf.rows.encode(format, columns, names [, opts])
  *   names: the output columns in order; an entry "out=src" renames column src.
  *   opts.first, opts.last: the 1-based row range (default all rows of the first column)
+ *   opts.offset: { name = k } row i of that column is its element i + k
+ *   opts.reverse: true writes the rows last to first
  *   opts.time: { name = true } columns holding epoch seconds, written as ISO-8601 UTC
  *   opts.header: false leaves out the CSV header row
  *   opts.max_bytes: nil, "max_bytes" when the text would be longer
@@ -183,7 +178,16 @@ static int l_encode(lua_State *L)
         }
         cols[j].idx = lua_gettop(L);
         cols[j].time = 0;
+        cols[j].off = 0;
         if (opts) {
+            lua_getfield(L, opts, "offset");
+            if (lua_istable(L, -1)) {
+                lua_pushvalue(L, -3);
+                lua_gettable(L, -2);
+                cols[j].off = lua_isnil(L, -1) ? 0 : (long long)luaL_checkinteger(L, -1);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
             lua_getfield(L, opts, "time");
             if (lua_istable(L, -1)) {
                 lua_pushvalue(L, -3);
@@ -197,8 +201,11 @@ static int l_encode(lua_State *L)
     lua_Integer first = opt_int(L, opts, "first", 1);
     lua_Integer last = opt_int(L, opts, "last", (lua_Integer)cols[0].n);
     lua_Integer max_bytes = opt_int(L, opts, "max_bytes", 0);
-    int header = 1;
+    int header = 1, reverse = 0;
     if (opts) {
+        lua_getfield(L, opts, "reverse");
+        reverse = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         lua_getfield(L, opts, "header");
         header = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
         lua_pop(L, 1);
@@ -217,20 +224,21 @@ static int l_encode(lua_State *L)
         }
         luaL_addchar(&b, '\n');
     }
-    for (lua_Integer i = first; i <= last; i++) {
+    for (lua_Integer k = first; k <= last; k++) {
+        lua_Integer i = reverse ? last - (k - first) : k;
         if (json) {
-            luaL_addstring(&b, i > first ? ",{" : "{");
+            luaL_addstring(&b, k > first ? ",{" : "{");
             for (int j = 0; j < ncols; j++) {
                 if (j) luaL_addchar(&b, ',');
                 add_json_string(&b, cols[j].name, strlen(cols[j].name));
                 luaL_addchar(&b, ':');
-                add_cell(L, &b, &cols[j], (size_t)(i - 1), 1);
+                add_cell(L, &b, &cols[j], i - 1 + cols[j].off, 1);
             }
             luaL_addchar(&b, '}');
         } else {
             for (int j = 0; j < ncols; j++) {
                 if (j) luaL_addchar(&b, ',');
-                add_cell(L, &b, &cols[j], (size_t)(i - 1), 0);
+                add_cell(L, &b, &cols[j], i - 1 + cols[j].off, 0);
             }
             luaL_addchar(&b, '\n');
         }

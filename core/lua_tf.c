@@ -19,6 +19,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"job", luaopen_tf_job},
     {"routes", luaopen_tf_routes},
     {"rows", luaopen_tf_rows},
+    {"time", luaopen_tf_time},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

@@ -254,7 +254,7 @@ static int check_doc(lua_State *L, int idx);
 /* tf.route(method, path, handler [, opts]) — only while plugins load.
  * opts.auth: "ingest" | "read" | "admin" | "none" (default "read");
  * opts.max_body: bytes or "1MB" (default http.max_body);
- * opts.doc: { summary, description, params, response, body } for /openapi.json. */
+ * opts.doc: { summary, description, params, response, ... } for /openapi.json. */
 static int l_route(lua_State *L)
 {
     struct lvm *vm = ctx(L);
@@ -293,8 +293,8 @@ static int l_route(lua_State *L)
         lua_pop(L, 2);
         lua_getfield(L, 4, "doc");
         if (!lua_isnil(L, -1) && check_doc(L, lua_gettop(L)))
-            return luaL_error(L, "tf.route: opts.doc must be a table { summary = string, description = string, "
-                                 "params = table, response = table, body = table }");
+            return luaL_error(L, "tf.route: opts.doc must be a table of summary, description, content_type (strings) "
+                                 "and params, response, body, formats, tags (tables)");
         lua_pop(L, 1);
     }
 
@@ -331,14 +331,16 @@ static int l_route(lua_State *L)
  * shape is checked here (the fields named, of the right types). 0 when fine. */
 static int check_doc(lua_State *L, int idx)
 {
-    static const char *const fields[] = {"summary", "description", "params", "response", "body", NULL};
+    /* the first three are strings, the rest tables */
+    static const char *const fields[] = {"summary", "description", "content_type", "params", "response",
+                                         "body", "formats", "tags", NULL};
     if (!lua_istable(L, idx)) return -1;
     int bad = 0;
     lua_pushnil(L);
     while (!bad && lua_next(L, idx)) {
         int f = 0;
         while (fields[f] && !(lua_type(L, -2) == LUA_TSTRING && !strcmp(fields[f], lua_tostring(L, -2)))) f++;
-        bad = !fields[f] || (f < 2 ? lua_type(L, -1) != LUA_TSTRING : !lua_istable(L, -1));
+        bad = !fields[f] || (f < 3 ? lua_type(L, -1) != LUA_TSTRING : !lua_istable(L, -1));
         lua_pop(L, 1);
     }
     if (bad) lua_pop(L, 1);
