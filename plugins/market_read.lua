@@ -212,7 +212,9 @@ local function series_answer(req, kind)
   if not timeframe then return table.unpack(e) end
   local from, to; from, to, e = P.times(q)
   if e then return table.unpack(e) end
-  local explicit = q.limit ~= nil
+  -- a range without limit means all of it: one row more than allowed tells
+  -- one that is too large from one that fits
+  local capped = from ~= nil and q.limit == nil
   local limit; limit, e = P.limit(q, from and MAX_ROWS or DEFAULT_LIMIT)
   if not limit then return table.unpack(e) end
   local order; order, e = P.order(q)
@@ -223,8 +225,7 @@ local function series_answer(req, kind)
   if e then return table.unpack(e) end
 
   local sql = bars_sql(set, from ~= nil, to ~= nil, kind == "candles")
-  -- one row more than allowed tells a range that is too large from one that fits
-  local fetch = explicit and limit or limit + 1
+  local fetch = capped and limit + 1 or limit
   local args = { symbol, timeframe }
   if from then args[#args + 1] = from end
   if to then args[#args + 1] = to end
@@ -454,7 +455,9 @@ tf.route("GET", "/ticks", function(req)
   if not symbol then return table.unpack(e) end
   local from, to; from, to, e = P.times(q)
   if e then return table.unpack(e) end
-  local explicit = q.limit ~= nil
+  -- a range without limit means all of it: one row more than allowed tells
+  -- one that is too large from one that fits
+  local capped = from ~= nil and q.limit == nil
   local limit; limit, e = P.limit(q, from and MAX_ROWS or DEFAULT_LIMIT)
   if not limit then return table.unpack(e) end
   local order; order, e = P.order(q)
@@ -464,7 +467,7 @@ tf.route("GET", "/ticks", function(req)
   local args = { symbol }
   if from then args[#args + 1] = from end
   if to then args[#args + 1] = to end
-  args[#args + 1] = explicit and limit or limit + 1
+  args[#args + 1] = capped and limit + 1 or limit
   local okq, cols, n = pcall(tf.db.columns, ticks_sql(from ~= nil, to ~= nil), table.unpack(args))
   if not okq then return db_failed(cols) end
   if n > limit then
