@@ -199,37 +199,43 @@ local function csv_headers(source, filename)
   return h
 end
 
--- Bars and/or indicator values: the work behind /candles and /indicators.
-local function series_answer(req, kind)
+-- The parameters of /candles and /indicators, checked: a table, or nil and
+-- the 400 answer.
+local function series_params(req, kind)
   local q = req.query or {}
   local allowed = { symbol = true, timeframe = true, from = true, to = true, limit = true,
                     set = true, order = true, format = true }
-  local ok, e = P.known(q, allowed)
-  if not ok then return table.unpack(e) end
-  local symbol; symbol, e = P.symbol(q, true)
-  if not symbol then return table.unpack(e) end
-  local timeframe; timeframe, e = P.timeframe(q)
-  if not timeframe then return table.unpack(e) end
-  local from, to; from, to, e = P.times(q)
-  if e then return table.unpack(e) end
+  local p, ok, e = {}, nil, nil
+  ok, e = P.known(q, allowed)
+  if not ok then return nil, e end
+  p.symbol, e = P.symbol(q, true)
+  if not p.symbol then return nil, e end
+  p.timeframe, e = P.timeframe(q)
+  if not p.timeframe then return nil, e end
+  p.from, p.to, e = P.times(q)
+  if e then return nil, e end
   -- a range without limit means all of it: one row more than allowed tells
   -- one that is too large from one that fits
-  local capped = from ~= nil and q.limit == nil
-  local limit; limit, e = P.limit(q, from and MAX_ROWS or DEFAULT_LIMIT)
-  if not limit then return table.unpack(e) end
-  local order; order, e = P.order(q)
-  if not order then return table.unpack(e) end
-  local format; format, e = P.format(req)
-  if not format then return table.unpack(e) end
-  local set; set, e = P.set(q, kind == "indicators")
-  if e then return table.unpack(e) end
+  p.capped = p.from ~= nil and q.limit == nil
+  p.limit, e = P.limit(q, p.from and MAX_ROWS or DEFAULT_LIMIT)
+  if not p.limit then return nil, e end
+  p.order, e = P.order(q)
+  if not p.order then return nil, e end
+  p.format, e = P.format(req)
+  if not p.format then return nil, e end
+  p.set, e = P.set(q, kind == "indicators")
+  if e then return nil, e end
+  return p
+end
 
+-- Bars and/or indicator values: the work behind /candles and /indicators.
+local function series_answer(p, kind)
+  local symbol, timeframe, from, to, limit, set = p.symbol, p.timeframe, p.from, p.to, p.limit, p.set
   local sql = bars_sql(set, from ~= nil, to ~= nil, kind == "candles")
-  local fetch = capped and limit + 1 or limit
   local args = { symbol, timeframe }
   if from then args[#args + 1] = from end
   if to then args[#args + 1] = to end
-  args[#args + 1] = fetch
+  args[#args + 1] = p.capped and limit + 1 or limit
   local okq, cols, n = pcall(tf.db.columns, sql, table.unpack(args))
   if not okq then return db_failed(cols) end
   if n > limit then
@@ -264,36 +270,43 @@ local function series_answer(req, kind)
   local names = { "ts" }
   if kind == "candles" then names = { table.unpack(BAR_COLUMNS) } end
   if set then for _, c in ipairs(set.columns) do names[#names + 1] = c end end
-  local text = tf.rows.encode(format, cols, names,
-    { time = { ts = true }, offset = offset, reverse = order == "desc", last = n })
+  local text = tf.rows.encode(p.format, cols, names,
+    { time = { ts = true }, offset = offset, reverse = p.order == "desc", last = n })
 
-  if format == "csv" then
+  if p.format == "csv" then
     return 200, text, csv_headers(source, symbol .. "_" .. timeframe)
   end
   local head = { ok = true, symbol = symbol, timeframe = timeframe, set = set and set.name or nil,
-                 indicators_source = source, order = order, count = n }
+                 indicators_source = source, order = p.order, count = n }
   return 200, json_answer(head, { "ok", "symbol", "timeframe", "set", "indicators_source", "order", "count" },
     kind == "candles" and "candles" or "values", text), { ["Content-Type"] = "application/json" }
 end
 
--- The latest bars (no from/to) are what dashboards poll: they are cached
--- under candles:<symbol>:<timeframe>: (which storing candles deletes).
+-- The latest bars (no from/to) are what dashboards poll: their answers are
+-- cached under candles:<symbol>:<timeframe>: (storing candles deletes it).
 local function candles(req)
-  local q = req.query or {}
-  if not cache or CACHE_TTL <= 0 or q.from or q.to or not q.symbol or not q.timeframe then
-    return series_answer(req, "candles")
-  end
-  local tfname = tf.time.timeframe(q.timeframe)
-  if not tfname then return series_answer(req, "candles") end
-  local key = string.format("candles:%s:%s:%s:%s:%s:%s", q.symbol, tfname, q.limit or "", q.set or "",
-    q.order or "", (q.format or ((req.headers.accept or ""):find("text/csv", 1, true) and "csv") or "json"))
-  local hit = cache.get_or_load(key, CACHE_TTL, function()
-    local status, body, headers = series_answer(req, "candles")
-    if status ~= 200 then return { status = status, body = tf.json.encode(body), headers = { ["Content-Type"] = "application/json" } } end
+  local p, e = series_params(req, "candles")
+  if not p then return table.unpack(e) end
+  if not cache or CACHE_TTL <= 0 or p.from or p.to then return series_answer(p, "candles") end
+  local key = string.format("candles:%s:%s:%d:%s:%s:%s", p.symbol, p.timeframe, p.limit,
+    p.set and p.set.name or "", p.order, p.format)
+  local a = cache.get_or_load(key, CACHE_TTL, function()
+    local status, body, headers = series_answer(p, "candles")
+    if status ~= 200 then -- (a 400 for read.max_rows cannot happen here, a 503 can): dropped below
+      local h = headers or {}
+      h["Content-Type"] = "application/json"
+      return { status = status, body = tf.json.encode(body), headers = h }
+    end
     return { status = 200, body = body, headers = headers }
   end)
-  if hit.status ~= 200 then cache.delete(key) end
-  return hit.status, hit.body, hit.headers
+  if a.status ~= 200 then cache.delete(key) end
+  return a.status, a.body, a.headers
+end
+
+local function indicators(req)
+  local p, e = series_params(req, "indicators")
+  if not p then return table.unpack(e) end
+  return series_answer(p, "indicators")
 end
 
 local NUM = { type = "number" }
@@ -340,7 +353,7 @@ tf.route("GET", "/candles", candles, { auth = "read", doc = {
     } },
 } })
 
-tf.route("GET", "/indicators", function(req) return series_answer(req, "indicators") end, { auth = "read", doc = {
+tf.route("GET", "/indicators", indicators, { auth = "read", doc = {
   summary = "An indicator set's values for one symbol and timeframe",
   description = "Stored values when the indicators job wrote them, else computed on the fly (indicators_source). " ..
     "Values before an indicator's lookback are null. CSV as for /candles.",

@@ -187,6 +187,26 @@ describe("the read API", function()
     end
   end)
 
+  it("caches the latest bars until candles of that symbol and timeframe are stored", function()
+    local path = "/candles?symbol=" .. sym .. "&timeframe=M1&limit=2"
+    local _, a = R.get(srv, path)
+    -- a bar written behind the server's back (not through tf.candles.store) is not seen: the answer is cached
+    H.psql(string.format("INSERT INTO market_data (symbol, timeframe, ts, open, high, low, close) " ..
+      "VALUES ('%s', 'M1', to_timestamp(%d), 1, 1, 1, 1)", sym, R.T0 + N * 60))
+    local _, b = R.get(srv, path)
+    assert.are.same(a, b)
+    -- storing a candle through the ingest route drops the symbol's cached answers
+    local st = srv:json("POST", "/ingest", tf.json.encode(R.bar(sym, "M1", R.T0 + (N + 1) * 60, N + 1)), H.ingest_headers())
+    assert.are.equal(200, st)
+    local _, c = R.get(srv, path)
+    assert.are.equal(tf.time.format(R.T0 + (N + 1) * 60), c.candles[2].ts)
+    assert.are.equal(tf.time.format(R.T0 + N * 60), c.candles[1].ts)
+    -- a range is never served from the cache
+    local _, d = R.get(srv, "/candles?symbol=" .. sym .. "&timeframe=M1&from=" .. (R.T0 + N * 60))
+    assert.are.equal(2, d.count)
+    H.psql(string.format("DELETE FROM market_data WHERE symbol = '%s' AND ts >= to_timestamp(%d)", sym, R.T0 + N * 60))
+  end)
+
   it("needs a key with the read role", function()
     local st = srv:json("GET", "/candles?symbol=" .. sym .. "&timeframe=M1")
     assert.are.equal(401, st)
