@@ -20,6 +20,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"routes", luaopen_tf_routes},
     {"rows", luaopen_tf_rows},
     {"time", luaopen_tf_time},
+    {"file", luaopen_tf_file},
     {"cache", luaopen_tf_cache},
     /* new namespaces go above this line */
     {NULL, NULL},

@@ -245,8 +245,10 @@ local function series_answer(p, kind)
 
   local source, offset
   if set and n > 0 then
-    local stored = cols.stored_
-    source = (stored[1] == 1 and stored[n] == 1) and "stored" or "computed"
+    -- the job computes bars in time order: when the newest bar of the answer
+    -- has its values, so has every bar before it (warm-up bars hold NULL, as
+    -- a computation gives NaN there)
+    source = cols.stored_[n] == 1 and "stored" or "computed"
     if source == "computed" then
       local res
       for _ = 1, 2 do -- a bar stored between the two reads: read again once
