@@ -51,6 +51,9 @@ static void add_json_string(luaL_Buffer *b, const char *s, size_t len)
         if (c == '"' || c == '\\') {
             luaL_addchar(b, '\\');
             luaL_addchar(b, (char)c);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            luaL_addchar(b, '\\');
+            luaL_addchar(b, c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
         } else if (c < 0x20) {
             char esc[8];
             snprintf(esc, sizeof esc, "\\u%04x", c);
