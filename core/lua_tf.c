@@ -22,6 +22,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"time", luaopen_tf_time},
     {"file", luaopen_tf_file},
     {"cache", luaopen_tf_cache},
+    {"metrics", luaopen_tf_metrics},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

@@ -186,3 +186,52 @@ describe("tf.cache in a server", function()
     assert.are.equal(2, get(keys[1]))
   end)
 end)
+
+describe("GET /stats", function()
+  local srv
+  setup(function()
+    srv = H.start_server{
+      plugins = { ["cache.lua"] = CACHE_PLUGIN, ["stats.lua"] = H.read(H.ROOT .. "/plugins/stats.lua") },
+      config = { cache = { max_memory = "64KB" }, auth = { metrics_open = true } },
+    }
+  end)
+  teardown(function() if srv then srv:stop() end end)
+
+  local function stats()
+    local st, v = srv:json("GET", "/stats", nil, { ["X-API-Key"] = H.READ_KEY })
+    assert.are.equal(200, st)
+    return v.cache
+  end
+
+  it("needs a key with the read role", function()
+    assert.are.equal(401, (srv:request("GET", "/stats")))
+  end)
+
+  it("shows hits, misses, evictions past cache.max_memory, and the same numbers as /metrics", function()
+    local blob = string.rep("x", 1000)
+    for i = 1, 100 do -- ~100 KB into a 64 KB cache
+      assert.are.equal(200, (srv:json("POST", "/cache/set", { key = "big:" .. i, value = blob }, H.ingest_headers())))
+    end
+    local function get(k) return select(2, srv:json("GET", "/cache/get?key=" .. k, nil, { ["X-API-Key"] = H.READ_KEY })).value end
+    assert.are.equal(blob, get("big:100")) -- the most recent stays
+    assert.is_nil(get("big:1"))             -- the oldest went
+    local s = stats()
+    assert.are.equal(64 * 1024, s.max_bytes)
+    assert.is_true(s.bytes <= s.max_bytes)
+    assert.is_true(s.evictions > 0)
+    assert.are.equal(100 - s.entries, s.evictions)
+    assert.are.same({ hits = 1, misses = 1, entries = s.entries, bytes = s.bytes }, s.prefixes.big)
+    assert.are.equal(0.5, s.hit_rate)
+
+    local prom = require("tests.integration.prom")
+    local st, text = srv:request("GET", "/metrics")
+    assert.are.equal(200, st)
+    local f = assert(prom.parse(text))
+    assert.are.equal(s.evictions, prom.value(f, "tf_cache_evictions_total"))
+    assert.are.equal(s.max_bytes, prom.value(f, "tf_cache_max_bytes"))
+    assert.are.equal(1, prom.value(f, "tf_cache_hits_total", { prefix = "big" }))
+    assert.are.equal(1, prom.value(f, "tf_cache_misses_total", { prefix = "big" }))
+    assert.are.equal(s.entries, prom.value(f, "tf_cache_entries", { prefix = "big" }))
+    assert.are.equal(s.bytes, prom.value(f, "tf_cache_bytes", { prefix = "big" }))
+  end)
+end)
