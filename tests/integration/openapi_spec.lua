@@ -74,6 +74,8 @@ describe("GET /openapi.json", function()
       ["GET /admin/jobs"] = { "/admin/jobs", nil, H.admin_headers() },
       ["POST /admin/jobs/{name}/run"] = { "/admin/jobs/maintenance/run", nil, H.admin_headers(), "skip" },
       ["GET /hello/{name}"] = { "/hello/world" },
+      ["GET /stats"] = { "/stats", nil, R.read_headers() },
+      ["GET /ready"] = { "/ready" },
       ["GET /openapi.json"] = { "/openapi.json" },
       ["GET /candles"] = { "/candles?symbol=" .. sym .. "&timeframe=M1&set=mt5_default&limit=30", nil, R.read_headers() },
       ["GET /indicators"] = { "/indicators?symbol=" .. sym .. "&timeframe=M1&set=mt5_default", nil, R.read_headers() },

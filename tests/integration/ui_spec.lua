@@ -73,6 +73,7 @@ describe("the status page in a headless browser", function()
     assert.truthy(dom:find('<span class="ok">ok</span>', 1, true)) -- the indicators run
     assert.truthy(dom:find("/candles</code>", 1, true)) -- the routes table, from /openapi.json
     assert.truthy(dom:find("last reload: ", 1, true))
+    assert.truthy(dom:find("<th>hit rate</th>", 1, true)) -- the cache panel, from /stats
     -- the chart library drew canvases for the price chart and both panes
     local _, canvases = dom:gsub("<canvas", "")
     assert.is_true(canvases >= 6)
