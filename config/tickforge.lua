@@ -13,6 +13,7 @@
 --                         (API_KEY, the old system's name, is accepted too)
 --   TICKFORGE_ADMIN_KEY   adds a key with roles admin + read
 --   TICKFORGE_LOG_LEVEL   log.level
+--   TICKFORGE_LOG_FORMAT  log.format
 --
 -- Relative paths are relative to the working directory of the process.
 -- `tickforge check` validates this file and every plugin without serving.
@@ -93,6 +94,8 @@ return {
 
   log = {
     level = "info",            -- debug | info | warn | error (info logs one line per request)
+    format = "logfmt",         -- logfmt | json (one JSON object per line: ts, level, msg, then the
+                               -- fields, numbers as numbers); read at start, a reload keeps it
   },
 
   -- Sections other than the ones above belong to plugins and are passed
