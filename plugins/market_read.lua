@@ -185,6 +185,15 @@ end
 
 local BAR_COLUMNS = { "ts", "open", "high", "low", "close", "volume", "spread" }
 
+-- Bars as CSV straight from PostgreSQL's text (tf.db.csv): the export path,
+-- for bars without a set. float8 text is the shortest exact form, like
+-- tf.rows.encode writes; times as the API writes them (bars have no fractions).
+local function bars_csv_sql(has_from, has_to, desc)
+  local inner = bars_sql(nil, has_from, has_to, true):gsub("^SELECT %* FROM %((.*)%) s ORDER BY t_$", "%1")
+  return "SELECT to_char(t_ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS ts, " ..
+    "open, high, low, close, volume, spread FROM (" .. inner .. ") s ORDER BY t_" .. (desc and " DESC" or "")
+end
+
 -- The JSON head ("ok" first, keys in `keys` order) with the rows' array
 -- spliced in as the last member `name`.
 local function json_answer(head, keys, name, rows)
@@ -236,12 +245,17 @@ local function series_answer(p, kind)
   if from then args[#args + 1] = from end
   if to then args[#args + 1] = to end
   args[#args + 1] = p.capped and limit + 1 or limit
+  local too_many = { ok = false, param = "read.max_rows",
+    error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }
+  if p.format == "csv" and kind == "candles" and not set then
+    local okc, text, count = pcall(tf.db.csv, bars_csv_sql(from ~= nil, to ~= nil, p.order == "desc"), table.unpack(args))
+    if not okc then return db_failed(text) end
+    if count > limit then return 400, too_many end
+    return 200, text, csv_headers(nil, symbol .. "_" .. timeframe)
+  end
   local okq, cols, n = pcall(tf.db.columns, sql, table.unpack(args))
   if not okq then return db_failed(cols) end
-  if n > limit then
-    return 400, { ok = false, param = "read.max_rows",
-      error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }
-  end
+  if n > limit then return 400, too_many end
 
   local source, offset
   if set and n > 0 then

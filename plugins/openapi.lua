@@ -24,8 +24,8 @@ local BUILTIN = {
   { method = "GET", path = "/health", auth = "none", doc = {
     summary = "Liveness: the process answers; says whether the database does",
     response = { type = "object", required = { "status" }, properties = { status = { type = "string" } } } } },
-  { method = "GET", path = "/metrics", auth = "read", doc = {
-    summary = "Prometheus text format (open when metrics.open = true)", content_type = "text/plain" } },
+  { method = "GET", path = "/metrics", auth = tf.config.get("auth.metrics_open", true) == false and "read" or "none", doc = {
+    summary = "Prometheus text format (open unless auth.metrics_open = false, then role read)", content_type = "text/plain" } },
   { method = "POST", path = "/admin/reload", auth = "admin", doc = {
     summary = "Reloads config and plugins; answers the new generation or the error (422)",
     response = { type = "object", required = { "ok", "generation" },

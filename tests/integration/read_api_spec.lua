@@ -157,6 +157,28 @@ describe("the read API", function()
     assert.are.equal("", r3[1][2])
   end)
 
+  it("exports bars without a set as CSV straight from PostgreSQL, the same values as JSON, in either order", function()
+    local q = "/candles?symbol=" .. sym .. "&timeframe=M1&from=2025-10-20T01:00:00Z&to=2025-10-20T02:00:00Z"
+    local _, j = R.get(srv, q)
+    for _, order in ipairs({ "asc", "desc" }) do
+      local st, text, h = srv:request("GET", q .. "&format=csv&order=" .. order, nil, R.read_headers())
+      assert.are.equal(200, st)
+      assert.matches("^text/csv", h["content-type"])
+      local header, rows = R.parse_csv(text)
+      assert.are.same({ "ts", "open", "high", "low", "close", "volume", "spread" }, header)
+      assert.are.equal(61, #rows)
+      for i, row in ipairs(rows) do
+        local c = j.candles[order == "asc" and i or 62 - i]
+        assert.are.same({ c.ts, c.open, c.high, c.low, c.close, c.volume, c.spread },
+          { row[1], tonumber(row[2]), tonumber(row[3]), tonumber(row[4]), tonumber(row[5]), tonumber(row[6]), tonumber(row[7]) })
+        assert.is_nil(row[2]:find("0$"), row[2]) -- shortest text, no numeric(18,8) padding
+      end
+    end
+    local _, newest = srv:request("GET", "/candles?symbol=" .. sym .. "&timeframe=M1&limit=2&format=csv", nil, R.read_headers())
+    local _, nr = R.parse_csv(newest)
+    assert.are.equal(tf.time.format(bars[N].ts), nr[2][1])
+  end)
+
   it("answers 400 naming each bad parameter", function()
     local base = "/candles?symbol=" .. sym .. "&timeframe=M1"
     for _, case in ipairs({
@@ -284,6 +306,9 @@ describe("the read API with a set of its own and a small row cap", function()
     assert.are.equal(400, st)
     assert.are.equal("read.max_rows", v.param)
     assert.matches("read.max_rows", v.error)
+    local stc, vc = R.get(srv, "/candles?symbol=" .. sym .. "&timeframe=H1&from=2025-10-20&format=csv")
+    assert.are.equal(400, stc) -- the CSV export path too
+    assert.are.equal("read.max_rows", vc.param)
     local st2, v2 = R.get(srv, "/candles?symbol=" .. sym .. "&timeframe=H1&limit=51")
     assert.are.equal(400, st2)
     assert.are.equal("limit", v2.param)
