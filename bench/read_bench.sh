@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Read-side benchmark, in one run on one server and one database:
 #  1. GET /candles, the newest 500 M1 bars with set=mt5_default (stored
-#     values): served from tf.cache vs read from PostgreSQL every time (the
-#     same request with to=<far future>, a range, which is never cached) vs
-#     pgbench running the route's own SELECT (no HTTP, no JSON), all with the
-#     same client concurrency.
+#     values): served from tf.cache (a server with read.cache_ttl = 3600) vs
+#     read from PostgreSQL every time (the same request to a second server
+#     with read.cache_ttl = 0) vs pgbench running the route's own SELECT (no
+#     HTTP, no JSON), all with the same client concurrency.
 #  2. A 1M-bar CSV export (GET /candles?...&format=csv) vs
 #     psql \copy (SELECT ...) TO STDOUT WITH CSV HEADER of the same columns.
 #   BENCH_SECONDS=10 BENCH_CONNS=16 BENCH_BARS=1000000 bash bench/read_bench.sh
@@ -36,26 +36,33 @@ echo 'tf.indicators.update("mt5_default", "BENCHRD", "M1")' >"$dir/upd.lua"
 "$BIN" run "$dir/upd.lua" >/dev/null
 psql -c "ANALYZE market_data" >/dev/null
 
-cat >"$dir/tf.lua" <<LUA
-return { listen = "127.0.0.1:$port", http = { threads = $conns }, plugins = { dir = "$PWD/plugins" },
+serve() { # port cache_ttl -> pid
+    cat >"$dir/tf$1.lua" <<LUA
+return { listen = "127.0.0.1:$1", http = { threads = $conns }, plugins = { dir = "$PWD/plugins" },
          lua = { path = { "$PWD/lua" }, memory_limit = "2GB", handler_timeout_ms = 120000 },
          database = { url = "$URL", pool_size = $conns },
          auth = { keys = { { key = "$key", roles = { "read", "ingest" }, name = "bench" } } },
          jobs = { enabled = false }, log = { level = "warn" },
-         read = { max_rows = $((bars + 1)), cache_ttl = 3600 } }
+         read = { max_rows = $((bars + 1)), cache_ttl = $2 } }
 LUA
-"$BIN" serve --config "$dir/tf.lua" 2>"$dir/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+    "$BIN" serve --config "$dir/tf$1.lua" >"$dir/out$1" 2>"$dir/log$1" &
+    echo $!
+}
+uport=$((port + 1))
+pid=$(serve "$port" 3600)
+upid=$(serve "$uport" 0)
+trap 'kill $pid $upid 2>/dev/null; rm -rf "$dir"' EXIT
+for p in "$port" "$uport"; do
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/health" >/dev/null && break; sleep 0.1; done
+done
 
 q='/candles?symbol=BENCHRD&timeframe=M1&limit=500&set=mt5_default'
 n=$(curl -sf -H "X-API-Key: $key" "http://127.0.0.1:$port$q" | grep -o '"count":[0-9]*')
-src=$(curl -sf -H "X-API-Key: $key" "http://127.0.0.1:$port$q&to=2100-01-01" | grep -o '"indicators_source":"[a-z]*"')
+src=$(curl -sf -H "X-API-Key: $key" "http://127.0.0.1:$uport$q" | grep -o '"indicators_source":"[a-z]*"')
 [ "$n" = '"count":500' ] && [ "$src" = '"indicators_source":"stored"' ] || { echo "bad answer: $n $src" >&2; exit 1; }
 
-wrk_rps() { # path
-    wrk -t2 -c"$conns" -d"${secs}s" -H "X-API-Key: $key" "http://127.0.0.1:$port$1" >"$dir/wrk.out" 2>&1
+wrk_rps() { # port path
+    wrk -t2 -c"$conns" -d"${secs}s" -H "X-API-Key: $key" "http://127.0.0.1:$1$2" >"$dir/wrk.out" 2>&1
     if grep -qE 'Non-2xx|Socket errors' "$dir/wrk.out"; then grep -E 'Non-2xx|Socket errors' "$dir/wrk.out" >&2; fi
     awk '/Requests\/sec/ {print $2}' "$dir/wrk.out"
 }
@@ -75,9 +82,9 @@ pgbench_tps() {
         awk '/^tps/ {print $3; exit}'
 }
 # warm-up, then alternate so drift on a shared machine hits all three alike
-wrk_rps "$q" >/dev/null
-c1=$(wrk_rps "$q"); u1=$(wrk_rps "$q&to=2100-01-01"); p1=$(pgbench_tps)
-c2=$(wrk_rps "$q"); u2=$(wrk_rps "$q&to=2100-01-01"); p2=$(pgbench_tps)
+wrk_rps "$port" "$q" >/dev/null
+c1=$(wrk_rps "$port" "$q"); u1=$(wrk_rps "$uport" "$q"); p1=$(pgbench_tps)
+c2=$(wrk_rps "$port" "$q"); u2=$(wrk_rps "$uport" "$q"); p2=$(pgbench_tps)
 c=$(echo "($c1 + $c2) / 2" | bc -l); u=$(echo "($u1 + $u2) / 2" | bc -l); p=$(echo "($p1 + $p2) / 2" | bc -l)
 
 # CSV export: best of 2 each, alternating
@@ -92,7 +99,7 @@ rows_api=$(($(wc -l <"$dir/api.csv") - 1)); rows_psql=$(($(wc -l <"$dir/psql.csv
 
 psql -c "DELETE FROM market_data WHERE symbol IN ('BENCHRD', 'BENCHCSV')"
 
-echo "$conns client connections, ${secs}s x 2 runs each (alternating), server http.threads=$conns, $(nproc) cores shared with the clients"
+echo "$conns client connections, ${secs}s x 2 runs each (alternating), servers http.threads=$conns pool_size=$conns, $(nproc) cores shared with the clients"
 echo
 echo "| GET /candles, newest 500 M1 bars + mt5_default (stored) | req/s | vs pgbench |"
 echo "|---|---|---|"
