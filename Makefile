@@ -72,6 +72,7 @@ run: deps all
 	exec $(BUILD)/tickforge serve
 
 test: deps
+	@scripts/deps.sh --browser
 	@$(MAKE) --no-print-directory all unit
 	@if [ -z "$$DATABASE_URL" ]; then scripts/pg.sh start; fi
 	@BUILD=$(BUILD) scripts/test.sh

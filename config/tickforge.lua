@@ -13,6 +13,7 @@
 --                         (API_KEY, the old system's name, is accepted too)
 --   TICKFORGE_ADMIN_KEY   adds a key with roles admin + read
 --   TICKFORGE_LOG_LEVEL   log.level
+--   TICKFORGE_LOG_FORMAT  log.format
 --
 -- Relative paths are relative to the working directory of the process.
 -- `tickforge check` validates this file and every plugin without serving.
@@ -93,6 +94,8 @@ return {
 
   log = {
     level = "info",            -- debug | info | warn | error (info logs one line per request)
+    format = "logfmt",         -- logfmt | json (one JSON object per line: ts, level, msg, then the
+                               -- fields, numbers as numbers); read at start, a reload keeps it
   },
 
   -- Sections other than the ones above belong to plugins and are passed
@@ -108,6 +111,24 @@ return {
     offset_seconds = 0,        -- EA server time minus UTC, subtracted from every ts
     symbol_offsets = {},       -- per symbol, e.g. { ["XAUUSD#"] = 7200 }
     key_offsets = {},          -- per API key name (auth.keys[].name), e.g. { ["ea-cy"] = 10800 }
+  },
+
+  -- Read by plugins/market_read.lua (/candles, /indicators, /symbols, /ticks);
+  -- docs/read.md explains each key.
+  read = {
+    max_rows = 100000,         -- most rows one answer holds (1..10000000); a range holding
+                               -- more is a 400 naming read.max_rows (the answer is built in
+                               -- memory: keep it within lua.memory_limit, ~200 bytes a row)
+    default_limit = 1000,      -- rows when neither limit nor from is given (1..max_rows)
+    cache_ttl = 60,            -- seconds a latest-bars answer stays in tf.cache (0: no caching);
+                               -- storing candles of that symbol/timeframe drops it at once
+  },
+
+  -- Read by plugins/ui (GET /ui, the status page).
+  ui = {
+    enabled = true,            -- false: no /ui routes
+    -- charts_js = "build/ui/lightweight-charts.standalone.production.js",
+    --                         -- default: <plugins.dir>/../build/ui/..., fetched by `make deps`
   },
 
   -- Read by plugins/jobs.lua (the shipped jobs) and plugins/strategies;

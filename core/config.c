@@ -55,7 +55,7 @@ static const struct field schema[] = {
 
 /* Keys the core reads itself besides the schema (validated by hand below). */
 static const char *const extra_keys[] = {
-    "listen", "auth.keys", "plugins.enabled", "plugins.disabled", "lua.path", "log.level", NULL,
+    "listen", "auth.keys", "plugins.enabled", "plugins.disabled", "lua.path", "log.level", "log.format", NULL,
 };
 static const char *const core_sections[] = {"http", "lua", "database", "auth", "plugins", "reload",
                                             "log", "scheduler", "cache", NULL};
@@ -443,6 +443,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     env_override(L, t, "DATABASE_URL", "database.url");
     env_override(L, t, "TICKFORGE_LISTEN", "listen");
     env_override(L, t, "TICKFORGE_LOG_LEVEL", "log.level");
+    env_override(L, t, "TICKFORGE_LOG_FORMAT", "log.format");
     env_key(L, t, getenv("TICKFORGE_API_KEY") ? "TICKFORGE_API_KEY" : "API_KEY", "env", ingest_read);
     env_key(L, t, "TICKFORGE_ADMIN_KEY", "env-admin", admin);
 
@@ -467,6 +468,14 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     }
     lua_pop(L, 1);
     c->log_level = (int)lvl;
+    get_path(L, t, "log.format");
+    enum log_format lfmt = LOG_LOGFMT;
+    if (!lua_isnil(L, -1) && (!lua_isstring(L, -1) || log_parse_format(lua_tostring(L, -1), &lfmt))) {
+        fail(err, errlen, "%s: log.format: must be \"logfmt\" or \"json\"", src);
+        goto fail;
+    }
+    lua_pop(L, 1);
+    c->log_format = (int)lfmt;
 
     mask_keys(L, t);
     if (!(c->json = lua_json_encode_value(L, t, err, errlen))) goto fail;

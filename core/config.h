@@ -60,6 +60,7 @@ struct config {
     int reload_interval_ms;
 
     int log_level; /* enum log_level */
+    int log_format; /* enum log_format; applied at start (a reload keeps the running one) */
 
     /* scheduler */
     int sched_enabled; /* run tf.job jobs in this instance */

@@ -1,16 +1,32 @@
-/* logfmt lines on stderr, one write(2) each so threads never interleave.
- * Formats into a stack buffer; a line longer than it is truncated, never
- * split. */
+/* logfmt (or JSON) lines on stderr, one write(2) each so threads never
+ * interleave. Formats into stack buffers; a line longer than them is
+ * truncated, never split. */
 #include "log.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static volatile int min_level = LOG_INFO;
+static volatile int format = LOG_LOGFMT;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_format(enum log_format fmt)
+{
+    format = fmt;
+}
+
+int log_parse_format(const char *s, enum log_format *out)
+{
+    if (!strcmp(s, "logfmt")) *out = LOG_LOGFMT;
+    else if (!strcmp(s, "json")) *out = LOG_JSON;
+    else return -1;
+    return 0;
+}
 
 void log_set_level(enum log_level lvl)
 {
@@ -56,6 +72,81 @@ const char *log_quote(char *buf, unsigned len, const char *s)
     return buf;
 }
 
+/* Appends s[0..len) as a JSON string to out at *n (bounded by cap). */
+static void json_str(char *out, size_t cap, size_t *n, const char *s, size_t len)
+{
+    size_t j = *n;
+    if (j + 2 >= cap) return;
+    out[j++] = '"';
+    for (size_t i = 0; i < len && j + 8 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[j++] = '\\';
+            out[j++] = (char)c;
+        } else if (c == '\n') {
+            out[j++] = '\\';
+            out[j++] = 'n';
+        } else if (c < 0x20) {
+            j += (size_t)snprintf(out + j, cap - j, "\\u%04x", c);
+        } else {
+            out[j++] = (char)c;
+        }
+    }
+    out[j++] = '"';
+    *n = j;
+}
+
+/* Converts logfmt pairs (key=value key="quoted \"text\"") into JSON members
+ * appended to out, each preceded by a comma. */
+static void kv_to_json(char *out, size_t cap, size_t *n, const char *kv)
+{
+    char val[2048];
+    const char *p = kv;
+    while (*p && *n + 16 < cap) {
+        while (*p == ' ') p++;
+        const char *k = p;
+        while (*p && *p != '=' && *p != ' ') p++;
+        size_t klen = (size_t)(p - k);
+        if (!klen) break;
+        out[(*n)++] = ',';
+        json_str(out, cap, n, k, klen);
+        if (*n + 4 >= cap) break;
+        out[(*n)++] = ':';
+        if (*p != '=') { /* a bare key: true */
+            *n += (size_t)snprintf(out + *n, cap - *n, "true");
+            continue;
+        }
+        p++;
+        size_t vlen = 0;
+        if (*p == '"') { /* quoted: undo log_quote's escapes */
+            for (p++; *p && *p != '"'; p++) {
+                char c = *p;
+                if (c == '\\' && p[1]) c = *++p == 'n' ? '\n' : *p;
+                if (vlen < sizeof val - 1) val[vlen++] = c;
+            }
+            if (*p == '"') p++;
+            json_str(out, cap, n, val, vlen);
+            continue;
+        }
+        const char *v = p;
+        while (*p && *p != ' ') p++;
+        vlen = (size_t)(p - v);
+        if (vlen >= sizeof val) vlen = sizeof val - 1;
+        memcpy(val, v, vlen);
+        val[vlen] = 0;
+        char *end;
+        double d = vlen ? strtod(val, &end) : 0;
+        int number = vlen && *end == 0 && isfinite(d) && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) &&
+                     !(val[0] == '0' && vlen > 1 && val[1] >= '0' && val[1] <= '9'); /* 007 is an id */
+        if (number && *n + vlen + 1 < cap) {
+            memcpy(out + *n, val, vlen);
+            *n += vlen;
+        } else {
+            json_str(out, cap, n, val, vlen);
+        }
+    }
+}
+
 void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
 {
     if (!log_enabled(lvl)) return;
@@ -64,17 +155,27 @@ void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, now.tv_nsec / 1000000, level_names[lvl],
-                     log_quote(q, sizeof q, msg));
-    if (kvfmt && n > 0 && (size_t)n < sizeof line - 2) {
+    char ts[80];
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+    char kv[3072];
+    kv[0] = 0;
+    if (kvfmt) {
         va_list ap;
-        line[n++] = ' ';
         va_start(ap, kvfmt);
-        int m = vsnprintf(line + n, sizeof line - (size_t)n, kvfmt, ap);
+        vsnprintf(kv, sizeof kv, kvfmt, ap);
         va_end(ap);
-        if (m > 0) n += m;
+    }
+    int n;
+    if (format == LOG_JSON) {
+        size_t j = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[lvl]);
+        json_str(line, sizeof line - 2, &j, msg ? msg : "", msg ? strlen(msg) : 0);
+        kv_to_json(line, sizeof line - 2, &j, kv);
+        line[j++] = '}';
+        n = (int)j;
+    } else {
+        n = snprintf(line, sizeof line, "ts=%s level=%s msg=%s%s%s", ts, level_names[lvl], log_quote(q, sizeof q, msg),
+                     *kv ? " " : "", kv);
     }
     if (n < 0) return;
     if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;

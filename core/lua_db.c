@@ -2,6 +2,7 @@
  *   tf.db.query(sql, ...)   -> { {col = value, ...}, ... }   NULL -> nil; ints, floats, numeric -> numbers; bool -> boolean
  *   tf.db.exec(sql, ...)    -> rows affected
  *   tf.db.columns(sql, ...) -> { col = tf.series (numeric columns, NULL = NaN) | { strings } }, nrows
+ *   tf.db.csv(sql, ...)     -> CSV text (header row, PostgreSQL's text of each value), nrows
  *   tf.db.tx(fn, ...)       -> fn's results; one connection, BEGIN ... COMMIT, ROLLBACK on error
  *   tf.db.copy(table, {cols}, rows | text) -> rows copied (COPY FROM STDIN)
  * Parameters are $1..$n only; values are never spliced into SQL. Failures
@@ -272,6 +273,53 @@ static int l_columns(lua_State *L)
     return 2;
 }
 
+/* One CSV field (RFC 4180: quoted only when it holds , " CR or LF). */
+static void csv_field(luaL_Buffer *b, const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len && v[i] != ',' && v[i] != '"' && v[i] != '\n' && v[i] != '\r') i++;
+    if (i == len) {
+        luaL_addlstring(b, v, len);
+        return;
+    }
+    luaL_addchar(b, '"');
+    for (i = 0; i < len; i++) {
+        if (v[i] == '"') luaL_addchar(b, '"');
+        luaL_addchar(b, v[i]);
+    }
+    luaL_addchar(b, '"');
+}
+
+/* tf.db.csv(sql, ...) -> text, nrows: the result as CSV written in C
+ * straight from PostgreSQL's text of each value (no conversion to Lua
+ * values): a header row of the column names, NULL as an empty field,
+ * booleans as true/false. For exports; the SQL chooses each column's text. */
+static int l_csv(lua_State *L)
+{
+    PGresult *r = own(L, run(L));
+    int nr = PQntuples(r), nf = PQnfields(r);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int j = 0; j < nf; j++) {
+        if (j) luaL_addchar(&b, ',');
+        csv_field(&b, PQfname(r, j), strlen(PQfname(r, j)));
+    }
+    luaL_addchar(&b, '\n');
+    for (int i = 0; i < nr; i++) {
+        for (int j = 0; j < nf; j++) {
+            if (j) luaL_addchar(&b, ',');
+            if (PQgetisnull(r, i, j)) continue;
+            const char *v = PQgetvalue(r, i, j);
+            if (PQftype(r, j) == OID_BOOL) luaL_addstring(&b, v[0] == 't' ? "true" : "false");
+            else csv_field(&b, v, (size_t)PQgetlength(r, i, j));
+        }
+        luaL_addchar(&b, '\n');
+    }
+    luaL_pushresult(&b);
+    lua_pushinteger(L, nr);
+    return 2;
+}
+
 /* tf.db.tx(fn, ...): BEGIN; fn(...); COMMIT. Any error: ROLLBACK (by the
  * release) and the error is raised again, unchanged. */
 static int l_tx(lua_State *L)
@@ -458,7 +506,7 @@ static int l_migrations(lua_State *L)
 int luaopen_tf_db(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"query", l_query}, {"exec", l_exec}, {"columns", l_columns},
+        {"query", l_query}, {"exec", l_exec}, {"columns", l_columns}, {"csv", l_csv},
         {"tx", l_tx},       {"copy", l_copy}, {"migrations", l_migrations}, {NULL, NULL},
     };
     if (luaL_newmetatable(L, BOX_MT)) {

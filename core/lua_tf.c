@@ -18,6 +18,10 @@ static const luaL_Reg tf_namespaces[] = {
     {"ind", luaopen_tf_ind},
     {"indicators", luaopen_tf_indicators},
     {"job", luaopen_tf_job},
+    {"routes", luaopen_tf_routes},
+    {"rows", luaopen_tf_rows},
+    {"time", luaopen_tf_time},
+    {"file", luaopen_tf_file},
     {"cache", luaopen_tf_cache},
     {"metrics", luaopen_tf_metrics},
     /* new namespaces go above this line */

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "lint.h"
 #include "log.h"
+#include "lua_json.h"
 #include "lua_tf.h"
 #include "mem.h"
 
@@ -267,9 +268,12 @@ static int valid_path(const char *p)
     return 1;
 }
 
+static int check_doc(lua_State *L, int idx);
+
 /* tf.route(method, path, handler [, opts]) — only while plugins load.
  * opts.auth: "ingest" | "read" | "admin" | "none" (default "read");
- * opts.max_body: bytes or "1MB" (default http.max_body). */
+ * opts.max_body: bytes or "1MB" (default http.max_body);
+ * opts.doc: { summary, description, params, response, ... } for /openapi.json. */
 static int l_route(lua_State *L)
 {
     struct lvm *vm = ctx(L);
@@ -317,6 +321,11 @@ static int l_route(lua_State *L)
                 return luaL_error(L, "tf.route: opts.max_body must be a size from 0 to 1GB such as 65536 or \"1MB\"");
         }
         lua_pop(L, 2);
+        lua_getfield(L, 4, "doc");
+        if (!lua_isnil(L, -1) && check_doc(L, lua_gettop(L)))
+            return luaL_error(L, "tf.route: opts.doc must be a table of summary, description, content_type (strings) "
+                                 "and params, response, body, formats, tags (tables), status (a 2xx code)");
+        lua_pop(L, 1);
     }
 
     lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
@@ -340,8 +349,35 @@ static int l_route(lua_State *L)
     lua_setfield(L, -2, "roles");
     lua_pushinteger(L, (lua_Integer)max_body);
     lua_setfield(L, -2, "max_body");
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "doc");
+        lua_setfield(L, -2, "doc");
+    }
     lua_rawseti(L, -2, n + 1);
     return 0;
+}
+
+/* opts.doc: documentation the route declares for GET /openapi.json; only its
+ * shape is checked here (the fields named, of the right types). 0 when fine. */
+static int check_doc(lua_State *L, int idx)
+{
+    /* the first three are strings, then tables, then status: the success code (2xx) */
+    static const char *const fields[] = {"summary", "description", "content_type", "params", "response",
+                                         "body", "formats", "tags", "status", NULL};
+    if (!lua_istable(L, idx)) return -1;
+    int bad = 0;
+    lua_pushnil(L);
+    while (!bad && lua_next(L, idx)) {
+        int f = 0;
+        while (fields[f] && !(lua_type(L, -2) == LUA_TSTRING && !strcmp(fields[f], lua_tostring(L, -2)))) f++;
+        if (!fields[f]) bad = 1;
+        else if (f < 3) bad = lua_type(L, -1) != LUA_TSTRING;
+        else if (!fields[f + 1]) bad = !lua_isinteger(L, -1) || lua_tointeger(L, -1) < 200 || lua_tointeger(L, -1) > 299;
+        else bad = !lua_istable(L, -1);
+        lua_pop(L, 1);
+    }
+    if (bad) lua_pop(L, 1);
+    return bad ? -1 : 0;
 }
 
 int luaopen_tf_route(lua_State *L)
@@ -442,6 +478,40 @@ int luaopen_tf_plugins(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"modules", l_plugin_modules}, {NULL, NULL}};
     luaL_newlib(L, fns);
+    return 1;
+}
+
+/* tf.routes() -> { {method, path, auth, max_body, doc}, ... } in registration
+ * order: the routes the plugins of this VM's generation registered (a copy;
+ * doc is the table the route declared, or nil). For GET /openapi.json and /ui. */
+static int l_routes(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
+    lua_Integer n = lua_istable(L, -1) ? luaL_len(L, -1) : 0;
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, i);
+        lua_createtable(L, 0, 5);
+        static const char *const copy[] = {"method", "path", "max_body", "doc", NULL};
+        for (int k = 0; copy[k]; k++) {
+            lua_getfield(L, -2, copy[k]);
+            lua_setfield(L, -2, copy[k]);
+        }
+        lua_getfield(L, -2, "roles");
+        unsigned roles = (unsigned)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_pushstring(L, roles & ROLE_ADMIN ? "admin" : roles & ROLE_INGEST ? "ingest" : roles & ROLE_READ ? "read" : "none");
+        lua_setfield(L, -2, "auth");
+        lua_rawseti(L, -3, i);
+        lua_pop(L, 1);
+    }
+    lua_json_mark_array(L, -1);
+    return 1;
+}
+
+int luaopen_tf_routes(lua_State *L)
+{
+    lua_pushcfunction(L, l_routes);
     return 1;
 }
 

@@ -121,6 +121,7 @@ static struct config *load_config(const char *path)
         return NULL;
     }
     log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)cfg->log_format);
     return cfg;
 }
 

@@ -44,7 +44,17 @@ tf.route("POST", "/admin/backtest", function(req)
     out.note = "jobs are off in this instance (jobs.enabled): an instance with jobs on will run it"
   end
   return 202, out
-end, { auth = "admin" })
+end, { auth = "admin", doc = {
+  summary = "Queue a backtest of a registered strategy (runs in the background)",
+  description = "The body holds tf.backtest.run's options (docs/backtest.md); they are checked before queueing.",
+  status = 202,
+  body = { type = "object", required = { "strategy" }, properties = { strategy = { type = "string" },
+    symbols = { type = "array", items = { type = "string" } }, symbol = { type = "string" },
+    timeframe = { type = "string" }, from = { type = "string" }, to = { type = "string" }, params = { type = "object" } } },
+  response = { type = "object", required = { "ok", "id", "status", "url" }, properties = {
+    ok = { type = "boolean" }, id = { type = "integer" }, status = { type = "string", enum = { "queued" } },
+    url = { type = "string" }, note = { type = "string" } } },
+} })
 
 tf.route("GET", "/admin/backtest/{id}", function(req)
   local id = req.params.id
@@ -62,7 +72,14 @@ tf.route("GET", "/admin/backtest/{id}", function(req)
   -- the stored JSON goes out as it is, not decoded and encoded again
   text = text:sub(1, -2) .. ',"request":' .. r.request .. ',"report":' .. (r.report or "null") .. "}"
   return 200, text, { ["Content-Type"] = "application/json" }
-end, { auth = "admin" })
+end, { auth = "admin", doc = {
+  summary = "A backtest's status and, once done, its report",
+  params = { { name = "id", type = "integer", description = "The id POST /admin/backtest answered" } },
+  response = { type = "object", required = { "ok", "id", "status", "request" }, properties = {
+    ok = { type = "boolean" }, id = { type = "integer" },
+    status = { type = "string", enum = { "queued", "running", "done", "failed" } },
+    request = { type = "object" }, report = { type = { "object", "null" } } } },
+} })
 
 if tf.config.get("jobs.enabled", true) == false then return end
 

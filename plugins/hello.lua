@@ -5,4 +5,9 @@
 
 tf.route("GET", "/hello/{name}", function(req)
   return 200, { ok = true, hello = req.params.name, time = os.time() }
-end, { auth = "none" })
+end, { auth = "none", doc = {
+  summary = "A sample plugin route: greets {name}",
+  params = { { name = "name", type = "string", description = "Who to greet" } },
+  response = { type = "object", required = { "ok", "hello", "time" },
+    properties = { ok = { type = "boolean" }, hello = { type = "string" }, time = { type = "integer" } } },
+} })

@@ -40,7 +40,27 @@ for k, v in pairs(SYMBOL_OFFSETS or {}) do
 end
 check(type(KEY_OFFSETS) == "table", "key_offsets: must be a table key name = seconds")
 
-local route_opts = { auth = "ingest", max_body = cfg.max_body }
+-- The answer EAs scrape (documented in GET /openapi.json).
+local DETAIL = { type = "object", required = { "symbol", "timeframe", "ts_original", "ts_bucket", "status" },
+  properties = { symbol = { type = { "string", "null" } }, timeframe = { type = { "string", "null" } },
+    ts_original = { type = { "string", "null" } }, ts_bucket = { type = { "string", "null" } },
+    status = { type = "string", enum = { "inserted", "duplicate", "updated", "rejected" } },
+    error = { type = "string" } } }
+local ANSWER = { type = "object", required = { "ok", "received", "inserted", "duplicates", "details" },
+  properties = { ok = { type = "boolean" }, received = { type = "integer" }, inserted = { type = "integer" },
+    duplicates = { type = "integer" }, updated = { type = "integer" }, rejected = { type = "integer" },
+    details = { type = "array", items = DETAIL } } }
+local CANDLE = { type = "object", required = { "symbol", "timeframe", "ts", "open", "high", "low", "close" },
+  properties = { symbol = { type = "string" }, timeframe = { type = { "string", "integer" } },
+    ts = { type = { "string", "number" } }, open = { type = "number" }, high = { type = "number" },
+    low = { type = "number" }, close = { type = "number" }, volume = { type = "number" }, spread = { type = "number" } } }
+local DESCRIPTION = "A body that parses is always 200 with a status per item (bad items rejected with the reason, " ..
+  "good neighbours stored); 400 only for unparseable JSON, 413 for too large a body or batch (split and resend)."
+
+local function route_opts(summary, body, response)
+  return { auth = "ingest", max_body = cfg.max_body, doc = { summary = summary, description = DESCRIPTION,
+    body = body, response = response or ANSWER } }
+end
 
 local function decode_opts(req, shape, max)
   -- req.key_name is the name of the API key used, when the host provides it
@@ -72,10 +92,12 @@ local function candles(shape)
 end
 
 -- POST /ingest: one candle object, or {"items": [candle, ...]}
-tf.route("POST", "/ingest", candles("object"), route_opts)
+tf.route("POST", "/ingest", candles("object"), route_opts("Stores one candle, or {\"items\": [candle, ...]}",
+  { oneOf = { CANDLE, { type = "object", required = { "items" }, properties = { items = { type = "array", items = CANDLE } } } } }))
 
 -- POST /ingest_batch: a JSON array of candles
-tf.route("POST", "/ingest_batch", candles("array"), route_opts)
+tf.route("POST", "/ingest_batch", candles("array"), route_opts("Stores a JSON array of candles",
+  { type = "array", items = CANDLE }))
 
 -- POST /ingest/tick: {"ticks": [tick, ...]}
 tf.route("POST", "/ingest/tick", function(req)
@@ -84,4 +106,8 @@ tf.route("POST", "/ingest/tick", function(req)
   local ok, answer = pcall(tf.ticks.store, batch)
   if not ok then return failed(answer) end
   return 200, answer
-end, route_opts)
+end, route_opts("Stores ticks: {\"ticks\": [{symbol, ts, bid, ask, ...}]}",
+  { type = "object", required = { "ticks" }, properties = { ticks = { type = "array", items = { type = "object",
+    required = { "symbol", "ts", "bid", "ask" } } } } },
+  { type = "object", required = { "ok", "received", "inserted" }, properties = { ok = { type = "boolean" },
+    received = { type = "integer" }, inserted = { type = "integer" } } }))

@@ -50,4 +50,23 @@ tf.route("GET", "/signals", function(req)
     end
   end
   return 200, { ok = true, signals = tf.json.array(rows), last_id = last }
-end, { auth = "read" })
+end, { auth = "read", doc = {
+  summary = "Signals the strategies stored, oldest first, for EAs to poll",
+  description = "Keep the last id seen and pass it as since: ids only grow. last_id is the highest id returned (since when none).",
+  params = {
+    { name = "since", type = "integer", description = "The last id seen (default 0)" },
+    { name = "symbol", type = "string", description = "Only this symbol" },
+    { name = "strategy", type = "string", description = "Only this strategy" },
+    { name = "limit", type = "integer", description = "1.." .. MAX_LIMIT .. " (default 100)" },
+  },
+  response = { type = "object", required = { "ok", "signals", "last_id" }, properties = {
+    ok = { type = "boolean", enum = { true } }, last_id = { type = "integer" },
+    signals = { type = "array", items = { type = "object",
+      required = { "id", "strategy", "symbol", "timeframe", "ts", "side" },
+      properties = { id = { type = "integer" }, strategy = { type = "string" }, symbol = { type = "string" },
+        timeframe = { type = "string" }, ts = { type = "string" }, side = { type = "string" },
+        strength = { type = { "number", "null" } }, price = { type = { "number", "null" } },
+        stop = { type = { "number", "null" } }, target = { type = { "number", "null" } },
+        comment = { type = { "string", "null" } }, created_at = { type = "string" } } } },
+  } },
+} })

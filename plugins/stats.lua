@@ -13,7 +13,14 @@ local NO_STORE = { ["Cache-Control"] = "no-store" }
 
 tf.route("GET", "/stats", function()
   return 200, { cache = tf.cache.stats() }, NO_STORE
-end, { auth = "read" })
+end, { auth = "read", doc = {
+  summary = "The shared cache: hits, misses, hit rate, entries, bytes, evictions, per key prefix",
+  response = { type = "object", required = { "cache" }, properties = { cache = { type = "object",
+    required = { "hits", "misses", "hit_rate", "entries", "bytes", "max_bytes", "evictions", "expired", "prefixes" },
+    properties = { hits = { type = "integer" }, misses = { type = "integer" }, hit_rate = { type = "number" },
+      entries = { type = "integer" }, bytes = { type = "integer" }, max_bytes = { type = "integer" },
+      evictions = { type = "integer" }, expired = { type = "integer" }, prefixes = { type = "object" } } } } },
+} })
 
 -- tf.db errors are tables { code, message, sqlstate }; anything else is text.
 local function reason(e)
@@ -48,4 +55,8 @@ tf.route("GET", "/ready", function()
   end
   local latest = files[#files]
   return 200, { ready = true, migration = latest and latest.name or nil }, NO_STORE
-end, { auth = "none" })
+end, { auth = "none", doc = {
+  summary = "Readiness: 200 once the database answers and every migration is applied, else 503 with the reason",
+  response = { type = "object", required = { "ready" }, properties = { ready = { type = "boolean" },
+    migration = { type = "string" }, reason = { type = "string" } } },
+} })

@@ -113,7 +113,7 @@ end)
     local out, rc = check({ ["r.lua"] = 'tf.route("GET", "/r", function() end, { auht = "none" })\n' })
     assert.are.equal(1, rc, out)
     assert.matches("plugins/r.lua:1: tf.route: unknown option 'auht' %(options: auth, max_body, doc%)", out)
-    out, rc = check({ ["r.lua"] = 'tf.route("GET", "/r", function() end, { auth = "none", max_body = "1KB", doc = "d" })\n' })
+    out, rc = check({ ["r.lua"] = 'tf.route("GET", "/r", function() end, { auth = "none", max_body = "1KB", doc = { summary = "d" } })\n' })
     assert.are.equal(0, rc, out)
   end)
 
