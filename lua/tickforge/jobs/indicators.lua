@@ -66,6 +66,8 @@ function M.update(set_name, symbol, timeframe, state, warmup)
   -- from the previously newest bar on (it may have changed since), or everything
   local from = state and math.min(state.t, t) or nil
   local written = tf.indicators.update(set_name, symbol, timeframe, from, t, { warmup = warmup })
+  -- cached candle reads join indicator values (/candles?set=): drop that pair's
+  if written > 0 then tf.cache.delete_prefix("candles:" .. symbol .. ":" .. timeframe .. ":") end
   return written, { t = t, v = v }
 end
 

@@ -19,6 +19,8 @@
 -- committed late is simply still in the queue next time. So this job keeps
 -- no watermark. Bars: open = first M1 open, close = last M1 close, high/low
 -- the extremes, volume the sum, spread the average of the M1 spreads.
+-- Once a run commits, the cached candle reads of each (symbol, timeframe) it
+-- wrote are dropped (tf.cache prefix candles:<symbol>:<timeframe>:).
 local config = require("tickforge.jobs.config")
 
 local M = {}
@@ -73,8 +75,9 @@ WITH queued AS (
 )]]
 
 -- The upsert of the touched buckets: EA bars are never overwritten, equal
--- bars are not rewritten.
+-- bars are not rewritten. Answers the bars written per symbol and timeframe.
 local INSERT_SQL = [[
+, written AS (
 INSERT INTO market_data AS md (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
 SELECT symbol, tf, b, open, high, low, close, volume, spread, 'rollup' FROM bars
 ON CONFLICT (symbol, timeframe, ts) DO UPDATE
@@ -82,7 +85,10 @@ ON CONFLICT (symbol, timeframe, ts) DO UPDATE
        volume = EXCLUDED.volume, spread = EXCLUDED.spread
  WHERE md.source <> 'ea'
    AND (md.open, md.high, md.low, md.close, md.volume, md.spread) IS DISTINCT FROM
-       (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.spread)]]
+       (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.spread)
+RETURNING md.symbol, md.timeframe
+)
+SELECT symbol, timeframe, count(*) AS n FROM written GROUP BY 1, 2]]
 
 -- One level: timeframe tf built from the rows of `parent`.
 local LEVEL = [[
@@ -164,10 +170,15 @@ M.settings = settings
 -- run(ctx [, cfg]) -> { rows = higher-timeframe bars written }
 function M.run(ctx, override)
   local s = settings(override)
-  local rows = tf.db.tx(function()
+  local written = tf.db.tx(function()
     config.tune_transaction(s.work_mem)
-    return tf.db.exec(s.sql, s.timeframes, s.offset, s.symbols, s.partial)
+    return tf.db.query(s.sql, s.timeframes, s.offset, s.symbols, s.partial)
   end)
+  local rows = 0
+  for _, w in ipairs(written) do
+    rows = rows + math.tointeger(w.n)
+    tf.cache.delete_prefix("candles:" .. w.symbol .. ":" .. w.timeframe .. ":")
+  end
   return { rows = rows }
 end
 

@@ -4,6 +4,8 @@
 -- WHOLE every minute they touch from all of that minute's ticks, so late and
 -- repeated ticks are counted and a re-run changes nothing. It must never
 -- overwrite a candle an EA sent (source 'ea' wins), nor loop over rows in Lua.
+-- Once a run commits, the cached candle reads of each symbol whose M1 bars it
+-- wrote are dropped (tf.cache prefix candles:<symbol>:M1:).
 --
 -- Config (jobs.tick_aggregator, all optional):
 --   price   = "mid"     -- mid (bid+ask)/2 | bid | ask | last (ticks without last are skipped)
@@ -50,7 +52,8 @@ SELECT max(seq) AS hi,
 -- minute aggregated from all its ticks, upserted unless an EA sent it.
 -- Open/close are the first/last tick by (ts, seq); prices keep float8 until
 -- the NUMERIC(18,8) column rounds them; the spread is averaged as numeric so
--- the result does not depend on the order PostgreSQL reads rows in.
+-- the result does not depend on the order PostgreSQL reads rows in. It
+-- answers the bars written (inserted or changed) per symbol.
 local AGG_SQL = [[
 WITH touched AS MATERIALIZED (
     SELECT symbol, date_bin('1 minute', ts, timestamptz 'epoch') AS m
@@ -71,7 +74,7 @@ WITH touched AS MATERIALIZED (
            SELECT * FROM ticks WHERE symbol = r.symbol AND ts >= r.lo AND ts < r.hi OFFSET 0) t
      WHERE %s IS NOT NULL
      GROUP BY 1, 2
-)
+), written AS (
 INSERT INTO market_data AS md (symbol, timeframe, ts, open, high, low, close, volume, spread, source)
 SELECT symbol, 'M1', ts, p[1], high, low, p[array_upper(p, 1)], volume, spread, 'ticks' FROM bars
 ON CONFLICT (symbol, timeframe, ts) DO UPDATE
@@ -79,7 +82,10 @@ ON CONFLICT (symbol, timeframe, ts) DO UPDATE
        volume = EXCLUDED.volume, spread = EXCLUDED.spread
  WHERE md.source = 'ticks'
    AND (md.open, md.high, md.low, md.close, md.volume, md.spread) IS DISTINCT FROM
-       (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.spread)]]
+       (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.spread)
+RETURNING md.symbol
+)
+SELECT symbol, count(*) AS n FROM written GROUP BY symbol]]
 
 local COUNT_SQL = [[
 SELECT count(*) AS n FROM ticks WHERE seq > $1::int8 AND seq <= $2::int8 AND ($3::text[] IS NULL OR symbol = ANY($3))]]
@@ -110,7 +116,8 @@ function M.run(ctx, override)
   local wm = type(ctx.watermark) == "table" and ctx.watermark or {}
   local from = math.tointeger(wm.seq) or 0
   local seen = math.tointeger(wm.seen) or from
-  return tf.db.tx(function()
+  local written = {}
+  local result = tf.db.tx(function()
     -- one snapshot for the statistics and the aggregation
     tf.db.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     config.tune_transaction(s.work_mem)
@@ -121,7 +128,10 @@ function M.run(ctx, override)
     local recheck = (math.tointeger(st.n_old) or 0) ~= (math.tointeger(wm.count) or 0)
     local lo = recheck and from or seen
     local rows = 0
-    if hi > lo then rows = tf.db.exec(M.sql(s.price), lo, hi, s.symbols) end
+    if hi > lo then
+      written = tf.db.query(M.sql(s.price), lo, hi, s.symbols)
+      for _, w in ipairs(written) do rows = rows + math.tointeger(w.n) end
+    end
     local settled = math.max(from, math.tointeger(st.settled) or from)
     local count = math.tointeger(tf.db.query(COUNT_SQL, settled, hi, s.symbols)[1].n)
     return {
@@ -130,6 +140,9 @@ function M.run(ctx, override)
       note = string.format("seq %d..%d%s", lo, hi, recheck and " (late commit re-read)" or ""),
     }
   end)
+  -- committed: drop the cached candle reads of every symbol whose M1 bars changed
+  for _, w in ipairs(written) do tf.cache.delete_prefix("candles:" .. w.symbol .. ":M1:") end
+  return result
 end
 
 return M
