@@ -18,12 +18,16 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-unused-parameter -Wvla \
            $(if $(filter 1,$(WERROR)),-Werror)
 OPT     ?= -O2
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP -iquote core \
-           -DTF_VERSION='"$(VERSION)"' \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+# pkg-config runs when a rule first needs its answer, not when make reads
+# this file: on a fresh machine the -dev packages it describes are only
+# there once `make deps` has run (each is evaluated once, then cached).
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+CFLAGS   = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP -iquote core \
+           -DTF_VERSION='"$(VERSION)"' $(PKG_CFLAGS) \
            $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 LDFLAGS := $(if $(SAN),-fsanitize=$(SAN)) -rdynamic
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDLIBS   = $(PKG_LIBS) -lm -lpthread
 
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c core/ind/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
@@ -57,12 +61,16 @@ deps:
 pg: deps
 	@scripts/pg.sh start
 
-migrate: all pg
+# Targets that need the packages run deps first, then build in a second make
+# (never `deps all` as prerequisites: with -j they would run side by side).
+migrate: pg
+	@$(MAKE) --no-print-directory all
 	DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh url)}" $(BUILD)/tickforge migrate
 
 # `make run`: the embedded default when DATABASE_URL is unset, and
 # development keys when none are set (printed, never used in production).
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@if [ -z "$$DATABASE_URL" ]; then scripts/pg.sh start; fi
 	DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh url)}" $(BUILD)/tickforge migrate
 	@if [ -z "$$TICKFORGE_API_KEY$$API_KEY" ]; then echo "make run: development keys: ingest+read 'dev-ingest-key', admin 'dev-admin-key'"; fi
@@ -71,12 +79,14 @@ run: deps all
 	TICKFORGE_ADMIN_KEY="$${TICKFORGE_ADMIN_KEY:-dev-admin-key}" \
 	exec $(BUILD)/tickforge serve
 
+# scripts/test.sh starts the private cluster (fsync off) unless DATABASE_URL
+# is set, stops it again if it started it, and says so in its last lines.
 test: deps
 	@$(MAKE) --no-print-directory all unit
-	@if [ -z "$$DATABASE_URL" ]; then scripts/pg.sh start; fi
 	@BUILD=$(BUILD) scripts/test.sh
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@scripts/pg.sh start
 	@BUILD=$(BUILD) bench/run.sh
 
@@ -88,7 +98,7 @@ fmt:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --std=c11 -Icore $(shell pkg-config --cflags-only-I $(PKGS)) core
+	  --inline-suppr --std=c11 -Icore $$(pkg-config --cflags-only-I $(PKGS)) core
 
 clean:
 	rm -rf build

@@ -6,11 +6,25 @@
 # Layers: C unit binaries, busted specs in tests/lua and tests/integration
 # (run inside `tickforge run`), and the docker compose file check.
 # TEST_ONLY=unit|lua|integration|compose runs one layer.
+# Without DATABASE_URL the layers that need PostgreSQL use the private
+# cluster (scripts/pg.sh): started with fsync off when it is not running and
+# stopped again at the end; left running (and said so) when it was.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 export TF_BIN=$PWD/$BUILD/tickforge
+only=${TEST_ONLY:-}
+pg_note=""
+if [ -z "${DATABASE_URL:-}" ] && [ "$only" != unit ] && [ "$only" != compose ]; then
+    if scripts/pg.sh status >/dev/null 2>&1; then
+        pg_note="the private PostgreSQL ($(scripts/pg.sh status)) was already running and still is; scripts/pg.sh stop stops it"
+    else
+        scripts/pg.sh start --fast || exit 1
+        trap 'scripts/pg.sh stop >/dev/null 2>&1' EXIT
+        pg_note="the private PostgreSQL this run started (fsync off) is stopped again"
+    fi
+fi
 export DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
 passed=0
 failed=0
@@ -35,8 +49,6 @@ run_tap() {
     passed=$((passed + ok))
     failed=$((failed + notok))
 }
-
-only=${TEST_ONLY:-}
 
 if [ -z "$only" ] || [ "$only" = unit ]; then
     for t in $(find "$BUILD/tests/unit" -type f -perm -u+x 2>/dev/null | sort); do
@@ -66,6 +78,11 @@ if [ -z "$only" ] || [ "$only" = compose ]; then
     fi
 fi
 
+if [ -n "$pg_note" ]; then
+    # the trap stops it when this script exits, right after the last line
+    echo
+    echo "== $pg_note"
+fi
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
