@@ -263,6 +263,10 @@ static void decode_item(const cJSON *it, const struct candles_opts *o, struct ca
         ts_format(us, c->ts_original, sizeof c->ts_original);
     c->ts_us = us - offset_for(o, c->symbol);
     c->bucket_us = ts_bucket(c->ts_us, (enum ts_tf)c->tf);
+    if (!ts_in_range(c->ts_us) || !ts_in_range(c->bucket_us)) { /* shifted or bucketed out */
+        snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset and bucketing)");
+        return;
+    }
     c->error[0] = '\0';
     c->status = CANDLES_VALID;
 }

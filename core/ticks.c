@@ -106,6 +106,10 @@ static void decode_tick(const cJSON *it, const struct candles_opts *o, struct ti
     if (t->has_msc) us = t->ts_msc * 1000;
     t->ts_us = us - offset_for(o, t->symbol);
     t->bucket_us = ts_bucket(t->ts_us, TS_M1);
+    if (!ts_in_range(t->ts_us) || !ts_in_range(t->bucket_us)) { /* shifted out */
+        snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset)");
+        return;
+    }
     t->error[0] = '\0';
     t->status = CANDLES_VALID;
 }
