@@ -352,6 +352,7 @@ static const char cur_con_key = 0, cur_serial_key = 0, serial_key = 0, req_mt_ke
 
 static int req_index(lua_State *L)
 {
+    luaL_checktype(L, 1, LUA_TTABLE);
     const char *k = lua_tostring(L, 2);
     lua_rawgetp(L, 1, &serial_key);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &cur_serial_key);
@@ -427,6 +428,8 @@ static void push_request(lua_State *L, struct MHD_Connection *c, struct req *r, 
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, req_index);
         lua_setfield(L, -2, "__index");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &req_mt_key);
     }

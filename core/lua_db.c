@@ -435,21 +435,29 @@ int luaopen_tf_db(lua_State *L)
     if (luaL_newmetatable(L, BOX_MT)) {
         lua_pushcfunction(L, box_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, RES_MT)) {
         lua_pushcfunction(L, res_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, BUF_MT)) {
         lua_pushcfunction(L, buf_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, ERR_MT)) {
         lua_pushcfunction(L, err_tostring);
         lua_setfield(L, -2, "__tostring");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     luaL_newlib(L, fns);

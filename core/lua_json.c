@@ -326,6 +326,8 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
     if (luaL_newmetatable(L, "tf.json.tree")) {
         lua_pushcfunction(L, tree_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_setmetatable(L, -2);
     cJSON *j = *owner = cJSON_ParseWithLengthOpts(s, len, &end, 0);
