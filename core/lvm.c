@@ -248,9 +248,14 @@ static int valid_path(const char *p)
     return 1;
 }
 
+/* Body limit of a route anyone may call (auth = "none") that sets no
+ * max_body of its own: an open route does not take 16MB from strangers. */
+#define OPEN_ROUTE_MAX_BODY 65536.0
+
 /* tf.route(method, path, handler [, opts]) — only while plugins load.
  * opts.auth: "ingest" | "read" | "admin" | "none" (default "read");
- * opts.max_body: bytes or "1MB" (default http.max_body). */
+ * opts.max_body: bytes or "1MB" (default http.max_body; for auth "none"
+ * the smaller of that and 64KB). */
 static int l_route(lua_State *L)
 {
     struct lvm *vm = ctx(L);
@@ -285,6 +290,8 @@ static int l_route(lua_State *L)
             max_body = size_arg(L, -1);
             if (!(max_body >= 0 && max_body <= 1073741824.0))
                 return luaL_error(L, "tf.route: opts.max_body must be a size from 0 to 1GB such as 65536 or \"1MB\"");
+        } else if (roles == 0 && max_body > OPEN_ROUTE_MAX_BODY) {
+            max_body = OPEN_ROUTE_MAX_BODY;
         }
         lua_pop(L, 2);
     }
