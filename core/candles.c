@@ -48,16 +48,105 @@ int candles_policy_parse(const char *s, enum candles_policy *out)
 
 /* ---- JSON helpers shared with ticks.c ---- */
 
-cJSON *candles_json_parse(const char *body, size_t len, char *err, size_t errlen)
+/* cJSON allocates through mem_*: its trees count in tf_memory_c_bytes and
+ * fault injection reaches them. The hooks are installed before main, so no
+ * tree is ever freed by another allocator than the one that made it. */
+static _Thread_local int json_oom;
+
+static void *json_alloc(size_t n)
+{
+    void *p = mem_alloc(n);
+    if (!p) json_oom = 1;
+    return p;
+}
+
+__attribute__((constructor)) static void json_hooks(void)
+{
+    cJSON_Hooks h = {json_alloc, mem_free};
+    cJSON_InitHooks(&h);
+}
+
+/* What cJSON would build from s, counted without building it: nesting
+ * depth, JSON values (a tree node each, ~64 bytes), and the elements of the
+ * batch arrays (the top-level array, or an array member of the top-level
+ * object). A 16MB "[0,0,...]" is refused here, before it costs 500MB. Syntax
+ * errors are left to the parser. 0, or -1 with *http_status and err. */
+static int json_prescan(const char *s, size_t n, size_t max_items, const char *noun,
+                        int *http_status, char *err, size_t errlen)
+{
+    struct {
+        size_t elems;
+        unsigned char nonempty, is_array;
+    } st[CANDLES_JSON_MAX_DEPTH];
+    int d = 0;
+    size_t values = 1, items = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+        if (c == ']' || c == '}') {
+            if (d == 0) return 0;
+            d--;
+            size_t e = st[d].elems + st[d].nonempty;
+            values += e;
+            if (st[d].is_array && (d == 0 || (d == 1 && !st[0].is_array)) && e > items) items = e;
+            continue;
+        }
+        if (d > 0) {
+            if (c == ',') {
+                st[d - 1].elems++;
+                continue;
+            }
+            st[d - 1].nonempty = 1;
+        }
+        if (c == '[' || c == '{') {
+            if (d == CANDLES_JSON_MAX_DEPTH) {
+                *http_status = 400;
+                snprintf(err, errlen, "invalid JSON at byte %zu: nested deeper than %d levels", i,
+                         CANDLES_JSON_MAX_DEPTH);
+                return -1;
+            }
+            st[d].elems = 0;
+            st[d].nonempty = 0;
+            st[d].is_array = c == '[';
+            d++;
+        } else if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+        }
+    }
+    if (max_items && items > max_items) {
+        *http_status = 413;
+        snprintf(err, errlen, "too many %s: %zu > %zu; split the batch", noun, items, max_items);
+        return -1;
+    }
+    if (max_items && values / CANDLES_JSON_VALUES_PER_ITEM > max_items) {
+        *http_status = 413;
+        snprintf(err, errlen, "body: %zu JSON values is too many for at most %zu %s (%d values each); split the batch",
+                 values, max_items, noun, CANDLES_JSON_VALUES_PER_ITEM);
+        return -1;
+    }
+    return 0;
+}
+
+cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const char *noun,
+                          int *http_status, char *err, size_t errlen)
 {
     size_t n = len;
+    *http_status = 400;
     while (n && (body[n - 1] == '\0' || isspace((unsigned char)body[n - 1]))) n--;
     if (n == 0) {
         snprintf(err, errlen, "empty body");
         return NULL;
     }
+    if (json_prescan(body, n, max_items, noun, http_status, err, errlen) < 0) return NULL;
     const char *end = NULL;
+    json_oom = 0;
     cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
+    if (!root && json_oom) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     if (!root) {
         size_t pos = end && end >= body && end <= body + n ? (size_t)(end - body) : 0;
         snprintf(err, errlen, "invalid JSON at byte %zu", pos);
@@ -317,7 +406,7 @@ int candles_decode(const char *body, size_t len, const struct candles_opts *o,
     if (!o) o = &defaults;
     *out = NULL;
     *http_status = 400;
-    cJSON *root = candles_json_parse(body, len, err, errlen);
+    cJSON *root = candles_json_parse(body, len, o->max_items, "items", http_status, err, errlen);
     if (!root) return -1;
     const cJSON *arr = NULL, *single = NULL;
     int rc = -1;

@@ -158,7 +158,7 @@ int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
     if (!o) o = &defaults;
     *out = NULL;
     *http_status = 400;
-    cJSON *root = candles_json_parse(body, len, err, errlen);
+    cJSON *root = candles_json_parse(body, len, o->max_items, "ticks", http_status, err, errlen);
     if (!root) return -1;
     int rc = -1;
     struct ticks_batch *b = NULL;
