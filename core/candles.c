@@ -10,10 +10,13 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
@@ -362,14 +365,66 @@ static void decode_item(const cJSON *it, const struct candles_opts *o, struct ca
 
 /* Open addressing over (symbol, tf, bucket): marks later items with the key
  * of an earlier one as its followers. */
+/* SipHash-1-3 under a key drawn once per process: a client cannot craft
+ * keys that collide in the folding tables (which would make a batch O(n^2)
+ * in C, where the handler time limit cannot reach). */
+static uint64_t sip_k0, sip_k1;
+
+__attribute__((constructor)) static void sip_seed(void)
+{
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) { /* no entropy yet: still unguessable enough */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+        k[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+    }
+    sip_k0 = k[0];
+    sip_k1 = k[1];
+}
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                  \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                  \
+    } while (0)
+
+uint64_t candles_key_hash(const char *sym, uint64_t a, uint64_t b)
+{
+    unsigned char buf[CANDLES_SYMBOL_MAX + 1 + 16 + 8];
+    size_t n = strnlen(sym, CANDLES_SYMBOL_MAX + 1);
+    memcpy(buf, sym, n);
+    buf[n++] = 0; /* the symbol's end: "AB"+x never equals "A"+y */
+    memcpy(buf + n, &a, 8), n += 8;
+    memcpy(buf + n, &b, 8), n += 8;
+    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ULL, v1 = sip_k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ULL, v3 = sip_k1 ^ 0x7465646279746573ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m;
+        memcpy(&m, buf + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t m = (uint64_t)n << 56;
+    for (size_t j = 0; i + j < n; j++) m |= (uint64_t)buf[i + j] << (8 * j);
+    v3 ^= m;
+    SIPROUND;
+    v0 ^= m;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 static uint64_t key_hash(const char *sym, unsigned tf, int64_t us)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)sym; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    h = (h ^ tf) * 1099511628211ULL;
-    h ^= (uint64_t)us;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
+    return candles_key_hash(sym, tf, (uint64_t)us);
 }
 
 static int fold_keys(struct candles_batch *b)

@@ -128,6 +128,10 @@ int candles_fmt_fixed(char *out, double v, int scale);
  * allowed item is 413 ("too many <noun>"). NULL with *http_status (400, 413,
  * 500 out of memory) and err (with the byte position for syntax errors) on
  * failure. Caller frees the tree with cJSON_Delete. */
+/* A keyed hash (SipHash-1-3, key random per process) of a batch key: the
+ * symbol (up to CANDLES_SYMBOL_MAX bytes) and two integers. */
+uint64_t candles_key_hash(const char *sym, uint64_t a, uint64_t b);
+
 #define CANDLES_JSON_MAX_DEPTH 64
 #define CANDLES_JSON_VALUES_PER_ITEM 32
 struct cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const char *noun,

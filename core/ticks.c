@@ -116,11 +116,7 @@ static void decode_tick(const cJSON *it, const struct candles_opts *o, struct ti
 
 static uint64_t key_hash(const char *sym, int64_t msc)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)sym; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    h ^= (uint64_t)msc;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
+    return candles_key_hash(sym, 0, (uint64_t)msc);
 }
 
 /* Marks later ticks with the (symbol, ts_msc) of an earlier one. */

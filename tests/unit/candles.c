@@ -7,6 +7,10 @@
 #include "db_fixture.h"
 #include "unit.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #define C1 "{\"symbol\":\"EURUSD\",\"timeframe\":\"M1\",\"ts\":\"2025-10-20T03:00:00Z\",\"open\":1.0855,\"high\":1.0857,\"low\":1.0854,\"close\":1.0856,\"volume\":150,\"spread\":2}"
 #define C2 "{\"symbol\":\"GBPUSD\",\"timeframe\":\"M1\",\"ts\":\"2025-10-20T03:00:00Z\",\"open\":1.2850,\"high\":1.2852,\"low\":1.2849,\"close\":1.2851,\"volume\":120,\"spread\":2}"
 
@@ -537,10 +541,32 @@ TEST(oversized_batches_are_refused_before_the_parse)
     free(body);
 }
 
+/* Batch keys fold through a keyed hash: another process (another key)
+ * places the same keys elsewhere, so nobody can precompute colliding keys. */
+TEST(batch_keys_hash_with_a_per_process_key)
+{
+    CHECK(candles_key_hash("EURUSD", 1, 2) == candles_key_hash("EURUSD", 1, 2));
+    CHECK(candles_key_hash("EURUSD", 1, 2) != candles_key_hash("EURUSD", 1, 3));
+    CHECK(candles_key_hash("AB", 0, 0) != candles_key_hash("A", 0, 0));
+    char cmd[64], line[2][64] = {"", ""};
+    snprintf(cmd, sizeof cmd, "TF_PRINT_HASH=1 /proc/%d/exe", (int)getpid());
+    for (int i = 0; i < 2; i++) {
+        FILE *f = popen(cmd, "r");
+        CHECK(f && fgets(line[i], sizeof line[i], f));
+        if (f) pclose(f);
+    }
+    CHECK(line[0][0] && strcmp(line[0], line[1]) != 0);
+}
+
 int main(void)
 {
+    if (getenv("TF_PRINT_HASH")) {
+        printf("%llu\n", (unsigned long long)candles_key_hash("EURUSD", 1, 2));
+        return 0;
+    }
     RUN(the_documented_bodies_decode);
     RUN(oversized_batches_are_refused_before_the_parse);
+    RUN(batch_keys_hash_with_a_per_process_key);
     RUN(unparseable_bodies_and_wrong_shapes_are_400_with_a_position);
     RUN(trailing_whitespace_and_nul_are_tolerated);
     RUN(too_many_items_is_413);
