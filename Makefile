@@ -91,7 +91,7 @@ bench: deps
 	@BUILD=$(BUILD) bench/run.sh
 
 check-compose:
-	docker-compose -f docker/docker-compose.yml config -q
+	@TEST_ONLY=compose scripts/test.sh
 
 fmt:
 	clang-format -i $(wildcard core/*.[ch] core/ind/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch])

@@ -70,12 +70,49 @@ for layer in lua integration; do
     fi
 done
 
-if [ -z "$only" ] || [ "$only" = compose ]; then
-    if docker-compose -f docker/docker-compose.yml config -q 2>"$BUILD/compose.err"; then
-        run_tap "docker compose" echo "ok 1 - docker-compose.yml is valid"
+# The compose file: refuses to start without its secrets, and with them set
+# (test values) is valid, publishes on loopback only, and keeps PgBouncer's
+# admin apart from the app's database user.
+compose_tap() {
+    local f=docker/docker-compose.yml secrets="POSTGRES_PASSWORD TICKFORGE_DB_PASSWORD PGBOUNCER_ADMIN_PASSWORD TICKFORGE_API_KEY TICKFORGE_ADMIN_KEY GRAFANA_PASSWORD"
+    local unset_all="" v out i=1
+    for v in $secrets; do unset_all="$unset_all -u $v"; done
+    for v in $secrets; do
+        # shellcheck disable=SC2086
+        out=$(env $unset_all docker-compose -f $f config -q 2>&1)
+        if [ $? -ne 0 ] && printf '%s' "$out" | grep -q "set $v"; then
+            echo "ok $i - compose refuses to start without $v"
+        else
+            echo "not ok $i - compose refuses to start without $v"; printf '# %s\n' "$out"
+        fi
+        i=$((i + 1))
+        unset_all=$(printf '%s' "$unset_all" | sed "s/ -u $v//")
+        export "$v=test-$v"
+    done
+    if out=$(docker-compose -f $f config 2>&1); then
+        echo "ok $i - docker-compose.yml is valid with every secret set"
     else
-        run_tap "docker compose" sh -c "cat $BUILD/compose.err; echo 'not ok 1 - docker-compose.yml is valid'"
+        echo "not ok $i - docker-compose.yml is valid with every secret set"; printf '# %s\n' "$out"
     fi
+    i=$((i + 1))
+    if printf '%s\n' "$out" | grep -E '^ +- [0-9.]*:?[0-9]+:[0-9]+' | grep -vq '^ *- 127\.0\.0\.1:'; then
+        echo "not ok $i - every published port is on loopback"; printf '%s\n' "$out" | grep -E '^ +- [0-9.:]+/tcp'
+    else
+        echo "ok $i - every published port is on loopback"
+    fi
+    i=$((i + 1))
+    local admin app
+    admin=$(printf '%s\n' "$out" | sed -n 's/^ *ADMIN_USERS: //p')
+    app=$(printf '%s\n' "$out" | sed -n 's/^ *DB_USER: //p')
+    if [ -n "$admin" ] && [ -n "$app" ] && [ "$admin" != "$app" ]; then
+        echo "ok $i - PgBouncer's admin ($admin) is not the app user ($app)"
+    else
+        echo "not ok $i - PgBouncer's admin ($admin) is not the app user ($app)"
+    fi
+}
+
+if [ -z "$only" ] || [ "$only" = compose ]; then
+    run_tap "docker compose" compose_tap
 fi
 
 if [ -n "$pg_note" ]; then
