@@ -3,6 +3,7 @@
 #   make test            every test (unit, lua, integration); last line "N passed, N failed"
 #   make run             deps, build, private PostgreSQL, migrate, serve on 127.0.0.1:8080
 #   make SAN=address,undefined test    the same under sanitizers (objects in build/san)
+#   make fuzz            libFuzzer targets in build/fuzz (clang); make fuzz-short runs each briefly
 #   make bench | deps | fmt | lint | clean
 
 PKGS    := lua5.4 libmicrohttpd libpq libcjson
@@ -35,7 +36,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c tests/unit/*/*.c)
 UNIT_SRC := $(filter-out tests/unit/unit.c,$(UNIT_SRC))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test unit run serve deps pg migrate bench fmt lint clean check-compose
+.PHONY: all test unit run serve deps pg migrate bench fmt lint clean check-compose fuzz fuzz-short
 all: $(BUILD)/tickforge
 
 $(BUILD)/%.o: %.c
@@ -54,6 +55,41 @@ $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/unit.c $(BUILD)/libtfcore.a
 	$(CC) $(CFLAGS) -Itests/unit $< tests/unit/unit.c $(BUILD)/libtfcore.a -o $@ $(LDFLAGS) $(LDLIBS)
 
 unit: $(UNIT_BIN)
+
+# Fuzzing (tests/fuzz/, docs/fuzzing.md): the core again, built by clang with
+# libFuzzer's coverage and ASan+UBSan, and one binary per fuzz_*.c.
+# FUZZ_SECONDS per target in fuzz-short (the CI run); corpora grow in
+# build/fuzz/corpus/<target>, seeded from tests/fuzz/corpus/<target>.
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-format-nonliteral -iquote core -DTF_VERSION='"fuzz"' $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_SECONDS ?= 25
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_OBJ     := $(CORE_SRC:%.c=build/fuzz/%.o)
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/libtfcore.a: $(FUZZ_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtfcore.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libtfcore.a -o $@ $(LDLIBS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz-short: fuzz
+	@for t in $(FUZZ_BIN); do \
+	  n=$${t##*/fuzz_}; mkdir -p build/fuzz/corpus/$$n build/fuzz/crashes/$$n; \
+	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes/$$n/ build/fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+	    >build/fuzz/$$n.log 2>&1 || { tail -40 build/fuzz/$$n.log; echo "fuzz $$n: FAILED (input in build/fuzz/crashes/$$n/)"; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^stat::new_units_added' build/fuzz/$$n.log | tr '\n' ' '; echo; \
+	done
 
 deps:
 	@scripts/deps.sh

@@ -10,6 +10,7 @@ pkgs=(
     postgresql-15 postgresql-client-15 pgbouncer
     lua-busted lua-socket
     wrk curl bc docker-compose cppcheck
+    clang libclang-rt-14-dev
 )
 
 missing=()
