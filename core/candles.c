@@ -113,8 +113,14 @@ static int json_prescan(const char *s, size_t n, size_t max_items, const char *n
             st[d].is_array = c == '[';
             d++;
         } else if (c == '"') {
-            for (i++; i < n && s[i] != '"'; i++)
+            for (i++; i < n && s[i] != '"'; i++) {
                 if (s[i] == '\\') i++;
+                else if (s[i] == '\0') { /* cJSON would cut the string here: "A\0B" read as "A" */
+                    *http_status = 400;
+                    snprintf(err, errlen, "invalid JSON at byte %zu: a NUL byte in a string", i);
+                    return -1;
+                }
+            }
         }
     }
     if (max_items && items > max_items) {
@@ -131,6 +137,44 @@ static int json_prescan(const char *s, size_t n, size_t max_items, const char *n
     return 0;
 }
 
+/* cJSON ends a string at an escaped NUL, so "EUR\u0000USD" would become
+ * "EUR". In a copy of the body each "\u0000" inside a string becomes
+ * "\ufffd" (same length): the item is then rejected for its bad character
+ * instead of stored under a cut name. NULL when there is none (or no memory,
+ * *oom set). Caller frees with mem_free. */
+/* Walks the strings of s; with fix, rewrites each escaped NUL to U+FFFD.
+ * Returns how many there are. */
+static size_t nul_escapes(char *s, size_t n, int fix)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '"') continue;
+        for (i++; i < n && s[i] != '"'; i++) {
+            if (s[i] != '\\') continue;
+            if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) {
+                found++;
+                if (fix) memcpy(s + i + 2, "fffd", 4);
+            }
+            i++;
+        }
+    }
+    return found;
+}
+
+static char *replace_nul_escapes(const char *s, size_t n, int *oom)
+{
+    *oom = 0;
+    if (!memmem(s, n, "\\u0000", 6) || !nul_escapes((char *)s, n, 0)) return NULL;
+    char *c = mem_alloc(n);
+    if (!c) {
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(c, s, n);
+    nul_escapes(c, n, 1);
+    return c;
+}
+
 cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const char *noun,
                           int *http_status, char *err, size_t errlen)
 {
@@ -142,9 +186,17 @@ cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const 
         return NULL;
     }
     if (json_prescan(body, n, max_items, noun, http_status, err, errlen) < 0) return NULL;
+    int oom;
+    char *copy = replace_nul_escapes(body, n, &oom);
+    if (oom) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     const char *end = NULL;
     json_oom = 0;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(copy ? copy : body, n, &end, 0);
+    if (copy) end = end ? body + (end - copy) : NULL, mem_free(copy);
     if (!root && json_oom) {
         *http_status = 500;
         snprintf(err, errlen, "out of memory");
