@@ -26,6 +26,16 @@ if [ -z "${DATABASE_URL:-}" ] && [ "$only" != unit ] && [ "$only" != compose ]; 
     fi
 fi
 export DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
+# Under sanitizers every process writes its report to a file, servers the
+# specs start in the background included (their stderr is a log nobody
+# reads); a report anywhere is a failure (the "sanitizer reports" layer).
+san_dir=""
+if [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ] && [ "$BUILD" != build ]; then
+    san_dir=$PWD/$BUILD/sanitizer
+    rm -rf "$san_dir" && mkdir -p "$san_dir"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$san_dir/asan"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$san_dir/ubsan"
+fi
 passed=0
 failed=0
 log=$BUILD/test.log
@@ -113,6 +123,20 @@ compose_tap() {
 
 if [ -z "$only" ] || [ "$only" = compose ]; then
     run_tap "docker compose" compose_tap
+fi
+
+if [ -n "$san_dir" ]; then
+    san_tap() {
+        local f bad=0
+        for f in "$san_dir"/*; do
+            [ -e "$f" ] || continue
+            bad=1
+            echo "not ok - sanitizer report ${f##*/}"
+            sed -n '1,40s/^/# /p' "$f"
+        done
+        [ "$bad" -eq 1 ] || echo "ok 1 - no sanitizer report from any process (servers included)"
+    }
+    run_tap "sanitizer reports" san_tap
 fi
 
 if [ -n "$pg_note" ]; then
