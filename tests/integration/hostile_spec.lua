@@ -43,6 +43,10 @@ tf.route("POST", "/decode", function(req)
   local v, err = tf.json.decode(req.body)
   return 200, { ok = v ~= nil, error = err }
 end, { auth = "none" })
+tf.route("POST", "/decode-big", function(req)
+  local ok, v = pcall(tf.json.decode, req.body)
+  return 200, { ok = ok, n = ok and #v or nil, error = not ok and tostring(v) or nil }
+end, { auth = "none", max_body = "8MB" })
 ]==]
 
 local function ingest(srv, path, body)
@@ -60,7 +64,7 @@ describe("hostile input", function()
     local plugins = S.plugin()
     plugins["probe.lua"] = PROBE
     srv = H.start_server{ plugins = plugins,
-      config = { http = { connection_timeout = 2 }, lua = { handler_timeout_ms = 2000 } } }
+      config = { http = { connection_timeout = 2 }, lua = { handler_timeout_ms = 5000, memory_limit = "64MB" } } }
   end)
   teardown(function() srv:stop() end)
 
@@ -105,6 +109,20 @@ describe("hostile input", function()
     local st2, v2 = srv:json("POST", "/decode", string.rep("[", 20000) .. string.rep("]", 20000))
     assert.are.equal(200, st2)
     assert.is_false(v2.ok)
+  end)
+
+  it("charges tf.json.decode's parse tree to the VM's memory limit before parsing", function()
+    -- 3.5M numbers (7MB): ~220MB of cJSON nodes, over the 64MB limit of these VMs
+    local st, v = srv:json("POST", "/decode-big", "[" .. string.rep("0,", 3500000 - 1) .. "0]")
+    assert.are.equal(200, st)
+    assert.is_false(v.ok)
+    assert.matches("not enough memory", v.error)
+    -- refused before cJSON built its ~220MB tree: the process never grew to it
+    local hwm = tonumber(H.read("/proc/" .. srv.pid .. "/status"):match("VmHWM:%s*(%d+)"))
+    assert.is_true(hwm < 150 * 1024, "peak RSS " .. hwm .. " kB")
+    local st2, v2 = srv:json("POST", "/decode-big", "[" .. string.rep("0,", 9999) .. "0]")
+    assert.are.equal(200, st2)
+    assert.are.equal(10000, v2.n)
   end)
 
   it("rejects invalid UTF-8 and NUL bytes per item and stores the valid neighbour", function()
