@@ -213,4 +213,4 @@ cat <<TABLE
 | $t_api_rows ticks, /ingest/tick x$TICK_BATCH, $CLIENTS clients vs \\copy | $t_api_rate ticks/s ($(printf '%.1f' "$t_api") s) | $t_copy_rate rows/s ($(printf '%.1f' "$t_copy") s) | $(ratio "$t_api_rate" "$t_copy_rate") |
 TABLE
 echo
-echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GB; server: $THREADS HTTP threads, pool $POOL; PostgreSQL: scripts/pg.sh private cluster (fsync off); best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GB; server: $THREADS HTTP threads, pool $POOL; PostgreSQL: fsync $(psql_q "$DATABASE_URL" "SHOW fsync"), synchronous_commit $(psql_q "$DATABASE_URL" "SHOW synchronous_commit"); best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -30,7 +30,8 @@ return {
                                -- on the database holds up no other connection
     max_connections = 1024,    -- open connections at once (1..100000)
     connection_timeout = 30,   -- seconds an idle keep-alive connection stays open (1..3600)
-    max_body = "16MB",         -- default request body limit; a route may set its own (1KB..1GB)
+    max_body = "16MB",         -- default request body limit; a route may set its own (1KB..1GB).
+                               -- Routes with auth = "none" default to at most 64KB.
   },
 
   lua = {

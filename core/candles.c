@@ -10,10 +10,13 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
@@ -48,16 +51,157 @@ int candles_policy_parse(const char *s, enum candles_policy *out)
 
 /* ---- JSON helpers shared with ticks.c ---- */
 
-cJSON *candles_json_parse(const char *body, size_t len, char *err, size_t errlen)
+/* cJSON allocates through mem_*: its trees count in tf_memory_c_bytes and
+ * fault injection reaches them. The hooks are installed before main, so no
+ * tree is ever freed by another allocator than the one that made it. */
+static _Thread_local int json_oom;
+
+static void *json_alloc(size_t n)
+{
+    void *p = mem_alloc(n);
+    if (!p) json_oom = 1;
+    return p;
+}
+
+__attribute__((constructor)) static void json_hooks(void)
+{
+    cJSON_Hooks h = {json_alloc, mem_free};
+    cJSON_InitHooks(&h);
+}
+
+/* What cJSON would build from s, counted without building it: nesting
+ * depth, JSON values (a tree node each, ~64 bytes), and the elements of the
+ * batch arrays (the top-level array, or an array member of the top-level
+ * object). A 16MB "[0,0,...]" is refused here, before it costs 500MB. Syntax
+ * errors are left to the parser. 0, or -1 with *http_status and err. */
+static int json_prescan(const char *s, size_t n, size_t max_items, const char *noun,
+                        int *http_status, char *err, size_t errlen)
+{
+    struct {
+        size_t elems;
+        unsigned char nonempty, is_array;
+    } st[CANDLES_JSON_MAX_DEPTH];
+    int d = 0;
+    size_t values = 1, items = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+        if (c == ']' || c == '}') {
+            if (d == 0) return 0;
+            d--;
+            size_t e = st[d].elems + st[d].nonempty;
+            values += e;
+            if (st[d].is_array && (d == 0 || (d == 1 && !st[0].is_array)) && e > items) items = e;
+            continue;
+        }
+        if (d > 0) {
+            if (c == ',') {
+                st[d - 1].elems++;
+                continue;
+            }
+            st[d - 1].nonempty = 1;
+        }
+        if (c == '[' || c == '{') {
+            if (d == CANDLES_JSON_MAX_DEPTH) {
+                *http_status = 400;
+                snprintf(err, errlen, "invalid JSON at byte %zu: nested deeper than %d levels", i,
+                         CANDLES_JSON_MAX_DEPTH);
+                return -1;
+            }
+            st[d].elems = 0;
+            st[d].nonempty = 0;
+            st[d].is_array = c == '[';
+            d++;
+        } else if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                if (s[i] == '\\') i++;
+                else if (s[i] == '\0') { /* cJSON would cut the string here: "A\0B" read as "A" */
+                    *http_status = 400;
+                    snprintf(err, errlen, "invalid JSON at byte %zu: a NUL byte in a string", i);
+                    return -1;
+                }
+            }
+        }
+    }
+    if (max_items && items > max_items) {
+        *http_status = 413;
+        snprintf(err, errlen, "too many %s: %zu > %zu; split the batch", noun, items, max_items);
+        return -1;
+    }
+    if (max_items && values / CANDLES_JSON_VALUES_PER_ITEM > max_items) {
+        *http_status = 413;
+        snprintf(err, errlen, "body: %zu JSON values is too many for at most %zu %s (%d values each); split the batch",
+                 values, max_items, noun, CANDLES_JSON_VALUES_PER_ITEM);
+        return -1;
+    }
+    return 0;
+}
+
+/* cJSON ends a string at an escaped NUL, so "EUR\u0000USD" would become
+ * "EUR". In a copy of the body each "\u0000" inside a string becomes
+ * "\ufffd" (same length): the item is then rejected for its bad character
+ * instead of stored under a cut name. NULL when there is none (or no memory,
+ * *oom set). Caller frees with mem_free. */
+/* Walks the strings of s; with fix, rewrites each escaped NUL to U+FFFD.
+ * Returns how many there are. */
+static size_t nul_escapes(char *s, size_t n, int fix)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '"') continue;
+        for (i++; i < n && s[i] != '"'; i++) {
+            if (s[i] != '\\') continue;
+            if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) {
+                found++;
+                if (fix) memcpy(s + i + 2, "fffd", 4);
+            }
+            i++;
+        }
+    }
+    return found;
+}
+
+static char *replace_nul_escapes(const char *s, size_t n, int *oom)
+{
+    *oom = 0;
+    if (!memmem(s, n, "\\u0000", 6) || !nul_escapes((char *)s, n, 0)) return NULL;
+    char *c = mem_alloc(n);
+    if (!c) {
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(c, s, n);
+    nul_escapes(c, n, 1);
+    return c;
+}
+
+cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const char *noun,
+                          int *http_status, char *err, size_t errlen)
 {
     size_t n = len;
+    *http_status = 400;
     while (n && (body[n - 1] == '\0' || isspace((unsigned char)body[n - 1]))) n--;
     if (n == 0) {
         snprintf(err, errlen, "empty body");
         return NULL;
     }
+    if (json_prescan(body, n, max_items, noun, http_status, err, errlen) < 0) return NULL;
+    int oom;
+    char *copy = replace_nul_escapes(body, n, &oom);
+    if (oom) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
+    json_oom = 0;
+    cJSON *root = cJSON_ParseWithLengthOpts(copy ? copy : body, n, &end, 0);
+    if (copy) end = end ? body + (end - copy) : NULL, mem_free(copy);
+    if (!root && json_oom) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     if (!root) {
         size_t pos = end && end >= body && end <= body + n ? (size_t)(end - body) : 0;
         snprintf(err, errlen, "invalid JSON at byte %zu", pos);
@@ -263,20 +407,76 @@ static void decode_item(const cJSON *it, const struct candles_opts *o, struct ca
         ts_format(us, c->ts_original, sizeof c->ts_original);
     c->ts_us = us - offset_for(o, c->symbol);
     c->bucket_us = ts_bucket(c->ts_us, (enum ts_tf)c->tf);
+    if (!ts_in_range(c->ts_us) || !ts_in_range(c->bucket_us)) { /* shifted or bucketed out */
+        snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset and bucketing)");
+        return;
+    }
     c->error[0] = '\0';
     c->status = CANDLES_VALID;
 }
 
 /* Open addressing over (symbol, tf, bucket): marks later items with the key
  * of an earlier one as its followers. */
+/* SipHash-1-3 under a key drawn once per process: a client cannot craft
+ * keys that collide in the folding tables (which would make a batch O(n^2)
+ * in C, where the handler time limit cannot reach). */
+static uint64_t sip_k0, sip_k1;
+
+__attribute__((constructor)) static void sip_seed(void)
+{
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) { /* no entropy yet: still unguessable enough */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+        k[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+    }
+    sip_k0 = k[0];
+    sip_k1 = k[1];
+}
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                  \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                  \
+    } while (0)
+
+uint64_t candles_key_hash(const char *sym, uint64_t a, uint64_t b)
+{
+    unsigned char buf[CANDLES_SYMBOL_MAX + 1 + 16 + 8];
+    size_t n = strnlen(sym, CANDLES_SYMBOL_MAX + 1);
+    memcpy(buf, sym, n);
+    buf[n++] = 0; /* the symbol's end: "AB"+x never equals "A"+y */
+    memcpy(buf + n, &a, 8), n += 8;
+    memcpy(buf + n, &b, 8), n += 8;
+    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ULL, v1 = sip_k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ULL, v3 = sip_k1 ^ 0x7465646279746573ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m;
+        memcpy(&m, buf + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t m = (uint64_t)n << 56;
+    for (size_t j = 0; i + j < n; j++) m |= (uint64_t)buf[i + j] << (8 * j);
+    v3 ^= m;
+    SIPROUND;
+    v0 ^= m;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 static uint64_t key_hash(const char *sym, unsigned tf, int64_t us)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)sym; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    h = (h ^ tf) * 1099511628211ULL;
-    h ^= (uint64_t)us;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
+    return candles_key_hash(sym, tf, (uint64_t)us);
 }
 
 static int fold_keys(struct candles_batch *b)
@@ -313,7 +513,7 @@ int candles_decode(const char *body, size_t len, const struct candles_opts *o,
     if (!o) o = &defaults;
     *out = NULL;
     *http_status = 400;
-    cJSON *root = candles_json_parse(body, len, err, errlen);
+    cJSON *root = candles_json_parse(body, len, o->max_items, "items", http_status, err, errlen);
     if (!root) return -1;
     const cJSON *arr = NULL, *single = NULL;
     int rc = -1;

@@ -121,8 +121,20 @@ int candles_json_ts(const struct cJSON *obj, const char *key, int64_t *us, char 
 /* Writes 0 <= v < 9.2e10 with at most scale (0..8) decimals, trailing zeros
  * trimmed, into out (32 bytes); returns the length. No printf. */
 int candles_fmt_fixed(char *out, double v, int scale);
-/* Parses the top of a body: trailing whitespace/NULs allowed; -1, 400, err
- * with the byte position on failure. Caller frees the tree with cJSON_Delete. */
-struct cJSON *candles_json_parse(const char *body, size_t len, char *err, size_t errlen);
+/* Parses the top of a body: trailing whitespace/NULs allowed. Before
+ * parsing, counts what the tree would hold: nesting deeper than
+ * CANDLES_JSON_MAX_DEPTH is 400; with max_items (0 = no limit), a batch array
+ * longer than it or more than CANDLES_JSON_VALUES_PER_ITEM JSON values per
+ * allowed item is 413 ("too many <noun>"). NULL with *http_status (400, 413,
+ * 500 out of memory) and err (with the byte position for syntax errors) on
+ * failure. Caller frees the tree with cJSON_Delete. */
+/* A keyed hash (SipHash-1-3, key random per process) of a batch key: the
+ * symbol (up to CANDLES_SYMBOL_MAX bytes) and two integers. */
+uint64_t candles_key_hash(const char *sym, uint64_t a, uint64_t b);
+
+#define CANDLES_JSON_MAX_DEPTH 64
+#define CANDLES_JSON_VALUES_PER_ITEM 32
+struct cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const char *noun,
+                                 int *http_status, char *err, size_t errlen);
 
 #endif

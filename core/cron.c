@@ -38,6 +38,7 @@ static int parse_field(const char *s, size_t n, int f, uint64_t *bits, char *err
         if (*p == '/') {
             step = strtol(p + 1, &end, 10);
             if (end == p + 1 || step < 1) goto bad;
+            if (step > hi) step = hi + 1; /* one value; v += step below must not overflow */
             if (item[0] != '*' && !strchr(item, '-')) b = hi; /* "5/15" means 5-hi/15 */
             p = end;
         }

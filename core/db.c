@@ -418,8 +418,8 @@ int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
         seterr(err, errlen, "database unavailable: not connected");
         return DB_UNAVAILABLE;
     }
-    if (n == 0 && !binary_lens) {
-        ok = PQsendQuery(c->pg, sql);
+    if (n == 0 && !binary_lens) { /* the extended protocol even then: one statement, never "a; b" */
+        ok = PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     } else {
         int *fmts = NULL;
         if (binary_lens) {
@@ -471,7 +471,7 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
         seterr(err, errlen, "database unavailable: not connected");
         return DB_UNAVAILABLE;
     }
-    if (!PQsendQuery(c->pg, copy_sql)) {
+    if (!PQsendQueryParams(c->pg, copy_sql, 0, NULL, NULL, NULL, NULL, 0)) {
         c->broken = 1;
         seterr(err, errlen, "database unavailable: %s", PQerrorMessage(c->pg));
         return DB_UNAVAILABLE;

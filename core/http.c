@@ -21,6 +21,7 @@
 #include "sched.h"
 
 #include <arpa/inet.h>
+#include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
@@ -352,6 +353,7 @@ static const char cur_con_key = 0, cur_serial_key = 0, serial_key = 0, req_mt_ke
 
 static int req_index(lua_State *L)
 {
+    luaL_checktype(L, 1, LUA_TTABLE);
     const char *k = lua_tostring(L, 2);
     lua_rawgetp(L, 1, &serial_key);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &cur_serial_key);
@@ -427,6 +429,8 @@ static void push_request(lua_State *L, struct MHD_Connection *c, struct req *r, 
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, req_index);
         lua_setfield(L, -2, "__index");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &req_mt_key);
     }
@@ -667,15 +671,18 @@ static size_t json_str(char *out, size_t cap, const char *s)
 
 static enum MHD_Result send_reload(struct MHD_Connection *c, struct req *r)
 {
-    char err[4096], out[8192];
-    if (http_reload(r->s, "http", err, sizeof err) == 0) {
-        int n = snprintf(out, sizeof out, "{\"ok\":true,\"generation\":%ld}", lvm_gen_current_id());
-        return send_body(c, r, 200, "application/json", out, (size_t)n, 0);
-    }
-    int n = snprintf(out, sizeof out, "{\"ok\":false,\"generation\":%ld,\"error\":", lvm_gen_current_id());
-    n += (int)json_str(out + n, sizeof out - (size_t)n - 40, err);
-    n += snprintf(out + n, sizeof out - (size_t)n, ",\"request_id\":\"%s\"}", r->rid);
-    return send_body(c, r, 422, "application/json", out, (size_t)n, 0);
+    char err[4096];
+    int ok = http_reload(r->s, "http", err, sizeof err) == 0;
+    cJSON *o = cJSON_CreateObject(); /* any error length: no fixed answer buffer */
+    cJSON_AddBoolToObject(o, "ok", ok);
+    cJSON_AddNumberToObject(o, "generation", (double)lvm_gen_current_id());
+    if (!ok) cJSON_AddStringToObject(o, "error", err), cJSON_AddStringToObject(o, "request_id", r->rid);
+    char *out = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!out) return send_error(c, r, 500, "out of memory");
+    enum MHD_Result rc = send_body(c, r, ok ? 200 : 422, "application/json", out, strlen(out), 0);
+    cJSON_free(out);
+    return rc;
 }
 
 static enum MHD_Result send_status(struct MHD_Connection *c, struct req *r)

@@ -116,7 +116,9 @@ static struct box *push_checkout(lua_State *L)
 }
 
 /* Converts arguments first..top into text parameters (strings the Lua
- * stack keeps alive). Caller frees *vals with mem_free. */
+ * stack keeps alive). The array is a userdata pushed on the stack, so a
+ * later raise (a bad parameter, the database down at checkout) cannot leak
+ * it; it lives until the calling C function returns. */
 static int params(lua_State *L, int first, const char ***vals)
 {
     int n = lua_gettop(L) - first + 1;
@@ -124,8 +126,7 @@ static int params(lua_State *L, int first, const char ***vals)
     if (n > 65535) luaL_error(L, "tf.db: too many parameters (%d)", n);
     *vals = NULL;
     if (n == 0) return 0;
-    const char **v = mem_calloc((size_t)n, sizeof *v);
-    if (!v) luaL_error(L, "tf.db: out of memory");
+    const char **v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
     for (int i = 0; i < n; i++) {
         int idx = first + i;
         switch (lua_type(L, idx)) {
@@ -147,7 +148,6 @@ static int params(lua_State *L, int first, const char ***vals)
             break;
         case LUA_TSTRING: v[i] = lua_tostring(L, idx); break;
         default:
-            mem_free(v);
             luaL_error(L, "tf.db: parameter $%d: cannot send a %s (nil, boolean, number or string)",
                        i + 1, luaL_typename(L, idx));
         }
@@ -170,7 +170,6 @@ static PGresult *run(lua_State *L)
     PGresult *res = NULL;
     char err[1024];
     int rc = db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
-    mem_free(vals);
     char sqlstate[6];
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
     if (!tx) {
@@ -512,21 +511,29 @@ int luaopen_tf_db(lua_State *L)
     if (luaL_newmetatable(L, BOX_MT)) {
         lua_pushcfunction(L, box_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, RES_MT)) {
         lua_pushcfunction(L, res_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, BUF_MT)) {
         lua_pushcfunction(L, buf_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, ERR_MT)) {
         lua_pushcfunction(L, err_tostring);
         lua_setfield(L, -2, "__tostring");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     luaL_newlib(L, fns);

@@ -401,6 +401,7 @@ static const luaL_Reg ind_funcs[] = {
  * VM's own `require` (the sandboxed one in plugins) on first use. */
 static int indicators_index(lua_State *L)
 {
+    luaL_checktype(L, 1, LUA_TTABLE);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "tickforge.indicators");
     lua_call(L, 1, 1);
@@ -415,6 +416,8 @@ int luaopen_tf_indicators(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, indicators_index);
     lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+    lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
     return 1;
 }
@@ -426,6 +429,8 @@ int luaopen_tf_ind(lua_State *L)
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, stream_tostring);
         lua_setfield(L, -2, "__tostring");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
     luaL_newlib(L, ind_funcs);

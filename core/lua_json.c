@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,23 @@ static int tree_gc(lua_State *L)
     return 0;
 }
 
+/* An upper bound of the tree nodes cJSON builds from s (containers, commas
+ * and one more), counted outside strings without allocating. */
+static size_t count_nodes(const char *s, size_t len)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+        } else if (c == ',' || c == '[' || c == '{') {
+            n++;
+        }
+    }
+    return n;
+}
+
 int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
@@ -384,6 +402,12 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
         snprintf(err, errlen, "byte 0: empty body, expected a JSON value");
         return -1;
     }
+    /* The parse tree lives outside the VM's allocator: reserve its size in
+     * the VM first, so a body whose tree would not fit under lua.memory_limit
+     * (a 16MB "[0,0,...]" makes ~500MB of nodes) is a Lua memory error
+     * before cJSON allocates anything. Held until the tree is freed. */
+    size_t nodes = count_nodes(s, len);
+    lua_newuserdatauv(L, nodes > (SIZE_MAX - len) / sizeof(cJSON) ? SIZE_MAX : nodes * sizeof(cJSON) + len, 0);
     /* The tree is owned by a userdata first, so if building the Lua value
      * raises (out of memory), garbage collection still frees it. */
     cJSON **owner = lua_newuserdatauv(L, sizeof *owner, 0);
@@ -391,11 +415,13 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
     if (luaL_newmetatable(L, "tf.json.tree")) {
         lua_pushcfunction(L, tree_gc);
         lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
     }
     lua_setmetatable(L, -2);
     cJSON *j = *owner = cJSON_ParseWithLengthOpts(s, len, &end, 0);
     if (!j) {
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         size_t at = end && end >= s ? (size_t)(end - s) : 0;
         snprintf(err, errlen, "byte %zu: invalid JSON near '%.20s'", at, at < len ? s + at : "");
         return -1;
@@ -404,18 +430,19 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
         end++;
     if (end && (size_t)(end - s) < len) {
         snprintf(err, errlen, "byte %zu: unexpected data after the JSON value", (size_t)(end - s));
-        lua_pop(L, 1); /* the owner frees the tree */
+        lua_pop(L, 2); /* the owner frees the tree */
         return -1;
     }
     int top = lua_gettop(L);
     if (push_json(L, j, 0)) {
-        lua_settop(L, top - 1);
+        lua_settop(L, top - 2);
         snprintf(err, errlen, "byte 0: JSON nested too deep");
         return -1;
     }
     cJSON_Delete(j);
     *owner = NULL;
     lua_remove(L, -2); /* the owner, now empty */
+    lua_remove(L, -2); /* the reservation */
     return 0;
 }
 

@@ -238,6 +238,8 @@ static void series_meta_push(lua_State *L)
 {
     if (luaL_newmetatable(L, LUA_SERIES_MT)) {
         luaL_setfuncs(L, series_meta, 0);
+        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+        lua_setfield(L, -2, "__metatable");
         luaL_newlib(L, series_methods);
         lua_setfield(L, -2, "methods");
     }

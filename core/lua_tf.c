@@ -37,6 +37,7 @@ static const char *const lua_namespaces[][2] = {
 
 static int tf_index(lua_State *L)
 {
+    luaL_checktype(L, 1, LUA_TTABLE);
     const char *k = lua_tostring(L, 2);
     for (int i = 0; k && lua_namespaces[i][0]; i++)
         if (!strcmp(k, lua_namespaces[i][0])) {
@@ -63,6 +64,8 @@ void lua_tf_open(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, tf_index);
     lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
+    lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
     lua_setglobal(L, "tf");
 }

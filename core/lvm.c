@@ -270,9 +270,14 @@ static int valid_path(const char *p)
 
 static int check_doc(lua_State *L, int idx);
 
+/* Body limit of a route anyone may call (auth = "none") that sets no
+ * max_body of its own: an open route does not take 16MB from strangers. */
+#define OPEN_ROUTE_MAX_BODY 65536.0
+
 /* tf.route(method, path, handler [, opts]) — only while plugins load.
  * opts.auth: "ingest" | "read" | "admin" | "none" (default "read");
- * opts.max_body: bytes or "1MB" (default http.max_body);
+ * opts.max_body: bytes or "1MB" (default http.max_body; for auth "none"
+ * the smaller of that and 64KB);
  * opts.doc: { summary, description, params, response, ... } for /openapi.json. */
 static int l_route(lua_State *L)
 {
@@ -319,6 +324,8 @@ static int l_route(lua_State *L)
             max_body = size_arg(L, -1);
             if (!(max_body >= 0 && max_body <= 1073741824.0))
                 return luaL_error(L, "tf.route: opts.max_body must be a size from 0 to 1GB such as 65536 or \"1MB\"");
+        } else if (roles == 0 && max_body > OPEN_ROUTE_MAX_BODY) {
+            max_body = OPEN_ROUTE_MAX_BODY;
         }
         lua_pop(L, 2);
         lua_getfield(L, 4, "doc");
@@ -739,6 +746,8 @@ static void build_sandbox(lua_State *L)
             lua_getmetatable(L, -1);
             lua_pushvalue(L, -3);
             lua_setfield(L, -2, "__index");
+            lua_pushboolean(L, 0); /* getmetatable("") cannot swap every string's methods */
+            lua_setfield(L, -2, "__metatable");
             lua_pop(L, 2);
         }
         lua_setfield(L, -3, libs[i].lib);

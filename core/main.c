@@ -218,6 +218,23 @@ static int cmd_serve(const char *config_path)
     return 0;
 }
 
+/* tickforge run: os.exit closes the Lua state and the pool before exiting
+ * (busted ends with os.exit; LeakSanitizer checks what is left at exit).
+ * Closing the state from inside a call is what Lua's os.exit(code, true)
+ * does too: nothing returns into it afterwards. */
+static struct lvm *run_vm;
+static struct lvm_host *run_host;
+
+static int run_exit(lua_State *L)
+{
+    int status = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE)
+                                     : (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+    fflush(NULL);
+    lvm_free(run_vm);
+    if (run_host) host_close(run_host);
+    exit(status);
+}
+
 /* Runs SCRIPT (a file) or, when module is set, require(module)(ARGS...)
  * whose integer result is the exit status: the shipped commands written in
  * Lua (backtest, export) use this. The Lua side gets arg, with arg.exe
@@ -242,6 +259,12 @@ static int run_lua(const char *config_path, const char *module, int argc, char *
         return 1;
     }
     lua_State *L = lvm_state(vm);
+    run_vm = vm;
+    run_host = &host;
+    lua_getglobal(L, "os");
+    lua_pushcfunction(L, run_exit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
     lua_createtable(L, argc, 3); /* arg, as the standalone lua sets it */
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);

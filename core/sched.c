@@ -390,12 +390,30 @@ static int q1(struct db_conn *c, const char *sql, int n, const char *const *vals
     return 0;
 }
 
+/* Like q1, but the first value comes back in *out as a copy of any size
+ * ("" when there is none); the caller frees it with mem_free. */
+static int q1_dup(struct db_conn *c, const char *sql, int n, const char *const *vals, char **out, int *nrows,
+                  char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    if (db_exec(c, sql, n, vals, NULL, &res, err, errlen) != DB_OK) return -1;
+    *nrows = PQntuples(res);
+    *out = mem_strdup(*nrows > 0 && PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* Runs one request in w's VM; fills rec. The job is marked running. */
 static void execute(struct worker *w, const struct run_req *req, struct record *rec)
 {
     struct sched *s = w->s;
     struct lvm_host *host = s->host;
-    char err[2048], wm[8192] = "", slot_s[32];
+    char err[2048], slot_s[32];
+    char *wm = NULL; /* the stored watermark (JSON of any size), mem_free'd at the end */
     struct db_conn *c = NULL;
     char *new_wm = NULL; /* the run's watermark as JSON */
     int in_tx = 0, rc;
@@ -443,7 +461,7 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
               " OR job_state.last_slot_ms < EXCLUDED.last_slot_ms RETURNING coalesce(watermark, '')"
             : "INSERT INTO job_state (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
               " RETURNING coalesce(watermark, '')";
-        if (q1(c, claim, req->slot_ms ? 2 : 1, v, wm, sizeof wm, &nrows, err, sizeof err)) goto db_fail;
+        if (q1_dup(c, claim, req->slot_ms ? 2 : 1, v, &wm, &nrows, err, sizeof err)) goto db_fail;
         if (nrows == 0) {
             snprintf(rec->result, sizeof rec->result, "skipped");
             snprintf(rec->note, sizeof rec->note, "this slot already ran in another instance");
@@ -453,8 +471,12 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
     } else {
         pthread_mutex_lock(&s->lock);
         struct job *j = find(s, name);
-        if (j && j->watermark && !req->reset) snprintf(wm, sizeof wm, "%s", j->watermark);
+        wm = mem_strdup(j && j->watermark && !req->reset ? j->watermark : "");
         pthread_mutex_unlock(&s->lock);
+        if (!wm) {
+            snprintf(rec->error, sizeof rec->error, "out of memory");
+            return;
+        }
     }
 
     struct jobcall jc = {idx, name, req->slot_ms, wm, host->instance, rec, NULL};
@@ -517,6 +539,7 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
     }
 done:
     mem_free(new_wm);
+    mem_free(wm);
     if (c) {
         if (in_tx && q1(c, "COMMIT", 0, NULL, NULL, 0, NULL, err, sizeof err)) {
             snprintf(rec->result, sizeof rec->result, "error");
@@ -527,6 +550,7 @@ done:
     return;
 db_fail:
     mem_free(new_wm);
+    mem_free(wm);
     snprintf(rec->result, sizeof rec->result, "error");
     snprintf(rec->error, sizeof rec->error, "database: %.400s", err);
     db_release(host->db, c); /* rolls back an open transaction */

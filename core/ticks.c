@@ -106,17 +106,17 @@ static void decode_tick(const cJSON *it, const struct candles_opts *o, struct ti
     if (t->has_msc) us = t->ts_msc * 1000;
     t->ts_us = us - offset_for(o, t->symbol);
     t->bucket_us = ts_bucket(t->ts_us, TS_M1);
+    if (!ts_in_range(t->ts_us) || !ts_in_range(t->bucket_us)) { /* shifted out */
+        snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset)");
+        return;
+    }
     t->error[0] = '\0';
     t->status = CANDLES_VALID;
 }
 
 static uint64_t key_hash(const char *sym, int64_t msc)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)sym; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    h ^= (uint64_t)msc;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
+    return candles_key_hash(sym, 0, (uint64_t)msc);
 }
 
 /* Marks later ticks with the (symbol, ts_msc) of an earlier one. */
@@ -154,7 +154,7 @@ int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
     if (!o) o = &defaults;
     *out = NULL;
     *http_status = 400;
-    cJSON *root = candles_json_parse(body, len, err, errlen);
+    cJSON *root = candles_json_parse(body, len, o->max_items, "ticks", http_status, err, errlen);
     if (!root) return -1;
     int rc = -1;
     struct ticks_batch *b = NULL;

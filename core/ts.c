@@ -159,10 +159,17 @@ static int parse_epoch_digits(const char *s, size_t len, int64_t *us, char *err,
         seterr(err, errlen, "epoch number too large");
         return -1;
     }
-    int64_t v = 0;
+    int64_t v = 0; /* 16 digits fit; scaled only once known to stay in range */
     for (size_t i = 0; i < len; i++) v = v * 10 + (s[i] - '0');
-    if (v >= 100000000000LL) *us = v * 1000; /* milliseconds */
-    else *us = v * TS_US_PER_S;
+    if (v >= 100000000000LL) { /* milliseconds */
+        if (v > TS_MAX_US / 1000) {
+            seterr(err, errlen, "epoch number " TS_RANGE_ERROR);
+            return -1;
+        }
+        *us = v * 1000;
+    } else {
+        *us = v * TS_US_PER_S;
+    }
     return 0;
 }
 
@@ -237,7 +244,12 @@ int ts_parse(const char *s, size_t len, int64_t *us, char *err, size_t errlen)
     }
     if (c.p != c.end) goto bad;
     int64_t days = ts_days_from_civil(y, (unsigned)mo, (unsigned)d);
-    *us = ((days * 86400 + h * 3600 + mi * 60 + se) - offset_s) * TS_US_PER_S + frac;
+    int64_t v = ((days * 86400 + h * 3600 + mi * 60 + se) - offset_s) * TS_US_PER_S + frac;
+    if (!ts_in_range(v)) { /* year 0000, or an offset across 0001/9999 */
+        seterr(err, errlen, "timestamp " TS_RANGE_ERROR);
+        return -1;
+    }
+    *us = v;
     return 0;
 bad:
     seterr(err, errlen,
@@ -253,7 +265,12 @@ int ts_from_epoch(double v, int64_t *us, char *err, size_t errlen)
         return -1;
     }
     double x = fabs(v) >= 1e11 ? v * 1e3 : v * 1e6;
-    *us = (int64_t)llround(x);
+    int64_t r = (int64_t)llround(x); /* |x| < 2.5e17: fits */
+    if (!ts_in_range(r)) {
+        seterr(err, errlen, "epoch number " TS_RANGE_ERROR);
+        return -1;
+    }
+    *us = r;
     return 0;
 }
 

@@ -59,6 +59,15 @@ int ts_from_epoch(double v, int64_t *us, char *err, size_t errlen);
  * ("...03:01:10.123000+00:00"). Needs 33 bytes; returns the length. */
 int ts_format(int64_t us, char *buf, size_t n);
 
+/* The instants tickforge accepts: 0001-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999Z, what ts_format writes with a 4-digit year and
+ * PostgreSQL reads back. ts_parse and ts_from_epoch reject the rest; callers
+ * that shift or bucket a parsed instant check the result with ts_in_range. */
+#define TS_MIN_US (-62135596800LL * TS_US_PER_S)
+#define TS_MAX_US (253402300800LL * TS_US_PER_S - 1)
+#define TS_RANGE_ERROR "out of range (0001-01-01 to 9999-12-31 UTC)"
+static inline int ts_in_range(int64_t us) { return us >= TS_MIN_US && us <= TS_MAX_US; }
+
 /* Civil date <-> days since 1970-01-01 (proleptic Gregorian). */
 int64_t ts_days_from_civil(int64_t y, unsigned m, unsigned d);
 void ts_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);

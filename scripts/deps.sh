@@ -49,6 +49,7 @@ pkgs=(
     lua-busted lua-socket
     lua-check
     wrk curl bc docker-compose cppcheck
+    clang libclang-rt-14-dev
 )
 
 missing=()

@@ -7,6 +7,10 @@
 #include "db_fixture.h"
 #include "unit.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #define C1 "{\"symbol\":\"EURUSD\",\"timeframe\":\"M1\",\"ts\":\"2025-10-20T03:00:00Z\",\"open\":1.0855,\"high\":1.0857,\"low\":1.0854,\"close\":1.0856,\"volume\":150,\"spread\":2}"
 #define C2 "{\"symbol\":\"GBPUSD\",\"timeframe\":\"M1\",\"ts\":\"2025-10-20T03:00:00Z\",\"open\":1.2850,\"high\":1.2852,\"low\":1.2849,\"close\":1.2851,\"volume\":120,\"spread\":2}"
 
@@ -478,9 +482,91 @@ TEST(a_database_error_leaves_the_batch_unstored)
     CHECK_STR(fixture_value("SELECT count(*) FROM market_data WHERE symbol = 'ROLL2'"), "0");
 }
 
+/* The parse is bounded before it starts: a 16MB "[0,0,...]" once cost
+ * ~640MB of cJSON nodes before max_items was looked at. */
+TEST(oversized_batches_are_refused_before_the_parse)
+{
+    size_t n = 2 * 1000 * 1000, len = 0;
+    char *body = malloc(2 * n + 32);
+    body[len++] = '[';
+    for (size_t i = 0; i < n; i++) body[len++] = '0', body[len++] = i + 1 < n ? ',' : ']';
+    body[len] = '\0';
+    size_t base = mem_in_use();
+    mem_fail_after(0); /* the refusal allocates nothing at all */
+    int st = 0;
+    char err[256] = "";
+    struct candles_opts o = {.max_items = 50000};
+    struct candles_batch *b = NULL;
+    CHECK_INT(candles_decode(body, len, &o, &b, &st, err, sizeof err), -1);
+    mem_fail_after(-1);
+    CHECK_INT(st, 413);
+    CHECK_STR(err, "too many items: 2000000 > 50000; split the batch");
+    CHECK_INT(mem_in_use(), base);
+    /* the same inside {"items": [...]} */
+    memmove(body + 9, body, len + 1);
+    memcpy(body, "{\"items\":", 9);
+    strcat(body, "}");
+    CHECK_INT(candles_decode(body, strlen(body), &o, &b, &st, err, sizeof err), -1);
+    CHECK_INT(st, 413);
+    CHECK_STR(err, "too many items: 2000000 > 50000; split the batch");
+    /* one item that carries a huge array: too many values for the batch */
+    o.max_items = 10;
+    len = (size_t)sprintf(body, "[{\"symbol\":\"X\",\"junk\":[");
+    for (int i = 0; i < 1000; i++) len += (size_t)sprintf(body + len, "%s1", i ? "," : "");
+    strcpy(body + len, "]}]");
+    CHECK_INT(candles_decode(body, strlen(body), &o, &b, &st, err, sizeof err), -1);
+    CHECK_INT(st, 413);
+    CHECK(strstr(err, "JSON values is too many") != NULL);
+    /* nesting: 64 levels parse (and are a wrong shape), 65 are refused */
+    for (int depth = 64; depth <= 65; depth++) {
+        len = 0;
+        for (int i = 0; i < depth; i++) body[len++] = '[';
+        for (int i = 0; i < depth; i++) body[len++] = ']';
+        body[len] = '\0';
+        o.max_items = 0;
+        CHECK_INT(candles_decode(body, len, &o, &b, &st, err, sizeof err), depth == 64 ? 0 : -1);
+        if (depth == 64) {
+            CHECK_INT(b->items[0].status, CANDLES_REJECTED);
+            candles_free(b);
+        } else {
+            CHECK_INT(st, 400);
+            CHECK_STR(err, "invalid JSON at byte 64: nested deeper than 64 levels");
+        }
+    }
+    /* brackets inside strings are not nesting */
+    strcpy(body, "[{\"symbol\":\"[[[[\\\"]]]\"}]");
+    o.max_items = 1;
+    CHECK_INT(candles_decode(body, strlen(body), &o, &b, &st, err, sizeof err), 0);
+    if (b) candles_free(b);
+    free(body);
+}
+
+/* Batch keys fold through a keyed hash: another process (another key)
+ * places the same keys elsewhere, so nobody can precompute colliding keys. */
+TEST(batch_keys_hash_with_a_per_process_key)
+{
+    CHECK(candles_key_hash("EURUSD", 1, 2) == candles_key_hash("EURUSD", 1, 2));
+    CHECK(candles_key_hash("EURUSD", 1, 2) != candles_key_hash("EURUSD", 1, 3));
+    CHECK(candles_key_hash("AB", 0, 0) != candles_key_hash("A", 0, 0));
+    char cmd[64], line[2][64] = {"", ""};
+    snprintf(cmd, sizeof cmd, "TF_PRINT_HASH=1 /proc/%d/exe", (int)getpid());
+    for (int i = 0; i < 2; i++) {
+        FILE *f = popen(cmd, "r");
+        CHECK(f && fgets(line[i], sizeof line[i], f));
+        if (f) pclose(f);
+    }
+    CHECK(line[0][0] && strcmp(line[0], line[1]) != 0);
+}
+
 int main(void)
 {
+    if (getenv("TF_PRINT_HASH")) {
+        printf("%llu\n", (unsigned long long)candles_key_hash("EURUSD", 1, 2));
+        return 0;
+    }
     RUN(the_documented_bodies_decode);
+    RUN(oversized_batches_are_refused_before_the_parse);
+    RUN(batch_keys_hash_with_a_per_process_key);
     RUN(unparseable_bodies_and_wrong_shapes_are_400_with_a_position);
     RUN(trailing_whitespace_and_nul_are_tolerated);
     RUN(too_many_items_is_413);

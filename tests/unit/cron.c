@@ -36,6 +36,9 @@ TEST(common_specs)
     CHECK_INT(next_of("15,45 9-17/4 * * 1-5", t), at(2026, 11, 24, 17, 15));
     CHECK_INT(next_of("15,45 9-17/4 * * 1-5", at(2026, 11, 24, 17, 50)), at(2026, 11, 25, 9, 15));
     CHECK_INT(next_of("5/20 * * * *", at(2026, 1, 1, 0, 0)), at(2026, 1, 1, 0, 5));
+    /* found by tests/fuzz/fuzz_cron: a huge step overflowed the loop counter */
+    CHECK_INT(next_of("0 9/2555555555555555555555 * * *", t), at(2026, 11, 25, 9, 0));
+    CHECK_INT(next_of("7/99 */9223372036854775807 * * *", t), at(2026, 11, 25, 0, 7));
 }
 
 TEST(errors_name_the_field)

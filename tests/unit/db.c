@@ -179,6 +179,25 @@ TEST(sql_errors_carry_the_server_message_and_sqlstate)
     db_pool_close(p);
 }
 
+/* Statements always go through the extended protocol: text that stacks a
+ * second statement (SQL built from hostile input) is refused, not run. */
+TEST(stacked_statements_are_refused_not_run)
+{
+    struct db_pool *p = open_pool(1, 1000, 0);
+    int rc;
+    char err[256] = "";
+    struct db_conn *c = db_acquire(p, &rc, err, sizeof err);
+    CHECK_INT(db_exec(c, "SELECT 1; CREATE TABLE stacked_ran (a int)", 0, NULL, NULL, NULL, err, sizeof err),
+              DB_ERROR);
+    CHECK(strstr(err, "multiple commands") != NULL);
+    long rows = 0;
+    CHECK_INT(db_copy_in(c, "COPY (SELECT 1) TO STDOUT; CREATE TABLE stacked_ran (a int)", "", 0, &rows, err,
+                         sizeof err), DB_ERROR);
+    db_release(p, c);
+    CHECK_STR(fixture_value("SELECT count(*) FROM pg_class WHERE relname = 'stacked_ran'"), "0");
+    db_pool_close(p);
+}
+
 TEST(a_forgotten_transaction_is_rolled_back_at_release)
 {
     struct db_pool *p = open_pool(1, 1000, 0);
@@ -186,7 +205,8 @@ TEST(a_forgotten_transaction_is_rolled_back_at_release)
     char err[256] = "";
     struct db_conn *c = db_acquire(p, &rc, err, sizeof err);
     CHECK_INT(db_exec(c, "CREATE TABLE IF NOT EXISTS forgot (x int)", 0, NULL, NULL, NULL, err, sizeof err), DB_OK);
-    CHECK_INT(db_exec(c, "BEGIN; INSERT INTO forgot VALUES (1)", 0, NULL, NULL, NULL, err, sizeof err), DB_OK);
+    CHECK_INT(db_exec(c, "BEGIN", 0, NULL, NULL, NULL, err, sizeof err), DB_OK);
+    CHECK_INT(db_exec(c, "INSERT INTO forgot VALUES (1)", 0, NULL, NULL, NULL, err, sizeof err), DB_OK);
     CHECK_INT(PQtransactionStatus(db_pg(c)), PQTRANS_INTRANS);
     db_release(p, c);
     c = db_acquire(p, &rc, err, sizeof err);
@@ -313,6 +333,7 @@ int main(void)
     RUN(a_killed_connection_is_replaced_at_the_next_checkout);
     RUN(many_threads_share_a_small_pool);
     RUN(copy_in_loads_rows);
+    RUN(stacked_statements_are_refused_not_run);
     fixture_db_drop();
     return unit_done();
 }

@@ -96,6 +96,39 @@ TEST(epoch_numbers_are_seconds_or_milliseconds)
     CHECK_INT(ts_from_epoch(1e300, &us, err, sizeof err), -1);
 }
 
+/* Every instant ts accepts is one PostgreSQL reads back (0001..9999); the
+ * rest is refused with a reason and no arithmetic overflow on the way (the
+ * 16-digit millisecond epochs once overflowed int64 when scaled). */
+TEST(instants_outside_year_1_to_9999_are_refused)
+{
+    static const char *const bad[] = {
+        "9223372036854776", "9999999999999999", "9223372036854775807", "253402300800000",
+        "0000-01-01", "0000-12-31T23:59:59Z", "0001-01-01T00:30:00+01:00",
+        "9999-12-31T23:30:00-01:00", "0000.06.01 12:00",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int64_t us = 42;
+        char err[128] = "";
+        CHECK_INT(ts_parse(bad[i], strlen(bad[i]), &us, err, sizeof err), -1);
+        CHECK(us == 42);
+        CHECK(err[0] != '\0');
+    }
+    CHECK_INT(parse("253402300799999") == INT64_MIN, 0); /* 9999-12-31T23:59:59.999 in ms */
+    CHECK_STR(fmt(parse("253402300799999")), "9999-12-31T23:59:59.999000+00:00");
+    CHECK_STR(fmt(parse("0001-01-01T00:00:00Z")), "0001-01-01T00:00:00+00:00");
+    CHECK_STR(fmt(parse("9999-12-31T23:59:59.999999Z")), "9999-12-31T23:59:59.999999+00:00");
+    int64_t us;
+    char err[128];
+    CHECK_INT(ts_from_epoch(-62135596801.0, &us, err, sizeof err), -1); /* 0000-12-31T23:59:59 */
+    CHECK_INT(ts_from_epoch(-62135596800.0, &us, err, sizeof err), 0);
+    CHECK_STR(fmt(us), "0001-01-01T00:00:00+00:00");
+    CHECK_INT(ts_from_epoch(-2.4e14, &us, err, sizeof err), -1);
+    CHECK_INT(ts_from_epoch(2.49e14, &us, err, sizeof err), 0);
+    CHECK(ts_in_range(TS_MIN_US) && ts_in_range(TS_MAX_US));
+    CHECK(!ts_in_range(TS_MIN_US - 1) && !ts_in_range(TS_MAX_US + 1));
+    CHECK_STR(fmt(TS_MAX_US), "9999-12-31T23:59:59.999999+00:00");
+}
+
 TEST(timeframes_by_name_and_by_enum)
 {
     static const struct {
@@ -221,6 +254,7 @@ int main(void)
     RUN(every_timestamp_form_parses_to_the_same_instant);
     RUN(bad_timestamps_are_rejected_with_a_reason);
     RUN(epoch_numbers_are_seconds_or_milliseconds);
+    RUN(instants_outside_year_1_to_9999_are_refused);
     RUN(timeframes_by_name_and_by_enum);
     RUN(buckets_follow_the_old_api_table_and_mt5);
     RUN(random_instants_agree_with_libc);
