@@ -1,0 +1,284 @@
+-- Product catalog: the seed's products REST API (PostgreSQL + cache-aside)
+-- as a plugin. Reads go through tf.cache (TTL catalog.cache_ttl); each
+-- write deletes exactly the cached answers it can change: the product's own
+-- key and the listings of its old and new category and of "all categories".
+-- Schema: sql/041_catalog.sql. Guide: docs/catalog.md. Off unless enabled:
+--
+--   catalog = {
+--     enabled = false,       -- true: serve the routes below
+--     cache_ttl = 300,       -- seconds a cached product or listing lives (0..86400; 0 = no expiry)
+--     max_limit = 100,       -- largest ?limit= of GET /products (1..1000)
+--     write_role = "ingest", -- role POST/PUT/PATCH/DELETE need: "ingest" | "admin"
+--   }
+local V = require("catalog.validate")
+
+local cfg = tf.config.catalog or {}
+local function check(ok, msg) if not ok then error("config catalog." .. msg, 0) end end
+local function int_in(v, lo, hi) return math.type(v) == "integer" and v >= lo and v <= hi end
+local TTL = cfg.cache_ttl or 300
+local MAX_LIMIT = cfg.max_limit or 100
+local WRITE_ROLE = cfg.write_role or "ingest"
+check(cfg.enabled == nil or type(cfg.enabled) == "boolean", "enabled: must be true or false")
+check(int_in(TTL, 0, 86400), "cache_ttl: must be an integer 0..86400 (seconds)")
+check(int_in(MAX_LIMIT, 1, 1000), "max_limit: must be an integer 1..1000")
+check(WRITE_ROLE == "ingest" or WRITE_ROLE == "admin", "write_role: must be \"ingest\" or \"admin\"")
+if cfg.enabled ~= true then return end
+
+local json = tf.json
+local TOP = { "ok", "error", "field", "status", "product", "total", "limit", "offset", "products",
+  "deleted", "cache", "database", "services" }
+local PRODUCT = { "id", "name", "description", "price", "stock", "category", "version", "created_at", "updated_at" }
+local function answer(t) return json.order(t, TOP) end
+local function bad(status, e) return status, answer({ ok = false, error = e.error, field = e.field }) end
+local function not_found(id)
+  return 404, answer({ ok = false, error = "id: no product " .. id, field = "id" })
+end
+
+local function db_down(e) return type(e) == "table" and (e.code == "unavailable" or e.code == "timeout") end
+local function unavailable(e)
+  tf.log.warn("catalog: database " .. tostring(e.code), { error = e.message })
+  return 503, answer({ ok = false, error = "database unavailable" }), { ["Retry-After"] = "1" }
+end
+
+------------------------------------------------------------------- cache
+-- catalog:product:<id>                       one product (its JSON)
+-- catalog:list:<category|*>:<filters>        one GET /products answer
+local function esc(v)
+  if v == nil then return "*" end
+  return (tostring(v):gsub("[%%:*]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+local function product_key(id) return "catalog:product:" .. id end
+local function list_key(f)
+  return table.concat({ "catalog:list", esc(f.category), esc(f.min_price), esc(f.max_price), esc(f.q),
+    f.limit, f.offset }, ":")
+end
+
+local function cached(key, loader)
+  return loader()
+end
+local function cache_delete(key) local _ = key end
+local function cache_delete_prefix(prefix) local _ = prefix return 0 end
+local function cache_stats() return { hits = 0, misses = 0, hit_rate = 0, entries = 0, bytes = 0, ttl = TTL } end
+local function cache_status() return { status = "connected" } end
+
+-- What a write of a product changes: the product, and every listing that
+-- could hold it before or after (its categories and "all").
+local function invalidate(id, ...)
+  if id then cache_delete(product_key(id)) end
+  cache_delete_prefix("catalog:list:*:")
+  local seen = {}
+  for _, cat in ipairs({ ... }) do
+    if cat and not seen[cat] then
+      seen[cat] = true
+      cache_delete_prefix("catalog:list:" .. esc(cat) .. ":")
+    end
+  end
+end
+
+--------------------------------------------------------------------- SQL
+local COLS = [[id, name, description, price::float8 AS price, stock, category, version,
+  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+  to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at]]
+local GET = "SELECT " .. COLS .. " FROM catalog.products WHERE id = $1::int8"
+local INSERT = "INSERT INTO catalog.products (name, description, price, stock, category) VALUES ($1, $2, $3::numeric, $4::int, $5) RETURNING " .. COLS
+local REPLACE = [[UPDATE catalog.products SET name = $2, description = $3, price = $4::numeric, stock = $5::int,
+  category = $6, version = version + 1, updated_at = now() WHERE id = $1::int8 RETURNING ]] .. COLS
+-- PATCH: NULL keeps a column; stock_delta adds (the CHECK refuses < 0)
+local PATCH = [[UPDATE catalog.products SET name = COALESCE($2, name), description = COALESCE($3, description),
+  price = COALESCE($4::numeric, price), stock = COALESCE($5::int, stock + $7::int, stock),
+  category = COALESCE($6, category), version = version + 1, updated_at = now()
+  WHERE id = $1::int8 RETURNING ]] .. COLS
+local OLD_CATEGORY = "SELECT category FROM catalog.products WHERE id = $1::int8 FOR UPDATE"
+local DELETE = "DELETE FROM catalog.products WHERE id = $1::int8 RETURNING category"
+local WHERE = [[WHERE ($1::text IS NULL OR category = $1) AND ($2::numeric IS NULL OR price >= $2::numeric)
+  AND ($3::numeric IS NULL OR price <= $3::numeric)
+  AND ($4::text IS NULL OR name ILIKE $4 ESCAPE '\' OR description ILIKE $4 ESCAPE '\')]]
+local LIST = "SELECT " .. COLS .. " FROM catalog.products " .. WHERE .. " ORDER BY id LIMIT $5::int OFFSET $6::int"
+local COUNT = "SELECT count(*) AS n FROM catalog.products " .. WHERE
+
+local function product(r) return json.order(r, PRODUCT) end
+local function encode_product(r) return json.encode(product(r)) end
+local function with_product(encoded) -- {"ok":true,"product":{...}} around a cached product
+  return '{"ok":true,"product":' .. encoded .. "}"
+end
+local JSON = { ["Content-Type"] = "application/json" }
+
+-- A statement's own failure mapped to an answer (nil: not ours to map).
+local function write_error(e, fields)
+  local state = type(e) == "table" and e.sqlstate
+  if state == "23505" then
+    local msg = fields.name and fields.category
+      and string.format("name: a product named %q already exists in category %q", fields.name, fields.category)
+      or "name: another product of this category has this name"
+    return 409, answer({ ok = false, field = "name", error = msg })
+  end
+  if state == "23514" then
+    local what = tostring(e.message or "")
+    if what:find("stock") then
+      return 409, answer({ ok = false, field = "stock_delta", error = "stock_delta: stock would go below 0" })
+    end
+    return 400, answer({ ok = false, error = what })
+  end
+end
+
+local function run(fn)
+  local ok, a, b, c = pcall(fn)
+  if ok then return a, b, c end
+  if db_down(a) then return unavailable(a) end
+  error(a, 0)
+end
+
+local function id_of(req)
+  local id = req.params.id
+  if not id:match("^%d+$") or #id > 18 or tonumber(id) < 1 then
+    return nil, { field = "id", error = "id: must be a positive integer" }
+  end
+  return id
+end
+
+local function body_of(req)
+  local v, err = json.decode(req.body or "")
+  if v == nil then return nil, { field = "body", error = "body: invalid JSON (" .. tostring(err) .. ")" } end
+  return v
+end
+
+------------------------------------------------------------------ routes
+local R = { auth = "read" }
+local W = { auth = WRITE_ROLE, max_body = "64KB" }
+local function opts(base, doc) local o = { doc = doc } for k, v in pairs(base) do o[k] = v end return o end
+
+tf.route("GET", "/products", function(req)
+  local f, err = V.query(req.query or {}, MAX_LIMIT)
+  if not f then return bad(400, err) end
+  local like = f.q and ("%" .. f.q:gsub("[\\%%_]", "\\%0") .. "%")
+  return run(function()
+    local body = cached(list_key(f), function()
+      local rows = tf.db.query(LIST, f.category, f.min_price, f.max_price, like, f.limit, f.offset)
+      local total = tf.db.query(COUNT, f.category, f.min_price, f.max_price, like)[1].n
+      for i, r in ipairs(rows) do rows[i] = product(r) end
+      return json.encode(answer({ ok = true, total = total, limit = f.limit, offset = f.offset, products = json.array(rows) }))
+    end)
+    return 200, body, JSON
+  end)
+end, opts(R, { summary = "List products (cached)",
+  params = { category = "exact category", min_price = "number >= 0", max_price = "number >= 0",
+    q = "text in name or description (1..100 chars)", limit = "1..max_limit, default 20", offset = ">= 0, default 0" },
+  response = "{ok, total, limit, offset, products: [{id, name, description, price, stock, category, version, created_at, updated_at}]}" }))
+
+tf.route("GET", "/products/{id}", function(req)
+  local id, err = id_of(req)
+  if not id then return bad(400, err) end
+  return run(function()
+    local p = cached(product_key(id), function()
+      local r = tf.db.query(GET, id)[1]
+      return r and encode_product(r) -- nil: a miss is not cached
+    end)
+    if not p then return not_found(id) end
+    return 200, with_product(p), JSON
+  end)
+end, opts(R, { summary = "One product (cached)", params = { id = "product id" },
+  response = "{ok, product: {id, name, description, price, stock, category, version, created_at, updated_at}}" }))
+
+tf.route("POST", "/products", function(req)
+  local body, err = body_of(req)
+  if not body then return bad(400, err) end
+  local p, verr = V.product(body, "create")
+  if not p then return bad(400, verr) end
+  return run(function()
+    local ok, r = pcall(tf.db.query, INSERT, p.name, p.description, p.price, p.stock, p.category)
+    if not ok then
+      local st, a = write_error(r, p)
+      if st then return st, a end
+      error(r, 0)
+    end
+    r = r[1]
+    invalidate(nil, r.category)
+    return 201, answer({ ok = true, product = product(r) }), { Location = "/products/" .. r.id }
+  end)
+end, opts(W, { summary = "Create a product", params = {},
+  response = "201 {ok, product}; 400 {ok:false, error, field}; 409 duplicate name in the category" }))
+
+-- PUT replaces every field, PATCH the ones given; both in one transaction
+-- that locks the row, so concurrent writes to one product queue up.
+local function update(mode)
+  return function(req)
+    local id, ierr = id_of(req)
+    if not id then return bad(400, ierr) end
+    local body, err = body_of(req)
+    if not body then return bad(400, err) end
+    local p, verr = V.product(body, mode)
+    if not p then return bad(400, verr) end
+    return run(function()
+      local ok, res = pcall(tf.db.tx, function()
+        local old = tf.db.query(OLD_CATEGORY, id)[1]
+        if not old then return nil end
+        local r
+        if mode == "replace" then
+          r = tf.db.query(REPLACE, id, p.name, p.description, p.price, p.stock, p.category)[1]
+        else
+          r = tf.db.query(PATCH, id, p.name, p.description, p.price, p.stock, p.category, p.stock_delta)[1]
+        end
+        return { old = old.category, row = r }
+      end)
+      if not ok then
+        local st, a = write_error(res, p)
+        if st then return st, a end
+        error(res, 0)
+      end
+      if not res then return not_found(id) end
+      invalidate(id, res.old, res.row.category)
+      return 200, answer({ ok = true, product = product(res.row) })
+    end)
+  end
+end
+
+tf.route("PUT", "/products/{id}", update("replace"), opts(W, { summary = "Replace a product",
+  params = { id = "product id" }, response = "{ok, product}; 400/404/409 {ok:false, error, field}" }))
+tf.route("PATCH", "/products/{id}", update("patch"), opts(W, { summary = "Change some fields of a product (stock_delta adds to stock)",
+  params = { id = "product id" }, response = "{ok, product}; 400/404/409 {ok:false, error, field}" }))
+
+tf.route("DELETE", "/products/{id}", function(req)
+  local id, err = id_of(req)
+  if not id then return bad(400, err) end
+  return run(function()
+    local r = tf.db.query(DELETE, id)[1]
+    if not r then return not_found(id) end
+    invalidate(id, r.category)
+    return 200, answer({ ok = true, deleted = math.tointeger(tonumber(id)) })
+  end)
+end, opts(W, { summary = "Delete a product", params = { id = "product id" }, response = "{ok, deleted}; 404" }))
+
+------------------------------------------------------- stats and services
+local COUNTS = [[SELECT count(*) AS products, count(DISTINCT category) AS categories,
+  COALESCE(sum(stock), 0)::int8 AS stock_units FROM catalog.products]]
+
+tf.route("GET", "/catalog/stats", function()
+  return run(function()
+    local db = tf.db.query(COUNTS)[1]
+    return 200, answer({ ok = true, cache = json.order(cache_stats(), { "hits", "misses", "hit_rate", "entries", "bytes", "ttl" }),
+      database = json.order(db, { "products", "categories", "stock_units" }) })
+  end)
+end, opts(R, { summary = "Cache hits/misses/hit rate of the catalog's keys and database row counts", params = {},
+  response = "{ok, cache: {hits, misses, hit_rate, entries, bytes, ttl}, database: {products, categories, stock_units}}" }))
+
+tf.route("GET", "/services", function()
+  local t0 = os.clock()
+  local ok, e = pcall(tf.db.query, "SELECT 1 AS one")
+  local database
+  if ok then
+    database = json.order({ status = "connected", latency_ms = math.floor((os.clock() - t0) * 100000) / 100 }, { "status" })
+  elseif db_down(e) then
+    database = json.order({ status = "unavailable", error = e.message }, { "status" })
+  else
+    error(e, 0)
+  end
+  local cache = cache_status()
+  local healthy = ok and cache.status == "connected"
+  return healthy and 200 or 503, answer({ ok = healthy, status = healthy and "healthy" or "degraded",
+    services = json.order({ database = database, cache = cache }, { "database", "cache" }) })
+end, opts(R, { summary = "Status of the services the catalog depends on (database, cache)", params = {},
+  response = "{ok, status, services: {database: {status, latency_ms}, cache: {status, entries, bytes, max_bytes}}}" }))
+
+tf.route("DELETE", "/catalog/cache", function()
+  return 200, answer({ ok = true, deleted = cache_delete_prefix("catalog:") })
+end, opts({ auth = "admin" }, { summary = "Drop every cached catalog answer", params = {}, response = "{ok, deleted}" }))
