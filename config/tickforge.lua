@@ -79,6 +79,18 @@ return {
                                -- holds one database connection (its lock) plus what it uses
   },
 
+  cache = {
+    -- tf.cache: one in-process cache shared by every handler, job and
+    -- `tickforge run` script (README "Shared cache"). LRU eviction past the
+    -- bound, per-entry TTLs; GET /stats and /metrics show hits and misses.
+    max_memory = "64MB",       -- bytes held: keys + values (serialized) + ~96 B per entry
+                               -- (64KB..1TB). A value larger than this is never cached.
+                               -- Applied when a generation's VMs start (reload shrinks or grows it)
+    load_timeout_ms = 5000,    -- get_or_load: how long a caller waits for another caller's
+                               -- load of the same key before raising; a load older than this
+                               -- is presumed abandoned and taken over (1..600000)
+  },
+
   log = {
     level = "info",            -- debug | info | warn | error (info logs one line per request)
   },

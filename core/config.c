@@ -48,6 +48,8 @@ static const struct field schema[] = {
     F("reload.interval_ms", T_INT, "1000", 100, 60000, reload_interval_ms),
     F("scheduler.enabled", T_BOOL, "true", 0, 0, sched_enabled),
     F("scheduler.workers", T_INT, "2", 1, 16, sched_workers),
+    F("cache.max_memory", T_SIZE, "64MB", 65536, 1099511627776.0, cache_max_memory),
+    F("cache.load_timeout_ms", T_INT, "5000", 1, 600000, cache_load_timeout_ms),
 };
 #undef F
 
@@ -56,7 +58,7 @@ static const char *const extra_keys[] = {
     "listen", "auth.keys", "plugins.enabled", "plugins.disabled", "lua.path", "log.level", NULL,
 };
 static const char *const core_sections[] = {"http", "lua", "database", "auth", "plugins", "reload",
-                                            "log", "scheduler", NULL};
+                                            "log", "scheduler", "cache", NULL};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)

@@ -65,6 +65,10 @@ struct config {
     int sched_enabled; /* run tf.job jobs in this instance */
     int sched_workers; /* job threads, each with its own Lua VM */
 
+    /* cache (tf.cache) */
+    size_t cache_max_memory;   /* bytes: keys + values + per-entry overhead */
+    int cache_load_timeout_ms; /* how long get_or_load waits for another caller's load */
+
     char *json; /* the whole table after overrides, as JSON, for tf.config */
 };
 

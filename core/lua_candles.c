@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache.h"
 #include "candles.h"
 #include "lua_json.h"
 #include "lua_tf.h"
@@ -283,6 +284,29 @@ static struct db_pool *pool_or_raise(lua_State *L)
     return h->db;
 }
 
+/* Drops the cached ranges of every (symbol, timeframe) the batch changed:
+ * the keys "candles:<symbol>:<timeframe>:..." (README "Shared cache").
+ * Duplicates changed nothing and keep their entries. Each pair is dropped
+ * once (a batch holds few pairs; past 64 distinct ones, repeats are cheap
+ * compared with the store). */
+static void invalidate(struct lvm_host *h, const struct candles_batch *b)
+{
+    if (!h || !h->cache) return;
+    const struct candle *seen[64];
+    int nseen = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct candle *c = &b->items[i];
+        if (c->status != CANDLES_INSERTED && c->status != CANDLES_UPDATED) continue;
+        int k = 0;
+        while (k < nseen && !(seen[k]->tf == c->tf && !strcmp(seen[k]->symbol, c->symbol))) k++;
+        if (k < nseen) continue;
+        if (nseen < 64) seen[nseen++] = c;
+        char prefix[CANDLES_SYMBOL_MAX + 32];
+        int n = snprintf(prefix, sizeof prefix, "candles:%s:%s:", c->symbol, ts_tf_name((enum ts_tf)c->tf));
+        cache_delete_prefix(h->cache, prefix, (size_t)n);
+    }
+}
+
 static int l_candles_store(lua_State *L)
 {
     struct candles_batch *b = check_batch(L, 1, &CANDLES)->batch;
@@ -301,6 +325,7 @@ static int l_candles_store(lua_State *L)
         char err[1024];
         int rc = candles_store(pool_or_raise(L), b, pol, source, err, sizeof err);
         if (rc != DB_OK) return raise_db(L, rc, err);
+        invalidate(lvm_host(L), b);
     }
     return answer(L, &CANDLES, b);
 }

@@ -17,6 +17,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"ind", luaopen_tf_ind},
     {"indicators", luaopen_tf_indicators},
     {"job", luaopen_tf_job},
+    {"cache", luaopen_tf_cache},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

@@ -19,6 +19,7 @@ int luaopen_tf_ind(lua_State *L);     /* tf.ind     lua_ind.c */
 int luaopen_tf_indicators(lua_State *L); /* tf.indicators lua_ind.c -> lua/tickforge/indicators.lua */
 
 int luaopen_tf_job(lua_State *L);    /* tf.job    lua_job.c */
+int luaopen_tf_cache(lua_State *L);  /* tf.cache  lua_cache.c */
 
 struct lvm_job;
 /* Copies the jobs registered in L into a C array (mem_*; lua_job_free).

@@ -10,12 +10,14 @@
 struct config;
 struct db_pool;
 struct sched;
+struct cache;
 
 /* Process-wide services a VM may reach, owned by main and outliving every VM.
  * Bindings find it with lvm_host(L); never through C globals. */
 struct lvm_host {
     struct db_pool *db;    /* NULL when no database is configured */
     struct sched *sched;   /* NULL unless serving */
+    struct cache *cache;   /* the shared cache (tf.cache); NULL in `tickforge check` */
     char instance[96];     /* "hostname:pid", names this process in job history */
 };
 

@@ -2,6 +2,7 @@
  * Owns the process-wide services (the DB pool, the lvm_host) and the signal
  * loop (SIGHUP reloads; SIGINT/SIGTERM drain and stop). Every other thread
  * runs with those signals blocked, so they arrive only here. */
+#include "cache.h"
 #include "candles.h"
 #include "config.h"
 #include "db.h"
@@ -9,6 +10,7 @@
 #include "log.h"
 #include "lvm.h"
 #include "mem.h"
+#include "metrics.h"
 #include "sched.h"
 
 #include <lauxlib.h>
@@ -106,19 +108,43 @@ static struct config *load_config(const char *path)
     return cfg;
 }
 
-/* Opens the pool when the config names a database. 0, or -1 with err. */
+/* Creates the shared cache and opens the pool when the config names a
+ * database. 0, or -1 with err (then nothing is left open). */
 static int host_open(struct lvm_host *host, const struct config *cfg, char *err, size_t errlen)
 {
     char hn[64] = "localhost";
     gethostname(hn, sizeof hn - 1);
     memset(host, 0, sizeof *host);
     snprintf(host->instance, sizeof host->instance, "%s:%d", hn, (int)getpid());
+    if (!(host->cache = cache_new(cfg->cache_max_memory))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    metrics_add_collector(cache_metrics, host->cache);
     if (!cfg->db_url || !*cfg->db_url) return 0;
     struct db_options o = {cfg->db_pool_size, cfg->db_checkout_timeout_ms, cfg->db_connect_timeout_s,
                            cfg->db_statement_timeout_ms};
     host->db = db_pool_open(cfg->db_url, &o, err, errlen);
     candles_set_lanes(cfg->db_single_lanes);
-    return host->db ? 0 : -1;
+    if (!host->db) {
+        metrics_remove_collector(cache_metrics, host->cache);
+        cache_free(host->cache);
+        host->cache = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Closes what host_open opened; every VM using it is gone. */
+static void host_close(struct lvm_host *host)
+{
+    if (host->db) db_pool_close(host->db);
+    host->db = NULL;
+    if (host->cache) {
+        metrics_remove_collector(cache_metrics, host->cache);
+        cache_free(host->cache);
+        host->cache = NULL;
+    }
 }
 
 static int cmd_serve(const char *config_path)
@@ -149,7 +175,7 @@ static int cmd_serve(const char *config_path)
     struct http_server *s = http_start(config_path, &host, err, sizeof err);
     if (!s) {
         fprintf(stderr, "tickforge: %s\n", err);
-        if (host.db) db_pool_close(host.db);
+        host_close(&host);
         return 1;
     }
     if (sched_on && !(host.sched = sched_start(&host, sched_workers, err, sizeof err)))
@@ -170,7 +196,7 @@ static int cmd_serve(const char *config_path)
     sched_stop(host.sched, 10000);
     host.sched = NULL;
     http_stop(s, 10000);
-    if (host.db) db_pool_close(host.db);
+    host_close(&host);
     log_info("stopped", NULL);
     return 0;
 }
@@ -195,7 +221,7 @@ static int cmd_run(const char *config_path, int argc, char **argv)
     if (g) lvm_gen_unref(g);
     if (!vm) {
         fprintf(stderr, "tickforge: %s\n", g ? err : "out of memory");
-        if (host.db) db_pool_close(host.db);
+        host_close(&host);
         return 1;
     }
     lua_State *L = lvm_state(vm);
@@ -217,7 +243,7 @@ static int cmd_run(const char *config_path, int argc, char **argv)
         }
     }
     lvm_free(vm);
-    if (host.db) db_pool_close(host.db);
+    host_close(&host);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 
 #include "mem.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -107,6 +108,68 @@ void metrics_observe(const char *name, const char *labels, double seconds, const
     pthread_mutex_unlock(&lock);
 }
 
+void metrics_set_total(const char *name, const char *labels, double v, const char *help)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = lookup(name, labels, COUNTER, help);
+    if (s) s->value = v;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_escape_label(char *out, size_t n, const char *v)
+{
+    size_t o = 0;
+    assert(n > 0);
+    for (; *v; v++) {
+        const char *rep = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+        size_t k = rep ? 2 : 1;
+        if (o + k >= n) break;
+        if (rep) memcpy(out + o, rep, 2);
+        else out[o] = *v;
+        o += k;
+    }
+    out[o] = 0;
+}
+
+#define MAX_COLLECTORS 16
+static struct {
+    metrics_collector fn;
+    void *ud;
+} collectors[MAX_COLLECTORS];
+static pthread_mutex_t collectors_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int metrics_add_collector(metrics_collector fn, void *ud)
+{
+    int rc = -1;
+    pthread_mutex_lock(&collectors_lock);
+    for (int i = 0; i < MAX_COLLECTORS && rc; i++)
+        if (!collectors[i].fn) {
+            collectors[i].fn = fn;
+            collectors[i].ud = ud;
+            rc = 0;
+        }
+    pthread_mutex_unlock(&collectors_lock);
+    return rc;
+}
+
+void metrics_remove_collector(metrics_collector fn, void *ud)
+{
+    pthread_mutex_lock(&collectors_lock);
+    for (int i = 0; i < MAX_COLLECTORS; i++)
+        if (collectors[i].fn == fn && collectors[i].ud == ud) collectors[i].fn = NULL;
+    pthread_mutex_unlock(&collectors_lock);
+}
+
+/* Runs the collectors; they call metrics_set*, which take `lock`. A
+ * collector is never removed while it runs (collectors_lock is held). */
+static void collect(void)
+{
+    pthread_mutex_lock(&collectors_lock);
+    for (int i = 0; i < MAX_COLLECTORS; i++)
+        if (collectors[i].fn) collectors[i].fn(collectors[i].ud);
+    pthread_mutex_unlock(&collectors_lock);
+}
+
 static int by_name(const void *a, const void *b)
 {
     const struct series *x = *(struct series *const *)a, *y = *(struct series *const *)b;
@@ -154,6 +217,7 @@ static void put_bucket(struct buf *b, const struct series *s, const char *le, ui
 char *metrics_render(size_t *len)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
+    collect();
     struct buf b = {mem_alloc(8192), 0, 8192, 0};
     if (!b.p) return NULL;
     pthread_mutex_lock(&lock);

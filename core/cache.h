@@ -1,0 +1,104 @@
+/* The shared in-process cache: byte-bounded, LRU, TTL, per-key single-flight
+ * loads and per-prefix statistics. Engine-neutral (no Lua): values are opaque
+ * byte strings that callers serialize (lua_cache.c). Thread-safe; readers get
+ * a reference-counted blob, so a value evicted while being read stays valid
+ * until released. It never blocks except in cache_load_begin, bounded. */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CACHE_KEY_MAX 1024   /* bytes in a key */
+#define CACHE_PREFIX_MAX 64  /* distinct prefixes with their own stats; more count as "_other" */
+#define CACHE_PREFIX_LEN 64  /* bytes of a prefix kept for stats (longer ones are "_other") */
+#define CACHE_ENTRY_OVERHEAD 96 /* bytes charged per entry besides its key and value */
+
+struct cache;
+
+/* An immutable value. Shared: never write to data; release every blob you get. */
+struct cache_blob {
+    _Atomic long refs;
+    size_t len;
+    unsigned char data[];
+};
+
+/* A load in progress for one key (cache_load_begin .. cache_load_end). Opaque. */
+struct cache_flight;
+
+/* A cache holding at most max_bytes (keys + values + CACHE_ENTRY_OVERHEAD each).
+ * NULL when out of memory. Caller frees with cache_free (no reader may hold a
+ * flight then; blobs already handed out stay valid until released). */
+struct cache *cache_new(size_t max_bytes);
+void cache_free(struct cache *c);
+
+/* Changes the bound, evicting least recently used entries to meet it. */
+void cache_set_max_bytes(struct cache *c, size_t max_bytes);
+
+/* Tests: replaces the monotonic millisecond clock used for TTLs. */
+void cache_set_clock(struct cache *c, int64_t (*now_ms)(void *ud), void *ud);
+
+/* A new blob holding a copy of data[0..len) with one reference (the caller's),
+ * or NULL when out of memory. */
+struct cache_blob *cache_blob_new(const void *data, size_t len);
+void cache_blob_retain(struct cache_blob *b);
+void cache_blob_release(struct cache_blob *b); /* NULL is fine */
+
+/* The value of key with a reference the caller releases, or NULL on a miss
+ * (absent or expired). Counts a hit or a miss; a hit makes it most recent. */
+struct cache_blob *cache_get(struct cache *c, const char *key, size_t klen);
+
+/* Stores v under key (taking its own reference; the caller keeps its own)
+ * for ttl_ms (0: no expiry), evicting LRU entries to make room. Returns 0,
+ * or -1 with err when key + value can never fit (larger than the bound). */
+int cache_set(struct cache *c, const char *key, size_t klen, struct cache_blob *v, int64_t ttl_ms,
+              char *err, size_t errlen);
+
+int cache_delete(struct cache *c, const char *key, size_t klen); /* 1 when it was there */
+size_t cache_delete_prefix(struct cache *c, const char *prefix, size_t plen); /* entries removed */
+
+/* Single flight. cache_load_begin looks key up and:
+ *  CACHE_HIT      *out holds the value (a reference; release it). Callers
+ *                 that waited for another caller's load end here too.
+ *  CACHE_LOAD     nobody is loading it: the caller must load it and then call
+ *                 cache_load_end(*flight, ...) exactly once, whatever happens.
+ *  CACHE_NIL      another caller loaded it and got nothing (nothing cached).
+ *  CACHE_TIMEOUT  another caller has been loading it for wait_ms; gave up.
+ *  CACHE_RECURSIVE this thread is loading key already (a loader asked for its
+ *                 own key: waiting would deadlock).
+ * A load older than wait_ms is presumed abandoned and the next caller takes
+ * it over. Waiting blocks the thread on a condition variable for at most
+ * wait_ms. HOOK(event-driven core): a handler coroutine should yield here
+ * instead and be resumed when the flight ends; cache_flight_wait is the one
+ * place to change. */
+enum cache_load { CACHE_HIT, CACHE_LOAD, CACHE_NIL, CACHE_TIMEOUT, CACHE_RECURSIVE };
+enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, int wait_ms,
+                                 struct cache_blob **out, struct cache_flight **flight);
+/* Ends a load begun with CACHE_LOAD. v: the loaded value, stored for ttl_ms
+ * and handed to the waiters; NULL with failed = 0: the loader returned
+ * nothing (waiters get CACHE_NIL); failed = 1: the loader raised (waiters
+ * retry, one of them loading). Returns as cache_set (-1 when v cannot fit;
+ * the waiters still get it). */
+int cache_load_end(struct cache *c, struct cache_flight *f, struct cache_blob *v, int64_t ttl_ms,
+                   int failed, char *err, size_t errlen);
+
+struct cache_prefix_stats {
+    char prefix[CACHE_PREFIX_LEN + 1];
+    uint64_t hits, misses, entries, bytes;
+};
+
+struct cache_stats {
+    uint64_t hits, misses, entries, bytes, max_bytes, evictions, expired, loads, waits;
+    int nprefixes;
+    struct cache_prefix_stats prefixes[CACHE_PREFIX_MAX + 1]; /* + "_other" */
+};
+
+/* A consistent snapshot; expired entries are dropped first so entries and
+ * bytes count only live ones. */
+void cache_stats(struct cache *c, struct cache_stats *out);
+
+/* Mirrors cache_stats into the process metrics (tf_cache_*); a
+ * metrics_collector (metrics.h), ud is the cache. */
+void cache_metrics(void *ud);
+
+#endif

@@ -1,0 +1,490 @@
+/* tf.cache: the process-wide cache (cache.c, lvm_host(L)->cache) for plugins,
+ * jobs and `tickforge run`.
+ *   tf.cache.get(key) -> value | nil          tf.cache.set(key, value [, ttl_s]) -> true | false, err
+ *   tf.cache.get_or_load(key, ttl_s, loader) -> value (one loader per key at a time)
+ *   tf.cache.delete(key) -> bool              tf.cache.delete_prefix(prefix) -> count
+ *   tf.cache.stats() -> { hits, misses, hit_rate, entries, bytes, max_bytes, evictions, expired, prefixes }
+ * Values (strings, numbers, booleans, nested tables) are stored serialized,
+ * so nothing is ever shared between VMs; a get returns a fresh copy. */
+#include <lauxlib.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cache.h"
+#include "config.h"
+#include "lua_tf.h"
+#include "lvm.h"
+#include "mem.h"
+
+#define STATE_MT "tf.cache.state"
+#define FLIGHT_MT "tf.cache.flight"
+#define MAX_DEPTH 64
+#define DEFAULT_WAIT_MS 5000
+
+/* Encoding: one tag byte, then
+ *   'f' 't'     false, true
+ *   'i' int64   'd' double     (native byte order: the bytes never leave the process)
+ *   's' u32 len, bytes
+ *   'T' u32 narr, u32 nhash, narr values (keys 1..narr), nhash key/value pairs */
+
+struct enc {
+    unsigned char *p;
+    size_t len, cap, max;
+    char *err;
+    size_t errlen;
+};
+
+static int enc_put(struct enc *e, const void *d, size_t n)
+{
+    if (e->len + n > e->max) {
+        snprintf(e->err, e->errlen, "the value is larger than cache.max_memory (%zu bytes)", e->max);
+        return -1;
+    }
+    if (e->len + n > e->cap) {
+        size_t cap = e->cap ? e->cap : 256;
+        while (cap < e->len + n) cap *= 2;
+        unsigned char *q = mem_realloc(e->p, cap);
+        if (!q) {
+            snprintf(e->err, e->errlen, "out of memory");
+            return -1;
+        }
+        e->p = q;
+        e->cap = cap;
+    }
+    memcpy(e->p + e->len, d, n);
+    e->len += n;
+    return 0;
+}
+
+static int enc_tag(struct enc *e, char tag) { return enc_put(e, &tag, 1); }
+
+static int enc_u32(struct enc *e, size_t v)
+{
+    uint32_t u = (uint32_t)v;
+    return enc_put(e, &u, 4);
+}
+
+/* Encodes the value at idx. Never raises (so the C buffer cannot leak):
+ * -1 with a message naming where the bad value is (path) on failure. */
+static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *path)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: return enc_tag(e, lua_toboolean(L, idx) ? 't' : 'f');
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            int64_t i = (int64_t)lua_tointeger(L, idx);
+            return enc_tag(e, 'i') || enc_put(e, &i, 8);
+        } else {
+            double d = (double)lua_tonumber(L, idx);
+            return enc_tag(e, 'd') || enc_put(e, &d, 8);
+        }
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        if (n > UINT32_MAX) break;
+        return enc_tag(e, 's') || enc_u32(e, n) || enc_put(e, s, n);
+    }
+    case LUA_TTABLE: {
+        if (depth >= MAX_DEPTH) {
+            snprintf(e->err, e->errlen, "%s: tables nested deeper than %d (a cycle?)", path, MAX_DEPTH);
+            return -1;
+        }
+        if (!lua_checkstack(L, 4)) {
+            snprintf(e->err, e->errlen, "out of memory");
+            return -1;
+        }
+        idx = lua_absindex(L, idx);
+        size_t narr = 0, nhash = 0;
+        while (lua_rawgeti(L, idx, (lua_Integer)narr + 1) != LUA_TNIL) {
+            lua_pop(L, 1);
+            narr++;
+        }
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            lua_pop(L, 1);
+            if (!(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && (size_t)lua_tointeger(L, -1) <= narr)) nhash++;
+        }
+        if (enc_tag(e, 'T') || enc_u32(e, narr) || enc_u32(e, nhash)) return -1;
+        char sub[128];
+        for (size_t i = 1; i <= narr; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            int rc = encode(L, -1, e, depth + 1, sub);
+            lua_pop(L, 1);
+            if (rc) return -1;
+        }
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 && (size_t)lua_tointeger(L, -2) <= narr) {
+                lua_pop(L, 1);
+                continue;
+            }
+            int kt = lua_type(L, -2);
+            if (kt == LUA_TSTRING) snprintf(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
+            else if (kt == LUA_TNUMBER) snprintf(sub, sizeof sub, "%s[%s]", path, lua_isinteger(L, -2) ? "integer" : "number");
+            else snprintf(sub, sizeof sub, "%s[%s]", path, lua_typename(L, kt));
+            if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) {
+                snprintf(e->err, e->errlen, "%s: a %s key cannot be cached (keys: strings, numbers, booleans)",
+                         sub, lua_typename(L, kt));
+                lua_pop(L, 2);
+                return -1;
+            }
+            if (encode(L, -2, e, depth + 1, sub) || encode(L, -1, e, depth + 1, sub)) {
+                lua_pop(L, 2);
+                return -1;
+            }
+            lua_pop(L, 1);
+        }
+        return 0;
+    }
+    default: break;
+    }
+    snprintf(e->err, e->errlen, "%s: a %s cannot be cached (strings, numbers, booleans, tables)", path,
+             luaL_typename(L, idx));
+    return -1;
+}
+
+/* A blob holding the value at idx (caller releases), or NULL with err. */
+static struct cache_blob *to_blob(lua_State *L, int idx, size_t max, char *err, size_t errlen)
+{
+    struct enc e = {NULL, 0, 0, max, err, errlen};
+    struct cache_blob *b = NULL;
+    if (encode(L, idx, &e, 0, "value") == 0 && !(b = cache_blob_new(e.p, e.len))) snprintf(err, errlen, "out of memory");
+    mem_free(e.p);
+    return b;
+}
+
+struct dec {
+    const unsigned char *p, *end;
+};
+
+static uint32_t dec_u32(struct dec *d)
+{
+    uint32_t u;
+    memcpy(&u, d->p, 4);
+    d->p += 4;
+    return u;
+}
+
+/* Pushes the value encoded at d (written by encode, so trusted). May raise
+ * a memory error: the caller keeps the blob where it can be released. */
+static void decode(lua_State *L, struct dec *d)
+{
+    luaL_checkstack(L, 3, "tf.cache: value nested too deep");
+    char tag = (char)*d->p++;
+    switch (tag) {
+    case 'f': lua_pushboolean(L, 0); break;
+    case 't': lua_pushboolean(L, 1); break;
+    case 'i': {
+        int64_t i;
+        memcpy(&i, d->p, 8);
+        d->p += 8;
+        lua_pushinteger(L, (lua_Integer)i);
+        break;
+    }
+    case 'd': {
+        double v;
+        memcpy(&v, d->p, 8);
+        d->p += 8;
+        lua_pushnumber(L, (lua_Number)v);
+        break;
+    }
+    case 's': {
+        uint32_t n = dec_u32(d);
+        lua_pushlstring(L, (const char *)d->p, n);
+        d->p += n;
+        break;
+    }
+    case 'T': {
+        uint32_t narr = dec_u32(d), nhash = dec_u32(d);
+        lua_createtable(L, (int)narr, (int)nhash);
+        for (uint32_t i = 1; i <= narr; i++) {
+            decode(L, d);
+            lua_rawseti(L, -2, i);
+        }
+        for (uint32_t i = 0; i < nhash; i++) {
+            decode(L, d);
+            decode(L, d);
+            lua_rawset(L, -3);
+        }
+        break;
+    }
+    default: luaL_error(L, "tf.cache: corrupt value (tag %d)", tag);
+    }
+}
+
+/* Per-VM state, one userdata in the registry: the blob being decoded (so a
+ * memory error while decoding cannot leak it: the next call or the VM's
+ * close releases it) and whether this VM applied its config yet. */
+struct state {
+    struct cache_blob *decoding;
+    int configured;
+};
+
+static int state_gc(lua_State *L)
+{
+    struct state *s = luaL_checkudata(L, 1, STATE_MT);
+    cache_blob_release(s->decoding);
+    s->decoding = NULL;
+    return 0;
+}
+
+static struct state *state_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, STATE_MT "#");
+    struct state *s = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return s;
+}
+
+/* The host's cache, with this generation's cache.max_memory applied the
+ * first time a VM uses it. Raises when the process has none (`tickforge check`). */
+static struct cache *cache_of(lua_State *L)
+{
+    struct lvm_host *h = lvm_host(L);
+    if (!h || !h->cache) luaL_error(L, "tf.cache: no cache in this process (tickforge check runs without one)");
+    struct state *s = state_of(L);
+    if (s && !s->configured) {
+        const struct config *cfg = lvm_config(L);
+        if (cfg) cache_set_max_bytes(h->cache, cfg->cache_max_memory);
+        s->configured = 1;
+    }
+    return h->cache;
+}
+
+static size_t max_value(lua_State *L)
+{
+    const struct config *cfg = lvm_config(L);
+    return cfg ? cfg->cache_max_memory : (size_t)64 << 20;
+}
+
+/* Pushes the value in b and releases b. */
+static void push_blob(lua_State *L, struct cache_blob *b)
+{
+    struct state *s = state_of(L);
+    if (s) {
+        cache_blob_release(s->decoding); /* left by a decode that raised */
+        s->decoding = b;
+    }
+    struct dec d = {b->data, b->data + b->len};
+    decode(L, &d);
+    if (s) s->decoding = NULL;
+    cache_blob_release(b);
+}
+
+static const char *check_key(lua_State *L, int idx, size_t *len)
+{
+    const char *k = luaL_checklstring(L, idx, len);
+    if (*len == 0 || *len > CACHE_KEY_MAX)
+        luaL_argerror(L, idx, lua_pushfstring(L, "a key must be 1..%d bytes, got %d", CACHE_KEY_MAX, (int)*len));
+    return k;
+}
+
+static int64_t check_ttl(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx)) return 0;
+    lua_Number t = luaL_checknumber(L, idx);
+    if (!(t >= 0 && t <= 315360000)) /* ten years */
+        luaL_argerror(L, idx, "ttl must be 0 (no expiry) .. 315360000 seconds");
+    int64_t ms = (int64_t)(t * 1000 + 0.5);
+    return t > 0 && ms == 0 ? 1 : ms;
+}
+
+static int l_get(lua_State *L)
+{
+    size_t klen;
+    const char *k = check_key(L, 1, &klen);
+    struct cache_blob *b = cache_get(cache_of(L), k, klen);
+    if (!b) lua_pushnil(L);
+    else push_blob(L, b);
+    return 1;
+}
+
+static int l_set(lua_State *L)
+{
+    size_t klen;
+    const char *k = check_key(L, 1, &klen);
+    int64_t ttl = check_ttl(L, 3);
+    struct cache *c = cache_of(L);
+    if (lua_isnoneornil(L, 2)) { /* set(k, nil) forgets k */
+        cache_delete(c, k, klen);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    char err[256];
+    struct cache_blob *b = to_blob(L, 2, max_value(L), err, sizeof err);
+    if (!b) return luaL_error(L, "tf.cache.set(\"%s\"): %s", k, err);
+    int rc = cache_set(c, k, klen, b, ttl, err, sizeof err);
+    cache_blob_release(b);
+    if (rc) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- get_or_load ----
+ * Stack while loading: 1 key, 2 ttl, 3 loader, 4 the flight guard, 5 the
+ * loader's result (or error). The loader runs under lua_pcallk so that it
+ * may yield (the event-driven core): load_done is the continuation and also
+ * the code after a call that did not yield. The guard ends the flight as
+ * failed if the coroutine is collected without being resumed. */
+
+struct flight_guard {
+    struct cache *cache;
+    struct cache_flight *flight; /* NULL once ended */
+};
+
+static void guard_end(struct flight_guard *g, struct cache_blob *v, int64_t ttl, int failed, char *err, size_t errlen)
+{
+    struct cache_flight *f = g->flight;
+    g->flight = NULL;
+    if (f) cache_load_end(g->cache, f, v, ttl, failed, err, errlen);
+}
+
+static int flight_gc(lua_State *L)
+{
+    char err[8];
+    guard_end(luaL_checkudata(L, 1, FLIGHT_MT), NULL, 0, 1, err, sizeof err);
+    return 0;
+}
+
+static int load_done(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)ctx;
+    struct flight_guard *g = luaL_checkudata(L, 4, FLIGHT_MT);
+    char err[256];
+    if (status != LUA_OK && status != LUA_YIELD) {
+        guard_end(g, NULL, 0, 1, err, sizeof err);
+        return lua_error(L); /* the loader's error, unchanged */
+    }
+    if (lua_isnil(L, 5)) {
+        guard_end(g, NULL, 0, 0, err, sizeof err);
+        return 1;
+    }
+    struct cache_blob *b = to_blob(L, 5, max_value(L), err, sizeof err);
+    if (!b) {
+        int too_big = strstr(err, "larger than cache.max_memory") != NULL;
+        char ignored[8];
+        guard_end(g, NULL, 0, 1, ignored, sizeof ignored); /* waiters load it themselves */
+        if (too_big) return 1; /* answered, not cached */
+        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the loader returned %s", lua_tostring(L, 1), err);
+    }
+    guard_end(g, b, check_ttl(L, 2), 0, err, sizeof err);
+    cache_blob_release(b);
+    return 1; /* the loader's own value: it is this VM's */
+}
+
+static int l_get_or_load(lua_State *L)
+{
+    size_t klen;
+    const char *k = check_key(L, 1, &klen);
+    check_ttl(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    struct cache *c = cache_of(L);
+    const struct config *cfg = lvm_config(L);
+    int wait_ms = cfg ? cfg->cache_load_timeout_ms : DEFAULT_WAIT_MS;
+    /* the guard first: allocating it cannot fail after the flight exists */
+    struct flight_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->cache = c;
+    g->flight = NULL;
+    luaL_setmetatable(L, FLIGHT_MT);
+    struct cache_blob *b;
+    struct cache_flight *f;
+    switch (cache_load_begin(c, k, klen, wait_ms, &b, &f)) {
+    case CACHE_HIT: push_blob(L, b); return 1;
+    case CACHE_NIL: lua_pushnil(L); return 1;
+    case CACHE_TIMEOUT:
+        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): another caller has been loading it for %d ms "
+                             "(cache.load_timeout_ms)", k, wait_ms);
+    case CACHE_RECURSIVE:
+        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the loader of this key asked for the same key", k);
+    case CACHE_LOAD: break;
+    }
+    g->flight = f;
+    lua_pushvalue(L, 3);
+    return load_done(L, lua_pcallk(L, 0, 1, 0, 0, load_done), 0);
+}
+
+static int l_delete(lua_State *L)
+{
+    size_t klen;
+    const char *k = check_key(L, 1, &klen);
+    lua_pushboolean(L, cache_delete(cache_of(L), k, klen));
+    return 1;
+}
+
+static int l_delete_prefix(lua_State *L)
+{
+    size_t plen;
+    const char *p = luaL_checklstring(L, 1, &plen);
+    if (plen == 0) luaL_argerror(L, 1, "the prefix must not be empty (it would drop every entry)");
+    lua_pushinteger(L, (lua_Integer)cache_delete_prefix(cache_of(L), p, plen));
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, uint64_t v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_stats(lua_State *L)
+{
+    struct cache_stats *s = lua_newuserdatauv(L, sizeof *s, 0); /* collected with the call */
+    cache_stats(cache_of(L), s);
+    lua_createtable(L, 0, 12);
+    set_int(L, "hits", s->hits);
+    set_int(L, "misses", s->misses);
+    lua_pushnumber(L, s->hits + s->misses ? (double)s->hits / (double)(s->hits + s->misses) : 0);
+    lua_setfield(L, -2, "hit_rate");
+    set_int(L, "entries", s->entries);
+    set_int(L, "bytes", s->bytes);
+    set_int(L, "max_bytes", s->max_bytes);
+    set_int(L, "evictions", s->evictions);
+    set_int(L, "expired", s->expired);
+    set_int(L, "loads", s->loads);
+    set_int(L, "waits", s->waits);
+    lua_createtable(L, 0, s->nprefixes);
+    for (int i = 0; i < s->nprefixes; i++) {
+        lua_createtable(L, 0, 4);
+        set_int(L, "hits", s->prefixes[i].hits);
+        set_int(L, "misses", s->prefixes[i].misses);
+        set_int(L, "entries", s->prefixes[i].entries);
+        set_int(L, "bytes", s->prefixes[i].bytes);
+        lua_setfield(L, -2, s->prefixes[i].prefix);
+    }
+    lua_setfield(L, -2, "prefixes");
+    return 1;
+}
+
+int luaopen_tf_cache(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"get", l_get},       {"set", l_set},
+        {"get_or_load", l_get_or_load}, {"delete", l_delete},
+        {"delete_prefix", l_delete_prefix}, {"stats", l_stats},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, FLIGHT_MT)) {
+        lua_pushcfunction(L, flight_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, STATE_MT)) {
+        lua_pushcfunction(L, state_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    struct state *s = lua_newuserdatauv(L, sizeof *s, 0);
+    memset(s, 0, sizeof *s);
+    luaL_setmetatable(L, STATE_MT);
+    lua_setfield(L, LUA_REGISTRYINDEX, STATE_MT "#");
+    luaL_newlib(L, fns);
+    return 1;
+}
