@@ -41,38 +41,42 @@ local function unavailable(e)
 end
 
 ------------------------------------------------------------------- cache
--- catalog:product:<id>                       one product (its JSON)
--- catalog:list:<category|*>:<filters>        one GET /products answer
-local function esc(v)
-  if v == nil then return "*" end
-  return (tostring(v):gsub("[%%:*]", function(c) return string.format("%%%02X", c:byte()) end))
-end
-local function product_key(id) return "catalog:product:" .. id end
-local function list_key(f)
-  return table.concat({ "catalog:list", esc(f.category), esc(f.min_price), esc(f.max_price), esc(f.q),
-    f.limit, f.offset }, ":")
+-- Groups (lua/tickforge/cache_ns.lua puts a generation in every key):
+--   product:<id>          one product (its JSON)
+--   list:<category|*>     GET /products answers, keyed by the rest of the filters
+-- A write bumps its product and the listings of its old and new category
+-- and of "all categories", after it commits: nothing else is dropped.
+local NS = require("tickforge.cache_ns")
+local ns = NS.new("catalog")
+local esc = NS.esc
+
+local function list_rest(f)
+  return table.concat({ esc(f.min_price), esc(f.max_price), esc(f.q), f.limit, f.offset }, ":")
 end
 
-local function cached(key, loader)
-  return loader()
-end
-local function cache_delete(key) local _ = key end
-local function cache_delete_prefix(prefix) local _ = prefix return 0 end
-local function cache_stats() return { hits = 0, misses = 0, hit_rate = 0, entries = 0, bytes = 0, ttl = TTL } end
-local function cache_status() return { status = "connected" } end
-
--- What a write of a product changes: the product, and every listing that
--- could hold it before or after (its categories and "all").
 local function invalidate(id, ...)
-  if id then cache_delete(product_key(id)) end
-  cache_delete_prefix("catalog:list:*:")
+  local groups = { "list:*" }
+  if id then groups[#groups + 1] = "product:" .. id end
   local seen = {}
   for _, cat in ipairs({ ... }) do
-    if cat and not seen[cat] then
+    if not seen[cat] then
       seen[cat] = true
-      cache_delete_prefix("catalog:list:" .. esc(cat) .. ":")
+      groups[#groups + 1] = "list:" .. esc(cat)
     end
   end
+  ns:bump(table.unpack(groups))
+end
+
+local function cache_stats()
+  local s = ns:stats()
+  s.ttl, s.max_bytes = TTL, nil
+  return s
+end
+
+local function cache_status()
+  local s = tf.cache.stats()
+  return json.order({ status = "connected", entries = s.entries, bytes = s.bytes, max_bytes = s.max_bytes },
+    { "status", "entries", "bytes", "max_bytes" })
 end
 
 --------------------------------------------------------------------- SQL
@@ -152,7 +156,7 @@ tf.route("GET", "/products", function(req)
   if not f then return bad(400, err) end
   local like = f.q and ("%" .. f.q:gsub("[\\%%_]", "\\%0") .. "%")
   return run(function()
-    local body = cached(list_key(f), function()
+    local body = ns:get_or_load("list:" .. esc(f.category), list_rest(f), TTL, function()
       local rows = tf.db.query(LIST, f.category, f.min_price, f.max_price, like, f.limit, f.offset)
       local total = tf.db.query(COUNT, f.category, f.min_price, f.max_price, like)[1].n
       for i, r in ipairs(rows) do rows[i] = product(r) end
@@ -169,7 +173,7 @@ tf.route("GET", "/products/{id}", function(req)
   local id, err = id_of(req)
   if not id then return bad(400, err) end
   return run(function()
-    local p = cached(product_key(id), function()
+    local p = ns:get_or_load("product:" .. id, "", TTL, function()
       local r = tf.db.query(GET, id)[1]
       return r and encode_product(r) -- nil: a miss is not cached
     end)
@@ -280,5 +284,5 @@ end, opts(R, { summary = "Status of the services the catalog depends on (databas
   response = "{ok, status, services: {database: {status, latency_ms}, cache: {status, entries, bytes, max_bytes}}}" }))
 
 tf.route("DELETE", "/catalog/cache", function()
-  return 200, answer({ ok = true, deleted = cache_delete_prefix("catalog:") })
+  return 200, answer({ ok = true, deleted = ns:clear() })
 end, opts({ auth = "admin" }, { summary = "Drop every cached catalog answer", params = {}, response = "{ok, deleted}" }))

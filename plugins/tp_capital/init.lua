@@ -32,7 +32,7 @@ local json = tf.json
 
 -- Stable key order in every answer: "ok" first.
 local TOP_KEYS = { "ok", "error", "field", "received", "inserted", "updated", "duplicates", "rejected",
-  "status", "database", "count", "messages", "signals", "last_message_at", "details" }
+  "status", "database", "count", "messages", "signals", "last_message_at", "cache", "details" }
 local DETAIL_KEYS = { "status", "channel", "message_id", "kind", "signal_id", "version", "symbol", "side",
   "missing", "flags", "error", "field" }
 local SIGNAL_KEYS = { "id", "channel", "message_id", "ts", "kind", "symbol", "side", "order_type", "market",
@@ -47,25 +47,26 @@ local function unavailable(e)
   return 503, answer({ ok = false, error = "database unavailable" }), { ["Retry-After"] = "1" }
 end
 
----------------------------------------------------------------- cache keys
--- Listing answers are cached under
---   tpcapital:signals:<symbol|*>:<channel|*>:<kind|*>:<limit>:<since>
--- so a stored signal of (symbol, channel) invalidates exactly the listings
--- that can contain it: the four prefixes for {symbol, *} x {channel, *}.
-local function esc(v)
-  if v == nil then return "*" end
-  return (tostring(v):gsub("[%%:*]", function(c) return string.format("%%%02X", c:byte()) end))
-end
-local function list_key(symbol, channel, kind, limit, since)
-  return table.concat({ "tpcapital:signals", esc(symbol), esc(channel), esc(kind), limit, esc(since) }, ":")
-end
+---------------------------------------------------------------- cache
+-- Listing answers are cached (lua/tickforge/cache_ns.lua) in groups
+--   signals:<symbol|*>:<channel|*>     keyed by kind, limit and since
+-- so a stored signal of (symbol, channel) drops exactly the listings that
+-- can contain it: the four groups of {symbol, *} x {channel, *} (and those
+-- of its old symbol when an edit changed it).
+local NS = require("tickforge.cache_ns")
+local ns = NS.new("tpcapital")
+local esc = NS.esc
 
--- Reads through the cache (see the cache section below).
-local function cached(key, loader)
-  return loader()
-end
-local function invalidate(symbol, channel)
-  local _ = symbol, channel
+local function list_group(symbol, channel) return "signals:" .. esc(symbol) .. ":" .. esc(channel) end
+
+local function invalidate(symbols, channel)
+  local groups, seen = {}, {}
+  local function add(g) if not seen[g] then seen[g] = true groups[#groups + 1] = g end end
+  for _, sym in pairs(symbols) do
+    add(list_group(sym, channel)); add(list_group(sym, nil))
+  end
+  add(list_group(nil, channel)); add(list_group(nil, nil))
+  ns:bump(table.unpack(groups))
 end
 
 -- tpcapital_signals_total{channel,symbol,side}: signal rows created (a
@@ -178,7 +179,9 @@ local function store(m)
       sl = p.sl, tps = json.array(p.tps), missing = json.array(p.missing), flags = json.array(p.flags) },
       { "kind", "symbol", "side" }))
     tf.db.exec(HISTORY, msg.id, msg.version, m.text, p.kind, parsed)
-    d.changed = { old and old.symbol, p.symbol }
+    d.changed = {} -- the symbols whose listings change
+    if old then d.changed[1] = old.symbol end
+    if p.symbol then d.changed[#d.changed + 1] = p.symbol end
     d.created = created
     return d
   end)
@@ -210,9 +213,7 @@ local function ingest_one(m, counts)
       error = e.error, field = e.field }, DETAIL_KEYS), e
   end
   counts[d.status] = counts[d.status] + 1
-  if d.changed then
-    for _, sym in pairs(d.changed) do invalidate(sym, clean.channel) end
-  end
+  if d.changed and #d.changed > 0 then invalidate(d.changed, clean.channel) end
   if d.created then counts.created[#counts.created + 1] = d.created end
   d.changed, d.created = nil, nil
   return json.order(d, DETAIL_KEYS)
@@ -313,7 +314,8 @@ tf.route("GET", "/tp-capital/signals", function(req)
     if not d then return qerr("since", why) end
     since = d
   end
-  local ok, body = pcall(cached, list_key(symbol, channel, kind, limit, since), function()
+  local rest = table.concat({ esc(kind), limit, esc(since) }, ":")
+  local ok, body = pcall(ns.get_or_load, ns, list_group(symbol, channel), rest, TTL, function()
     return load_list(symbol, channel, kind, limit, since)
   end)
   if not ok then
@@ -345,8 +347,11 @@ tf.route("GET", "/tp-capital/health", function()
     error(rows, 0)
   end
   local r = rows[1]
+  local c = ns:stats()
   return 200, answer({ ok = true, status = "healthy", database = "connected", messages = r.messages,
-    signals = r.signals, last_message_at = r.last_message_at or json.null })
+    signals = r.signals, last_message_at = r.last_message_at or json.null,
+    cache = json.order({ hits = c.hits, misses = c.misses, hit_rate = c.hit_rate, entries = c.entries, ttl = TTL },
+      { "hits", "misses", "hit_rate", "entries", "ttl" }) })
 end, { auth = "none",
   doc = { summary = "TP Capital health: database reachable, message and signal counts", params = {},
-    response = "{ok, status, database, messages, signals, last_message_at}" } })
+    response = "{ok, status, database, messages, signals, last_message_at, cache: {hits, misses, hit_rate, entries, ttl}}" } })

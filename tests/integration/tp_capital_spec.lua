@@ -154,6 +154,33 @@ describe("TP Capital", function()
     assert.are.equal(1, history(60))
   end)
 
+  it("serves listings from the cache; ingest drops exactly the listings it changes", function()
+    local function cache() local _, h = srv:json("GET", "/tp-capital/health") return h.cache end
+    post(msg(70, "BUY EURUSD 1.08 SL 1.07 TP 1.09"))
+    local q_eur, q_gold = "channel=" .. ch .. "&symbol=EURUSD", "channel=" .. ch .. "&symbol=XAUUSD"
+    local c0 = cache()
+    list(q_eur); list(q_eur); list(q_gold)
+    local c1 = cache()
+    assert.are.same({ 2, 1 }, { c1.misses - c0.misses, c1.hits - c0.hits })
+    -- a gold signal: the EURUSD listing of this channel stays cached, gold's is dropped
+    post(msg(71, "SELL GOLD 2400 SL 2410 TP 2380"))
+    local _, e = list(q_eur)
+    local _, g = list(q_gold)
+    local c2 = cache()
+    assert.are.same({ 1, 1 }, { c2.misses - c1.misses, c2.hits - c1.hits })
+    assert.are.same({ 1, 1 }, { e.count, g.count })
+    -- an edit that changes the symbol drops both symbols' listings
+    post(msg(70, "BUY GOLD 2390 SL 2380 TP 2400"))
+    _, e = list(q_eur)
+    _, g = list(q_gold)
+    assert.are.same({ 0, 2 }, { e.count, g.count })
+    -- chatter changes no listing
+    local c3 = cache()
+    post(msg(72, "gm"))
+    list(q_gold)
+    assert.are.equal(1, cache().hits - c3.hits)
+  end)
+
   it("reports its health", function()
     local st, a = srv:json("GET", "/tp-capital/health")
     assert.are.same({ 200, true, "healthy", "connected" }, { st, a.ok, a.status, a.database })
