@@ -171,3 +171,30 @@ describe("product catalog, not enabled", function()
     assert.are.equal(404, st)
   end)
 end)
+
+describe("catalog and tp_capital configuration", function()
+  it("the example config and the shipped one pass tickforge check with both plugins' routes", function()
+    local out = H.sh(H.BIN .. " check --config config/examples/catalog.lua 2>&1; echo rc=$?")
+    assert.matches("rc=0", out)
+    assert.matches("PATCH%s+/products/{id}", out)
+    assert.matches("POST%s+/tp%-capital/ingest", out)
+    out = H.sh(H.BIN .. " check --config config/tickforge.lua 2>&1; echo rc=$?")
+    assert.matches("rc=0", out)
+    assert.is_nil(out:find("/products", 1, true)) -- off by default
+    assert.matches("GET%s+/tp%-capital/signals", out)
+  end)
+
+  it("a wrong setting is an error naming its key", function()
+    local dir = H.tmpdir()
+    for key, text in pairs({ ["catalog.cache_ttl"] = "catalog = { enabled = true, cache_ttl = -1 }",
+      ["catalog.write_role"] = "catalog = { write_role = 'everyone' }",
+      ["tp_capital.max_batch"] = "tp_capital = { max_batch = 0 }" }) do
+      H.write(dir .. "/c.lua", string.format("local c = dofile(%q) c.%s return c",
+        H.ROOT .. "/config/tickforge.lua", text:gsub("^(%w+) = ", "%1 = ")))
+      local out = H.sh(string.format("%s check --config %s/c.lua 2>&1; echo rc=$?", H.BIN, dir))
+      assert.matches("rc=1", out, key)
+      assert.truthy(out:find("config " .. key .. ":", 1, true), out)
+    end
+    os.execute("rm -rf " .. dir)
+  end)
+end)
