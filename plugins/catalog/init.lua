@@ -146,10 +146,36 @@ local function body_of(req)
   return v
 end
 
+
+------------------------------------------------------- route docs (OpenAPI)
+local S_STR, S_INT = { type = "string" }, { type = "integer" }
+local PRODUCT_SCHEMA = { type = "object", required = PRODUCT, properties = {
+  id = S_INT, name = S_STR, description = S_STR, price = { type = "number" }, stock = S_INT, category = S_STR,
+  version = S_INT, created_at = S_STR, updated_at = S_STR } }
+local FIELDS_SCHEMA = { type = "object", properties = {
+  name = { type = "string", description = "1..200 characters; unique (any case) within its category" },
+  description = { type = "string", description = "0..5000 characters (default empty)" },
+  price = { type = "number", description = ">= 0, at most two decimals" },
+  stock = { type = "integer", description = ">= 0" },
+  category = { type = "string", description = "1..64 characters" } } }
+local NEW_SCHEMA = { type = "object", required = { "name", "price", "stock", "category" }, properties = FIELDS_SCHEMA.properties }
+local PATCH_SCHEMA = { type = "object", properties = { stock_delta = { type = "integer",
+  description = "added to stock (negative for a sale); 409 when stock would go below 0" } } }
+for k, v in pairs(FIELDS_SCHEMA.properties) do PATCH_SCHEMA.properties[k] = v end
+local ONE_SCHEMA = { type = "object", required = { "ok", "product" }, properties = {
+  ok = { type = "boolean", enum = { true } }, product = PRODUCT_SCHEMA } }
+local ID_PARAM = { { name = "id", type = "integer", required = true, description = "The product's id" } }
+local TAGS = { "catalog" }
+
 ------------------------------------------------------------------ routes
 local R = { auth = "read" }
 local W = { auth = WRITE_ROLE, max_body = "64KB" }
-local function opts(base, doc) local o = { doc = doc } for k, v in pairs(base) do o[k] = v end return o end
+local function opts(base, doc)
+  local o = { doc = doc }
+  doc.tags = TAGS
+  for k, v in pairs(base) do o[k] = v end
+  return o
+end
 
 tf.route("GET", "/products", function(req)
   local f, err = V.query(req.query or {}, MAX_LIMIT)
@@ -164,10 +190,18 @@ tf.route("GET", "/products", function(req)
     end)
     return 200, body, JSON
   end)
-end, opts(R, { summary = "List products (cached)",
-  params = { category = "exact category", min_price = "number >= 0", max_price = "number >= 0",
-    q = "text in name or description (1..100 chars)", limit = "1..max_limit, default 20", offset = ">= 0, default 0" },
-  response = "{ok, total, limit, offset, products: [{id, name, description, price, stock, category, version, created_at, updated_at}]}" }))
+end, opts(R, { summary = "List products, filtered and paginated, with the total (cached)",
+  params = {
+    { name = "category", type = "string", description = "Only this category" },
+    { name = "min_price", type = "number", description = "Price at least this" },
+    { name = "max_price", type = "number", description = "Price at most this" },
+    { name = "q", type = "string", description = "Text in the name or description (1..100 characters, any case)" },
+    { name = "limit", type = "integer", description = "1.." .. MAX_LIMIT .. " (default 20)" },
+    { name = "offset", type = "integer", description = "Products to skip (default 0)" },
+  },
+  response = { type = "object", required = { "ok", "total", "limit", "offset", "products" }, properties = {
+    ok = { type = "boolean", enum = { true } }, total = S_INT, limit = S_INT, offset = S_INT,
+    products = { type = "array", items = PRODUCT_SCHEMA } } } }))
 
 tf.route("GET", "/products/{id}", function(req)
   local id, err = id_of(req)
@@ -180,8 +214,7 @@ tf.route("GET", "/products/{id}", function(req)
     if not p then return not_found(id) end
     return 200, with_product(p), JSON
   end)
-end, opts(R, { summary = "One product (cached)", params = { id = "product id" },
-  response = "{ok, product: {id, name, description, price, stock, category, version, created_at, updated_at}}" }))
+end, opts(R, { summary = "One product (cached); 404 when there is none", params = ID_PARAM, response = ONE_SCHEMA }))
 
 tf.route("POST", "/products", function(req)
   local body, err = body_of(req)
@@ -199,8 +232,8 @@ tf.route("POST", "/products", function(req)
     invalidate(nil, r.category)
     return 201, answer({ ok = true, product = product(r) }), { Location = "/products/" .. r.id }
   end)
-end, opts(W, { summary = "Create a product", params = {},
-  response = "201 {ok, product}; 400 {ok:false, error, field}; 409 duplicate name in the category" }))
+end, opts(W, { summary = "Create a product (201 with Location); 409 for a duplicate name in its category",
+  body = NEW_SCHEMA, response = ONE_SCHEMA }))
 
 -- PUT replaces every field, PATCH the ones given; both in one transaction
 -- that locks the row, so concurrent writes to one product queue up.
@@ -236,10 +269,11 @@ local function update(mode)
   end
 end
 
-tf.route("PUT", "/products/{id}", update("replace"), opts(W, { summary = "Replace a product",
-  params = { id = "product id" }, response = "{ok, product}; 400/404/409 {ok:false, error, field}" }))
-tf.route("PATCH", "/products/{id}", update("patch"), opts(W, { summary = "Change some fields of a product (stock_delta adds to stock)",
-  params = { id = "product id" }, response = "{ok, product}; 400/404/409 {ok:false, error, field}" }))
+tf.route("PUT", "/products/{id}", update("replace"), opts(W, { summary = "Replace every field of a product",
+  params = ID_PARAM, body = NEW_SCHEMA, response = ONE_SCHEMA }))
+tf.route("PATCH", "/products/{id}", update("patch"), opts(W, {
+  summary = "Change some fields of a product; stock_delta adds to the stock atomically",
+  params = ID_PARAM, body = PATCH_SCHEMA, response = ONE_SCHEMA }))
 
 tf.route("DELETE", "/products/{id}", function(req)
   local id, err = id_of(req)
@@ -250,7 +284,8 @@ tf.route("DELETE", "/products/{id}", function(req)
     invalidate(id, r.category)
     return 200, answer({ ok = true, deleted = math.tointeger(tonumber(id)) })
   end)
-end, opts(W, { summary = "Delete a product", params = { id = "product id" }, response = "{ok, deleted}; 404" }))
+end, opts(W, { summary = "Delete a product", params = ID_PARAM, response = { type = "object",
+  required = { "ok", "deleted" }, properties = { ok = { type = "boolean", enum = { true } }, deleted = S_INT } } }))
 
 ------------------------------------------------------- stats and services
 local COUNTS = [[SELECT count(*) AS products, count(DISTINCT category) AS categories,
@@ -262,8 +297,12 @@ tf.route("GET", "/catalog/stats", function()
     return 200, answer({ ok = true, cache = json.order(cache_stats(), { "hits", "misses", "hit_rate", "entries", "bytes", "ttl" }),
       database = json.order(db, { "products", "categories", "stock_units" }) })
   end)
-end, opts(R, { summary = "Cache hits/misses/hit rate of the catalog's keys and database row counts", params = {},
-  response = "{ok, cache: {hits, misses, hit_rate, entries, bytes, ttl}, database: {products, categories, stock_units}}" }))
+end, opts(R, { summary = "The catalog's cache hits, misses and hit rate, and database row counts",
+  response = { type = "object", required = { "ok", "cache", "database" }, properties = {
+    ok = { type = "boolean" },
+    cache = { type = "object", required = { "hits", "misses", "hit_rate" }, properties = { hits = S_INT, misses = S_INT,
+      hit_rate = { type = "number" }, entries = S_INT, bytes = S_INT, ttl = S_INT } },
+    database = { type = "object", properties = { products = S_INT, categories = S_INT, stock_units = S_INT } } } } }))
 
 tf.route("GET", "/services", function()
   local t0 = os.clock()
@@ -280,9 +319,14 @@ tf.route("GET", "/services", function()
   local healthy = ok and cache.status == "connected"
   return healthy and 200 or 503, answer({ ok = healthy, status = healthy and "healthy" or "degraded",
     services = json.order({ database = database, cache = cache }, { "database", "cache" }) })
-end, opts(R, { summary = "Status of the services the catalog depends on (database, cache)", params = {},
-  response = "{ok, status, services: {database: {status, latency_ms}, cache: {status, entries, bytes, max_bytes}}}" }))
+end, opts(R, { summary = "Status of what the catalog depends on: the database and the cache (503 when one is down)",
+  response = { type = "object", required = { "ok", "status", "services" }, properties = {
+    ok = { type = "boolean" }, status = S_STR, services = { type = "object", properties = {
+      database = { type = "object", required = { "status" }, properties = { status = S_STR, latency_ms = { type = "number" } } },
+      cache = { type = "object", required = { "status" }, properties = { status = S_STR, entries = S_INT, bytes = S_INT,
+        max_bytes = S_INT } } } } } } }))
 
 tf.route("DELETE", "/catalog/cache", function()
   return 200, answer({ ok = true, deleted = ns:clear() })
-end, opts({ auth = "admin" }, { summary = "Drop every cached catalog answer", params = {}, response = "{ok, deleted}" }))
+end, opts({ auth = "admin" }, { summary = "Drop every cached catalog answer (the seed's DELETE /cache/clear)",
+  response = { type = "object", required = { "ok", "deleted" }, properties = { ok = { type = "boolean" }, deleted = S_INT } } }))

@@ -75,6 +75,30 @@ local function count_signals(created)
   local _ = created
 end
 
+
+------------------------------------------------------- route docs (OpenAPI)
+local S_STR, S_INT, S_BOOL = { type = "string" }, { type = "integer" }, { type = "boolean" }
+local S_NUMS = { type = "array", items = { type = "number" } }
+local S_STRS = { type = "array", items = { type = "string" } }
+local MESSAGE_SCHEMA = { type = "object", required = { "channel", "message_id", "date" }, properties = {
+  channel = { type = { "string", "integer" }, description = "channel name or id, 1..128 characters" },
+  message_id = { type = { "string", "integer" }, description = "the message's id in its channel" },
+  date = { type = { "string", "number" }, description = "ISO-8601, or epoch seconds (milliseconds above 1e11)" },
+  text = { type = { "string", "null" }, description = "the message text; missing or null is chatter" } } }
+local DETAIL_SCHEMA = { type = "object", required = { "status" }, properties = {
+  status = { type = "string", enum = { "inserted", "updated", "duplicate", "rejected" } },
+  channel = { type = { "string", "integer" } }, message_id = { type = { "string", "integer" } },
+  kind = { type = "string", enum = { "signal", "partial", "chatter" } }, signal_id = S_INT, version = S_INT,
+  symbol = S_STR, side = { type = "string", enum = { "buy", "sell" } }, missing = S_STRS, flags = S_STRS,
+  error = S_STR, field = S_STR } }
+local SIGNAL_SCHEMA = { type = "object",
+  required = { "id", "channel", "message_id", "ts", "kind", "symbol", "side", "order_type", "market", "tps", "version" },
+  properties = { id = S_INT, channel = S_STR, message_id = S_STR, ts = S_STR,
+    kind = { type = "string", enum = { "signal", "partial" } }, symbol = S_STR,
+    side = { type = "string", enum = { "buy", "sell" } }, order_type = { type = "string", enum = { "market", "limit", "stop" } },
+    market = S_BOOL, entry_low = { type = { "number", "null" } }, entry_high = { type = { "number", "null" } },
+    sl = { type = { "number", "null" } }, tps = S_NUMS, missing = S_STRS, flags = S_STRS, version = S_INT, updated_at = S_STR } }
+
 ------------------------------------------------------------------ ingest
 local function bad(field, msg) return { field = field, error = field .. ": " .. msg } end
 
@@ -251,10 +275,17 @@ tf.route("POST", "/tp-capital/ingest", function(req)
   count_signals(counts.created)
   return 200, answer({ ok = true, received = #list, inserted = counts.inserted, updated = counts.updated,
     duplicates = counts.duplicate, rejected = counts.rejected, details = json.array(details) })
-end, { auth = "ingest", max_body = "4MB",
-  doc = { summary = "Store forwarded Telegram messages and the signals parsed from them",
-    params = {},
-    response = "{ok, received, inserted, updated, duplicates, rejected, details: [{status, channel, message_id, kind, signal_id, version, symbol, side, missing, flags, error, field}]}" } })
+end, { auth = "ingest", max_body = "4MB", doc = {
+  summary = "Store forwarded channel messages and the signals parsed from them",
+  description = "One message, an array of them or {\"messages\": [...]}. Idempotent on (channel, message_id): "
+    .. "the same text again is a duplicate, a new text an edit (signal updated, history kept). Chatter is stored, "
+    .. "never an error. A bad message in a batch is rejected by field and its neighbours stored; a bad single message is 400.",
+  body = { oneOf = { MESSAGE_SCHEMA, { type = "array", items = MESSAGE_SCHEMA },
+    { type = "object", required = { "messages" }, properties = { messages = { type = "array", items = MESSAGE_SCHEMA } } } } },
+  response = { type = "object", required = { "ok", "received", "inserted", "updated", "duplicates", "rejected", "details" },
+    properties = { ok = { type = "boolean", enum = { true } }, received = S_INT, inserted = S_INT, updated = S_INT,
+      duplicates = S_INT, rejected = S_INT, details = { type = "array", items = DETAIL_SCHEMA } } },
+  tags = { "tp_capital" } } })
 
 ------------------------------------------------------------------- reads
 local LIST = [[
@@ -326,11 +357,18 @@ tf.route("GET", "/tp-capital/signals", function(req)
     error(body, 0)
   end
   return 200, body, { ["Content-Type"] = "application/json" }
-end, { auth = "read",
-  doc = { summary = "Signals parsed from channel messages, newest first (cached)",
-    params = { limit = "1..1000, default 10", symbol = "EURUSD, XAUUSD or an alias like gold",
-      channel = "channel name", kind = "signal | partial", since = "ISO-8601 time or epoch seconds: posted at or after" },
-    response = "{ok, count, signals: [{id, channel, message_id, ts, kind, symbol, side, order_type, market, entry_low, entry_high, sl, tps, missing, flags, version, updated_at}]}" } })
+end, { auth = "read", doc = {
+  summary = "Signals parsed from channel messages, newest first (cached)",
+  params = {
+    { name = "limit", type = "integer", description = "1.." .. MAX_LIMIT .. " (default 10)" },
+    { name = "symbol", type = "string", description = "EURUSD, XAUUSD, or an alias such as gold" },
+    { name = "channel", type = "string", description = "Only this channel" },
+    { name = "kind", type = "string", enum = { "signal", "partial" }, description = "Only complete or only half-signals" },
+    { name = "since", type = "string", description = "ISO-8601 time or epoch seconds: posted at or after" },
+  },
+  response = { type = "object", required = { "ok", "count", "signals" }, properties = {
+    ok = { type = "boolean", enum = { true } }, count = S_INT, signals = { type = "array", items = SIGNAL_SCHEMA } } },
+  tags = { "tp_capital" } } })
 
 local HEALTH = [[
 SELECT (SELECT count(*) FROM tp_capital.forwarded_messages) AS messages,
@@ -352,6 +390,11 @@ tf.route("GET", "/tp-capital/health", function()
     signals = r.signals, last_message_at = r.last_message_at or json.null,
     cache = json.order({ hits = c.hits, misses = c.misses, hit_rate = c.hit_rate, entries = c.entries, ttl = TTL },
       { "hits", "misses", "hit_rate", "entries", "ttl" }) })
-end, { auth = "none",
-  doc = { summary = "TP Capital health: database reachable, message and signal counts", params = {},
-    response = "{ok, status, database, messages, signals, last_message_at, cache: {hits, misses, hit_rate, entries, ttl}}" } })
+end, { auth = "none", doc = {
+  summary = "TP Capital health: database reachable, message and signal counts, cache figures",
+  response = { type = "object", required = { "ok", "status", "database", "messages", "signals" }, properties = {
+    ok = S_BOOL, status = S_STR, database = S_STR, messages = S_INT, signals = S_INT,
+    last_message_at = { type = { "string", "null" } },
+    cache = { type = "object", properties = { hits = S_INT, misses = S_INT, hit_rate = { type = "number" },
+      entries = S_INT, ttl = S_INT } } } },
+  tags = { "tp_capital" } } })
