@@ -18,6 +18,7 @@ static const luaL_Reg tf_namespaces[] = {
     {"indicators", luaopen_tf_indicators},
     {"job", luaopen_tf_job},
     {"cache", luaopen_tf_cache},
+    {"metrics", luaopen_tf_metrics},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

@@ -107,6 +107,12 @@ int lvm_loading(lua_State *L)
     return vm && vm->loading;
 }
 
+int lvm_is_plugin(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    return vm && vm->mode == LVM_PLUGIN;
+}
+
 void lvm_abort(struct lvm *vm)
 {
     long long d = atomic_load(&vm->deadline_ns);

@@ -102,6 +102,8 @@ void lvm_push_handler(struct lvm *vm, int i);
 
 /* Is a plugin being loaded (registration allowed)? */
 int lvm_loading(lua_State *L);
+/* Is L a sandboxed plugin VM (serve, check, jobs) rather than a script? */
+int lvm_is_plugin(lua_State *L);
 
 /* Makes the call running in vm (on another thread) hit its time limit at
  * its next Lua instruction. Safe from any thread. */

@@ -2,12 +2,15 @@
  * (name + labels) is allocated the first time it is seen and never freed
  * while the process runs; the table is bounded (MAX_SERIES) so label values
  * from the outside can never grow it without limit: past the bound new
- * series are dropped and counted in tf_metrics_dropped_total. */
+ * series are dropped and counted in tf_metrics_dropped_total. Plugin
+ * families (tf.metrics) live beside it, each with its own bounded table,
+ * and collectors refresh mirrored series (the cache) before each render. */
 #include "metrics.h"
 
 #include "mem.h"
 
 #include <assert.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -170,6 +173,274 @@ static void collect(void)
     pthread_mutex_unlock(&collectors_lock);
 }
 
+/* ---- plugin families ---- */
+
+static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+struct pseries {
+    char *labels;      /* rendered: a="x",b="y" (escaped) */
+    double value;      /* counter/gauge; histogram sum */
+    uint64_t count;    /* histogram */
+    uint64_t *buckets; /* histogram: per bucket (not cumulative) */
+};
+
+struct metrics_family {
+    char *name, *help;
+    enum metrics_kind kind;
+    char *labels[METRICS_MAX_LABELS];
+    int nlabels;
+    double buckets[METRICS_MAX_BUCKETS];
+    int nbuckets;
+    int max_series, nseries;
+    double dropped;
+    struct pseries **table; /* open addressing; cap a power of two, load <= 1/2 */
+    size_t cap;
+};
+
+static struct metrics_family *families[METRICS_MAX_FAMILIES];
+static int nfamilies;
+
+static int valid_name(const char *s, int colon)
+{
+    if (!s || !*s) return 0;
+    for (const char *p = s; *p; p++) {
+        int alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (colon && *p == ':');
+        if (!alpha && !(p > s && *p >= '0' && *p <= '9')) return 0;
+    }
+    return strlen(s) <= 128;
+}
+
+static int same_decl(const struct metrics_family *f, const struct metrics_decl *d, const double *b, int nb)
+{
+    if (f->kind != d->kind || f->nlabels != d->nlabels || f->max_series != d->max_series) return 0;
+    for (int i = 0; i < d->nlabels; i++)
+        if (strcmp(f->labels[i], d->labels[i])) return 0;
+    if (d->kind != METRICS_HISTOGRAM) return 1;
+    if (f->nbuckets != nb) return 0;
+    for (int i = 0; i < nb; i++)
+        if (f->buckets[i] != b[i]) return 0;
+    return 1;
+}
+
+static struct pseries *family_series(struct metrics_family *f, const char *labels);
+
+static void family_free(struct metrics_family *f)
+{
+    if (!f) return;
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->table[i]) {
+            mem_free(f->table[i]->labels);
+            mem_free(f->table[i]->buckets);
+            mem_free(f->table[i]);
+        }
+    mem_free(f->table);
+    mem_free(f->name);
+    mem_free(f->help);
+    for (int i = 0; i < f->nlabels; i++) mem_free(f->labels[i]);
+    mem_free(f);
+}
+
+struct metrics_family *metrics_declare(const struct metrics_decl *d, char *err, size_t errlen)
+{
+    static const char *const kinds[] = {"counter", "gauge", "histogram"};
+    const double *b = d->buckets ? d->buckets : default_buckets;
+    int nb = d->buckets ? d->nbuckets : (int)(sizeof default_buckets / sizeof *default_buckets);
+    if (!valid_name(d->name, 1)) {
+        snprintf(err, errlen, "metric name \"%s\": must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 128 bytes)",
+                 d->name ? d->name : "");
+        return NULL;
+    }
+    if (!strncmp(d->name, "tf_", 3)) {
+        snprintf(err, errlen, "metric name \"%s\": names starting with tf_ belong to the core", d->name);
+        return NULL;
+    }
+    if (d->nlabels < 0 || d->nlabels > METRICS_MAX_LABELS) {
+        snprintf(err, errlen, "metric %s: at most %d labels", d->name, METRICS_MAX_LABELS);
+        return NULL;
+    }
+    for (int i = 0; i < d->nlabels; i++) {
+        const char *l = d->labels[i];
+        if (!valid_name(l, 0) || !strncmp(l, "__", 2)) {
+            snprintf(err, errlen, "metric %s: label name \"%s\": must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __",
+                     d->name, l ? l : "");
+            return NULL;
+        }
+        if (d->kind == METRICS_HISTOGRAM && !strcmp(l, "le")) {
+            snprintf(err, errlen, "metric %s: label name \"le\" is reserved for histogram buckets", d->name);
+            return NULL;
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(l, d->labels[j])) {
+                snprintf(err, errlen, "metric %s: label \"%s\" is listed twice", d->name, l);
+                return NULL;
+            }
+    }
+    if (d->kind == METRICS_HISTOGRAM) {
+        if (nb < 1 || nb > METRICS_MAX_BUCKETS) {
+            snprintf(err, errlen, "metric %s: buckets: give 1..%d upper bounds", d->name, METRICS_MAX_BUCKETS);
+            return NULL;
+        }
+        for (int i = 0; i < nb; i++)
+            if (!isfinite(b[i]) || (i && b[i] <= b[i - 1])) {
+                snprintf(err, errlen, "metric %s: buckets[%d]: must be finite and greater than the one before", d->name,
+                         i + 1);
+                return NULL;
+            }
+    }
+    if (d->max_series < 1 || d->max_series > 100000) {
+        snprintf(err, errlen, "metric %s: max_series must be 1..100000, got %d", d->name, d->max_series);
+        return NULL;
+    }
+    struct metrics_family *f = NULL;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < nfamilies; i++)
+        if (!strcmp(families[i]->name, d->name)) {
+            f = families[i];
+            break;
+        }
+    if (f) {
+        if (!same_decl(f, d, b, nb)) {
+            snprintf(err, errlen, "metric %s: already declared as a %s with other labels, buckets or max_series "
+                     "(restart to change a declaration)", d->name, kinds[f->kind]);
+            f = NULL;
+        }
+        goto out;
+    }
+    if (nfamilies >= METRICS_MAX_FAMILIES) {
+        snprintf(err, errlen, "metric %s: too many metrics declared (at most %d per process)", d->name,
+                 METRICS_MAX_FAMILIES);
+        goto out;
+    }
+    f = mem_calloc(1, sizeof *f);
+    if (!f || !(f->name = mem_strdup(d->name)) || !(f->help = mem_strdup(d->help ? d->help : ""))) goto oom;
+    f->kind = d->kind;
+    for (int i = 0; i < d->nlabels; i++, f->nlabels++)
+        if (!(f->labels[i] = mem_strdup(d->labels[i]))) goto oom;
+    if (d->kind == METRICS_HISTOGRAM) {
+        memcpy(f->buckets, b, sizeof *b * (size_t)nb);
+        f->nbuckets = nb;
+    }
+    f->max_series = d->max_series;
+    if (!d->nlabels && !family_series(f, "")) goto oom; /* shown (as 0) from the start */
+    families[nfamilies++] = f;
+    goto out;
+oom:
+    family_free(f);
+    f = NULL;
+    snprintf(err, errlen, "out of memory");
+out:
+    pthread_mutex_unlock(&lock);
+    return f;
+}
+
+int metrics_family_labels(const struct metrics_family *f, const char *const **names)
+{
+    *names = (const char *const *)f->labels;
+    return f->nlabels;
+}
+
+enum metrics_kind metrics_family_kind(const struct metrics_family *f)
+{
+    return f->kind;
+}
+
+/* The series of labels in f, created when there is room; under lock. NULL
+ * when full (counted) or out of memory. */
+static struct pseries *family_series(struct metrics_family *f, const char *labels)
+{
+    uint32_t h = hash(labels, NULL);
+    if (f->table) {
+        for (size_t i = h & (f->cap - 1);; i = (i + 1) & (f->cap - 1)) {
+            struct pseries *s = f->table[i];
+            if (!s) break;
+            if (!strcmp(s->labels, labels)) return s;
+        }
+    }
+    if (f->nseries >= f->max_series) {
+        f->dropped++;
+        return NULL;
+    }
+    if ((size_t)(f->nseries + 1) * 2 > f->cap) { /* grow (or create) the table */
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        struct pseries **t = mem_calloc(cap, sizeof *t);
+        if (!t) return NULL;
+        for (size_t i = 0; i < f->cap; i++)
+            if (f->table[i]) {
+                size_t j = hash(f->table[i]->labels, NULL) & (cap - 1);
+                while (t[j]) j = (j + 1) & (cap - 1);
+                t[j] = f->table[i];
+            }
+        mem_free(f->table);
+        f->table = t;
+        f->cap = cap;
+    }
+    struct pseries *s = mem_calloc(1, sizeof *s);
+    if (!s || !(s->labels = mem_strdup(labels)) ||
+        (f->kind == METRICS_HISTOGRAM && !(s->buckets = mem_calloc((size_t)f->nbuckets, sizeof *s->buckets)))) {
+        if (s) mem_free(s->labels);
+        mem_free(s);
+        return NULL;
+    }
+    size_t i = h & (f->cap - 1);
+    while (f->table[i]) i = (i + 1) & (f->cap - 1);
+    f->table[i] = s;
+    f->nseries++;
+    return s;
+}
+
+int metrics_update(struct metrics_family *f, const char *const *values, enum metrics_op op, double v,
+                   char *err, size_t errlen)
+{
+    if (!isfinite(v)) {
+        snprintf(err, errlen, "%s: the value must be a finite number", f->name);
+        return -1;
+    }
+    if (f->kind == METRICS_COUNTER && v < 0) {
+        snprintf(err, errlen, "%s: a counter only goes up (got %g)", f->name, v);
+        return -1;
+    }
+    char labels[METRICS_MAX_LABELS * (METRICS_MAX_VALUE * 2 + 140)];
+    size_t n = 0;
+    labels[0] = 0;
+    for (int i = 0; i < f->nlabels; i++) {
+        if (strlen(values[i]) > METRICS_MAX_VALUE) {
+            snprintf(err, errlen, "%s: label %s: the value is longer than %d bytes", f->name, f->labels[i],
+                     METRICS_MAX_VALUE);
+            return -1;
+        }
+        char esc[METRICS_MAX_VALUE * 2 + 1];
+        metrics_escape_label(esc, sizeof esc, values[i]);
+        n += (size_t)snprintf(labels + n, sizeof labels - n, "%s%s=\"%s\"", i ? "," : "", f->labels[i], esc);
+    }
+    pthread_mutex_lock(&lock);
+    struct pseries *s = family_series(f, labels);
+    if (s) {
+        if (op == METRICS_SET) s->value = v;
+        else if (op == METRICS_INC) s->value += v;
+        else {
+            s->value += v;
+            s->count++;
+            for (int b = 0; b < f->nbuckets; b++)
+                if (v <= f->buckets[b]) {
+                    s->buckets[b]++;
+                    break;
+                }
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return s ? 0 : 1;
+}
+
+static int family_by_name(const void *a, const void *b)
+{
+    return strcmp((*(struct metrics_family *const *)a)->name, (*(struct metrics_family *const *)b)->name);
+}
+
+static int pseries_by_labels(const void *a, const void *b)
+{
+    return strcmp((*(struct pseries *const *)a)->labels, (*(struct pseries *const *)b)->labels);
+}
+
 static int by_name(const void *a, const void *b)
 {
     const struct series *x = *(struct series *const *)a, *y = *(struct series *const *)b;
@@ -214,6 +485,85 @@ static void put_bucket(struct buf *b, const struct series *s, const char *le, ui
         (unsigned long long)v);
 }
 
+/* "# HELP name text" with text escaped (backslash, newline). */
+static void put_help(struct buf *b, const char *name, const char *help)
+{
+    put(b, "# HELP %s ", name);
+    for (const char *p = help; *p; p++) {
+        if (*p == '\\') put(b, "\\\\");
+        else if (*p == '\n') put(b, "\\n");
+        else put(b, "%c", *p);
+    }
+    put(b, "\n");
+}
+
+/* The shortest of %.15g..%.17g that reads back as v ("0.005", not "0.0050000000000000001"). */
+static const char *fmt_double(char *out, size_t n, double v)
+{
+    if (isnan(v)) return "NaN";
+    if (isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) break;
+    }
+    return out;
+}
+
+static void put_value(struct buf *b, double v)
+{
+    char num[40];
+    put(b, "%s\n", fmt_double(num, sizeof num, v));
+}
+
+/* The plugin families, by name, each series by labels; under lock. */
+static void render_families(struct buf *b)
+{
+    static const char *const type_names[] = {"counter", "gauge", "histogram"};
+    struct metrics_family **fs = mem_alloc(sizeof *fs * (size_t)(nfamilies ? nfamilies : 1));
+    if (!fs) {
+        b->oom = 1;
+        return;
+    }
+    memcpy(fs, families, sizeof *fs * (size_t)nfamilies);
+    qsort(fs, (size_t)nfamilies, sizeof *fs, family_by_name);
+    for (int i = 0; i < nfamilies; i++) {
+        struct metrics_family *f = fs[i];
+        if (*f->help) put_help(b, f->name, f->help);
+        put(b, "# TYPE %s %s\n", f->name, type_names[f->kind]);
+        struct pseries **ss = mem_alloc(sizeof *ss * (size_t)(f->nseries ? f->nseries : 1));
+        if (!ss) {
+            b->oom = 1;
+            break;
+        }
+        int n = 0;
+        for (size_t k = 0; k < f->cap; k++)
+            if (f->table[k]) ss[n++] = f->table[k];
+        qsort(ss, (size_t)n, sizeof *ss, pseries_by_labels);
+        for (int k = 0; k < n; k++) {
+            const struct pseries *s = ss[k];
+            const char *lb = s->labels, *open = *lb ? "{" : "", *close = *lb ? "}" : "";
+            if (f->kind != METRICS_HISTOGRAM) {
+                put(b, "%s%s%s%s ", f->name, open, lb, close);
+                put_value(b, s->value);
+                continue;
+            }
+            uint64_t cum = 0;
+            char num[40];
+            for (int j = 0; j < f->nbuckets; j++) {
+                cum += s->buckets[j];
+                put(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, lb, *lb ? "," : "",
+                    fmt_double(num, sizeof num, f->buckets[j]), (unsigned long long)cum);
+            }
+            put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, lb, *lb ? "," : "", (unsigned long long)s->count);
+            put(b, "%s_sum%s%s%s ", f->name, open, lb, close);
+            put_value(b, s->value);
+            put(b, "%s_count%s%s%s %llu\n", f->name, open, lb, close, (unsigned long long)s->count);
+        }
+        mem_free(ss);
+    }
+    mem_free(fs);
+}
+
 char *metrics_render(size_t *len)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
@@ -231,7 +581,7 @@ char *metrics_render(size_t *len)
     for (int i = 0; i < n; i++) {
         const struct series *s = all[i];
         if (i == 0 || strcmp(all[i - 1]->name, s->name) != 0) {
-            if (*s->help) put(&b, "# HELP %s %s\n", s->name, s->help);
+            if (*s->help) put_help(&b, s->name, s->help);
             put(&b, "# TYPE %s %s\n", s->name, type_names[s->kind]);
         }
         if (s->kind == HISTOGRAM) {
@@ -252,7 +602,13 @@ char *metrics_render(size_t *len)
                 *s->labels ? "}" : "", s->value);
         }
     }
-    put(&b, "# TYPE tf_metrics_dropped_total counter\ntf_metrics_dropped_total %.17g\n", dropped);
+    render_families(&b);
+    put(&b, "# HELP tf_metrics_dropped_total Metric updates dropped: the series table was full (no label), or "
+            "a plugin metric's max_series was reached (metric)\n"
+            "# TYPE tf_metrics_dropped_total counter\ntf_metrics_dropped_total %.17g\n", dropped);
+    for (int i = 0; i < nfamilies; i++)
+        if (families[i]->dropped > 0)
+            put(&b, "tf_metrics_dropped_total{metric=\"%s\"} %.17g\n", families[i]->name, families[i]->dropped);
     pthread_mutex_unlock(&lock);
     mem_free(all);
     if (b.oom || !all) {
