@@ -69,10 +69,20 @@ local function invalidate(symbols, channel)
   ns:bump(table.unpack(groups))
 end
 
--- tpcapital_signals_total{channel,symbol,side}: signal rows created (a
--- half-signal counts; an edit of a stored signal does not).
-local function count_signals(created)
-  local _ = created
+-- Metrics (declared at load; values survive reloads):
+--   tpcapital_signals_total{channel,symbol,side}  signal rows created (a
+--     half-signal counts; an edit of a stored signal does not)
+--   tpcapital_messages_total{status}              messages by outcome
+local signals_total = tf.metrics.counter("tpcapital_signals_total",
+  "Signals (and half-signals) parsed from channel messages and stored", { labels = { "channel", "symbol", "side" }, max_series = 2000 })
+local messages_total = tf.metrics.counter("tpcapital_messages_total",
+  "Forwarded messages by outcome: inserted, updated (an edit), duplicate, rejected", { labels = { "status" }, max_series = 8 })
+
+local function count_signals(created, counts)
+  for _, l in ipairs(created) do signals_total:inc(1, l) end
+  for _, status in ipairs({ "inserted", "updated", "duplicate", "rejected" }) do
+    if counts[status] > 0 then messages_total:inc(counts[status], { status = status }) end
+  end
 end
 
 
@@ -267,12 +277,12 @@ tf.route("POST", "/tp-capital/ingest", function(req)
       details[i] = d
     end
   end)
+  count_signals(counts.created, counts) -- what was stored stays stored, even when a later one failed
   if not ok then
     if db_down(e) then return unavailable(e) end
     error(e, 0)
   end
   if e then return e.status, e.body end
-  count_signals(counts.created)
   return 200, answer({ ok = true, received = #list, inserted = counts.inserted, updated = counts.updated,
     duplicates = counts.duplicate, rejected = counts.rejected, details = json.array(details) })
 end, { auth = "ingest", max_body = "4MB", doc = {

@@ -181,6 +181,23 @@ describe("TP Capital", function()
     assert.are.equal(1, cache().hits - c3.hits)
   end)
 
+  it("counts stored signals in tpcapital_signals_total{channel,symbol,side}", function()
+    local function metric(sym, side)
+      local _, text = srv:request("GET", "/metrics")
+      local series = '\ntpcapital_signals_total{channel="' .. ch .. '",symbol="' .. sym .. '",side="' .. side .. '"} '
+      local at = text:find(series, 1, true)
+      return at and tonumber(text:match("^%d+", at + #series)) or 0
+    end
+    post({ msg(80, "BUY EURUSD 1.08 SL 1.07 TP 1.09"), msg(81, "BUY EURUSD 1.09 SL 1.08 TP 1.10"),
+      msg(82, "SELL GOLD 2400 SL 2410 TP 2380"), msg(83, "hello") })
+    post(msg(80, "BUY EURUSD 1.081 SL 1.07 TP 1.09")) -- an edit: not a new signal
+    post(msg(81, "BUY EURUSD 1.09 SL 1.08 TP 1.10"))  -- a resend: neither
+    assert.are.same({ 2, 1, 0 }, { metric("EURUSD", "buy"), metric("XAUUSD", "sell"), metric("EURUSD", "sell") })
+    local _, text = srv:request("GET", "/metrics")
+    assert.matches('\n# TYPE tpcapital_signals_total counter', text)
+    assert.matches('\ntpcapital_messages_total{status="duplicate"} %d+', text)
+  end)
+
   it("reports its health", function()
     local st, a = srv:json("GET", "/tp-capital/health")
     assert.are.same({ 200, true, "healthy", "connected" }, { st, a.ok, a.status, a.database })
