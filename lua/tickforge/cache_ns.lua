@@ -19,9 +19,11 @@ function NS.esc(v)
   return (tostring(v):gsub("[%%:*]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
-function NS.new(prefix)
+-- enabled = false: every read loads (for comparison and debugging); bumps
+-- still drop what is cached.
+function NS.new(prefix, enabled)
   assert(type(prefix) == "string" and prefix:match("^[%w_]+$"), "cache_ns: prefix must be letters, digits or _")
-  return setmetatable({ prefix = prefix, gen_prefix = prefix .. "_gen:" }, NS)
+  return setmetatable({ prefix = prefix, gen_prefix = prefix .. "_gen:", enabled = enabled ~= false }, NS)
 end
 
 local function token()
@@ -42,6 +44,7 @@ end
 
 -- tf.cache.get_or_load on <prefix>:<group>:<generation>:<rest>.
 function NS:get_or_load(group, rest, ttl, loader)
+  if not self.enabled then return loader() end
   local key = table.concat({ self.prefix, group, self:gen(group), rest }, ":")
   return tf.cache.get_or_load(key, ttl, loader)
 end

@@ -6,6 +6,7 @@
 --
 --   catalog = {
 --     enabled = false,       -- true: serve the routes below
+--     cache = true,          -- false: every read goes to the database (for comparison)
 --     cache_ttl = 300,       -- seconds a cached product or listing lives (0..86400; 0 = no expiry)
 --     max_limit = 100,       -- largest ?limit= of GET /products (1..1000)
 --     write_role = "ingest", -- role POST/PUT/PATCH/DELETE need: "ingest" | "admin"
@@ -19,6 +20,7 @@ local TTL = cfg.cache_ttl or 300
 local MAX_LIMIT = cfg.max_limit or 100
 local WRITE_ROLE = cfg.write_role or "ingest"
 check(cfg.enabled == nil or type(cfg.enabled) == "boolean", "enabled: must be true or false")
+check(cfg.cache == nil or type(cfg.cache) == "boolean", "cache: must be true or false")
 check(int_in(TTL, 0, 86400), "cache_ttl: must be an integer 0..86400 (seconds)")
 check(int_in(MAX_LIMIT, 1, 1000), "max_limit: must be an integer 1..1000")
 check(WRITE_ROLE == "ingest" or WRITE_ROLE == "admin", "write_role: must be \"ingest\" or \"admin\"")
@@ -47,7 +49,7 @@ end
 -- A write bumps its product and the listings of its old and new category
 -- and of "all categories", after it commits: nothing else is dropped.
 local NS = require("tickforge.cache_ns")
-local ns = NS.new("catalog")
+local ns = NS.new("catalog", cfg.cache ~= false)
 local esc = NS.esc
 
 local function list_rest(f)

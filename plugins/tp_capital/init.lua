@@ -10,6 +10,7 @@
 --     enabled = true,      -- false: register no route
 --     max_batch = 500,     -- messages per request (1..10000); more is 413
 --     max_text = 16384,    -- bytes of text per message (1..1048576)
+--     cache = true,        -- false: every listing reads the database (for comparison)
 --     cache_ttl = 30,      -- seconds GET /tp-capital/signals answers stay cached (0..86400)
 --   }
 local parser = require("tp_capital.parser")
@@ -22,6 +23,7 @@ local MAX_BATCH = cfg.max_batch or 500
 local MAX_TEXT = cfg.max_text or 16384
 local TTL = cfg.cache_ttl or 30
 check(type(cfg.enabled) == "boolean" or cfg.enabled == nil, "enabled: must be true or false")
+check(type(cfg.cache) == "boolean" or cfg.cache == nil, "cache: must be true or false")
 check(int_in(MAX_BATCH, 1, 10000), "max_batch: must be an integer 1..10000")
 check(int_in(MAX_TEXT, 1, 1048576), "max_text: must be an integer 1..1048576")
 check(int_in(TTL, 0, 86400), "cache_ttl: must be an integer 0..86400 (seconds)")
@@ -54,7 +56,7 @@ end
 -- can contain it: the four groups of {symbol, *} x {channel, *} (and those
 -- of its old symbol when an edit changed it).
 local NS = require("tickforge.cache_ns")
-local ns = NS.new("tpcapital")
+local ns = NS.new("tpcapital", cfg.cache ~= false)
 local esc = NS.esc
 
 local function list_group(symbol, channel) return "signals:" .. esc(symbol) .. ":" .. esc(channel) end
