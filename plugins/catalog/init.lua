@@ -307,11 +307,10 @@ end, opts(R, { summary = "The catalog's cache hits, misses and hit rate, and dat
     database = { type = "object", properties = { products = S_INT, categories = S_INT, stock_units = S_INT } } } } }))
 
 tf.route("GET", "/services", function()
-  local t0 = os.clock()
-  local ok, e = pcall(tf.db.query, "SELECT 1 AS one")
+  local ok, e = pcall(tf.db.query, "SELECT current_setting('server_version') AS version")
   local database
   if ok then
-    database = json.order({ status = "connected", latency_ms = math.floor((os.clock() - t0) * 100000) / 100 }, { "status" })
+    database = json.order({ status = "connected", version = e[1].version }, { "status" })
   elseif db_down(e) then
     database = json.order({ status = "unavailable", error = e.message }, { "status" })
   else
@@ -324,7 +323,7 @@ tf.route("GET", "/services", function()
 end, opts(R, { summary = "Status of what the catalog depends on: the database and the cache (503 when one is down)",
   response = { type = "object", required = { "ok", "status", "services" }, properties = {
     ok = { type = "boolean" }, status = S_STR, services = { type = "object", properties = {
-      database = { type = "object", required = { "status" }, properties = { status = S_STR, latency_ms = { type = "number" } } },
+      database = { type = "object", required = { "status" }, properties = { status = S_STR, version = S_STR } },
       cache = { type = "object", required = { "status" }, properties = { status = S_STR, entries = S_INT, bytes = S_INT,
         max_bytes = S_INT } } } } } } }))
 

@@ -157,6 +157,7 @@ describe("product catalog", function()
     assert.are.same({ 200, true, "healthy", "connected", "connected" },
       { st, a.ok, a.status, a.services.database.status, a.services.cache.status })
     assert.is_true(a.services.cache.max_bytes > 0)
+    assert.matches("^%d+", a.services.database.version)
     st, a = srv:json("GET", "/catalog/stats", nil, R)
     assert.are.equal(200, st)
     assert.are.equal(tonumber(H.psql("SELECT count(*) FROM catalog.products")), a.database.products)
