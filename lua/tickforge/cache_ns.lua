@@ -49,11 +49,14 @@ function NS:get_or_load(group, rest, ttl, loader)
   return tf.cache.get_or_load(key, ttl, loader)
 end
 
--- After a write committed: a new generation for each group named, and the
--- entries of the old one dropped. Returns the entries dropped.
+-- After a write committed: a new generation for each group named (as
+-- arguments or in one list), and the entries of the old one dropped.
+-- Returns the entries dropped.
 function NS:bump(...)
+  local groups = ...
+  if type(groups) ~= "table" then groups = { ... } end
   local n = 0
-  for _, group in ipairs({ ... }) do
+  for _, group in ipairs(groups) do
     tf.cache.set(self.gen_prefix .. group, token())
     n = n + tf.cache.delete_prefix(self.prefix .. ":" .. group .. ":")
   end

@@ -66,7 +66,7 @@ local function invalidate(id, ...)
       groups[#groups + 1] = "list:" .. esc(cat)
     end
   end
-  ns:bump(table.unpack(groups))
+  ns:bump(groups)
 end
 
 local function cache_stats()
@@ -139,7 +139,7 @@ local function id_of(req)
   if not id:match("^%d+$") or #id > 18 or tonumber(id) < 1 then
     return nil, { field = "id", error = "id: must be a positive integer" }
   end
-  return id
+  return tostring(math.tointeger(tonumber(id))) -- "007" and "7" are one product, one cache key
 end
 
 local function body_of(req)

@@ -61,14 +61,20 @@ local esc = NS.esc
 
 local function list_group(symbol, channel) return "signals:" .. esc(symbol) .. ":" .. esc(channel) end
 
-local function invalidate(symbols, channel)
-  local groups, seen = {}, {}
-  local function add(g) if not seen[g] then seen[g] = true groups[#groups + 1] = g end end
-  for _, sym in pairs(symbols) do
-    add(list_group(sym, channel)); add(list_group(sym, nil))
+-- Collects the groups a request's stored messages change (into the set
+-- `changed`); flush bumps them once, after the last commit.
+local function touch(changed, symbols, channel)
+  for _, sym in ipairs(symbols) do
+    changed[list_group(sym, channel)] = true
+    changed[list_group(sym, nil)] = true
   end
-  add(list_group(nil, channel)); add(list_group(nil, nil))
-  ns:bump(table.unpack(groups))
+  changed[list_group(nil, channel)] = true
+  changed[list_group(nil, nil)] = true
+end
+local function flush(changed)
+  local groups = {}
+  for g in pairs(changed) do groups[#groups + 1] = g end
+  if #groups > 0 then ns:bump(groups) end
 end
 
 -- Metrics (declared at load; values survive reloads):
@@ -249,7 +255,7 @@ local function ingest_one(m, counts)
       error = e.error, field = e.field }, DETAIL_KEYS), e
   end
   counts[d.status] = counts[d.status] + 1
-  if d.changed and #d.changed > 0 then invalidate(d.changed, clean.channel) end
+  if d.changed and #d.changed > 0 then touch(counts.changed, d.changed, clean.channel) end
   if d.created then counts.created[#counts.created + 1] = d.created end
   d.changed, d.created = nil, nil
   return json.order(d, DETAIL_KEYS)
@@ -268,7 +274,7 @@ tf.route("POST", "/tp-capital/ingest", function(req)
   if #list > MAX_BATCH then
     return 413, answer({ ok = false, error = "messages: more than " .. MAX_BATCH .. " in one request (split it)", field = "messages" })
   end
-  local counts = { inserted = 0, updated = 0, duplicate = 0, rejected = 0, created = {} }
+  local counts = { inserted = 0, updated = 0, duplicate = 0, rejected = 0, created = {}, changed = {} }
   local details = {}
   local ok, e = pcall(function()
     for i, m in ipairs(list) do
@@ -279,7 +285,9 @@ tf.route("POST", "/tp-capital/ingest", function(req)
       details[i] = d
     end
   end)
-  count_signals(counts.created, counts) -- what was stored stays stored, even when a later one failed
+  -- what was stored stays stored, even when a later message failed
+  flush(counts.changed)
+  count_signals(counts.created, counts)
   if not ok then
     if db_down(e) then return unavailable(e) end
     error(e, 0)

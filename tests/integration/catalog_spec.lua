@@ -147,6 +147,10 @@ describe("product catalog", function()
     assert.are.same({ 2, 0 }, { s4.misses - s3.misses, s4.hits - s3.hits })
     assert.is_true(s4.hit_rate > 0 and s4.hit_rate < 1)
     assert.are.equal(300, s4.ttl)
+    -- the same product written as 007: one cache key, so the write is seen
+    srv:json("PATCH", "/products/00" .. id, { price = 79.9 }, W)
+    _, a = get(id)
+    assert.are.equal(79.9, a.product.price)
     -- deleting it: the cached product is gone too
     srv:json("DELETE", "/products/" .. id, nil, W)
     assert.are.equal(404, (get(id)))

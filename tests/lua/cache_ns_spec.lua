@@ -18,7 +18,7 @@ describe("cache_ns", function()
     local ns = NS.new(uniq())
     ns:get_or_load("list:a", "x", 0, function() return 1 end)
     ns:get_or_load("list:ab", "x", 0, function() return 2 end)
-    assert.are.equal(1, ns:bump("list:a"))
+    assert.are.equal(1, ns:bump({ "list:a", "list:none" })) -- a list works like arguments
     assert.are.equal(11, ns:get_or_load("list:a", "x", 0, function() return 11 end))
     assert.are.equal(2, ns:get_or_load("list:ab", "x", 0, function() return 22 end))
   end)
