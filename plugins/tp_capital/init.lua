@@ -128,7 +128,11 @@ local function parse_date(v)
     local s = v > 1e11 and v / 1000 or v
     return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(s)) .. string.format(".%03dZ", math.floor((s % 1) * 1000))
   end
-  if type(v) == "string" and #v <= 40 and v:match("^%d%d%d%d%-%d%d%-%d%d[T ]%d%d:%d%d") then return v end
+  if type(v) == "string" and #v <= 40 and v:match("^%d%d%d%d%-%d%d%-%d%d[T ]%d%d:%d%d") then
+    -- without a zone it is UTC (never the database session's time zone)
+    if v:match("[Zz]$") or v:match("[+-]%d%d:?%d%d$") or v:match("%d%d:%d%d[:%d.]*[+-]%d%d$") then return v end
+    return v .. "Z"
+  end
   return nil, "must be ISO-8601 text like 2025-10-20T09:30:00Z or epoch seconds"
 end
 

@@ -127,6 +127,18 @@ describe("TP Capital", function()
     end
   end)
 
+  it("reads a date without a zone as UTC, and one with a zone in its zone", function()
+    post({ msg(90, "BUY EURUSD 1.08 SL 1.07 TP 1.09", { date = "2025-10-20 12:30:00" }),
+      msg(91, "BUY EURUSD 1.08 SL 1.07 TP 1.09", { date = "2025-10-20T12:30:00-03:00" }),
+      msg(92, "BUY EURUSD 1.08 SL 1.07 TP 1.09", { date = 1760963400000 }) })
+    local _, l = list("channel=" .. ch)
+    local ts = {}
+    for _, s in ipairs(l.signals) do ts[s.message_id] = s.ts end
+    assert.are.same({ ["90"] = "2025-10-20T12:30:00Z", ["91"] = "2025-10-20T15:30:00Z", ["92"] = "2025-10-20T12:30:00Z" }, ts)
+    local _, since = list("channel=" .. ch .. "&since=2025-10-20T13:00:00")
+    assert.are.equal(1, since.count)
+  end)
+
   it("filters by symbol (aliases too), channel, since and limit, newest first", function()
     post({ msg(50, "BUY XAUUSD 2300 SL 2290 TP 2310", { date = "2025-10-20T08:00:00Z" }),
       msg(51, "SELL GOLD 2320 SL 2330 TP 2310", { date = "2025-10-20T10:00:00Z" }),
