@@ -24,10 +24,10 @@ struct entry {
     struct entry *hnext;       /* hash chain */
     struct entry *prev, *next; /* LRU list: c->lru.next is the most recent */
     uint32_t hash;
-    int prefix;                /* index into c->prefixes */
-    int64_t expires;           /* ms on c's clock; 0 = never */
-    size_t bytes;              /* what it is charged against max_bytes */
-    struct cache_blob *val;    /* one reference held by the entry */
+    int prefix;             /* index into c->prefixes */
+    int64_t expires;        /* ms on c's clock; 0 = never */
+    size_t bytes;           /* what it is charged against max_bytes */
+    struct cache_blob *val; /* one reference held by the entry */
     size_t klen;
     char key[];
 };
@@ -40,10 +40,10 @@ struct cache_flight {
     size_t klen;
     char *key;
     pthread_t owner;
-    int64_t started;           /* real monotonic ms */
-    int refs;                  /* the loader + each waiter; under c->lock */
+    int64_t started; /* ms on c's clock */
+    int refs;        /* the loader + each waiter; under c->lock */
     enum flight_state state;
-    struct cache_blob *val;    /* FLIGHT_VALUE: a reference for the waiters */
+    struct cache_blob *val; /* FLIGHT_VALUE: a reference for the waiters */
     pthread_cond_t cond;
 };
 
@@ -66,6 +66,7 @@ struct cache {
     struct cache_flight *flights;
     int64_t (*now)(void *ud);
     void *now_ud;
+    long config_version; /* cache_configure */
 };
 
 static int64_t mono_ms(void *ud)
@@ -79,7 +80,8 @@ static int64_t mono_ms(void *ud)
 static uint32_t hash_key(const char *k, size_t n)
 {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 16777619u;
     return h;
 }
 
@@ -140,7 +142,8 @@ static void flight_unref(struct cache_flight *f) /* under c->lock */
 void cache_free(struct cache *c)
 {
     if (!c) return;
-    assert(!c->flights); /* nobody may be loading */
+    if (c->flights)
+        return; /* a load still runs (a thread outlived shutdown): leave it all to the exit */
     for (struct entry *e = c->lru.next, *next; e != &c->lru; e = next) {
         next = e->next;
         cache_blob_release(e->val);
@@ -228,8 +231,10 @@ static void shrink(struct cache *c)
     int64_t now = c->now(c->now_ud);
     while (c->bytes > c->max_bytes && c->lru.prev != &c->lru) {
         struct entry *e = c->lru.prev;
-        if (expired(e, now)) c->expired++;
-        else c->evictions++;
+        if (expired(e, now))
+            c->expired++;
+        else
+            c->evictions++;
         remove_entry(c, e, NULL);
     }
 }
@@ -255,17 +260,18 @@ static size_t charge(size_t klen, const struct cache_blob *v)
     return CACHE_ENTRY_OVERHEAD + klen + v->len;
 }
 
-static int too_big(const struct cache *c, size_t klen, const struct cache_blob *v, char *err, size_t errlen)
+static int too_big(const struct cache *c, size_t klen, const struct cache_blob *v, char *err,
+                   size_t errlen)
 {
     if (charge(klen, v) <= c->max_bytes) return 0;
-    snprintf(err, errlen, "a value of %zu bytes does not fit in cache.max_memory (%zu bytes)", v->len,
-             c->max_bytes);
+    snprintf(err, errlen, "a value of %zu bytes does not fit in cache.max_memory (%zu bytes)",
+             v->len, c->max_bytes);
     return 1;
 }
 
 /* Inserts (or replaces) key -> v; the caller checked too_big. 0 or -1 (OOM). */
-static int insert(struct cache *c, const char *key, size_t klen, struct cache_blob *v, int64_t ttl_ms,
-                  char *err, size_t errlen)
+static int insert(struct cache *c, const char *key, size_t klen, struct cache_blob *v,
+                  int64_t ttl_ms, char *err, size_t errlen)
 {
     uint32_t h = hash_key(key, klen);
     struct entry **pp = slot(c, key, klen, h);
@@ -331,6 +337,17 @@ void cache_set_max_bytes(struct cache *c, size_t max_bytes)
     pthread_mutex_lock(&c->lock);
     c->max_bytes = max_bytes;
     shrink(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void cache_configure(struct cache *c, size_t max_bytes, long version)
+{
+    pthread_mutex_lock(&c->lock);
+    if (version > c->config_version) {
+        c->config_version = version;
+        c->max_bytes = max_bytes;
+        shrink(c);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -410,7 +427,7 @@ static struct cache_flight *new_flight(struct cache *c, const char *key, size_t 
     f->klen = klen;
     f->hash = h;
     f->owner = pthread_self();
-    f->started = mono_ms(NULL);
+    f->started = c->now(c->now_ud);
     f->refs = 1;
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -428,7 +445,8 @@ static struct cache_flight *new_flight(struct cache *c, const char *key, size_t 
  * HOOK(event-driven core): this is the only blocking wait of the cache;
  * a handler coroutine should yield here (and be resumed by the broadcast
  * in cache_load_end) instead of holding its worker thread. */
-static int cache_flight_wait(struct cache *c, struct cache_flight *f, const struct timespec *deadline)
+static int cache_flight_wait(struct cache *c, struct cache_flight *f,
+                             const struct timespec *deadline)
 {
     while (f->state == FLIGHT_RUNNING) {
         int rc = pthread_cond_timedwait(&f->cond, &c->lock, deadline);
@@ -463,7 +481,7 @@ enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, 
             r = CACHE_RECURSIVE;
             break;
         }
-        if (f && mono_ms(NULL) - f->started >= wait_ms) { /* presumed abandoned: take it over */
+        if (f && c->now(c->now_ud) - f->started >= wait_ms) { /* presumed abandoned: take it over */
             unlist_flight(c, f);
             f->state = FLIGHT_ABANDONED; /* its loader's cache_load_end only drops its reference */
             pthread_cond_broadcast(&f->cond);
@@ -529,7 +547,9 @@ int cache_load_end(struct cache *c, struct cache_flight *f, struct cache_blob *v
         f->state = FLIGHT_VALUE;
         cache_blob_retain(v);
         f->val = v;
-        rc = too_big(c, f->klen, v, err, errlen) ? -1 : insert(c, f->key, f->klen, v, ttl_ms, err, errlen);
+        rc = too_big(c, f->klen, v, err, errlen)
+                 ? -1
+                 : insert(c, f->key, f->klen, v, ttl_ms, err, errlen);
     }
     pthread_cond_broadcast(&f->cond);
     flight_unref(f);
@@ -582,8 +602,10 @@ void cache_metrics(void *ud)
     metrics_set("tf_cache_max_bytes", NULL, (double)s->max_bytes, "cache.max_memory in bytes");
     metrics_set_total("tf_cache_evictions_total", NULL, (double)s->evictions,
                       "Entries evicted to stay within cache.max_memory");
-    metrics_set_total("tf_cache_expired_total", NULL, (double)s->expired, "Entries dropped when their TTL ran out");
-    metrics_set_total("tf_cache_loads_total", NULL, (double)s->loads, "get_or_load loader runs started");
+    metrics_set_total("tf_cache_expired_total", NULL, (double)s->expired,
+                      "Entries dropped when their TTL ran out");
+    metrics_set_total("tf_cache_loads_total", NULL, (double)s->loads,
+                      "get_or_load loader runs started");
     metrics_set_total("tf_cache_load_waits_total", NULL, (double)s->waits,
                       "get_or_load callers that waited for another caller's load");
     /* by prefix only: the totals are their sums (sum without (prefix)) */
@@ -592,9 +614,12 @@ void cache_metrics(void *ud)
         char esc[CACHE_PREFIX_LEN * 2 + 1], lab[CACHE_PREFIX_LEN * 2 + 16];
         metrics_escape_label(esc, sizeof esc, p->prefix);
         snprintf(lab, sizeof lab, "prefix=\"%s\"", esc);
-        metrics_set_total("tf_cache_hits_total", lab, (double)p->hits, "Cache lookups that found a value, by key prefix");
-        metrics_set_total("tf_cache_misses_total", lab, (double)p->misses, "Cache lookups that found nothing, by key prefix");
-        metrics_set("tf_cache_entries", lab, (double)p->entries, "Entries in the shared cache, by key prefix");
+        metrics_set_total("tf_cache_hits_total", lab, (double)p->hits,
+                          "Cache lookups that found a value, by key prefix");
+        metrics_set_total("tf_cache_misses_total", lab, (double)p->misses,
+                          "Cache lookups that found nothing, by key prefix");
+        metrics_set("tf_cache_entries", lab, (double)p->entries,
+                    "Entries in the shared cache, by key prefix");
         metrics_set("tf_cache_bytes", lab, (double)p->bytes,
                     "Bytes the shared cache holds (keys, values, overhead), by key prefix");
     }

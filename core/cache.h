@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CACHE_KEY_MAX 1024   /* bytes in a key */
-#define CACHE_PREFIX_MAX 64  /* distinct prefixes with their own stats; more count as "_other" */
-#define CACHE_PREFIX_LEN 64  /* bytes of a prefix kept for stats (longer ones are "_other") */
+#define CACHE_KEY_MAX 1024      /* bytes in a key */
+#define CACHE_PREFIX_MAX 64     /* distinct prefixes with their own stats; more count as "_other" */
+#define CACHE_PREFIX_LEN 64     /* bytes of a prefix kept for stats (longer ones are "_other") */
 #define CACHE_ENTRY_OVERHEAD 96 /* bytes charged per entry besides its key and value */
 
 struct cache;
@@ -34,6 +34,10 @@ void cache_free(struct cache *c);
 
 /* Changes the bound, evicting least recently used entries to meet it. */
 void cache_set_max_bytes(struct cache *c, size_t max_bytes);
+/* The same, from the config of a generation: applied only when version is
+ * newer than the last one applied, so a VM of an older generation that
+ * touches the cache late cannot undo a reload. */
+void cache_configure(struct cache *c, size_t max_bytes, long version);
 
 /* Tests: replaces the monotonic millisecond clock used for TTLs. */
 void cache_set_clock(struct cache *c, int64_t (*now_ms)(void *ud), void *ud);

@@ -604,14 +604,9 @@ void db_buf_free(struct db_buf *b)
 
 /* ---- migrations ---- */
 
-struct mig {
-    long version;
-    char name[256];
-};
-
 static int mig_cmp(const void *a, const void *b)
 {
-    const struct mig *x = a, *y = b;
+    const struct db_migration *x = a, *y = b;
     return x->version < y->version ? -1 : x->version > y->version;
 }
 
@@ -654,13 +649,12 @@ static int run(PGconn *pg, const char *sql, int n, const char *const *vals, PGre
 
 #define MIGRATE_LOCK "7305501000" /* pg_advisory_xact_lock key: "tickforge migrate" */
 
-int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errlen)
+int db_migration_files(const char *sqldir, struct db_migration **out, size_t *nout, char *err, size_t errlen)
 {
-    struct mig *list = NULL;
+    struct db_migration *list = NULL;
     size_t n = 0, cap = 0;
-    int rc = -1, applied = 0;
-    char *sql = NULL;
-    PGconn *pg = NULL;
+    *out = NULL;
+    *nout = 0;
     DIR *d = opendir(sqldir);
     if (!d) {
         seterr(err, errlen, "migrate: %s: %s", sqldir, strerror(errno));
@@ -675,10 +669,10 @@ int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errle
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            struct mig *nl = mem_realloc(list, cap * sizeof *list);
+            struct db_migration *nl = mem_realloc(list, cap * sizeof *list);
             if (!nl) {
                 seterr(err, errlen, "migrate: out of memory");
-                goto done;
+                goto fail;
             }
             list = nl;
         }
@@ -686,13 +680,32 @@ int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errle
         snprintf(list[n].name, sizeof list[n].name, "%s", e->d_name);
         n++;
     }
-    qsort(list, n, sizeof *list, mig_cmp);
+    closedir(d);
+    d = NULL;
+    if (n) qsort(list, n, sizeof *list, mig_cmp);
     for (size_t i = 1; i < n; i++)
         if (list[i].version == list[i - 1].version) {
             seterr(err, errlen, "migrate: %s and %s share version %ld", list[i - 1].name,
                    list[i].name, list[i].version);
-            goto done;
+            goto fail;
         }
+    *out = list;
+    *nout = n;
+    return 0;
+fail:
+    if (d) closedir(d);
+    mem_free(list);
+    return -1;
+}
+
+int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errlen)
+{
+    struct db_migration *list = NULL;
+    size_t n = 0;
+    int rc = -1, applied = 0;
+    char *sql = NULL;
+    PGconn *pg = NULL;
+    if (db_migration_files(sqldir, &list, &n, err, errlen)) return -1;
 
     char cerr[300];
     pg = connect_now(conninfo, 10, cerr, sizeof cerr);
@@ -752,7 +765,6 @@ int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errle
     rc = 0;
 done:
     if (pg) PQfinish(pg);
-    if (d) closedir(d);
     mem_free(sql);
     mem_free(list);
     return rc;

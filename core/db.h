@@ -41,6 +41,15 @@ void db_pool_close(struct db_pool *p);
  * migrating at once apply each file once). Logs each file it applies. */
 int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errlen);
 
+/* The migration files of sqldir (NNN_name.sql), by version. Returns 0 and
+ * *out (caller frees with mem_free; NULL when none) with *n entries, or -1
+ * with err (unreadable folder, two files sharing a version). */
+struct db_migration {
+    long version;
+    char name[256];
+};
+int db_migration_files(const char *sqldir, struct db_migration **out, size_t *n, char *err, size_t errlen);
+
 /* 0 when a connection answers SELECT 1 within the checkout timeout. */
 int db_health(struct db_pool *p, char *err, size_t errlen);
 

@@ -1,11 +1,11 @@
 /* tf.cache: the process-wide cache (cache.c, lvm_host(L)->cache) for plugins,
  * jobs and `tickforge run`.
- *   tf.cache.get(key) -> value | nil          tf.cache.set(key, value [, ttl_s]) -> true | false, err
- *   tf.cache.get_or_load(key, ttl_s, loader) -> value (one loader per key at a time)
+ *   tf.cache.get(key) -> value | nil          tf.cache.set(key, value [, ttl_s]) -> true | false,
+ * err tf.cache.get_or_load(key, ttl_s, loader) -> value (one loader per key at a time)
  *   tf.cache.delete(key) -> bool              tf.cache.delete_prefix(prefix) -> count
- *   tf.cache.stats() -> { hits, misses, hit_rate, entries, bytes, max_bytes, evictions, expired, prefixes }
- * Values (strings, numbers, booleans, nested tables) are stored serialized,
- * so nothing is ever shared between VMs; a get returns a fresh copy. */
+ *   tf.cache.stats() -> { hits, misses, hit_rate, entries, bytes, max_bytes, evictions, expired,
+ * prefixes } Values (strings, numbers, booleans, nested tables) are stored serialized, so nothing
+ * is ever shared between VMs; a get returns a fresh copy. */
 #include <lauxlib.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,17 +33,21 @@ struct enc {
     size_t len, cap, max;
     char *err;
     size_t errlen;
+    int too_big; /* failed because of max, not because of the value's kind */
 };
 
 static int enc_put(struct enc *e, const void *d, size_t n)
 {
     if (e->len + n > e->max) {
-        snprintf(e->err, e->errlen, "the value is larger than cache.max_memory (%zu bytes)", e->max);
+        snprintf(e->err, e->errlen, "the value is larger than cache.max_memory (%zu bytes)",
+                 e->max);
+        e->too_big = 1;
         return -1;
     }
     if (e->len + n > e->cap) {
         size_t cap = e->cap ? e->cap : 256;
-        while (cap < e->len + n) cap *= 2;
+        while (cap < e->len + n)
+            cap *= 2;
         unsigned char *q = mem_realloc(e->p, cap);
         if (!q) {
             snprintf(e->err, e->errlen, "out of memory");
@@ -57,7 +61,10 @@ static int enc_put(struct enc *e, const void *d, size_t n)
     return 0;
 }
 
-static int enc_tag(struct enc *e, char tag) { return enc_put(e, &tag, 1); }
+static int enc_tag(struct enc *e, char tag)
+{
+    return enc_put(e, &tag, 1);
+}
 
 static int enc_u32(struct enc *e, size_t v)
 {
@@ -70,7 +77,8 @@ static int enc_u32(struct enc *e, size_t v)
 static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *path)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: return enc_tag(e, lua_toboolean(L, idx) ? 't' : 'f');
+    case LUA_TBOOLEAN:
+        return enc_tag(e, lua_toboolean(L, idx) ? 't' : 'f');
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             int64_t i = (int64_t)lua_tointeger(L, idx);
@@ -87,7 +95,8 @@ static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *p
     }
     case LUA_TTABLE: {
         if (depth >= MAX_DEPTH) {
-            snprintf(e->err, e->errlen, "%s: tables nested deeper than %d (a cycle?)", path, MAX_DEPTH);
+            snprintf(e->err, e->errlen, "%s: tables nested deeper than %d (a cycle?)", path,
+                     MAX_DEPTH);
             return -1;
         }
         if (!lua_checkstack(L, 4)) {
@@ -104,7 +113,9 @@ static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *p
         lua_pushnil(L);
         while (lua_next(L, idx)) {
             lua_pop(L, 1);
-            if (!(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && (size_t)lua_tointeger(L, -1) <= narr)) nhash++;
+            if (!(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 &&
+                  (size_t)lua_tointeger(L, -1) <= narr))
+                nhash++;
         }
         if (enc_tag(e, 'T') || enc_u32(e, narr) || enc_u32(e, nhash)) return -1;
         char sub[128];
@@ -117,17 +128,23 @@ static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *p
         }
         lua_pushnil(L);
         while (lua_next(L, idx)) {
-            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 && (size_t)lua_tointeger(L, -2) <= narr) {
+            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 &&
+                (size_t)lua_tointeger(L, -2) <= narr) {
                 lua_pop(L, 1);
                 continue;
             }
             int kt = lua_type(L, -2);
-            if (kt == LUA_TSTRING) snprintf(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
-            else if (kt == LUA_TNUMBER) snprintf(sub, sizeof sub, "%s[%s]", path, lua_isinteger(L, -2) ? "integer" : "number");
-            else snprintf(sub, sizeof sub, "%s[%s]", path, lua_typename(L, kt));
+            if (kt == LUA_TSTRING)
+                snprintf(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
+            else if (kt == LUA_TNUMBER)
+                snprintf(sub, sizeof sub, "%s[%s]", path,
+                         lua_isinteger(L, -2) ? "integer" : "number");
+            else
+                snprintf(sub, sizeof sub, "%s[%s]", path, lua_typename(L, kt));
             if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) {
-                snprintf(e->err, e->errlen, "%s: a %s key cannot be cached (keys: strings, numbers, booleans)",
-                         sub, lua_typename(L, kt));
+                snprintf(e->err, e->errlen,
+                         "%s: a %s key cannot be cached (keys: strings, numbers, booleans)", sub,
+                         lua_typename(L, kt));
                 lua_pop(L, 2);
                 return -1;
             }
@@ -139,20 +156,25 @@ static int encode(lua_State *L, int idx, struct enc *e, int depth, const char *p
         }
         return 0;
     }
-    default: break;
+    default:
+        break;
     }
-    snprintf(e->err, e->errlen, "%s: a %s cannot be cached (strings, numbers, booleans, tables)", path,
-             luaL_typename(L, idx));
+    snprintf(e->err, e->errlen, "%s: a %s cannot be cached (strings, numbers, booleans, tables)",
+             path, luaL_typename(L, idx));
     return -1;
 }
 
-/* A blob holding the value at idx (caller releases), or NULL with err. */
-static struct cache_blob *to_blob(lua_State *L, int idx, size_t max, char *err, size_t errlen)
+/* A blob holding the value at idx (caller releases), or NULL with err;
+ * *too_big tells a value over max from one that can never be cached. */
+static struct cache_blob *to_blob(lua_State *L, int idx, size_t max, char *err, size_t errlen,
+                                  int *too_big)
 {
-    struct enc e = {NULL, 0, 0, max, err, errlen};
+    struct enc e = {NULL, 0, 0, max, err, errlen, 0};
     struct cache_blob *b = NULL;
-    if (encode(L, idx, &e, 0, "value") == 0 && !(b = cache_blob_new(e.p, e.len))) snprintf(err, errlen, "out of memory");
+    if (encode(L, idx, &e, 0, "value") == 0 && !(b = cache_blob_new(e.p, e.len)))
+        snprintf(err, errlen, "out of memory");
     mem_free(e.p);
+    *too_big = e.too_big;
     return b;
 }
 
@@ -175,8 +197,12 @@ static void decode(lua_State *L, struct dec *d)
     luaL_checkstack(L, 3, "tf.cache: value nested too deep");
     char tag = (char)*d->p++;
     switch (tag) {
-    case 'f': lua_pushboolean(L, 0); break;
-    case 't': lua_pushboolean(L, 1); break;
+    case 'f':
+        lua_pushboolean(L, 0);
+        break;
+    case 't':
+        lua_pushboolean(L, 1);
+        break;
     case 'i': {
         int64_t i;
         memcpy(&i, d->p, 8);
@@ -211,7 +237,8 @@ static void decode(lua_State *L, struct dec *d)
         }
         break;
     }
-    default: luaL_error(L, "tf.cache: corrupt value (tag %d)", tag);
+    default:
+        luaL_error(L, "tf.cache: corrupt value (tag %d)", tag);
     }
 }
 
@@ -240,15 +267,17 @@ static struct state *state_of(lua_State *L)
 }
 
 /* The host's cache, with this generation's cache.max_memory applied the
- * first time a VM uses it. Raises when the process has none (`tickforge check`). */
+ * first time a VM uses it (unless a newer generation applied its own). Raises when the host has
+ * none (only VMs built without main's host, such as unit tests). */
 static struct cache *cache_of(lua_State *L)
 {
     struct lvm_host *h = lvm_host(L);
-    if (!h || !h->cache) luaL_error(L, "tf.cache: no cache in this process (tickforge check runs without one)");
+    if (!h || !h->cache)
+        luaL_error(L, "tf.cache: no cache in this process");
     struct state *s = state_of(L);
     if (s && !s->configured) {
-        const struct config *cfg = lvm_config(L);
-        if (cfg) cache_set_max_bytes(h->cache, cfg->cache_max_memory);
+        const struct lvm_gen *g = lvm_gen_of(L);
+        if (g && g->cfg) cache_configure(h->cache, g->cfg->cache_max_memory, g->id);
         s->configured = 1;
     }
     return h->cache;
@@ -278,7 +307,9 @@ static const char *check_key(lua_State *L, int idx, size_t *len)
 {
     const char *k = luaL_checklstring(L, idx, len);
     if (*len == 0 || *len > CACHE_KEY_MAX)
-        luaL_argerror(L, idx, lua_pushfstring(L, "a key must be 1..%d bytes, got %d", CACHE_KEY_MAX, (int)*len));
+        luaL_argerror(
+            L, idx,
+            lua_pushfstring(L, "a key must be 1..%d bytes, got %d", CACHE_KEY_MAX, (int)*len));
     return k;
 }
 
@@ -297,8 +328,10 @@ static int l_get(lua_State *L)
     size_t klen;
     const char *k = check_key(L, 1, &klen);
     struct cache_blob *b = cache_get(cache_of(L), k, klen);
-    if (!b) lua_pushnil(L);
-    else push_blob(L, b);
+    if (!b)
+        lua_pushnil(L);
+    else
+        push_blob(L, b);
     return 1;
 }
 
@@ -314,11 +347,13 @@ static int l_set(lua_State *L)
         return 1;
     }
     char err[256];
-    struct cache_blob *b = to_blob(L, 2, max_value(L), err, sizeof err);
-    if (!b) return luaL_error(L, "tf.cache.set(\"%s\"): %s", k, err);
-    int rc = cache_set(c, k, klen, b, ttl, err, sizeof err);
+    int too_big;
+    struct cache_blob *b = to_blob(L, 2, max_value(L), err, sizeof err, &too_big);
+    if (!b && !too_big) return luaL_error(L, "tf.cache.set(\"%s\"): %s", k, err);
+    int rc = b ? cache_set(c, k, klen, b, ttl, err, sizeof err) : -1;
     cache_blob_release(b);
-    if (rc) {
+    if (rc) { /* too large: not an error of the program, the cache is just too small */
+        cache_delete(c, k, klen); /* an old value must not outlive the new one */
         lua_pushboolean(L, 0);
         lua_pushstring(L, err);
         return 2;
@@ -339,7 +374,8 @@ struct flight_guard {
     struct cache_flight *flight; /* NULL once ended */
 };
 
-static void guard_end(struct flight_guard *g, struct cache_blob *v, int64_t ttl, int failed, char *err, size_t errlen)
+static void guard_end(struct flight_guard *g, struct cache_blob *v, int64_t ttl, int failed,
+                      char *err, size_t errlen)
 {
     struct cache_flight *f = g->flight;
     g->flight = NULL;
@@ -366,13 +402,14 @@ static int load_done(lua_State *L, int status, lua_KContext ctx)
         guard_end(g, NULL, 0, 0, err, sizeof err);
         return 1;
     }
-    struct cache_blob *b = to_blob(L, 5, max_value(L), err, sizeof err);
+    int too_big;
+    struct cache_blob *b = to_blob(L, 5, max_value(L), err, sizeof err, &too_big);
     if (!b) {
-        int too_big = strstr(err, "larger than cache.max_memory") != NULL;
         char ignored[8];
         guard_end(g, NULL, 0, 1, ignored, sizeof ignored); /* waiters load it themselves */
-        if (too_big) return 1; /* answered, not cached */
-        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the loader returned %s", lua_tostring(L, 1), err);
+        if (too_big) return 1;                             /* answered, not cached */
+        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the loader returned %s",
+                          lua_tostring(L, 1), err);
     }
     guard_end(g, b, check_ttl(L, 2), 0, err, sizeof err);
     cache_blob_release(b);
@@ -397,14 +434,23 @@ static int l_get_or_load(lua_State *L)
     struct cache_blob *b;
     struct cache_flight *f;
     switch (cache_load_begin(c, k, klen, wait_ms, &b, &f)) {
-    case CACHE_HIT: push_blob(L, b); return 1;
-    case CACHE_NIL: lua_pushnil(L); return 1;
+    case CACHE_HIT:
+        push_blob(L, b);
+        return 1;
+    case CACHE_NIL:
+        lua_pushnil(L);
+        return 1;
     case CACHE_TIMEOUT:
-        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): another caller has been loading it for %d ms "
-                             "(cache.load_timeout_ms)", k, wait_ms);
+        return luaL_error(
+            L,
+            "tf.cache.get_or_load(\"%s\"): another caller has been loading it for %d ms "
+            "(cache.load_timeout_ms)",
+            k, wait_ms);
     case CACHE_RECURSIVE:
-        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the loader of this key asked for the same key", k);
-    case CACHE_LOAD: break;
+        return luaL_error(
+            L, "tf.cache.get_or_load(\"%s\"): the loader of this key asked for the same key", k);
+    case CACHE_LOAD:
+        break;
     }
     g->flight = f;
     lua_pushvalue(L, 3);
@@ -466,9 +512,12 @@ static int l_stats(lua_State *L)
 int luaopen_tf_cache(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"get", l_get},       {"set", l_set},
-        {"get_or_load", l_get_or_load}, {"delete", l_delete},
-        {"delete_prefix", l_delete_prefix}, {"stats", l_stats},
+        {"get", l_get},
+        {"set", l_set},
+        {"get_or_load", l_get_or_load},
+        {"delete", l_delete},
+        {"delete_prefix", l_delete_prefix},
+        {"stats", l_stats},
         {NULL, NULL},
     };
     if (luaL_newmetatable(L, FLIGHT_MT)) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "db.h"
 #include "lua_json.h"
 #include "lua_series.h"
@@ -426,11 +427,39 @@ static int l_copy(lua_State *L)
     return 1;
 }
 
+/* tf.db.migrations() -> { {version = 23, name = "023_x.sql"}, ... }: the
+ * migration files of database.migrations, by version (for GET /ready to
+ * compare with schema_migrations). Reads the folder; no database. */
+static int l_migrations(lua_State *L)
+{
+    const struct config *cfg = lvm_config(L);
+    struct db_migration *list;
+    size_t n;
+    char err[512];
+    if (db_migration_files(cfg && cfg->migrations_dir ? cfg->migrations_dir : "sql", &list, &n, err, sizeof err))
+        return luaL_error(L, "tf.db.migrations: %s", err);
+    /* a Lua-owned copy first, so a memory error below cannot leak the list */
+    struct db_migration *copy = lua_newuserdatauv(L, n ? n * sizeof *copy : 1, 0);
+    if (n) memcpy(copy, list, n * sizeof *copy);
+    mem_free(list);
+    list = copy;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, list[i].version);
+        lua_setfield(L, -2, "version");
+        lua_pushstring(L, list[i].name);
+        lua_setfield(L, -2, "name");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 int luaopen_tf_db(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"query", l_query}, {"exec", l_exec}, {"columns", l_columns},
-        {"tx", l_tx},       {"copy", l_copy}, {NULL, NULL},
+        {"tx", l_tx},       {"copy", l_copy}, {"migrations", l_migrations}, {NULL, NULL},
     };
     if (luaL_newmetatable(L, BOX_MT)) {
         lua_pushcfunction(L, box_gc);

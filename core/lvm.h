@@ -17,7 +17,7 @@ struct cache;
 struct lvm_host {
     struct db_pool *db;    /* NULL when no database is configured */
     struct sched *sched;   /* NULL unless serving */
-    struct cache *cache;   /* the shared cache (tf.cache); NULL in `tickforge check` */
+    struct cache *cache;   /* the shared cache (tf.cache); `tickforge check` gets a throw-away one */
     char instance[96];     /* "hostname:pid", names this process in job history */
 };
 

@@ -251,9 +251,15 @@ static int cmd_check(const char *config_path)
 {
     char err[16384];
     struct lvm_host host = {NULL}; /* plugins must load without touching the database */
+    /* a throw-away cache, so a plugin using tf.cache at load checks as it serves */
+    if (!(host.cache = cache_new((size_t)64 << 20))) {
+        fprintf(stderr, "tickforge: out of memory\n");
+        return 1;
+    }
     struct lvm *vm = lvm_gen_build(config_path, &host, err, sizeof err);
     if (!vm) {
         fprintf(stderr, "%s\n", err);
+        cache_free(host.cache);
         return 1;
     }
     struct lvm_gen *g = lvm_gen(vm);
@@ -265,6 +271,7 @@ static int cmd_check(const char *config_path)
         else printf("  job     %s cron \"%s\"\n", g->jobs[i].name, g->jobs[i].cron);
     }
     lvm_free(vm);
+    cache_free(host.cache);
     return 0;
 }
 

@@ -22,10 +22,10 @@ describe("tf.cache in a script", function()
   end)
 
   it("forgets an entry after its TTL, and keeps one without", function()
-    tf.cache.set("spec:ttl", "short", 0.05)
+    tf.cache.set("spec:ttl", "short", 1)
     tf.cache.set("spec:forever", "long")
     assert.are.equal("short", tf.cache.get("spec:ttl"))
-    H.sleep(0.1)
+    H.sleep(1.05)
     assert.is_nil(tf.cache.get("spec:ttl"))
     assert.are.equal("long", tf.cache.get("spec:forever"))
   end)
@@ -104,7 +104,8 @@ tf.route("GET", "/stampede", function(req)
 end)
 tf.route("POST", "/cache/set", function(req)
   local b = tf.json.decode(req.body)
-  return 200, { ok = tf.cache.set(b.key, b.value) }
+  local ok, err = tf.cache.set(b.key, b.value)
+  return 200, { ok = ok, err = err }
 end, { auth = "ingest" })
 tf.route("GET", "/cache/get", function(req)
   return 200, { value = tf.cache.get(req.query.key) }
@@ -184,5 +185,88 @@ describe("tf.cache in a server", function()
     st, v = srv:json("POST", "/ingest", candle, H.ingest_headers())
     assert.are.equal(1, v.duplicates)
     assert.are.equal(2, get(keys[1]))
+  end)
+end)
+
+describe("tf.cache across jobs and handlers", function()
+  it("shows a handler what a job stored", function()
+    local srv = H.start_server{ plugins = {
+      ["cache.lua"] = CACHE_PLUGIN,
+      ["job.lua"] = [[
+        local runs = 0
+        tf.job.every("200ms", "cache_spec_job", function()
+          runs = runs + 1
+          tf.cache.set("job:last", { runs = runs, from = "job" })
+        end)
+      ]],
+    } }
+    local v
+    local deadline = os.time() + 10
+    repeat
+      H.sleep(0.1)
+      v = select(2, srv:json("GET", "/cache/get?key=job:last", nil, { ["X-API-Key"] = H.READ_KEY })).value
+    until v or os.time() > deadline
+    srv:stop()
+    assert.is_table(v)
+    assert.are.equal("job", v.from)
+    assert.is_true(v.runs >= 1)
+  end)
+end)
+
+describe("GET /stats", function()
+  local srv
+  setup(function()
+    srv = H.start_server{
+      plugins = { ["cache.lua"] = CACHE_PLUGIN, ["stats.lua"] = H.read(H.ROOT .. "/plugins/stats.lua") },
+      config = { cache = { max_memory = "64KB" }, auth = { metrics_open = true } },
+    }
+  end)
+  teardown(function() if srv then srv:stop() end end)
+
+  local function stats()
+    local st, v = srv:json("GET", "/stats", nil, { ["X-API-Key"] = H.READ_KEY })
+    assert.are.equal(200, st)
+    return v.cache
+  end
+
+  it("needs a key with the read role", function()
+    assert.are.equal(401, (srv:request("GET", "/stats")))
+  end)
+
+  it("shows hits, misses, evictions past cache.max_memory, and the same numbers as /metrics", function()
+    local blob = string.rep("x", 1000)
+    for i = 1, 100 do -- ~100 KB into a 64 KB cache
+      assert.are.equal(200, (srv:json("POST", "/cache/set", { key = "big:" .. i, value = blob }, H.ingest_headers())))
+    end
+    local function get(k) return select(2, srv:json("GET", "/cache/get?key=" .. k, nil, { ["X-API-Key"] = H.READ_KEY })).value end
+    assert.are.equal(blob, get("big:100")) -- the most recent stays
+    assert.is_nil(get("big:1"))             -- the oldest went
+    local s = stats()
+    assert.are.equal(64 * 1024, s.max_bytes)
+    assert.is_true(s.bytes <= s.max_bytes)
+    assert.is_true(s.evictions > 0)
+    assert.are.equal(100 - s.entries, s.evictions)
+    assert.are.same({ hits = 1, misses = 1, entries = s.entries, bytes = s.bytes }, s.prefixes.big)
+    assert.are.equal(0.5, s.hit_rate)
+
+    -- a value larger than the whole cache is refused, not an error
+    local st0, v = srv:json("POST", "/cache/set", { key = "big:100", value = string.rep("y", 70000) }, H.ingest_headers())
+    assert.are.equal(200, st0)
+    assert.is_false(v.ok)
+    assert.matches("larger than cache.max_memory %(65536 bytes%)", v.err)
+    assert.is_nil(get("big:100")) -- and the old value is gone with it
+    s = stats()
+
+    local prom = require("tests.integration.prom")
+    local st, text = srv:request("GET", "/metrics")
+    assert.are.equal(200, st)
+    local f = assert(prom.parse(text))
+    assert.are.equal(s.evictions, prom.value(f, "tf_cache_evictions_total"))
+    assert.are.equal(s.max_bytes, prom.value(f, "tf_cache_max_bytes"))
+    assert.are.same({ hits = 1, misses = 2 }, { hits = s.prefixes.big.hits, misses = s.prefixes.big.misses })
+    assert.are.equal(1, prom.value(f, "tf_cache_hits_total", { prefix = "big" }))
+    assert.are.equal(2, prom.value(f, "tf_cache_misses_total", { prefix = "big" }))
+    assert.are.equal(s.entries, prom.value(f, "tf_cache_entries", { prefix = "big" }))
+    assert.are.equal(s.bytes, prom.value(f, "tf_cache_bytes", { prefix = "big" }))
   end)
 end)

@@ -201,3 +201,63 @@ describe("/metrics of a running server", function()
     assert.are.equal(before + 2, prom.value(scrape(), "spec_orders_total", { channel = "ea", symbol = "EURUSD" }))
   end)
 end)
+
+describe("GET /ready", function()
+  local STATS = H.read(H.ROOT .. "/plugins/stats.lua")
+  local function ready(srv)
+    local st, v = srv:json("GET", "/ready")
+    return st, v
+  end
+
+  it("answers 200 without a key once the database answers and every migration is applied", function()
+    H.migrate()
+    local srv = H.start_server{ plugins = { ["stats.lua"] = STATS }, env = { DATABASE_URL = os.getenv("DATABASE_URL") } }
+    local st, v = ready(srv)
+    srv:stop()
+    assert.are.equal(200, st)
+    assert.is_true(v.ready)
+    local latest = H.sh("ls " .. H.ROOT .. "/sql | grep -E '^[0-9]+_.*\\.sql$' | sort -n | tail -1"):gsub("%s+$", "")
+    assert.are.equal(latest, v.migration)
+  end)
+
+  it("answers 503 naming the migration files not applied yet", function()
+    local dir = H.tmpdir()
+    H.sh(string.format("cp %s/sql/*.sql %s/ && printf 'SELECT 1;\\n' > %s/999_ready_spec.sql", H.ROOT, dir, dir))
+    local srv = H.start_server{ plugins = { ["stats.lua"] = STATS }, config = { database = { migrations = dir } },
+                                env = { DATABASE_URL = os.getenv("DATABASE_URL") } }
+    local st, v = ready(srv)
+    srv:stop()
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(503, st)
+    assert.is_false(v.ready)
+    assert.are.same({ "999_ready_spec.sql" }, v.pending)
+  end)
+
+  it("answers 503 while the database is down", function()
+    local srv = H.start_server{ plugins = { ["stats.lua"] = STATS },
+                                env = { DATABASE_URL = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1" } }
+    local st, v = ready(srv)
+    local hst = srv:request("GET", "/health")
+    srv:stop()
+    assert.are.equal(503, st)
+    assert.matches("^database: ", v.reason)
+    assert.is_not_nil(hst) -- liveness is /health's business, answered either way
+  end)
+
+  it("answers 503 on an empty database, then 200 after tickforge migrate", function()
+    local db = "ready_spec_" .. math.random(1, 1e9)
+    local url = os.getenv("DATABASE_URL"):gsub("/tickforge%?", "/" .. db .. "?")
+    assert.are_not.equal(url, os.getenv("DATABASE_URL"), "cannot derive a database URL from DATABASE_URL")
+    H.psql("CREATE DATABASE " .. db)
+    local srv = H.start_server{ plugins = { ["stats.lua"] = STATS }, env = { DATABASE_URL = url } }
+    local st, v = ready(srv)
+    local out = H.sh(string.format("DATABASE_URL=%q %s migrate 2>&1; echo rc=$?", url, H.BIN))
+    local st2 = ready(srv)
+    srv:stop()
+    H.psql("DROP DATABASE " .. db)
+    assert.are.equal(503, st)
+    assert.matches("no migration applied yet", v.reason)
+    assert.matches("rc=0", out)
+    assert.are.equal(200, st2)
+  end)
+end)

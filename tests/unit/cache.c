@@ -190,7 +190,8 @@ TEST(statistics_are_kept_per_key_prefix)
     cache_stats(c, &s);
     CHECK_INT(s.nprefixes, CACHE_PREFIX_MAX + 1);
     uint64_t sum = 0;
-    for (int i = 0; i < s.nprefixes; i++) sum += s.prefixes[i].entries;
+    for (int i = 0; i < s.nprefixes; i++)
+        sum += s.prefixes[i].entries;
     CHECK_INT(sum, s.entries);
     cache_free(c);
 }
@@ -212,11 +213,11 @@ TEST(a_blob_stays_valid_after_its_entry_is_evicted)
 
 struct flight_arg {
     struct cache *c;
-    int loads;            /* guarded by m */
-    int results[4];       /* by enum cache_load */
-    int fail_first;       /* the first loader fails */
-    int return_nil;       /* loaders return nothing */
-    int hold_ms;          /* how long a load takes */
+    int loads;      /* guarded by m */
+    int results[4]; /* by enum cache_load */
+    int fail_first; /* the first loader fails */
+    int return_nil; /* loaders return nothing */
+    int waiters;    /* a load ends once this many callers wait for it */
     pthread_mutex_t m;
 };
 
@@ -231,7 +232,12 @@ static void *flight_thread(void *p)
         pthread_mutex_lock(&a->m);
         int n = ++a->loads;
         pthread_mutex_unlock(&a->m);
-        usleep((useconds_t)a->hold_ms * 1000);
+        for (int i = 0; i < 5000; i++) { /* every other caller waits (at most 5 s) */
+            struct cache_stats s;
+            cache_stats(a->c, &s);
+            if ((int)s.waits >= a->waiters) break;
+            usleep(1000);
+        }
         if (a->fail_first && n == 1) {
             cache_load_end(a->c, f, NULL, 0, 1, err, sizeof err);
         } else if (a->return_nil) {
@@ -256,14 +262,16 @@ static void run_flight(struct flight_arg *a, int nthreads)
     pthread_t t[32];
     a->c = cache_new(1 << 20);
     pthread_mutex_init(&a->m, NULL);
-    for (int i = 0; i < nthreads; i++) pthread_create(&t[i], NULL, flight_thread, a);
-    for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < nthreads; i++)
+        pthread_create(&t[i], NULL, flight_thread, a);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
     pthread_mutex_destroy(&a->m);
 }
 
 TEST(concurrent_misses_of_one_key_run_one_load_and_all_get_its_value)
 {
-    struct flight_arg a = {.hold_ms = 100};
+    struct flight_arg a = {.waiters = 15};
     run_flight(&a, 16);
     CHECK_INT(a.loads, 1);
     CHECK_INT(a.results[CACHE_LOAD], 1);
@@ -279,7 +287,7 @@ TEST(concurrent_misses_of_one_key_run_one_load_and_all_get_its_value)
 
 TEST(when_the_loader_fails_a_waiter_loads_instead)
 {
-    struct flight_arg a = {.hold_ms = 50, .fail_first = 1};
+    struct flight_arg a = {.waiters = 7, .fail_first = 1};
     run_flight(&a, 8);
     CHECK_INT(a.loads, 2);
     CHECK_INT(a.results[CACHE_LOAD], 2);
@@ -289,7 +297,7 @@ TEST(when_the_loader_fails_a_waiter_loads_instead)
 
 TEST(when_the_loader_finds_nothing_the_waiters_get_nothing_and_nothing_is_cached)
 {
-    struct flight_arg a = {.hold_ms = 50, .return_nil = 1};
+    struct flight_arg a = {.waiters = 7, .return_nil = 1};
     run_flight(&a, 8);
     CHECK_INT(a.loads, 1);
     CHECK_INT(a.results[CACHE_NIL], 7);
@@ -329,6 +337,8 @@ TEST(a_waiter_gives_up_after_the_bound_and_a_stale_load_is_taken_over)
     struct cache_blob *v;
     struct cache_flight *mine, *theirs;
     char err[128];
+    cache_set_clock(c, fake_clock, NULL); /* a flight's age is on the cache's clock */
+    fake_now = 0;
     CHECK_INT(cache_load_begin(c, "slow", 4, 100, &v, &mine), CACHE_LOAD);
     CHECK_INT(cache_load_begin(c, "slow", 4, 100, &v, &theirs), CACHE_RECURSIVE);
     pthread_t t;
@@ -336,12 +346,13 @@ TEST(a_waiter_gives_up_after_the_bound_and_a_stale_load_is_taken_over)
     pthread_create(&t, NULL, begin_other_thread, c); /* waits 100 ms for mine, gives up */
     pthread_join(t, &r);
     CHECK_INT((intptr_t)r, CACHE_TIMEOUT);
-    /* mine is now older than the bound: the next caller takes it over */
+    fake_now = 100; /* mine is now as old as the bound: the next caller takes it over */
     pthread_create(&t, NULL, take_over_thread, c);
     pthread_join(t, &r);
     CHECK_INT((intptr_t)r, CACHE_LOAD);
     struct cache_blob *old = cache_blob_new("old", 3);
-    CHECK_INT(cache_load_end(c, mine, old, 0, 0, err, sizeof err), 0); /* dropped: it was taken over */
+    CHECK_INT(cache_load_end(c, mine, old, 0, 0, err, sizeof err),
+              0); /* dropped: it was taken over */
     CHECK(has(c, "slow", "new"));
     cache_blob_release(old);
     cache_free(c);
@@ -381,8 +392,10 @@ TEST(threads_hammering_one_cache_keep_its_accounting_exact)
 {
     struct cache *c = cache_new(16384);
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, stress_thread, c);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, stress_thread, c);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     struct cache_stats s;
     cache_stats(c, &s);
     CHECK(s.bytes <= 16384);
