@@ -219,5 +219,29 @@ return {
                                  -- build/ui/lightweight-charts.standalone.production.js, fetched
                                  -- by scripts/fetch_charts.sh; env TICKFORGE_CHARTS_JS wins)
   },
+
+  -- Read by plugins/tp_capital (signals forwarded from Telegram channels:
+  -- POST /tp-capital/ingest, GET /tp-capital/signals, /tp-capital/health);
+  -- docs/tp_capital.md explains the routes and the signal grammar.
+  tp_capital = {
+    enabled = true,              -- false: the plugin registers no route
+    max_batch = 500,             -- messages per request (1..10000); more is 413
+    max_text = 16384,            -- bytes of text per message (1..1048576); longer is rejected
+    cache = true,                -- false: every listing reads the database (for comparison)
+    cache_ttl = 30,              -- seconds a GET /tp-capital/signals answer stays cached
+                                 -- (0..86400; 0 = until an ingest changes it)
+  },
+
+  -- Read by plugins/catalog (a products REST API with a cache: GET/POST
+  -- /products, GET/PUT/PATCH/DELETE /products/{id}, /catalog/stats,
+  -- /services); docs/catalog.md. Off by default: config/examples/catalog.lua
+  -- turns it on.
+  catalog = {
+    enabled = false,             -- true: serve the catalog routes
+    cache = true,                -- false: every read goes to the database (for comparison)
+    cache_ttl = 300,             -- seconds a cached product or listing lives (0..86400; 0 = until a write)
+    max_limit = 100,             -- largest ?limit= of GET /products (1..1000)
+    write_role = "ingest",       -- role that POST/PUT/PATCH/DELETE need: "ingest" | "admin"
+  },
 }
 
