@@ -43,6 +43,7 @@ struct cache_flight {
     int64_t started; /* ms on c's clock */
     int refs;        /* the loader + each waiter; under c->lock */
     enum flight_state state;
+    int stale; /* its key was deleted while it ran: the value goes to the waiters, not into the cache */
     struct cache_blob *val; /* FLIGHT_VALUE: a reference for the waiters */
     pthread_cond_t cond;
 };
@@ -372,12 +373,23 @@ int cache_set(struct cache *c, const char *key, size_t klen, struct cache_blob *
     return rc;
 }
 
+/* A delete also reaches loads running for the keys it drops: a loader that
+ * read the old rows before a write committed must not store them after the
+ * write's delete (cache-aside's classic race). */
+static void stale_flights(struct cache *c, const char *key, size_t klen, int prefix)
+{
+    for (struct cache_flight *f = c->flights; f; f = f->next)
+        if (prefix ? f->klen >= klen && !memcmp(f->key, key, klen) : f->klen == klen && !memcmp(f->key, key, klen))
+            f->stale = 1;
+}
+
 int cache_delete(struct cache *c, const char *key, size_t klen)
 {
     pthread_mutex_lock(&c->lock);
     struct entry **pp = slot(c, key, klen, hash_key(key, klen));
     int found = *pp != NULL;
     if (found) remove_entry(c, *pp, pp);
+    stale_flights(c, key, klen, 0);
     pthread_mutex_unlock(&c->lock);
     return found;
 }
@@ -393,6 +405,7 @@ size_t cache_delete_prefix(struct cache *c, const char *prefix, size_t plen)
             n++;
         }
     }
+    stale_flights(c, prefix, plen, 1);
     pthread_mutex_unlock(&c->lock);
     return n;
 }
@@ -547,9 +560,8 @@ int cache_load_end(struct cache *c, struct cache_flight *f, struct cache_blob *v
         f->state = FLIGHT_VALUE;
         cache_blob_retain(v);
         f->val = v;
-        rc = too_big(c, f->klen, v, err, errlen)
-                 ? -1
-                 : insert(c, f->key, f->klen, v, ttl_ms, err, errlen);
+        if (!f->stale)
+            rc = too_big(c, f->klen, v, err, errlen) ? -1 : insert(c, f->key, f->klen, v, ttl_ms, err, errlen);
     }
     pthread_cond_broadcast(&f->cond);
     flight_unref(f);

@@ -89,6 +89,10 @@ describe("GET /openapi.json", function()
           H.admin_headers())
         return "/admin/backtest/" .. b.id
       end, nil, H.admin_headers() },
+      ["POST /tp-capital/ingest"] = { "/tp-capital/ingest", tf.json.encode({ channel = "oa-" .. sym, message_id = 1,
+        date = "2025-10-20T09:30:00Z", text = "BUY EURUSD 1.08 SL 1.07 TP 1.09" }), H.ingest_headers() },
+      ["GET /tp-capital/signals"] = { "/tp-capital/signals?limit=5", nil, R.read_headers() },
+      ["GET /tp-capital/health"] = { "/tp-capital/health" },
       ["GET /ui"] = { "/ui", nil, nil, "text" },
       ["GET /ui/app.js"] = { "/ui/app.js", nil, nil, "text" },
       ["GET /ui/lightweight-charts.js"] = { "/ui/lightweight-charts.js", nil, nil, "skip" },

@@ -388,6 +388,34 @@ static void *stress_thread(void *p)
     return NULL;
 }
 
+TEST(a_delete_during_a_load_keeps_the_loaded_value_out_of_the_cache)
+{
+    struct cache *c = cache_new(1 << 20);
+    struct cache_blob *v = NULL;
+    struct cache_flight *f, *g;
+    char err[128];
+    /* the loader reads the old row; a write commits and deletes the key */
+    CHECK_INT(cache_load_begin(c, "p:1", 3, 100, &v, &f), CACHE_LOAD);
+    CHECK_INT(cache_load_begin(c, "q:1", 3, 100, &v, &g), CACHE_LOAD);
+    cache_delete(c, "p:1", 3);
+    cache_delete_prefix(c, "q:", 2);
+    struct cache_blob *old = cache_blob_new("old", 3);
+    CHECK_INT(cache_load_end(c, f, old, 0, 0, err, sizeof err), 0);
+    CHECK_INT(cache_load_end(c, g, old, 0, 0, err, sizeof err), 0);
+    cache_blob_release(old);
+    CHECK(cache_get(c, "p:1", 3) == NULL);
+    CHECK(cache_get(c, "q:1", 3) == NULL);
+    /* a load that no delete crossed is stored as before */
+    CHECK_INT(cache_load_begin(c, "p:1", 3, 100, &v, &f), CACHE_LOAD);
+    struct cache_blob *fresh = cache_blob_new("new", 3);
+    CHECK_INT(cache_load_end(c, f, fresh, 0, 0, err, sizeof err), 0);
+    cache_blob_release(fresh);
+    struct cache_blob *got = cache_get(c, "p:1", 3);
+    CHECK(got != NULL);
+    if (got) cache_blob_release(got);
+    cache_free(c);
+}
+
 TEST(threads_hammering_one_cache_keep_its_accounting_exact)
 {
     struct cache *c = cache_new(16384);
@@ -425,6 +453,7 @@ int main(void)
     RUN(when_the_loader_fails_a_waiter_loads_instead);
     RUN(when_the_loader_finds_nothing_the_waiters_get_nothing_and_nothing_is_cached);
     RUN(a_waiter_gives_up_after_the_bound_and_a_stale_load_is_taken_over);
+    RUN(a_delete_during_a_load_keeps_the_loaded_value_out_of_the_cache);
     RUN(threads_hammering_one_cache_keep_its_accounting_exact);
     return unit_done();
 }
