@@ -953,11 +953,9 @@ static int job_end(struct candles_job *j, int rc, const char *msg, char *err, si
 
 static int job_step_collect(struct candles_job *j, int rc, char *err, size_t errlen);
 
-/* Sends the lane's statement on j->c, or records why it could not. */
-static int job_send(struct candles_job *j, char *err, size_t errlen)
+/* Waits for the result of the lane's statement, sent on j->c. */
+static int job_wait(struct candles_job *j)
 {
-    group_send(j->g, j->c);
-    if (!j->g->sent) return job_step_collect(j, DB_ERROR, err, errlen);
     j->state = J_WAIT;
     j->op.done = job_op_done;
     j->op.ud = j;
@@ -965,6 +963,14 @@ static int job_send(struct candles_job *j, char *err, size_t errlen)
     j->op.release = 0;
     db_wait_async(j->c, &j->op);
     return DB_PENDING;
+}
+
+/* Sends the lane's statement on j->c, or records why it could not. */
+static int job_send(struct candles_job *j, char *err, size_t errlen)
+{
+    group_send(j->g, j->c);
+    if (!j->g->sent) return job_step_collect(j, DB_ERROR, err, errlen);
+    return job_wait(j);
 }
 
 /* The lane's statement is over (rc: DB_OK with j->op.res, or its failure). */
@@ -1018,13 +1024,7 @@ int candles_job_step(struct candles_job *j, char *err, size_t errlen)
         j->c = j->me.c;
         if (!j->g->sent && j->g->rc == DB_OK) return job_acquire(j, err, errlen);
         if (!j->g->sent) return job_step_collect(j, j->g->rc, err, errlen); /* sending on the handed connection failed */
-        j->state = J_WAIT;
-        j->op.done = job_op_done;
-        j->op.ud = j;
-        j->op.deadline_ms = j->deadline_ms;
-        j->op.release = 0;
-        db_wait_async(j->c, &j->op);
-        return DB_PENDING;
+        return job_wait(j);
     case J_ACQ:
         if (j->op.rc == DB_OK) db_acquire_finish(&j->op);
         return job_acquired(j, j->op.rc, err, errlen);

@@ -211,20 +211,22 @@ static void slot_give(struct db_pool *p, struct db_conn *c)
 {
     pthread_mutex_lock(&p->mu);
     struct db_op *w = p->wait_head;
+    void (*done)(struct db_op *) = NULL; /* a blocking waiter's op is gone once mu is released */
     if (w) {
         p->wait_head = w->next;
         if (!p->wait_head) p->wait_tail = &p->wait_head;
         w->conn = c;
         w->rc = DB_OK;
         w->granted = 1;
-        if (w->done) p->waiting--;
+        done = w->done;
+        if (done) p->waiting--;
         else pthread_cond_broadcast(&p->cv);
     } else {
         c->in_use = 0;
         p->nfree++;
     }
     pthread_mutex_unlock(&p->mu);
-    if (w && w->done) w->done(w);
+    if (done) done(w);
 }
 
 /* Under mu: removes w from the waiting checkouts; 0 when it was not there. */
@@ -755,6 +757,11 @@ void db_wait_async(struct db_conn *c, struct db_op *op)
         return;
     }
     seterr(op->err, sizeof op->err, "database unavailable: the pool is closing");
+    if (op->release) {
+        c->broken = 1;
+        db_release(p, c);
+        op->conn = NULL;
+    }
     op->done(op);
 }
 
@@ -858,16 +865,8 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
 {
     PGresult *r = NULL;
     *rows = 0;
-    if (!c->pg) {
-        seterr(err, errlen, "database unavailable: not connected");
-        return DB_UNAVAILABLE;
-    }
-    if (!PQsendQuery(c->pg, copy_sql)) {
-        c->broken = 1;
-        seterr(err, errlen, "database unavailable: %s", PQerrorMessage(c->pg));
-        return DB_UNAVAILABLE;
-    }
-    int rc = wait_results(c, &r, 1, err, errlen);
+    int rc = db_copy_start(c, copy_sql, err, errlen);
+    if (rc == DB_OK) rc = wait_results(c, &r, 1, err, errlen);
     if (rc != DB_OK) return rc;
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         PQclear(r);
@@ -876,23 +875,7 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
     }
     PQclear(r);
     /* Blocking writes: libpq flushes in chunks; a dead server fails them. */
-    size_t off = 0;
-    while (off < len) {
-        size_t chunk = len - off > (1u << 20) ? (1u << 20) : len - off;
-        if (PQputCopyData(c->pg, data + off, (int)chunk) != 1) {
-            c->broken = 1;
-            char m[256];
-            copy_msg(m, sizeof m, PQerrorMessage(c->pg));
-            seterr(err, errlen, "database unavailable: %s", m);
-            return DB_UNAVAILABLE;
-        }
-        off += chunk;
-    }
-    if (PQputCopyEnd(c->pg, NULL) != 1) {
-        c->broken = 1;
-        seterr(err, errlen, "database unavailable: %s", PQerrorMessage(c->pg));
-        return DB_UNAVAILABLE;
-    }
+    if ((rc = db_copy_data(c, data, len, err, errlen)) != DB_OK) return rc;
     rc = wait_results(c, &r, 0, err, errlen);
     if (rc != DB_OK) return rc;
     *rows = atol(PQcmdTuples(r));

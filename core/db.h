@@ -1,9 +1,11 @@
 /* The PostgreSQL connection pool: a fixed number of libpq connections shared
- * by every thread, checked out one request (or transaction) at a time, with a
- * checkout timeout, lazy connect, reconnect with backoff and a client-side
- * statement timeout (cancel request), so it needs no session state and works
- * through PgBouncer in transaction mode. Never holds the pool lock during I/O
- * and never keeps a transaction open across a release. */
+ * by every thread, checked out one statement (or transaction) at a time, in
+ * arrival order, with a checkout timeout, lazy connect, reconnect with
+ * backoff and a client-side statement timeout (cancel request), so it needs
+ * no session state and works through PgBouncer in transaction mode. Callers
+ * that must not block (handler coroutines) wait asynchronously: an event
+ * thread watches the sockets with epoll. Never holds the pool lock during
+ * I/O and never keeps a transaction open across a release. */
 #ifndef DB_H
 #define DB_H
 
@@ -41,7 +43,9 @@ void db_pool_close(struct db_pool *p);
  * migrating at once apply each file once). Logs each file it applies. */
 int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errlen);
 
-/* 0 when a connection answers SELECT 1 within the checkout timeout. */
+/* 0 when a free connection answers SELECT 1; with none free (every one
+ * busy), 0 when the pool has live connections and is not backing off.
+ * Never waits for a checkout. */
 int db_health(struct db_pool *p, char *err, size_t errlen);
 
 /* Publishes the pool gauges (size, in use, connected, waiting, up) through

@@ -148,55 +148,15 @@ static struct box *push_checkout(lua_State *L)
     return b;
 }
 
-/* Converts arguments first..top into text parameters (strings the Lua
- * stack keeps alive). Caller frees *vals with mem_free. */
-static int params(lua_State *L, int first, const char ***vals)
-{
-    int n = lua_gettop(L) - first + 1;
-    if (n < 0) n = 0;
-    if (n > 65535) luaL_error(L, "tf.db: too many parameters (%d)", n);
-    *vals = NULL;
-    if (n == 0) return 0;
-    const char **v = mem_calloc((size_t)n, sizeof *v);
-    if (!v) luaL_error(L, "tf.db: out of memory");
-    for (int i = 0; i < n; i++) {
-        int idx = first + i;
-        switch (lua_type(L, idx)) {
-        case LUA_TNIL: v[i] = NULL; break;
-        case LUA_TBOOLEAN: v[i] = lua_toboolean(L, idx) ? "true" : "false"; break;
-        case LUA_TNUMBER:
-            if (lua_isinteger(L, idx)) {
-                lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
-            } else {
-                char tmp[40];
-                double d = lua_tonumber(L, idx);
-                if (isnan(d)) snprintf(tmp, sizeof tmp, "NaN");
-                else if (isinf(d)) snprintf(tmp, sizeof tmp, d > 0 ? "Infinity" : "-Infinity");
-                else snprintf(tmp, sizeof tmp, "%.17g", d);
-                lua_pushstring(L, tmp);
-            }
-            lua_replace(L, idx);
-            v[i] = lua_tostring(L, idx);
-            break;
-        case LUA_TSTRING: v[i] = lua_tostring(L, idx); break;
-        default:
-            mem_free(v);
-            luaL_error(L, "tf.db: parameter $%d: cannot send a %s (nil, boolean, number or string)",
-                       i + 1, luaL_typename(L, idx));
-        }
-    }
-    *vals = v;
-    return n;
-}
-
-/* params for n arguments from first, with the array stored in *vals as soon
- * as it exists, so its owner frees it whatever is raised. */
+/* Converts n arguments from first into text parameters (strings the Lua
+ * stack keeps alive). The array is a userdata pushed on the stack, so
+ * nothing leaks whatever is raised; it lives while the stack holds it. */
 static int params_into(lua_State *L, int first, int n, const char ***vals)
 {
+    *vals = NULL;
     if (n > 65535) luaL_error(L, "tf.db: too many parameters (%d)", n);
     if (n <= 0) return 0;
-    const char **v = mem_calloc((size_t)n, sizeof *v);
-    if (!v) luaL_error(L, "tf.db: out of memory");
+    const char **v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
     *vals = v;
     for (int i = 0; i < n; i++) {
         int idx = first + i;
@@ -233,14 +193,13 @@ static PGresult *run(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
     const char **vals = NULL;
-    int n = params(L, 2, &vals);
+    int n = params_into(L, 2, lua_gettop(L) - 1, &vals);
     struct box *tx = tx_box(L);
     struct box *b = tx;
     if (!b) b = push_checkout(L); /* on the stack until the end of the C function */
     PGresult *res = NULL;
     char err[1024];
     int rc = db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
-    mem_free(vals);
     char sqlstate[6];
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
     if (!tx) {
@@ -355,7 +314,7 @@ struct await {
     struct db_pool *pool;
     struct db_conn *own; /* checked out by this call, released by it */
     struct db_conn *conn; /* what the statement runs on (own or the tx's) */
-    const char **vals;    /* mem_*, the parameters until sent */
+    const char **vals;    /* the parameters until sent (a userdata above the await) */
     int nvals, kind;
     int granted; /* a checkout that waited: the slot still needs db_acquire_finish */
 };
@@ -370,8 +329,6 @@ static int await_gc(lua_State *L)
 {
     struct await *a = luaL_checkudata(L, 1, WAIT_MT);
     release_own(a);
-    mem_free(a->vals);
-    a->vals = NULL;
     if (a->op.res) PQclear(a->op.res);
     a->op.res = NULL;
     return 0;
@@ -426,7 +383,6 @@ static void checked_out(lua_State *L, struct await *a)
 static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai, lua_KFunction k)
 {
     int rc = db_send(a->conn, sql, a->nvals, a->vals, NULL, a->op.err, sizeof a->op.err);
-    mem_free(a->vals);
     a->vals = NULL;
     a->nvals = 0;
     if (rc != DB_OK) {

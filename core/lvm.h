@@ -1,6 +1,7 @@
-/* Lua VM lifecycle: the sandbox, the counting allocator, the per-call time
- * limit, plugin loading and generations (config + plugins) for hot reload.
- * A VM belongs to one thread for its whole life and is never shared. */
+/* Lua VM lifecycle: the sandbox, the counting allocator, the time limit per
+ * call or per task (a coroutine whose waits yield), plugin loading and
+ * generations (config + plugins) for hot reload. A VM is used by one thread
+ * at a time and knows nothing of HTTP; its tasks are driven by their owner. */
 #ifndef LVM_H
 #define LVM_H
 
