@@ -229,7 +229,7 @@ wpid=$!
 sleep 1
 reload_fail=0
 for i in $(seq "$RELOADS"); do
-    sed -i "s/v = [0-9]*/v = $((i + 1))/" "$dir/plugins/bench.lua"
+    sed -i "s/{ v = [0-9][0-9]* }/{ v = $((i + 1)) }/" "$dir/plugins/bench.lua"
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'X-API-Key: bench-admin-key-0001' "http://127.0.0.1:$tf_port/admin/reload")
     [ "$code" = 200 ] || reload_fail=$((reload_fail + 1))
     sleep $(echo "($SECS - 2) / $RELOADS" | bc -l)

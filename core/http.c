@@ -59,6 +59,10 @@ struct http_server {
     double min_body_rate; /* bytes per second */
 };
 
+/* What libmicrohttpd may use per connection (its default is 32 KB): the
+ * request line and headers must fit (nginx allows 8 KB per header line). */
+#define CONNECTION_MEMORY (16 * 1024)
+
 static atomic_ullong rid_counter;
 static uint64_t rid_seed;
 
@@ -521,6 +525,9 @@ struct http_server *http_start(const char *config_path, struct lvm_host *host, c
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+                            /* per connection: request line, headers, buffers; 10,000 idle
+                             * connections cost 10,000 of these */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
                             MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
                             MHD_OPTION_URI_LOG_CALLBACK, uri_seen, s,
