@@ -49,7 +49,7 @@ describe("requests waiting on the database", function()
   it("are all answered, 1000 at once on 2 workers with 50 connections, while /health answers", function()
     H.migrate()
     local srv = H.start_server{ plugins = { ["s.lua"] = SLEEPY },
-      config = { http = { workers = 2 }, database = { pool_size = 50, checkout_timeout_ms = 30000 },
+      config = { http = { workers = 2, max_connections_per_ip = 0 }, database = { pool_size = 50, checkout_timeout_ms = 30000 },
                  lua = { handler_timeout_ms = 60000 }, log = { level = "warn" } } }
     finally(function() srv:stop() end)
     local wait, finished = burst(srv, "/sleep", 1000, 60)
