@@ -191,7 +191,7 @@ describe("connections", function()
     setup(function()
       srv = H.start_server{ config = { http = { header_timeout = 1, connection_timeout = 2, min_body_rate = 1024 } },
         plugins = { ["e.lua"] = [[
-          tf.route("POST", "/echo", function(req) return 200, { n = #req.body } end, { auth = "none" })
+          tf.route("POST", "/echo", function(req) return 200, { n = #req.body } end, { auth = "none", max_body = "1MB" })
         ]] } }
     end)
     teardown(function() srv:stop() end)
