@@ -29,7 +29,8 @@ struct entry {
     size_t bytes;           /* what it is charged against max_bytes */
     struct cache_blob *val; /* one reference held by the entry */
     size_t klen;
-    char key[];
+    char *key; /* klen bytes right after the struct, in the same allocation (a flexible
+                * array member would make the embedded LRU sentinel non-ISO) */
 };
 
 enum flight_state { FLIGHT_RUNNING, FLIGHT_VALUE, FLIGHT_NIL, FLIGHT_FAILED, FLIGHT_ABANDONED };
@@ -282,6 +283,7 @@ static int insert(struct cache *c, const char *key, size_t klen, struct cache_bl
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    e->key = (char *)(e + 1);
     memcpy(e->key, key, klen);
     e->klen = klen;
     e->hash = h;
