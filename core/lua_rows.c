@@ -12,6 +12,7 @@
 
 #include "lua_series.h"
 #include "lua_tf.h"
+#include "mem.h"
 #include "ts.h"
 
 #define ROWS_MAX_COLS 64
@@ -79,20 +80,26 @@ static void add_csv_string(luaL_Buffer *b, const char *s, size_t len)
     luaL_addchar(b, '"');
 }
 
+/* Adds v as column c writes it: a time as an ISO string, else a number;
+ * JSON null / an empty CSV field when it is NaN or infinite. */
+static void add_number(luaL_Buffer *b, const struct col *c, double v, int json)
+{
+    char tmp[64];
+    if (!isfinite(v)) {
+        if (json) luaL_addstring(b, "null");
+        return;
+    }
+    int n = c->time ? fmt_time(tmp, sizeof tmp, v) : fmt_number(tmp, sizeof tmp, v);
+    if (c->time && json) add_json_string(b, tmp, (size_t)n);
+    else luaL_addlstring(b, tmp, (size_t)n);
+}
+
 /* Adds row i (0-based) of column c; JSON null / an empty CSV field for NaN,
  * a nil hole or an infinity. */
 static void add_cell(lua_State *L, luaL_Buffer *b, const struct col *c, long long i, int json)
 {
-    char tmp[64];
     if (c->d) {
-        double v = i >= 0 && (size_t)i < c->n ? c->d[i] : NAN;
-        if (!isfinite(v)) {
-            if (json) luaL_addstring(b, "null");
-            return;
-        }
-        int n = c->time ? fmt_time(tmp, sizeof tmp, v) : fmt_number(tmp, sizeof tmp, v);
-        if (c->time && json) add_json_string(b, tmp, (size_t)n);
-        else luaL_addlstring(b, tmp, (size_t)n);
+        add_number(b, c, i >= 0 && (size_t)i < c->n ? c->d[i] : NAN, json);
         return;
     }
     /* the buffer's box must be on the stack top when it grows: read the
@@ -101,13 +108,13 @@ static void add_cell(lua_State *L, luaL_Buffer *b, const struct col *c, long lon
     if (t == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
-        char small[256], *copy = len < sizeof small ? small : malloc(len + 1);
+        char small[256], *copy = len < sizeof small ? small : mem_alloc(len + 1);
         if (!copy) luaL_error(L, "tf.rows: out of memory");
         memcpy(copy, s, len + 1);
         lua_pop(L, 1);
         if (json) add_json_string(b, copy, len);
         else add_csv_string(b, copy, len);
-        if (copy != small) free(copy);
+        if (copy != small) mem_free(copy);
         return;
     }
     int kind = t == LUA_TNUMBER ? 'n' : t == LUA_TBOOLEAN ? 'b' : 0;
@@ -115,13 +122,7 @@ static void add_cell(lua_State *L, luaL_Buffer *b, const struct col *c, long lon
     int boolean = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (kind == 'n') {
-        if (!isfinite(v)) {
-            if (json) luaL_addstring(b, "null");
-            return;
-        }
-        int n = c->time ? fmt_time(tmp, sizeof tmp, v) : fmt_number(tmp, sizeof tmp, v);
-        if (c->time && json) add_json_string(b, tmp, (size_t)n);
-        else luaL_addlstring(b, tmp, (size_t)n);
+        add_number(b, c, v, json);
     } else if (kind == 'b') {
         luaL_addstring(b, boolean ? "true" : "false");
     } else if (json) {
