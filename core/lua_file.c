@@ -2,7 +2,9 @@
  * it loads, so it can serve them without the io library.
  *   tf.file.read(path [, max_bytes = 16MB]) -> text | nil, reason
  * Relative paths are relative to the working directory, like the config's.
- * Only during loading: a request handler cannot read files. */
+ * In a plugin only during loading: a request handler cannot read files. A
+ * script (tickforge run, backtest, export) has io anyway and may read at any
+ * time, which is what lets those commands load the same plugins. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ static int l_read(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     lua_Integer max = luaL_optinteger(L, 2, FILE_MAX_DEFAULT);
-    if (!lvm_loading(L)) return luaL_error(L, "tf.file.read: only while a plugin loads (read assets at load, serve them later)");
+    if (!lvm_loading(L) && lvm_is_plugin(L)) return luaL_error(L, "tf.file.read: only while a plugin loads (read assets at load, serve them later)");
     struct stat st;
     if (stat(path, &st)) return fail(L, path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return fail(L, path, "not a regular file");

@@ -205,7 +205,12 @@ local function sweep(strategy, o, grid, argv)
     if f and text:match("exit=0%s*$") then
       local rep = tf.json.decode(f:read("a"))
       f:close()
-      for _, x in ipairs(rep.results) do results[#results + 1] = x end
+      for _, x in ipairs(rep.results) do
+        for k, v in pairs(x.summary) do -- JSON has no infinity: a child's inf (no loss: profit factor) came back null
+          if v == tf.json.null then x.summary[k] = math.huge end
+        end
+        results[#results + 1] = x
+      end
       for _, x in ipairs(rep.failed) do failed[#failed + 1] = x end
     else
       if f then f:close() end
