@@ -18,7 +18,7 @@ tf.route("GET", "/bench", function(req)
 end, { auth = "none" })
 LUA
 cat >"$dir/tf.lua" <<LUA
-return { listen = "127.0.0.1:$port", http = { threads = $threads }, plugins = { dir = "$dir/plugins" },
+return { listen = "127.0.0.1:$port", http = { workers = $threads }, plugins = { dir = "$dir/plugins" },
          log = { level = "warn" } }
 LUA
 $BIN serve --config "$dir/tf.lua" 2>"$dir/log" &
@@ -52,7 +52,7 @@ read -r l2 _ _ < <(run /bench)
 c=$(echo "($c1 + $c2) / 2" | bc -l)
 l=$(echo "($l1 + $l2) / 2" | bc -l)
 
-echo "wrk -t1 -c$conns -d${secs}s, server http.threads=$threads, log.level=warn, $(nproc) cores shared with wrk"
+echo "wrk -t1 -c$conns -d${secs}s, server http.workers=$threads, log.level=warn, $(nproc) cores shared with wrk"
 echo
 echo "| route | req/s (mean of 2 runs) | p50 | p99 | RSS under load |"
 echo "|---|---|---|---|---|"

@@ -26,7 +26,7 @@ TICKS=${TICKS:-2000000}
 TICK_BATCH=${TICK_BATCH:-5000}
 CLIENTS=${CLIENTS:-8}
 SECONDS_SINGLE=${SECONDS_SINGLE:-10}
-THREADS=${THREADS:-8}
+WORKERS=${WORKERS:-$(nproc)}
 PARTS=${PARTS:-candles single single1 ticks} # a subset for quick looks
 ROUNDS=${ROUNDS:-3}                  # best of ROUNDS for each side
 POOL=${POOL:-$(nproc)}
@@ -74,7 +74,7 @@ port=$((30000 + RANDOM % 20000))
 cat >"$work/tickforge.lua" <<CFG
 return {
   listen = "127.0.0.1:$port",
-  http = { threads = $THREADS, max_body = "64MB" },
+  http = { workers = $WORKERS, max_body = "64MB", max_connections_per_ip = 0 },
   database = { pool_size = $POOL, migrations = "$PWD/sql" },
   plugins = { dir = "$work/plugins" },
   log = { level = "${LOG_LEVEL:-warn}" },
@@ -213,4 +213,4 @@ cat <<TABLE
 | $t_api_rows ticks, /ingest/tick x$TICK_BATCH, $CLIENTS clients vs \\copy | $t_api_rate ticks/s ($(printf '%.1f' "$t_api") s) | $t_copy_rate rows/s ($(printf '%.1f' "$t_copy") s) | $(ratio "$t_api_rate" "$t_copy_rate") |
 TABLE
 echo
-echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GB; server: $THREADS HTTP threads, pool $POOL; PostgreSQL: fsync $(psql_q "$DATABASE_URL" "SHOW fsync"), synchronous_commit $(psql_q "$DATABASE_URL" "SHOW synchronous_commit"); best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GB; server: $WORKERS HTTP workers, pool $POOL; PostgreSQL: fsync $(psql_q "$DATABASE_URL" "SHOW fsync"), synchronous_commit $(psql_q "$DATABASE_URL" "SHOW synchronous_commit"); best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,28 +17,36 @@
 --
 -- Relative paths are relative to the working directory of the process.
 -- `tickforge check` validates this file and every plugin without serving.
--- Reload (SIGHUP, POST /admin/reload, or reload.watch) re-reads it; listen
--- and http.* take effect at the next restart.
+-- Reload (SIGHUP, POST /admin/reload, or reload.watch) re-reads it; listen,
+-- http.workers and http.max_connections take effect at the next restart.
 
 return {
   -- Address and port to serve HTTP on. IPv4 address or "localhost".
   listen = "127.0.0.1:8080",
 
   http = {
-    threads = 16,              -- handlers running at once (1..256), each on its own Lua VM;
-                               -- every connection has its own thread, so a handler waiting
-                               -- on the database holds up no other connection
-    max_connections = 1024,    -- open connections at once (1..100000)
+    workers = 0,               -- libmicrohttpd worker threads, each polling its connections with
+                               -- epoll and owning one Lua VM per generation; 0 = one per core (0..256).
+                               -- A handler that waits (database, pool) yields: its worker serves
+                               -- other requests meanwhile
+    max_connections = 10000,   -- open connections at once (1..1000000); the open-file limit is
+                               -- raised to match when the hard limit allows
+    max_connections_per_ip = 1000, -- open connections from one client address; 0 = no limit (0..1000000)
     connection_timeout = 30,   -- seconds an idle keep-alive connection stays open (1..3600)
+    header_timeout = 10,       -- seconds from a request line to the end of its headers; a client
+                               -- that is slower is closed (slowloris) (1..3600)
+    min_body_rate = "1KB",     -- bytes per second a body must average once header_timeout has
+                               -- passed since its headers; a slower one is closed (0..1GB)
     max_body = "16MB",         -- default request body limit; a route may set its own (1KB..1GB).
                                -- Routes with auth = "none" default to at most 64KB.
+    -- threads = 16,           -- no longer used (the thread-per-connection model); accepted
   },
 
   lua = {
     memory_limit = "256MB",    -- per Lua VM; a handler that exceeds it gets a memory error (1MB..64GB)
-    handler_timeout_ms = 5000, -- wall time per handler call; then 503 (1..600000). Plugin
-                               -- loading gets four times this. A request that finds all
-                               -- http.threads VMs busy for this long is answered 503 too.
+    handler_timeout_ms = 5000, -- wall time per request's handler, its waits included; then 503
+                               -- (a waiting statement is cancelled) (1..600000). Plugin
+                               -- loading gets four times this.
     path = { "lua" },          -- directories `require` searches (after them: plugins.dir)
   },
 

@@ -97,6 +97,22 @@ void candles_free(struct candles_batch *b);
 int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
                   const char *source, char *err, size_t errlen);
 
+/* candles_store without blocking, for callers that must not wait
+ * (handler tasks): a batch with one row to send joins the single-candle
+ * lanes. Returns DB_PENDING with *job: wake(ud) is called (any thread, with
+ * locks held: it must only schedule) whenever the job may go on; the caller
+ * then calls candles_job_step on its own thread, which returns DB_PENDING
+ * again or the final result (the job is then freed; statuses set as by
+ * candles_store). Returns the final result at once (no job) when it needs
+ * no wait, and CANDLES_NOT_SINGLE for a batch of several rows: store that
+ * one with candles_store. deadline_ms: db_now_ms() clock, 0 = none. */
+#define CANDLES_NOT_SINGLE 2
+struct candles_job;
+int candles_store_start(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
+                        const char *source, long long deadline_ms, void (*wake)(void *ud), void *ud,
+                        struct candles_job **job, char *err, size_t errlen);
+int candles_job_step(struct candles_job *job, char *err, size_t errlen);
+
 /* At most this many statements storing single candles run at once; the
  * requests arriving meanwhile share the next one (database.single_lanes). */
 void candles_set_lanes(int lanes);

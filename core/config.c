@@ -30,8 +30,12 @@ struct field {
 #define F(k, t, d, lo, hi, member) {k, t, d, lo, hi, offsetof(struct config, member)}
 static const struct field schema[] = {
     F("http.threads", T_INT, "16", 1, 256, http_threads),
-    F("http.max_connections", T_INT, "1024", 1, 100000, http_max_connections),
+    F("http.workers", T_INT, "0", 0, 256, http_workers),
+    F("http.max_connections", T_INT, "10000", 1, 1000000, http_max_connections),
+    F("http.max_connections_per_ip", T_INT, "1000", 0, 1000000, http_max_connections_per_ip),
     F("http.connection_timeout", T_INT, "30", 1, 3600, http_connection_timeout),
+    F("http.header_timeout", T_INT, "10", 1, 3600, http_header_timeout),
+    F("http.min_body_rate", T_SIZE, "1KB", 0, 1073741824.0, http_min_body_rate),
     F("http.max_body", T_SIZE, "16MB", 1024, 1073741824.0, http_max_body),
     F("lua.memory_limit", T_SIZE, "256MB", 1048576, 68719476736.0, lua_memory_limit),
     F("lua.handler_timeout_ms", T_INT, "5000", 1, 600000, lua_handler_timeout_ms),

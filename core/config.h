@@ -25,9 +25,13 @@ struct config {
     /* http */
     char listen_host[64];
     int listen_port;
-    int http_threads;           /* worker threads, each with its own Lua VM */
+    int http_threads;           /* no longer used (the thread-per-connection model); accepted */
+    int http_workers;           /* libmicrohttpd worker threads, each with its Lua VM; 0 = cores */
     int http_max_connections;
+    int http_max_connections_per_ip; /* 0 = no limit */
     int http_connection_timeout; /* seconds of idle keep-alive before close */
+    int http_header_timeout;     /* seconds from the request line to the end of the headers */
+    size_t http_min_body_rate;   /* bytes per second a body must average after header_timeout */
     size_t http_max_body;        /* bytes; a route may lower or raise it */
 
     /* lua */

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
@@ -43,6 +46,12 @@ struct db_pool {
     long long down_until;   /* ms, monotonic: fail fast until then */
     int backoff_ms;
     char last_err[256];
+    struct db_op *wait_head, **wait_tail; /* checkouts waiting for a slot, in arrival order */
+    /* the event thread (started by the first asynchronous wait) */
+    int ev_started, ev_stop;
+    int ep, efd;
+    pthread_t ev_thread;
+    struct db_op *incoming; /* result waits not yet watched (under mu) */
 };
 
 static long long now_ms(void)
@@ -109,6 +118,8 @@ struct db_pool *db_pool_open(const char *conninfo, const struct db_options *o, c
     for (int i = 0; i < o->pool_size; i++) p->slots[i].pool = p;
     p->nfree = o->pool_size;
     p->backoff_ms = BACKOFF_MIN_MS;
+    p->wait_tail = &p->wait_head;
+    p->ep = p->efd = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     return p;
@@ -122,9 +133,12 @@ oom:
     return NULL;
 }
 
+static void ev_stop(struct db_pool *p);
+
 void db_pool_close(struct db_pool *p)
 {
     if (!p) return;
+    ev_stop(p);
     for (int i = 0; i < p->o.pool_size; i++)
         if (p->slots[i].pg) PQfinish(p->slots[i].pg);
     pthread_mutex_destroy(&p->mu);
@@ -174,32 +188,11 @@ static int looks_dead(PGconn *pg)
     return poll(&pfd, 1, 0) != 0;
 }
 
-struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
+/* Under mu: takes a free slot (a connected one if any), or NULL. */
+static struct db_conn *slot_take(struct db_pool *p)
 {
-    long long deadline = now_ms() + p->o.checkout_timeout_ms;
     struct db_conn *c = NULL;
-    *rc = DB_UNAVAILABLE;
-    pthread_mutex_lock(&p->mu);
-    while (p->nfree == 0) {
-        long long left = deadline - now_ms();
-        if (left <= 0) {
-            pthread_mutex_unlock(&p->mu);
-            metrics_add("tf_db_checkout_timeouts_total", NULL, 1,
-                        "Checkouts that found no free connection in time");
-            seterr(err, errlen, "database unavailable: no free connection within %d ms",
-                   p->o.checkout_timeout_ms);
-            return NULL;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-        p->waiting++;
-        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-        p->waiting--;
-    }
-    /* Prefer a slot that is already connected. */
+    if (p->nfree == 0) return NULL;
     for (int i = 0; i < p->o.pool_size; i++) {
         struct db_conn *s = &p->slots[i];
         if (s->in_use) continue;
@@ -208,11 +201,52 @@ struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
     }
     c->in_use = 1;
     p->nfree--;
-    int need_connect = !c->pg;
-    long long down_until = p->down_until;
-    pthread_mutex_unlock(&p->mu);
-    metrics_add("tf_db_checkouts_total", NULL, 1, "Connections checked out of the pool");
+    return c;
+}
 
+/* Gives a slot back: to the first waiting checkout, else to the free list.
+ * A blocking waiter is woken through the condition; an asynchronous one
+ * through its done callback, called here once mu is released. */
+static void slot_give(struct db_pool *p, struct db_conn *c)
+{
+    pthread_mutex_lock(&p->mu);
+    struct db_op *w = p->wait_head;
+    void (*done)(struct db_op *) = NULL; /* a blocking waiter's op is gone once mu is released */
+    if (w) {
+        p->wait_head = w->next;
+        if (!p->wait_head) p->wait_tail = &p->wait_head;
+        w->conn = c;
+        w->rc = DB_OK;
+        w->granted = 1;
+        done = w->done;
+        if (done) p->waiting--;
+        else pthread_cond_broadcast(&p->cv);
+    } else {
+        c->in_use = 0;
+        p->nfree++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (done) done(w);
+}
+
+/* Under mu: removes w from the waiting checkouts; 0 when it was not there. */
+static int wait_unlink(struct db_pool *p, struct db_op *w)
+{
+    for (struct db_op **q = &p->wait_head; *q; q = &(*q)->next)
+        if (*q == w) {
+            *q = w->next;
+            if (!*q) p->wait_tail = q;
+            return 1;
+        }
+    return 0;
+}
+
+/* Makes a slot just taken usable: replaces a dead connection, connects
+ * (backing off while the server stays down). On failure the slot goes back. */
+static int slot_prepare(struct db_pool *p, struct db_conn *c, char *err, size_t errlen)
+{
+    metrics_add("tf_db_checkouts_total", NULL, 1, "Connections checked out of the pool");
+    int need_connect = !c->pg;
     if (c->pg && (c->broken || looks_dead(c->pg))) {
         PQfinish(c->pg);
         c->pg = NULL;
@@ -223,12 +257,14 @@ struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
         pthread_mutex_unlock(&p->mu);
     }
     if (need_connect) {
+        pthread_mutex_lock(&p->mu);
+        long long down_until = p->down_until;
         if (now_ms() < down_until) {
-            pthread_mutex_lock(&p->mu);
             seterr(err, errlen, "%s (retrying in %lld ms)", p->last_err, down_until - now_ms());
             pthread_mutex_unlock(&p->mu);
             goto fail;
         }
+        pthread_mutex_unlock(&p->mu);
         char cerr[256];
         PGconn *pg = connect_now(p->conninfo, p->o.connect_timeout_s, cerr, sizeof cerr);
         pthread_mutex_lock(&p->mu);
@@ -251,15 +287,87 @@ struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
         c->pg = pg;
     }
     c->sqlstate[0] = '\0';
-    *rc = DB_OK;
-    return c;
+    return DB_OK;
 fail:
+    slot_give(p, c);
+    return DB_UNAVAILABLE;
+}
+
+static void checkout_timed_out(struct db_pool *p, char *err, size_t errlen)
+{
+    metrics_add("tf_db_checkout_timeouts_total", NULL, 1, "Checkouts that found no free connection in time");
+    seterr(err, errlen, "database unavailable: no free connection within %d ms", p->o.checkout_timeout_ms);
+}
+
+struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
+{
+    long long deadline = now_ms() + p->o.checkout_timeout_ms;
+    struct db_conn *c;
+    *rc = DB_UNAVAILABLE;
     pthread_mutex_lock(&p->mu);
-    c->in_use = 0;
-    p->nfree++;
-    pthread_cond_signal(&p->cv);
+    c = p->wait_head ? NULL : slot_take(p); /* nobody overtakes a waiting checkout */
+    if (!c) {
+        struct db_op w = {0}; /* queued on our stack: unlinked before we return */
+        *p->wait_tail = &w;
+        // cppcheck-suppress autoVariables
+        p->wait_tail = &w.next;
+        p->waiting++;
+        while (!w.granted) {
+            long long left = deadline - now_ms();
+            if (left <= 0) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += left / 1000;
+            ts.tv_nsec += (left % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        }
+        p->waiting--;
+        if (!w.granted) wait_unlink(p, &w);
+        c = w.granted ? w.conn : NULL;
+    }
     pthread_mutex_unlock(&p->mu);
-    return NULL;
+    if (!c) {
+        checkout_timed_out(p, err, errlen);
+        return NULL;
+    }
+    if ((*rc = slot_prepare(p, c, err, errlen)) != DB_OK) return NULL;
+    return c;
+}
+
+static void ev_start(struct db_pool *p);
+
+int db_acquire_async(struct db_pool *p, struct db_op *op)
+{
+    op->conn = NULL;
+    op->granted = 0;
+    op->rc = DB_UNAVAILABLE;
+    op->err[0] = 0;
+    op->pool = p;
+    op->next = NULL;
+    ev_start(p);
+    pthread_mutex_lock(&p->mu);
+    struct db_conn *c = p->wait_head ? NULL : slot_take(p);
+    if (!c) {
+        long long d = now_ms() + p->o.checkout_timeout_ms;
+        op->wait_until = op->deadline_ms && op->deadline_ms < d ? op->deadline_ms : d;
+        *p->wait_tail = op;
+        p->wait_tail = &op->next;
+        p->waiting++;
+        pthread_mutex_unlock(&p->mu);
+        return DB_PENDING;
+    }
+    pthread_mutex_unlock(&p->mu);
+    op->conn = c;
+    return op->rc = db_acquire_finish(op);
+}
+
+int db_acquire_finish(struct db_op *op)
+{
+    if (!op->conn) return op->rc;
+    struct db_conn *c = op->conn;
+    if ((op->rc = slot_prepare(op->pool, c, op->err, sizeof op->err)) != DB_OK) op->conn = NULL;
+    return op->rc;
 }
 
 void db_release(struct db_pool *p, struct db_conn *c)
@@ -279,18 +387,15 @@ void db_release(struct db_pool *p, struct db_conn *c)
         default: c->broken = 1; break;
         }
     }
-    int was_connected = c->pg != NULL;
     if (c->broken && c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
         c->broken = 0;
+        pthread_mutex_lock(&p->mu);
+        p->connected--;
+        pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_lock(&p->mu);
-    if (was_connected && !c->pg) p->connected--;
-    c->in_use = 0;
-    p->nfree++;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    slot_give(p, c);
 }
 
 PGconn *db_pg(struct db_conn *c) { return c->pg; }
@@ -319,6 +424,82 @@ static int classify(struct db_conn *c, const PGresult *r, char *err, size_t errl
     return DB_ERROR;
 }
 
+/* Reads the results that have arrived without blocking. Keeps the first
+ * error (or the last success) in *keep. 0: more is coming (PQisBusy);
+ * 1: all read (or the connection failed); 2: stopped at a COPY IN result,
+ * left in *keep, when stop_at_copy. */
+static int take_results(PGconn *pg, PGresult **keep, int stop_at_copy)
+{
+    while (!PQisBusy(pg)) {
+        PGresult *r = PQgetResult(pg);
+        if (!r) return 1;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN && stop_at_copy) {
+            if (*keep) PQclear(*keep);
+            *keep = r;
+            return 2;
+        }
+        int is_err = st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE;
+        if (!*keep || (is_err && PQresultStatus(*keep) != PGRES_FATAL_ERROR)) {
+            if (*keep) PQclear(*keep);
+            *keep = r;
+        } else if (!is_err && PQresultStatus(*keep) != PGRES_FATAL_ERROR) {
+            PQclear(*keep);
+            *keep = r;
+        } else {
+            PQclear(r);
+        }
+        if (PQstatus(pg) != CONNECTION_OK) return 1;
+    }
+    return 0;
+}
+
+/* The socket failed while results were awaited. */
+static int lost(struct db_conn *c, PGresult *keep, char *err, size_t errlen)
+{
+    if (keep) PQclear(keep);
+    c->broken = 1;
+    char m[256];
+    copy_msg(m, sizeof m, PQerrorMessage(c->pg));
+    metrics_add("tf_db_errors_total", "kind=\"unavailable\"", 1, "Statements that failed");
+    seterr(err, errlen, "database unavailable: %s", m[0] ? m : "connection lost");
+    return DB_UNAVAILABLE;
+}
+
+/* Turns what take_results kept into a return code; the result goes to *out
+ * on success (or is freed). */
+static int finish_results(struct db_conn *c, PGresult *keep, int cancelled, PGresult **out, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    if (!keep) {
+        c->broken = PQstatus(c->pg) != CONNECTION_OK;
+        return classify(c, NULL, err, errlen);
+    }
+    ExecStatusType st = PQresultStatus(keep);
+    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+        int rc = classify(c, keep, err, errlen);
+        if (rc == DB_ERROR && strcmp(c->sqlstate, "57014") == 0) { /* ours, or the server's own */
+            if (cancelled) seterr(err, errlen, "statement timeout: cancelled after %d ms", c->pool->o.statement_timeout_ms);
+            rc = DB_TIMEOUT;
+        }
+        PQclear(keep);
+        return rc;
+    }
+    *out = keep;
+    return DB_OK;
+}
+
+static void send_cancel(PGconn *pg)
+{
+    PGcancel *cn = PQgetCancel(pg);
+    char cerr[128];
+    if (cn) {
+        PQcancel(cn, cerr, sizeof cerr);
+        PQfreeCancel(cn);
+    }
+}
+
 /* Collects the results of what was sent, honouring the statement timeout.
  * Keeps the first error (or the last success) in *out. Stops early at a
  * COPY IN result when stop_at_copy. */
@@ -332,27 +513,12 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
     PGresult *keep = NULL;
     *out = NULL;
     for (;;) {
-        while (!PQisBusy(pg)) {
-            PGresult *r = PQgetResult(pg);
-            if (!r) goto finished;
-            ExecStatusType st = PQresultStatus(r);
-            if (st == PGRES_COPY_IN && stop_at_copy) {
-                if (keep) PQclear(keep);
-                *out = r;
-                return DB_OK;
-            }
-            int is_err = st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE;
-            if (!keep || (is_err && PQresultStatus(keep) != PGRES_FATAL_ERROR)) {
-                if (keep) PQclear(keep);
-                keep = r;
-            } else if (!is_err && PQresultStatus(keep) != PGRES_FATAL_ERROR) {
-                PQclear(keep);
-                keep = r;
-            } else {
-                PQclear(r);
-            }
-            if (PQstatus(pg) != CONNECTION_OK) goto finished;
+        int t = take_results(pg, &keep, stop_at_copy);
+        if (t == 2) {
+            *out = keep;
+            return DB_OK;
         }
+        if (t == 1) return finish_results(c, keep, cancelled, out, err, errlen);
         int wait = -1;
         if (deadline) {
             long long left = deadline - now_ms();
@@ -363,12 +529,7 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
                     seterr(err, errlen, "database unavailable: statement did not stop after cancel");
                     return DB_UNAVAILABLE;
                 }
-                PGcancel *cn = PQgetCancel(pg);
-                char cerr[128];
-                if (cn) {
-                    PQcancel(cn, cerr, sizeof cerr);
-                    PQfreeCancel(cn);
-                }
+                send_cancel(pg);
                 cancelled = 1;
                 deadline = now_ms() + CANCEL_GRACE_MS;
                 continue;
@@ -380,33 +541,233 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
         if (pr < 0 && errno != EINTR) break;
         if (pr > 0 && !PQconsumeInput(pg)) break;
     }
-    /* the socket failed */
-    if (keep) PQclear(keep);
-    c->broken = 1;
-    {
-        char m[256];
-        copy_msg(m, sizeof m, PQerrorMessage(pg));
-        metrics_add("tf_db_errors_total", "kind=\"unavailable\"", 1, "Statements that failed");
-        seterr(err, errlen, "database unavailable: %s", m[0] ? m : "connection lost");
-    }
-    return DB_UNAVAILABLE;
-finished:
-    if (!keep) {
-        c->broken = PQstatus(pg) != CONNECTION_OK;
-        return classify(c, NULL, err, errlen);
-    }
-    ExecStatusType st = PQresultStatus(keep);
-    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
-        int rc = classify(c, keep, err, errlen);
-        if (rc == DB_ERROR && strcmp(c->sqlstate, "57014") == 0) { /* ours, or the server's own */
-            if (cancelled) seterr(err, errlen, "statement timeout: cancelled after %d ms", tmo);
-            rc = DB_TIMEOUT;
+    return lost(c, keep, err, errlen);
+}
+
+/* ---- the event thread: asynchronous result waits and checkout deadlines ----
+ * One thread per pool watches the sockets of connections whose statements
+ * were sent by db_wait_async (epoll, level-triggered), reads their results
+ * as they arrive, cancels those past their deadline, and fails checkouts
+ * that waited past theirs. It never runs caller code but the done
+ * callbacks, which must only hand the result back (lvm_task_wake). */
+
+/* Ends op: its socket is no longer watched; the callback gets it. */
+static void ev_finish(struct db_pool *p, struct db_op **active, struct db_op *op)
+{
+    for (struct db_op **q = active; *q; q = &(*q)->next)
+        if (*q == op) {
+            *q = op->next;
+            break;
         }
-        PQclear(keep);
-        return rc;
+    if (op->fd >= 0) epoll_ctl(p->ep, EPOLL_CTL_DEL, op->fd, NULL);
+    op->next = NULL;
+    if (op->conn) snprintf(op->sqlstate, sizeof op->sqlstate, "%s", op->conn->sqlstate);
+    if (op->release && op->conn) { /* the pool gets it back without waiting for the caller */
+        db_release(p, op->conn);
+        op->conn = NULL;
     }
-    *out = keep;
-    return DB_OK;
+    op->done(op);
+}
+
+/* Reads what arrived for op; ends it when complete. */
+static void ev_pump(struct db_pool *p, struct db_op **active, struct db_op *op, int readable)
+{
+    struct db_conn *c = op->conn;
+    if (readable && !PQconsumeInput(c->pg)) {
+        op->rc = lost(c, op->keep, op->err, sizeof op->err);
+        op->keep = NULL;
+        ev_finish(p, active, op);
+        return;
+    }
+    int t = take_results(c->pg, &op->keep, op->stop_at_copy);
+    if (t == 0) return;
+    if (t == 2) {
+        op->res = op->keep;
+        op->rc = DB_OK;
+    } else {
+        op->rc = finish_results(c, op->keep, op->cancelled, &op->res, op->err, sizeof op->err);
+    }
+    op->keep = NULL;
+    if (op->expired && op->rc != DB_OK) {
+        seterr(op->err, sizeof op->err, "cancelled: the request's time limit passed while it waited");
+        op->rc = DB_TIMEOUT;
+    }
+    ev_finish(p, active, op);
+}
+
+static void *ev_main(void *arg)
+{
+    struct db_pool *p = arg;
+    struct db_op *active = NULL;
+    struct epoll_event evs[64];
+    for (;;) {
+        long long now = now_ms(), next = now + 100;
+        for (struct db_op *op = active; op; op = op->next) {
+            long long d = op->cancelled ? op->stmt_deadline
+                          : op->deadline_ms && (!op->stmt_deadline || op->deadline_ms < op->stmt_deadline) ? op->deadline_ms
+                                                                                                         : op->stmt_deadline;
+            if (d && d < next) next = d;
+        }
+        pthread_mutex_lock(&p->mu);
+        for (struct db_op *w = p->wait_head; w; w = w->next)
+            if (w->done && w->wait_until < next) next = w->wait_until;
+        pthread_mutex_unlock(&p->mu);
+        int n = epoll_wait(p->ep, evs, 64, next > now ? (int)(next - now) : 0);
+        pthread_mutex_lock(&p->mu);
+        struct db_op *in = p->incoming;
+        p->incoming = NULL;
+        int stop = p->ev_stop;
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 0; i < n; i++) {
+            struct db_op *op = evs[i].data.ptr;
+            if (!op) {
+                uint64_t v;
+                if (read(p->efd, &v, sizeof v) < 0) { /* nothing to drain */ }
+                continue;
+            }
+            ev_pump(p, &active, op, 1);
+        }
+        while (in) { /* new waits: watch, then read what may be there already */
+            struct db_op *op = in;
+            in = op->next;
+            op->next = active;
+            active = op;
+            struct epoll_event e = {.events = EPOLLIN, .data.ptr = op};
+            op->fd = PQsocket(op->conn->pg);
+            if (op->fd < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, op->fd, &e) != 0) {
+                op->fd = -1;
+                op->rc = lost(op->conn, op->keep, op->err, sizeof op->err);
+                op->keep = NULL;
+                ev_finish(p, &active, op);
+                continue;
+            }
+            ev_pump(p, &active, op, 0);
+        }
+        now = now_ms();
+        for (struct db_op *op = active, *nx; op; op = nx) {
+            nx = op->next;
+            if (op->cancelled) {
+                if (now < op->stmt_deadline) continue;
+                /* the server ignores the cancel: give the connection up */
+                op->conn->broken = 1;
+                if (op->keep) PQclear(op->keep);
+                op->keep = NULL;
+                seterr(op->err, sizeof op->err, "database unavailable: statement did not stop after cancel");
+                op->rc = DB_UNAVAILABLE;
+                ev_finish(p, &active, op);
+                continue;
+            }
+            int req = op->deadline_ms && now >= op->deadline_ms;
+            int stmt = op->stmt_deadline && now >= op->stmt_deadline;
+            if (!req && !stmt) continue;
+            op->expired = req;
+            send_cancel(op->conn->pg);
+            op->cancelled = 1;
+            op->stmt_deadline = now + CANCEL_GRACE_MS;
+        }
+        struct db_op *late = NULL;
+        pthread_mutex_lock(&p->mu);
+        for (struct db_op **q = &p->wait_head; *q;) {
+            struct db_op *w = *q;
+            if (w->done && now >= w->wait_until) {
+                *q = w->next;
+                if (!*q) p->wait_tail = q;
+                p->waiting--;
+                w->next = late;
+                late = w;
+            } else {
+                q = &w->next;
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+        while (late) {
+            struct db_op *w = late;
+            late = w->next;
+            w->next = NULL;
+            w->rc = DB_UNAVAILABLE;
+            if (w->deadline_ms && now >= w->deadline_ms)
+                seterr(w->err, sizeof w->err, "cancelled: the request's time limit passed while it waited for a connection");
+            else
+                checkout_timed_out(p, w->err, sizeof w->err);
+            w->done(w);
+        }
+        if (stop && !active) break;
+    }
+    return NULL;
+}
+
+static void ev_start(struct db_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->ev_started) {
+        p->ep = epoll_create1(EPOLL_CLOEXEC);
+        p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+        if (p->ep >= 0 && p->efd >= 0 && epoll_ctl(p->ep, EPOLL_CTL_ADD, p->efd, &e) == 0 &&
+            pthread_create(&p->ev_thread, NULL, ev_main, p) == 0)
+            p->ev_started = 1;
+        else
+            log_error("db: cannot start the event thread; asynchronous waits will fail", NULL);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void ev_wake(struct db_pool *p)
+{
+    uint64_t one = 1;
+    if (write(p->efd, &one, sizeof one) < 0) { /* the counter is saturated: a wake is pending anyway */ }
+}
+
+static void ev_stop(struct db_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int started = p->ev_started;
+    p->ev_stop = 1;
+    pthread_mutex_unlock(&p->mu);
+    if (started) {
+        ev_wake(p);
+        pthread_join(p->ev_thread, NULL);
+    }
+    if (p->ep >= 0) close(p->ep);
+    if (p->efd >= 0) close(p->efd);
+}
+
+void db_wait_async(struct db_conn *c, struct db_op *op)
+{
+    struct db_pool *p = c->pool;
+    int tmo = p->o.statement_timeout_ms;
+    op->conn = c;
+    op->pool = p;
+    op->res = op->keep = NULL;
+    op->rc = DB_UNAVAILABLE;
+    op->err[0] = op->sqlstate[0] = 0;
+    op->cancelled = op->expired = 0;
+    op->fd = -1;
+    op->stmt_deadline = tmo > 0 ? now_ms() + tmo : 0;
+    ev_start(p);
+    pthread_mutex_lock(&p->mu);
+    int ok = p->ev_started && !p->ev_stop;
+    if (ok) {
+        op->next = p->incoming;
+        p->incoming = op;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (ok) {
+        ev_wake(p);
+        return;
+    }
+    seterr(op->err, sizeof op->err, "database unavailable: the pool is closing");
+    if (op->release) {
+        c->broken = 1;
+        db_release(p, c);
+        op->conn = NULL;
+    }
+    op->done(op);
+}
+
+long long db_now_ms(void)
+{
+    return now_ms();
 }
 
 int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
@@ -462,11 +823,9 @@ int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
     return rc == DB_OK ? db_wait(c, res, err, errlen) : rc;
 }
 
-int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t len, long *rows,
-               char *err, size_t errlen)
+int db_copy_start(struct db_conn *c, const char *copy_sql, char *err, size_t errlen)
 {
-    PGresult *r = NULL;
-    *rows = 0;
+    c->sqlstate[0] = '\0';
     if (!c->pg) {
         seterr(err, errlen, "database unavailable: not connected");
         return DB_UNAVAILABLE;
@@ -476,15 +835,11 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
         seterr(err, errlen, "database unavailable: %s", PQerrorMessage(c->pg));
         return DB_UNAVAILABLE;
     }
-    int rc = wait_results(c, &r, 1, err, errlen);
-    if (rc != DB_OK) return rc;
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        PQclear(r);
-        seterr(err, errlen, "not a COPY ... FROM STDIN statement");
-        return DB_ERROR;
-    }
-    PQclear(r);
-    /* Blocking writes: libpq flushes in chunks; a dead server fails them. */
+    return DB_OK;
+}
+
+int db_copy_data(struct db_conn *c, const char *data, size_t len, char *err, size_t errlen)
+{
     size_t off = 0;
     while (off < len) {
         size_t chunk = len - off > (1u << 20) ? (1u << 20) : len - off;
@@ -502,6 +857,25 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
         seterr(err, errlen, "database unavailable: %s", PQerrorMessage(c->pg));
         return DB_UNAVAILABLE;
     }
+    return DB_OK;
+}
+
+int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t len, long *rows,
+               char *err, size_t errlen)
+{
+    PGresult *r = NULL;
+    *rows = 0;
+    int rc = db_copy_start(c, copy_sql, err, errlen);
+    if (rc == DB_OK) rc = wait_results(c, &r, 1, err, errlen);
+    if (rc != DB_OK) return rc;
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        PQclear(r);
+        seterr(err, errlen, "not a COPY ... FROM STDIN statement");
+        return DB_ERROR;
+    }
+    PQclear(r);
+    /* Blocking writes: libpq flushes in chunks; a dead server fails them. */
+    if ((rc = db_copy_data(c, data, len, err, errlen)) != DB_OK) return rc;
     rc = wait_results(c, &r, 0, err, errlen);
     if (rc != DB_OK) return rc;
     *rows = atol(PQcmdTuples(r));
@@ -511,9 +885,18 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
 
 int db_health(struct db_pool *p, char *err, size_t errlen)
 {
-    int rc;
-    struct db_conn *c = db_acquire(p, &rc, err, errlen);
-    if (!c) return -1;
+    /* Never queue behind the requests: with every connection busy, the
+     * database is up when they are connected and no connect is failing. */
+    pthread_mutex_lock(&p->mu);
+    struct db_conn *c = p->wait_head ? NULL : slot_take(p);
+    int busy_ok = !c && p->connected > 0 && (p->down_until == 0 || now_ms() >= p->down_until);
+    pthread_mutex_unlock(&p->mu);
+    if (!c) {
+        if (!busy_ok) seterr(err, errlen, "database unavailable: no connection");
+        return busy_ok ? 0 : -1;
+    }
+    int rc = slot_prepare(p, c, err, errlen);
+    if (rc != DB_OK) return -1;
     PGresult *r = NULL;
     rc = db_exec(c, "SELECT 1", 0, NULL, NULL, &r, err, errlen);
     if (rc == DB_OK) PQclear(r);

@@ -1,9 +1,11 @@
 /* The PostgreSQL connection pool: a fixed number of libpq connections shared
- * by every thread, checked out one request (or transaction) at a time, with a
- * checkout timeout, lazy connect, reconnect with backoff and a client-side
- * statement timeout (cancel request), so it needs no session state and works
- * through PgBouncer in transaction mode. Never holds the pool lock during I/O
- * and never keeps a transaction open across a release. */
+ * by every thread, checked out one statement (or transaction) at a time, in
+ * arrival order, with a checkout timeout, lazy connect, reconnect with
+ * backoff and a client-side statement timeout (cancel request), so it needs
+ * no session state and works through PgBouncer in transaction mode. Callers
+ * that must not block (handler coroutines) wait asynchronously: an event
+ * thread watches the sockets with epoll. Never holds the pool lock during
+ * I/O and never keeps a transaction open across a release. */
 #ifndef DB_H
 #define DB_H
 
@@ -50,7 +52,9 @@ struct db_migration {
 };
 int db_migration_files(const char *sqldir, struct db_migration **out, size_t *n, char *err, size_t errlen);
 
-/* 0 when a connection answers SELECT 1 within the checkout timeout. */
+/* 0 when a free connection answers SELECT 1; with none free (every one
+ * busy), 0 when the pool has live connections and is not backing off.
+ * Never waits for a checkout. */
 int db_health(struct db_pool *p, char *err, size_t errlen);
 
 /* Publishes the pool gauges (size, in use, connected, waiting, up) through
@@ -84,10 +88,61 @@ int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
             const int *binary_lens, char *err, size_t errlen);
 int db_wait(struct db_conn *c, PGresult **res, char *err, size_t errlen);
 
+/* ---- waiting without blocking (handler coroutines) ----
+ * A checkout or a statement's results can be awaited without holding the
+ * calling thread: the pool's event thread watches the sockets with epoll and
+ * calls op->done once the wait ends. done runs on another thread with
+ * nothing locked and must only hand the op back to its owner (who resumes
+ * where it left off). The op belongs to the caller and must stay put until
+ * done has been called. */
+#define DB_PENDING 1 /* the wait ends through op->done */
+
+struct db_op {
+    void (*done)(struct db_op *op); /* set by the caller */
+    void *ud;                       /* the caller's */
+    long long deadline_ms;  /* db_now_ms() clock; 0 = none: the caller's own limit. Past it a
+                             * checkout fails and a statement is cancelled (rc DB_TIMEOUT) */
+    int stop_at_copy;       /* a result wait ends at a COPY IN result (then in res) */
+    int release;            /* a result wait gives conn back to the pool as soon as the
+                             * results are in, before done (conn is then NULL) */
+    /* the outcome */
+    int rc;                 /* DB_OK, DB_ERROR, DB_UNAVAILABLE, DB_TIMEOUT */
+    PGresult *res;          /* on DB_OK of a result wait: the caller PQclear()s it */
+    struct db_conn *conn;   /* on DB_OK of a checkout: call db_acquire_finish */
+    char err[512];
+    char sqlstate[6];       /* of a result wait that failed */
+    /* private to db.c */
+    struct db_op *next;
+    struct db_pool *pool;
+    PGresult *keep;
+    long long stmt_deadline, wait_until;
+    int granted, cancelled, expired, fd;
+};
+
+/* Checks a connection out without waiting for one: DB_OK with op->conn
+ * ready, DB_UNAVAILABLE with op->err, or DB_PENDING: op->done will be called
+ * with op->rc (DB_OK and op->conn, or an error); on DB_OK the caller then
+ * calls db_acquire_finish(op) on its own thread (it may connect). Waiting
+ * checkouts, blocking or not, are served in arrival order. */
+int db_acquire_async(struct db_pool *p, struct db_op *op);
+int db_acquire_finish(struct db_op *op);
+/* After db_send on c: op->done is called once every result is in (op->rc,
+ * op->res, op->err as db_wait would give them; the statement timeout and
+ * op->deadline_ms cancel it). Nothing else may use c meanwhile. */
+void db_wait_async(struct db_conn *c, struct db_op *op);
+long long db_now_ms(void); /* CLOCK_MONOTONIC in ms, the clock of deadline_ms */
+
 /* COPY ... FROM STDIN: sends the statement, then len bytes of data, then ends
  * the copy. Returns DB_OK with the rows copied in *rows. */
 int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t len, long *rows,
                char *err, size_t errlen);
+
+/* db_copy_in in steps, for callers that wait asynchronously: start sends
+ * the statement (await its COPY IN result with stop_at_copy), data sends
+ * the rows and ends the copy (await the final result; PQcmdTuples gives
+ * the rows copied). Sending the data may block on a full socket buffer. */
+int db_copy_start(struct db_conn *c, const char *copy_sql, char *err, size_t errlen);
+int db_copy_data(struct db_conn *c, const char *data, size_t len, char *err, size_t errlen);
 
 /* The SQLSTATE of the last error on c ("23505"), or "" . */
 const char *db_sqlstate(struct db_conn *c);

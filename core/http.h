@@ -1,30 +1,66 @@
-/* The HTTP server: libmicrohttpd's internal thread pool with epoll; each
- * worker thread owns one Lua VM. Routing, auth, body limits and the builtin
- * C routes (/health, /metrics, /admin/reload, /admin/status) live here;
- * everything else is a plugin route. Also owns hot reload. */
+/* The HTTP server: libmicrohttpd in thread-pool mode with epoll (http.workers
+ * threads) and suspend/resume. This file only speaks HTTP: routing, auth,
+ * bodies, connection limits and deadlines. Plugin routes run as coroutines
+ * on their worker's Lua VM (lua_http.c); the built-in routes are admin.c;
+ * generations and reload are gen.c. Nothing here blocks a worker on I/O. */
 #ifndef HTTP_H
 #define HTTP_H
 
 #include <stddef.h>
 
 struct lvm_host;
+struct lvm_gen;
+struct gen_ctl;
 struct http_server;
+struct MHD_Connection;
 
-/* Publishes the generation first (its validation VM is freed), then starts
- * listening on its config's address. config_path is remembered for reloads
- * (NULL: built-in defaults). NULL with a message in err on failure. */
+/* Publishes the first generation (gen_open), then starts listening on its
+ * config's address. config_path is kept for reloads (NULL: built-in
+ * defaults). NULL with a message in err on failure. */
 struct http_server *http_start(const char *config_path, struct lvm_host *host, char *err, size_t errlen);
-
-/* Builds and validates a new generation and publishes it; workers pick it up
- * between requests. 0, or -1 with every error in err (nothing changes). */
-int http_reload(struct http_server *s, const char *trigger, char *err, size_t errlen);
-
-/* Polls the config and plugin files' mtimes; reloads when they changed and
- * reload.watch is on. Called periodically by main. */
-void http_watch(struct http_server *s);
-int http_watch_interval_ms(struct http_server *s);
+struct gen_ctl *http_gen(struct http_server *s);
 
 /* Stops accepting, waits up to grace_ms for requests in flight, stops. */
 void http_stop(struct http_server *s, int grace_ms);
+
+/* ---- for the modules that answer requests (lua_http.c, admin.c) ---- */
+
+#define HTTP_MAX_PARAMS 8
+
+/* One request, from its first callback to its completion; owned by http.c. */
+struct http_req {
+    struct http_server *s;
+    struct MHD_Connection *c;
+    struct lvm_gen *gen;  /* the generation it was routed with (a reference) */
+    int route;            /* index in gen->routes, or an ADMIN_* id (< -1) */
+    const char *key_name; /* the matched key's name (owned by gen->cfg), or NULL */
+    const char *method, *url; /* MHD's, valid for the whole request */
+    char rid[72];
+    char *body;
+    size_t len, cap, max; /* body bytes, buffer size, route limit */
+    int responded;        /* the status already queued, or 0 */
+    int too_big;          /* a chunked body outgrew max; discarding the rest */
+    long long t0;         /* CLOCK_MONOTONIC ns at the first callback */
+    int nparams;          /* the route's {name} segments: names in the pattern, values in url */
+    const char *pname[HTTP_MAX_PARAMS], *pval[HTTP_MAX_PARAMS];
+    size_t pnlen[HTTP_MAX_PARAMS], pvlen[HTTP_MAX_PARAMS];
+    void *run;            /* the handler's state while it runs (lua_http.c), or NULL */
+};
+
+/* Queues an answer; body is copied unless owned (then MHD frees it with
+ * mem_free). MHD_YES/MHD_NO as an access handler returns. */
+int http_send(struct http_req *r, int status, const char *ctype, char *body, size_t len, int owned);
+/* A JSON error body: {"ok":false,"error":msg,"request_id":rid}. */
+int http_send_error(struct http_req *r, int status, const char *msg);
+
+/* Suspends the request's connection until http_resume; the access handler
+ * is then called again and finds r->run. Call from the access handler only. */
+void http_suspend(struct http_req *r);
+void http_resume(struct http_req *r); /* any thread */
+
+/* What admin.c reports. */
+struct lvm_host *http_host(struct http_server *s);
+long http_started(struct http_server *s);
+int http_inflight(struct http_server *s);
 
 #endif

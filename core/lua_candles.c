@@ -7,8 +7,13 @@
  * message, 400|413 for a body that cannot be a batch. store raises the
  * tf.db error table ({code = "unavailable"|"timeout"|"error", message}) when the
  * database fails, and then nothing of the batch was stored. The per-item work
- * is C (candles.c, ticks.c); this file only converts. */
+ * is C (candles.c, ticks.c); this file only converts. In a handler task a
+ * store yields while it waits: a single candle joins the lanes without
+ * blocking (candles_store_start), a batch of several rows is stored by a
+ * small pool of helper threads (the blocking candles_store/ticks_store, at
+ * most STORE_HELPERS at once) while its task is suspended. */
 #include <lauxlib.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -307,6 +312,125 @@ static void invalidate(struct lvm_host *h, const struct candles_batch *b)
     }
 }
 
+/* ---- stores in a task ---- */
+
+#define STORE_HELPERS 8
+
+/* A store in flight for a task: a userdata on its stack, so it stays put
+ * while the task is suspended. */
+struct store {
+    struct lvm_task *t;
+    struct db_pool *p;
+    void *batch;
+    int candles; /* else ticks */
+    enum candles_policy pol;
+    const char *source; /* on the task's stack */
+    struct candles_job *job;
+    int rc;
+    char err[1024];
+    struct store *next; /* in the helpers' queue */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct store *head, **tail;
+    int threads, idle;
+} helpers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &helpers.head, 0, 0};
+
+static void *helper_main(void *arg)
+{
+    pthread_mutex_lock(&helpers.mu);
+    for (;;) {
+        while (!helpers.head) {
+            helpers.idle++;
+            pthread_cond_wait(&helpers.cv, &helpers.mu);
+            helpers.idle--;
+        }
+        struct store *st = helpers.head;
+        helpers.head = st->next;
+        if (!helpers.head) helpers.tail = &helpers.head;
+        pthread_mutex_unlock(&helpers.mu);
+        st->rc = st->candles ? candles_store(st->p, st->batch, st->pol, st->source, st->err, sizeof st->err)
+                             : ticks_store(st->p, st->batch, st->err, sizeof st->err);
+        lvm_task_wake(st->t);
+        pthread_mutex_lock(&helpers.mu);
+    }
+    return NULL;
+}
+
+/* Queues st for a helper; 0, or -1 when no helper thread can run it. */
+static int helpers_submit(struct store *st)
+{
+    pthread_mutex_lock(&helpers.mu);
+    st->next = NULL;
+    *helpers.tail = st;
+    helpers.tail = &st->next;
+    if (helpers.idle == 0 && helpers.threads < STORE_HELPERS) {
+        pthread_t th;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &a, helper_main, NULL) == 0) helpers.threads++;
+        pthread_attr_destroy(&a);
+    }
+    int ok = helpers.threads > 0;
+    if (ok) pthread_cond_signal(&helpers.cv);
+    else helpers.head = NULL, helpers.tail = &helpers.head;
+    pthread_mutex_unlock(&helpers.mu);
+    return ok ? 0 : -1;
+}
+
+static void store_wake(void *ud)
+{
+    lvm_task_wake(ud);
+}
+
+/* After a wait: the store's result, then the answer (batch at index 1). */
+static int store_done(lua_State *L, struct store *st)
+{
+    if (st->rc != DB_OK) return raise_db(L, st->rc, st->err);
+    if (st->candles) invalidate(lvm_host(L), st->batch);
+    return answer(L, st->candles ? &CANDLES : &TICKS, st->batch);
+}
+
+static int helper_k(lua_State *L, int status, lua_KContext ctx)
+{
+    return store_done(L, lua_touserdata(L, (int)ctx));
+}
+
+static int single_k(lua_State *L, int status, lua_KContext ctx)
+{
+    struct store *st = lua_touserdata(L, (int)ctx);
+    st->rc = candles_job_step(st->job, st->err, sizeof st->err);
+    if (st->rc == DB_PENDING) return lvm_task_yield(L, ctx, single_k);
+    st->job = NULL;
+    return store_done(L, st);
+}
+
+/* Stores the batch at index 1 in task t, yielding while it waits. */
+static int store_in_task(lua_State *L, struct lvm_task *t, int candles, enum candles_policy pol,
+                         const char *source)
+{
+    struct store *st = lua_newuserdatauv(L, sizeof *st, 0);
+    memset(st, 0, sizeof *st);
+    int si = lua_gettop(L);
+    st->t = t;
+    st->p = pool_or_raise(L);
+    st->batch = check_batch(L, 1, candles ? &CANDLES : &TICKS)->batch;
+    st->candles = candles;
+    st->pol = pol;
+    st->source = source;
+    if (candles) {
+        st->rc = candles_store_start(st->p, st->batch, pol, source, lvm_task_deadline_ms(t), store_wake, t,
+                                     &st->job, st->err, sizeof st->err);
+        if (st->rc == DB_PENDING) return lvm_task_yield(L, si, single_k);
+        if (st->rc != CANDLES_NOT_SINGLE) return store_done(L, st);
+    }
+    if (helpers_submit(st) != 0) return raise_db(L, DB_UNAVAILABLE, "no thread to store the batch; retry later");
+    return lvm_task_yield(L, si, helper_k);
+}
+
 static int l_candles_store(lua_State *L)
 {
     struct candles_batch *b = check_batch(L, 1, &CANDLES)->batch;
@@ -322,6 +446,8 @@ static int l_candles_store(lua_State *L)
         if (lua_getfield(L, 2, "source") != LUA_TNIL) source = luaL_checkstring(L, -1);
     }
     if (b->nvalid) {
+        struct lvm_task *t = lvm_task_of(L);
+        if (t) return store_in_task(L, t, 1, pol, source);
         char err[1024];
         int rc = candles_store(pool_or_raise(L), b, pol, source, err, sizeof err);
         if (rc != DB_OK) return raise_db(L, rc, err);
@@ -334,6 +460,8 @@ static int l_ticks_store(lua_State *L)
 {
     struct ticks_batch *b = check_batch(L, 1, &TICKS)->batch;
     if (b->nvalid) {
+        struct lvm_task *t = lvm_task_of(L);
+        if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL);
         char err[1024];
         int rc = ticks_store(pool_or_raise(L), b, err, sizeof err);
         if (rc != DB_OK) return raise_db(L, rc, err);

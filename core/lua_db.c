@@ -10,7 +10,10 @@
  * message = "...", sqlstate = "..." } (tostring gives "tf.db: message"):
  * "unavailable" means no connection (down, lost, pool exhausted) and
  * "timeout" a statement cancelled at the statement timeout: for both a route
- * should answer 503 (the client may retry); "error" is the statement's fault. A connection is never kept past the call (or the tx). */
+ * should answer 503 (the client may retry); "error" is the statement's fault. A connection is never kept past the call (or the tx).
+ * In a handler task (lvm_task_of) every wait yields: the checkout, the
+ * statement's result, BEGIN/COMMIT; each C function continues in a
+ * continuation (…_k) when the task is resumed. Elsewhere the same calls block. */
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +28,7 @@
 #include "lvm.h"
 #include "mem.h"
 
-#define TX_KEY "tf.db.tx"       /* registry: the box of the running transaction */
+#define TX_KEY "tf.db.tx"       /* registry: task (light userdata, NULL outside tasks) -> box of its transaction */
 #define BOX_MT "tf.db.box"      /* userdata holding a checked-out connection */
 #define ERR_MT "tf.db.error"
 
@@ -91,13 +94,45 @@ static int box_gc(lua_State *L)
     return 0;
 }
 
-/* The transaction's connection if one is running in this VM, else NULL. */
+/* Pushes the table of running transactions, keyed by the thread they run
+ * on: the task's coroutine, or the VM's main thread (jobs, scripts); a
+ * coroutine of the plugin's own shares its caller's transaction. */
+static void push_txs(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, TX_KEY) == LUA_TTABLE) return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, TX_KEY);
+}
+
+/* The key of the running transaction: the task, or NULL outside tasks. */
+static void push_tx_owner(lua_State *L)
+{
+    lua_pushlightuserdata(L, lvm_task_running(L));
+}
+
+/* The transaction's connection if one is running for this task (or, outside
+ * tasks, this VM), else NULL. */
 static struct box *tx_box(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, TX_KEY);
+    push_txs(L);
+    push_tx_owner(L);
+    lua_rawget(L, -2);
     struct box *b = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     return b && b->conn ? b : NULL;
+}
+
+/* Registers the box at idx as the running transaction (nil: none). */
+static void tx_set(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    push_txs(L);
+    push_tx_owner(L);
+    lua_pushvalue(L, idx);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
 }
 
 /* Pushes a box holding a fresh checkout (or raises "unavailable"). */
@@ -115,18 +150,16 @@ static struct box *push_checkout(lua_State *L)
     return b;
 }
 
-/* Converts arguments first..top into text parameters (strings the Lua
- * stack keeps alive). The array is a userdata pushed on the stack, so a
- * later raise (a bad parameter, the database down at checkout) cannot leak
- * it; it lives until the calling C function returns. */
-static int params(lua_State *L, int first, const char ***vals)
+/* Converts n arguments from first into text parameters (strings the Lua
+ * stack keeps alive). The array is a userdata pushed on the stack, so
+ * nothing leaks whatever is raised; it lives while the stack holds it. */
+static int params_into(lua_State *L, int first, int n, const char ***vals)
 {
-    int n = lua_gettop(L) - first + 1;
-    if (n < 0) n = 0;
-    if (n > 65535) luaL_error(L, "tf.db: too many parameters (%d)", n);
     *vals = NULL;
-    if (n == 0) return 0;
+    if (n > 65535) luaL_error(L, "tf.db: too many parameters (%d)", n);
+    if (n <= 0) return 0;
     const char **v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
+    *vals = v;
     for (int i = 0; i < n; i++) {
         int idx = first + i;
         switch (lua_type(L, idx)) {
@@ -152,7 +185,6 @@ static int params(lua_State *L, int first, const char ***vals)
                        i + 1, luaL_typename(L, idx));
         }
     }
-    *vals = v;
     return n;
 }
 
@@ -163,7 +195,7 @@ static PGresult *run(lua_State *L)
 {
     const char *sql = luaL_checkstring(L, 1);
     const char **vals = NULL;
-    int n = params(L, 2, &vals);
+    int n = params_into(L, 2, lua_gettop(L) - 1, &vals);
     struct box *tx = tx_box(L);
     struct box *b = tx;
     if (!b) b = push_checkout(L); /* on the stack until the end of the C function */
@@ -222,9 +254,8 @@ static void push_value(lua_State *L, const PGresult *r, int row, int col)
 }
 
 
-static int l_query(lua_State *L)
+static int rows_query(lua_State *L, PGresult *r)
 {
-    PGresult *r = own(L, run(L));
     int nr = PQntuples(r), nf = PQnfields(r);
     lua_createtable(L, nr, 0);
     for (int i = 0; i < nr; i++) {
@@ -240,17 +271,15 @@ static int l_query(lua_State *L)
     return 1;
 }
 
-static int l_exec(lua_State *L)
+static int rows_exec(lua_State *L, PGresult *r)
 {
-    PGresult *r = own(L, run(L));
     const char *n = PQcmdTuples(r);
     lua_pushinteger(L, *n ? (lua_Integer)strtoll(n, NULL, 10) : 0);
     return 1;
 }
 
-static int l_columns(lua_State *L)
+static int rows_columns(lua_State *L, PGresult *r)
 {
-    PGresult *r = own(L, run(L));
     int nr = PQntuples(r), nf = PQnfields(r);
     lua_createtable(L, 0, nf);
     for (int j = 0; j < nf; j++) {
@@ -293,9 +322,8 @@ static void csv_field(luaL_Buffer *b, const char *v, size_t len)
  * straight from PostgreSQL's text of each value (no conversion to Lua
  * values): a header row of the column names, NULL as an empty field,
  * booleans as true/false. For exports; the SQL chooses each column's text. */
-static int l_csv(lua_State *L)
+static int rows_csv(lua_State *L, PGresult *r)
 {
-    PGresult *r = own(L, run(L));
     int nr = PQntuples(r), nf = PQnfields(r);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -319,12 +347,164 @@ static int l_csv(lua_State *L)
     return 2;
 }
 
+
+/* ---- waiting as a task ---- */
+
+#define WAIT_MT "tf.db.wait"
+enum { K_QUERY, K_EXEC, K_COLUMNS, K_CSV };
+static int (*const convert[])(lua_State *, PGresult *) = {rows_query, rows_exec, rows_columns, rows_csv};
+
+/* One call's wait in flight: a userdata on the task's stack, so it stays put
+ * while the task is suspended; its __gc gives back what an error left. */
+struct await {
+    struct db_op op;
+    struct lvm_task *t;
+    struct db_pool *pool;
+    struct db_conn *own; /* checked out by this call, released by it */
+    struct db_conn *conn; /* what the statement runs on (own or the tx's) */
+    const char **vals;    /* the parameters until sent (a userdata above the await) */
+    int nvals, kind;
+    int granted; /* a checkout that waited: the slot still needs db_acquire_finish */
+};
+
+static void release_own(struct await *a)
+{
+    if (a->own) db_release(a->pool, a->own);
+    a->own = NULL;
+}
+
+static int await_gc(lua_State *L)
+{
+    struct await *a = luaL_checkudata(L, 1, WAIT_MT);
+    release_own(a);
+    if (a->op.res) PQclear(a->op.res);
+    a->op.res = NULL;
+    return 0;
+}
+
+static void await_done(struct db_op *op)
+{
+    struct await *a = op->ud;
+    lvm_task_wake(a->t);
+}
+
+static struct await *push_await(lua_State *L, struct lvm_task *t, struct db_pool *p, int kind)
+{
+    struct await *a = lua_newuserdatauv(L, sizeof *a, 0);
+    memset(a, 0, sizeof *a);
+    a->t = t;
+    a->pool = p;
+    a->kind = kind;
+    a->op.done = await_done;
+    a->op.ud = a;
+    a->op.deadline_ms = lvm_task_deadline_ms(t);
+    luaL_setmetatable(L, WAIT_MT);
+    return a;
+}
+
+/* Checks a connection out into a->op.conn, then continues in k (also when
+ * it came at once). A task that may no longer yield (killed) blocks. */
+static int wait_checkout(lua_State *L, struct await *a, int ai, lua_KFunction k)
+{
+    if (!lvm_task_of(L)) {
+        a->op.conn = db_acquire(a->pool, &a->op.rc, a->op.err, sizeof a->op.err);
+        return k(L, LUA_OK, ai);
+    }
+    if (db_acquire_async(a->pool, &a->op) == DB_PENDING) {
+        a->granted = 1; /* the slot comes unprepared: checked_out connects it */
+        return lvm_task_yield(L, ai, k);
+    }
+    return k(L, LUA_OK, ai);
+}
+
+/* In a continuation of wait_checkout: 0 with a->own set, or raises. */
+static void checked_out(lua_State *L, struct await *a)
+{
+    if (a->granted && a->op.rc == DB_OK) db_acquire_finish(&a->op);
+    a->granted = 0;
+    if (a->op.rc != DB_OK || !a->op.conn) raise_rc(L, a->op.rc, a->op.err, NULL);
+    a->own = a->conn = a->op.conn;
+}
+
+/* Sends sql on a->conn with a->vals and continues in k once its result is
+ * in a->op (rc, res, err). */
+static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai, lua_KFunction k)
+{
+    int rc = db_send(a->conn, sql, a->nvals, a->vals, NULL, a->op.err, sizeof a->op.err);
+    a->vals = NULL;
+    a->nvals = 0;
+    if (rc != DB_OK) {
+        a->op.rc = rc;
+        return k(L, LUA_OK, ai);
+    }
+    if (!lvm_task_of(L)) {
+        a->op.release = 0;
+        a->op.rc = db_wait(a->conn, &a->op.res, a->op.err, sizeof a->op.err);
+        snprintf(a->op.sqlstate, sizeof a->op.sqlstate, "%s", db_sqlstate(a->conn));
+        return k(L, LUA_OK, ai);
+    }
+    /* a checkout of this call goes back to the pool from the event thread */
+    a->op.release = a->own != NULL;
+    if (a->op.release) a->own = NULL;
+    db_wait_async(a->conn, &a->op);
+    return lvm_task_yield(L, ai, k);
+}
+
+/* The result in a->op as a raised error, or owned by a userdata on the stack. */
+static PGresult *take_result(lua_State *L, struct await *a)
+{
+    char sqlstate[6];
+    snprintf(sqlstate, sizeof sqlstate, "%s", a->op.sqlstate);
+    release_own(a);
+    if (a->op.release) a->conn = NULL; /* released by the pool's event thread */
+    if (a->op.rc != DB_OK) raise_rc(L, a->op.rc, a->op.err, sqlstate);
+    PGresult *r = own(L, a->op.res);
+    a->op.res = NULL;
+    return r;
+}
+
+static int stmt_result_k(lua_State *L, int status, lua_KContext ai)
+{
+    struct await *a = lua_touserdata(L, (int)ai);
+    PGresult *r = take_result(L, a);
+    return convert[a->kind](L, r);
+}
+
+static int stmt_checked_k(lua_State *L, int status, lua_KContext ai)
+{
+    struct await *a = lua_touserdata(L, (int)ai);
+    checked_out(L, a);
+    return wait_statement(L, a, lua_tostring(L, 1), (int)ai, stmt_result_k);
+}
+
+/* query, exec, columns: in a task the checkout and the result yield. */
+static int statement(lua_State *L, int kind)
+{
+    struct lvm_task *t = lvm_task_of(L);
+    if (!t) return convert[kind](L, own(L, run(L)));
+    luaL_checkstring(L, 1);
+    int n = lua_gettop(L) - 1;
+    struct db_pool *p = pool_of(L);
+    struct box *tx = tx_box(L);
+    struct await *a = push_await(L, t, p, kind);
+    int ai = lua_gettop(L);
+    a->nvals = params_into(L, 2, n, &a->vals);
+    if (tx) {
+        a->conn = tx->conn;
+        return wait_statement(L, a, lua_tostring(L, 1), ai, stmt_result_k);
+    }
+    return wait_checkout(L, a, ai, stmt_checked_k);
+}
+
+static int l_query(lua_State *L) { return statement(L, K_QUERY); }
+static int l_exec(lua_State *L) { return statement(L, K_EXEC); }
+static int l_columns(lua_State *L) { return statement(L, K_COLUMNS); }
+static int l_csv(lua_State *L) { return statement(L, K_CSV); }
+
 /* tf.db.tx(fn, ...): BEGIN; fn(...); COMMIT. Any error: ROLLBACK (by the
  * release) and the error is raised again, unchanged. */
-static int l_tx(lua_State *L)
+static int tx_blocking(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    if (tx_box(L)) return luaL_error(L, "tf.db.tx: already inside a transaction");
     int nargs = lua_gettop(L) - 1;
     struct box *b = push_checkout(L);
     int bidx = lua_gettop(L);
@@ -335,14 +515,14 @@ static int l_tx(lua_State *L)
         b->conn = NULL;
         return raise_rc(L, rc, err, NULL);
     }
-    lua_pushvalue(L, bidx);
-    lua_setfield(L, LUA_REGISTRYINDEX, TX_KEY);
+    tx_set(L, bidx);
     /* fn and its arguments above the box */
     lua_pushvalue(L, 1);
     for (int i = 0; i < nargs; i++) lua_pushvalue(L, 2 + i);
     int st = lua_pcall(L, nargs, LUA_MULTRET, 0);
     lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, TX_KEY);
+    tx_set(L, -1);
+    lua_pop(L, 1);
     if (st != LUA_OK) {
         db_exec(b->conn, "ROLLBACK", 0, NULL, NULL, NULL, err, sizeof err);
         db_release(b->pool, b->conn); /* closes it if even the rollback failed */
@@ -356,6 +536,85 @@ static int l_tx(lua_State *L)
     b->conn = NULL;
     if (rc != DB_OK) return raise_rc(L, rc, err, sqlstate);
     return lua_gettop(L) - bidx;
+}
+
+/* tf.db.tx in a task: the stack is fn, args..., the box (ai - 1), the
+ * await (ai), then fn's results. Each step's wait yields; fn runs under
+ * lua_pcallk, so it may wait too. */
+static int tx_committed_k(lua_State *L, int status, lua_KContext ai)
+{
+    struct await *a = lua_touserdata(L, (int)ai);
+    struct box *b = lua_touserdata(L, (int)ai - 1);
+    char sqlstate[6];
+    snprintf(sqlstate, sizeof sqlstate, "%s", a->op.sqlstate);
+    if (a->op.res) PQclear(a->op.res);
+    a->op.res = NULL;
+    db_release(b->pool, b->conn);
+    b->conn = a->conn = NULL;
+    if (a->op.rc != DB_OK) return raise_rc(L, a->op.rc, a->op.err, sqlstate);
+    return lua_gettop(L) - (int)ai;
+}
+
+static int tx_called_k(lua_State *L, int status, lua_KContext ai)
+{
+    struct await *a = lua_touserdata(L, (int)ai);
+    struct box *b = lua_touserdata(L, (int)ai - 1);
+    lua_pushnil(L);
+    tx_set(L, -1);
+    lua_pop(L, 1);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        char err[256];
+        db_exec(b->conn, "ROLLBACK", 0, NULL, NULL, NULL, err, sizeof err);
+        db_release(b->pool, b->conn); /* closes it if even the rollback failed */
+        b->conn = a->conn = NULL;
+        return lua_error(L); /* the same error object (a time-limit kill stays a kill) */
+    }
+    return wait_statement(L, a, "COMMIT", (int)ai, tx_committed_k);
+}
+
+static int tx_begun_k(lua_State *L, int status, lua_KContext ai)
+{
+    struct await *a = lua_touserdata(L, (int)ai);
+    struct box *b = lua_touserdata(L, (int)ai - 1);
+    if (a->op.res) PQclear(a->op.res);
+    a->op.res = NULL;
+    if (a->op.rc != DB_OK) {
+        db_release(b->pool, b->conn);
+        b->conn = a->conn = NULL;
+        return raise_rc(L, a->op.rc, a->op.err, NULL);
+    }
+    tx_set(L, (int)ai - 1);
+    int nargs = (int)ai - 3;
+    lua_pushvalue(L, 1);
+    for (int i = 0; i < nargs; i++) lua_pushvalue(L, 2 + i);
+    lua_pcallk(L, nargs, LUA_MULTRET, 0, ai, tx_called_k);
+    return tx_called_k(L, LUA_OK, ai);
+}
+
+static int tx_checked_k(lua_State *L, int status, lua_KContext ai)
+{
+    struct await *a = lua_touserdata(L, (int)ai);
+    struct box *b = lua_touserdata(L, (int)ai - 1);
+    checked_out(L, a);
+    b->conn = a->conn; /* the box owns it from here */
+    a->own = NULL;
+    return wait_statement(L, a, "BEGIN", (int)ai, tx_begun_k);
+}
+
+static int l_tx(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (tx_box(L)) return luaL_error(L, "tf.db.tx: already inside a transaction");
+    struct lvm_task *t = lvm_task_of(L);
+    if (!t) return tx_blocking(L);
+    struct db_pool *p = pool_of(L);
+    struct box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->pool = p;
+    b->conn = NULL;
+    luaL_setmetatable(L, BOX_MT);
+    push_await(L, t, p, 0);
+    int ai = lua_gettop(L);
+    return wait_checkout(L, lua_touserdata(L, ai), ai, tx_checked_k);
 }
 
 /* COPY text-format escaping of one value. */
@@ -527,6 +786,11 @@ int luaopen_tf_db(lua_State *L)
         lua_setfield(L, -2, "__gc");
         lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
         lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, WAIT_MT)) {
+        lua_pushcfunction(L, await_gc);
+        lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, ERR_MT)) {

@@ -36,6 +36,7 @@ struct lvm {
     _Atomic long long deadline_ns; /* CLOCK_MONOTONIC; 0 = none; lvm_abort sets 1 */
     int killed;            /* the deadline passed; keep raising until unwound */
     int loading;           /* plugins are loading: tf.route is allowed */
+    struct lvm_task *task; /* the task being resumed now, or NULL */
     char err_code[32];     /* the `code` field of the last error object, if it had one */
     char *errors;          /* load errors, one per line (mem_*) */
     size_t errors_len;
@@ -166,13 +167,17 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static void vm_hook(lua_State *L, lua_Debug *ar)
 {
     struct lvm *vm = ctx(L);
-    if (!vm || !vm->deadline_ns) return;
-    if (!vm->killed && now_ns() < vm->deadline_ns) return;
-    if (!vm->killed) {
-        vm->killed = 1;
-        /* from now on, every instruction, in this coroutine and the main one */
+    if (!vm) return;
+    struct lvm_task *t = vm->task; /* a task has its own deadline */
+    long long deadline = t ? t->deadline_ns : vm->deadline_ns;
+    int *killed = t ? &t->killed : &vm->killed;
+    if (!*killed && (!deadline || now_ns() < deadline)) return;
+    if (!*killed) {
+        *killed = 1;
+        /* from now on, every instruction, in this coroutine and the one it runs in */
         lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
-        if (L != vm->L) lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, 1);
+        if (t && L != t->co) lua_sethook(t->co, vm_hook, LUA_MASKCOUNT, 1);
+        if (!t && L != vm->L) lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, 1);
     }
     luaL_error(L, "time limit exceeded");
 }
@@ -522,13 +527,146 @@ int luaopen_tf_routes(lua_State *L)
     return 1;
 }
 
-void lvm_push_handler(struct lvm *vm, int i)
+void lvm_push_handler(struct lvm *vm, lua_State *L, int i)
 {
-    lua_rawgetp(vm->L, LUA_REGISTRYINDEX, &routes_key);
-    lua_rawgeti(vm->L, -1, i + 1);
-    lua_getfield(vm->L, -1, "handler");
-    lua_replace(vm->L, -3);
-    lua_pop(vm->L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
+    lua_rawgeti(L, -1, i + 1);
+    lua_getfield(L, -1, "handler");
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+}
+
+/* ---- tasks ---- */
+
+/* Under lua_pcall on the main thread: the coroutine, anchored. */
+static int task_new(lua_State *L)
+{
+    struct lvm_task *t = lua_touserdata(L, 1);
+    t->co = lua_newthread(L);
+    lua_pushcfunction(t->co, t->body);
+    lua_pushlightuserdata(t->co, t->ud);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int lvm_task_start(struct lvm *vm, struct lvm_task *t)
+{
+    t->co = NULL;
+    t->ref = LUA_NOREF;
+    t->killed = t->waiting = t->stray_yield = 0;
+    t->err_code[0] = 0;
+    lua_pushcfunction(vm->L, task_new);
+    lua_pushlightuserdata(vm->L, t);
+    if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
+        lua_pop(vm->L, 1);
+        t->co = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Under lua_pcall on the main thread: the message of the task's error
+ * (argument 1) with the coroutine's traceback (argument 2). */
+static int task_msg(lua_State *L)
+{
+    struct lvm_task *t = lua_touserdata(L, 3);
+    lua_State *co = lua_tothread(L, 2);
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_getfield(L, 1, "code");
+        if (lua_type(L, -1) == LUA_TSTRING) snprintf(t->err_code, sizeof t->err_code, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, co, msg, 0);
+    return 1;
+}
+
+enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, size_t errlen)
+{
+    lua_State *co = t->co;
+    int nres, nargs = lua_status(co) == LUA_OK ? 1 : 0;
+    if (!t->killed && t->deadline_ns && now_ns() >= t->deadline_ns) {
+        t->killed = 1; /* it waited past its limit: it dies at its next instruction */
+        lua_sethook(co, vm_hook, LUA_MASKCOUNT, 1);
+    }
+    vm->task = t;
+    vm->mem_hit = 0;
+    t->waiting = 0;
+    int rc = lua_resume(co, vm->L, nargs, &nres);
+    while (rc == LUA_YIELD && !t->waiting) {
+        /* coroutine.yield in the handler itself: nothing would wake it */
+        lua_pop(co, nres);
+        t->killed = 1;
+        t->stray_yield = 1;
+        lua_sethook(co, vm_hook, LUA_MASKCOUNT, 1);
+        rc = lua_resume(co, vm->L, 0, &nres);
+    }
+    vm->task = NULL;
+    if (rc == LUA_YIELD) {
+        lua_pop(co, nres);
+        return LVM_YIELD;
+    }
+    if (t->stray_yield) {
+        if (rc > LUA_YIELD) lua_pop(co, 1);
+        snprintf(err, errlen, "the handler called coroutine.yield outside a coroutine of its own");
+        return LVM_ERROR;
+    }
+    if (rc == LUA_OK) {
+        if (!t->killed) return LVM_OK;
+        snprintf(err, errlen, "time limit exceeded"); /* the kill was swallowed by a coroutine */
+        return LVM_TIMEOUT;
+    }
+    enum lvm_status st = t->killed ? LVM_TIMEOUT : (rc == LUA_ERRMEM || vm->mem_hit) ? LVM_NOMEM : LVM_ERROR;
+    lua_State *L = vm->L;
+    lua_pushcfunction(L, task_msg);
+    lua_xmove(co, L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_pushlightuserdata(L, t);
+    if (lua_pcall(L, 3, 1, 0) == LUA_OK && lua_tostring(L, -1))
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    else
+        snprintf(err, errlen, "(an error that could not be shown: out of memory)");
+    lua_pop(L, 1);
+    return st;
+}
+
+void lvm_task_end(struct lvm *vm, struct lvm_task *t)
+{
+    if (!t->co) return;
+    lua_resetthread(t->co); /* closes pending to-be-closed variables, frees its stack */
+    luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
+    t->co = NULL;
+    t->ref = LUA_NOREF;
+}
+
+struct lvm_task *lvm_task_of(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    struct lvm_task *t = vm ? vm->task : NULL;
+    return t && t->co == L && !t->killed && lua_isyieldable(L) ? t : NULL;
+}
+
+struct lvm_task *lvm_task_running(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    return vm ? vm->task : NULL;
+}
+
+int lvm_task_yield(lua_State *L, lua_KContext ctx_, lua_KFunction k)
+{
+    struct lvm *vm = ctx(L);
+    if (vm && vm->task) vm->task->waiting = 1;
+    return lua_yieldk(L, 0, ctx_, k);
+}
+
+void lvm_task_wake(struct lvm_task *t)
+{
+    t->wake(t);
+}
+
+long long lvm_task_deadline_ms(const struct lvm_task *t)
+{
+    return t->deadline_ns ? t->deadline_ns / 1000000LL : 0;
 }
 
 /* Copies the registered routes into a C array for the router. Runs

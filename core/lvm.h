@@ -1,6 +1,7 @@
-/* Lua VM lifecycle: the sandbox, the counting allocator, the per-call time
- * limit, plugin loading and generations (config + plugins) for hot reload.
- * A VM belongs to one thread for its whole life and is never shared. */
+/* Lua VM lifecycle: the sandbox, the counting allocator, the time limit per
+ * call or per task (a coroutine whose waits yield), plugin loading and
+ * generations (config + plugins) for hot reload. A VM is used by one thread
+ * at a time and knows nothing of HTTP; its tasks are driven by their owner. */
 #ifndef LVM_H
 #define LVM_H
 
@@ -65,8 +66,6 @@ struct lvm_host *lvm_host(lua_State *L);
 struct lvm_gen *lvm_gen_of(lua_State *L); /* NULL in LVM_SCRIPT mode without plugins */
 const struct config *lvm_config(lua_State *L);
 
-#endif
-
 /* ---- VMs ---- */
 
 struct lvm; /* a lua_State plus its context; opaque */
@@ -87,7 +86,8 @@ enum lvm_status {
     LVM_OK,
     LVM_ERROR,   /* a Lua error; err holds "file:line: message" and the traceback */
     LVM_TIMEOUT, /* killed by the time limit (the kill cannot be caught by pcall) */
-    LVM_NOMEM    /* the VM's memory limit was hit */
+    LVM_NOMEM,   /* the VM's memory limit was hit */
+    LVM_YIELD    /* lvm_task_resume only: the task waits; resume it when woken */
 };
 
 /* Calls the function below nargs arguments on the stack, like lua_pcall,
@@ -100,8 +100,45 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
  * (tf.db raises codes "unavailable", "timeout", "error"), else "". */
 const char *lvm_error_code(struct lvm *vm);
 
-/* Pushes route i's handler (i indexes gen->routes). */
-void lvm_push_handler(struct lvm *vm, int i);
+/* Pushes route i's handler (i indexes gen->routes) onto L, the VM's main
+ * thread or one of its coroutines. */
+void lvm_push_handler(struct lvm *vm, lua_State *L, int i);
+
+/* ---- tasks: calls that may wait without blocking their thread ----
+ * A task is a coroutine of a VM whose waits yield (STYLE.md rule 16). Its
+ * driver (lua_http.c for handlers) starts it, resumes it on the VM's thread
+ * whenever t->wake said its wait ended, and frees it. Many tasks may be
+ * suspended on one VM; one runs at a time. A binding that must wait asks
+ * lvm_task_of(L): NULL means block as before (jobs, `tickforge run`, plugin
+ * loading, or a coroutine of the plugin's own); otherwise it starts the
+ * wait with a done callback that calls lvm_task_wake(t) and returns
+ * lvm_task_yield(L, ctx, k); k runs when the task is resumed. */
+struct lvm_task {
+    lua_CFunction body;   /* runs as the coroutine's function, with ud as its argument */
+    void *ud;
+    long long deadline_ns; /* CLOCK_MONOTONIC wall-time limit of the whole task; 0 = none */
+    void (*wake)(struct lvm_task *t); /* set by the driver; called from any thread, once per wait */
+    /* set by lvm */
+    lua_State *co;
+    int ref;               /* anchors co in the registry */
+    int killed;            /* past its deadline: every instruction raises, pcall cannot catch it */
+    int waiting;           /* it yielded through lvm_task_yield (not coroutine.yield) */
+    int stray_yield;       /* it called coroutine.yield itself: killed */
+    char err_code[32];     /* as lvm_error_code, for the task's last error */
+};
+/* Creates t's coroutine. 0, or -1 when out of memory. */
+int lvm_task_start(struct lvm *vm, struct lvm_task *t);
+/* Runs t until it finishes (LVM_OK: body's results are on t->co), waits
+ * (LVM_YIELD) or fails (err as lvm_call's). */
+enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, size_t errlen);
+/* Releases t's coroutine (the driver's last call for t). */
+void lvm_task_end(struct lvm *vm, struct lvm_task *t);
+struct lvm_task *lvm_task_of(lua_State *L);
+struct lvm_task *lvm_task_running(lua_State *L); /* the task being resumed in L's VM, or NULL */
+int lvm_task_yield(lua_State *L, lua_KContext ctx, lua_KFunction k);
+void lvm_task_wake(struct lvm_task *t);
+/* The task's deadline in db_now_ms() terms (0 = none), for waits to carry. */
+long long lvm_task_deadline_ms(const struct lvm_task *t);
 
 /* Is a plugin being loaded (registration allowed)? */
 int lvm_loading(lua_State *L);
@@ -126,3 +163,5 @@ struct lvm_gen *lvm_gen_current(void);    /* returns a reference, or NULL before
 long lvm_gen_current_id(void);            /* cheap: one atomic load */
 void lvm_gen_ref(struct lvm_gen *g);
 void lvm_gen_unref(struct lvm_gen *g);
+
+#endif

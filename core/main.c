@@ -6,6 +6,7 @@
 #include "candles.h"
 #include "config.h"
 #include "db.h"
+#include "gen.h"
 #include "http.h"
 #include "log.h"
 #include "lvm.h"
@@ -198,16 +199,16 @@ static int cmd_serve(const char *config_path)
     if (sched_on && !(host.sched = sched_start(&host, sched_workers, err, sizeof err)))
         log_error("the scheduler did not start; jobs will not run", "error=\"%s\"", err);
     for (;;) {
-        int ms = http_watch_interval_ms(s);
+        int ms = gen_watch_interval_ms(http_gen(s));
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGHUP) {
-            http_reload(s, "signal", err, sizeof err);
+            gen_reload(http_gen(s), "signal", err, sizeof err);
         } else if (sig == SIGINT || sig == SIGTERM) {
             log_info("stopping", "signal=%d", sig);
             break;
         } else {
-            http_watch(s);
+            gen_watch(http_gen(s));
         }
     }
     sched_stop(host.sched, 10000);

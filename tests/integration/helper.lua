@@ -107,7 +107,7 @@ function H.start_server(opts)
   for name, src in pairs(opts.plugins or {}) do H.write(dir .. "/plugins/" .. name, src) end
   local cfg = merge({
     listen = "127.0.0.1:" .. port,
-    http = { threads = 2 },
+    http = { workers = 2 },
     plugins = { dir = opts.shipped and (H.ROOT .. "/plugins") or (dir .. "/plugins") },
     lua = { path = { H.ROOT .. "/lua" } },
     database = { migrations = H.ROOT .. "/sql" },

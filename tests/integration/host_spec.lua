@@ -125,7 +125,7 @@ end)
 
 describe("the request object", function()
   it("builds headers, query and remote_addr on first use, and never from another request", function()
-    local srv = H.start_server{ config = { http = { threads = 1 } }, plugins = { ["a.lua"] = [[
+    local srv = H.start_server{ config = { http = { workers = 1 } }, plugins = { ["a.lua"] = [[
       local kept
       tf.route("GET", "/a", function(req)
         kept = req
@@ -146,7 +146,7 @@ end)
 describe("handlers that misbehave", function()
   local srv
   setup(function()
-    srv = H.start_server{ config = { http = { threads = 1 }, lua = { handler_timeout_ms = 1000, memory_limit = "32MB" } },
+    srv = H.start_server{ config = { http = { workers = 1 }, lua = { handler_timeout_ms = 1000, memory_limit = "32MB" } },
       plugins = { ["bad.lua"] = [[
         tf.route("GET", "/loop", function() while true do end end, { auth = "none" })
         tf.route("GET", "/pcall-loop", function()
@@ -283,10 +283,10 @@ describe("hot reload", function()
 
   it("rejects a config with a wrong value, naming the key", function()
     local cfg = H.read(srv.config_path)
-    H.write(srv.config_path, cfg:gsub("%[\"threads\"%] = 2", '["threads"] = 0'))
+    H.write(srv.config_path, cfg:gsub("%[\"workers\"%] = 2", '["workers"] = -1'))
     local st, r = srv:reload()
     assert.are.equal(422, st)
-    assert.matches("http.threads: must be an integer 1..256, got 0", r.error)
+    assert.matches("http.workers: must be an integer 0..256, got %-1", r.error)
     H.write(srv.config_path, cfg:gsub('%["log"%] = {', '["log"] = { ["levle"] = "x",'))
     st, r = srv:reload()
     assert.matches("log.levle: unknown key", r.error)
@@ -316,13 +316,26 @@ describe("the file watch", function()
   end)
 end)
 
--- Every connection has its own thread; handlers run on a pool of
--- http.threads Lua VMs. A handler that waits (here on pg_sleep) holds up no
--- other connection, and one beyond the pool waits for a VM instead of failing.
+-- Handlers run as coroutines on their worker's Lua VM; a handler that waits
+-- (here on pg_sleep) yields, and its worker serves other requests meanwhile.
 describe("handlers that wait", function()
   local SLOW = [[
     tf.route("GET", "/slow", function() tf.db.query("SELECT pg_sleep(1.5)"); return 200, { slow = true } end, { auth = "none" })
     tf.route("GET", "/fast", function() return 200, { fast = true } end, { auth = "none" })
+    tf.route("GET", "/caught", function()
+      local ok, err = pcall(tf.db.query, "SELECT pg_sleep(1.5)")
+      return 200, { caught = tostring(err) }
+    end, { auth = "none" })
+    tf.route("GET", "/tx", function()
+      local ok, err = pcall(tf.db.query, "SELECT * FROM no_such_table_here")
+      local n, v = tf.db.tx(function(a)
+        tf.db.exec("CREATE TEMP TABLE t_tx (v int) ON COMMIT DROP")
+        tf.db.exec("INSERT INTO t_tx VALUES ($1), ($2)", a, a + 1)
+        local rows = setmetatable({}, { __index = function(_, k) return tf.db.query("SELECT sum(v) AS s FROM t_tx")[1].s end })
+        return #tf.db.query("SELECT v FROM t_tx"), rows.anything
+      end, 20)
+      return 200, { n = n, sum = v, err_code = type(err) == "table" and err.code or "none" }
+    end, { auth = "none" })
   ]]
   -- Starts GET path in the background; returns a function that waits for
   -- and returns its status, and one that says whether it has answered.
@@ -336,9 +349,9 @@ describe("handlers that wait", function()
     end, done
   end
 
-  it("answer other connections while some are waiting on the database", function()
+  it("answer other connections on the same worker while some are waiting on the database", function()
     H.migrate()
-    local srv = H.start_server{ config = { http = { threads = 8 } }, plugins = { ["s.lua"] = SLOW } }
+    local srv = H.start_server{ config = { http = { workers = 1 } }, plugins = { ["s.lua"] = SLOW } }
     local waits, dones = {}, {}
     for i = 1, 6 do waits[i], dones[i] = background(srv, "/slow") end
     H.sleep(0.3)
@@ -350,32 +363,27 @@ describe("handlers that wait", function()
     srv:stop()
   end)
 
-  it("make a request beyond http.threads wait for a VM, then serve it", function()
-    local srv = H.start_server{ config = { http = { threads = 1 } }, plugins = { ["s.lua"] = SLOW } }
-    local wait_slow, slow_done = background(srv, "/slow")
-    H.sleep(0.3)
-    local wait_fast, fast_done = background(srv, "/fast")
-    H.sleep(0.3)
-    assert.is_false(fast_done()) -- the only VM is busy with /slow
-    assert.are.equal(200, wait_slow())
-    assert.are.equal(200, wait_fast())
-    assert.is_true(slow_done() and fast_done())
+  it("keep pcall, tf.db.tx and metamethods working across their waits", function()
+    local srv = H.start_server{ plugins = { ["s.lua"] = SLOW } }
+    local st, v = srv:json("GET", "/tx")
+    assert.are.equal(200, st)
+    assert.are.same({ n = 2, sum = 41, err_code = "error" }, v)
     srv:stop()
   end)
 
-  it("answer 503 with Retry-After when no VM comes free within the handler time limit", function()
-    local srv = H.start_server{ config = { http = { threads = 1 }, lua = { handler_timeout_ms = 300 } },
-      plugins = { ["s.lua"] = SLOW } }
-    local wait_slow = background(srv, "/slow")
-    H.sleep(0.3)
-    local st, body, headers = srv:request("GET", "/fast")
+  it("answer 503 when a wait outlasts the handler time limit, even under pcall", function()
+    local srv = H.start_server{ config = { lua = { handler_timeout_ms = 300 } }, plugins = { ["s.lua"] = SLOW } }
+    local st, body, headers = srv:request("GET", "/caught")
     assert.are.equal(503, st)
-    assert.matches("all 1 handler VMs stayed busy for 300 ms", body)
+    assert.matches("handler exceeded its time limit of 300 ms", body)
     assert.are.equal("1", headers["retry-after"])
-    assert.are.equal(200, wait_slow())
+    st, body = srv:request("GET", "/slow")
+    assert.are.equal(503, st)
+    assert.matches("time limit", body)
     assert.are.equal(200, (srv:request("GET", "/fast")))
+    -- the cancelled statements gave their connections back
     local _, metrics = srv:request("GET", "/metrics")
-    assert.matches("tf_http_busy_total 1", metrics)
+    assert.matches("tf_db_pool_in_use 0", metrics)
     srv:stop()
   end)
 end)

@@ -1,0 +1,324 @@
+/* The built-in routes (see admin.h). /health never waits on the database:
+ * it answers from a check at most a second old, refreshed in the background.
+ * A reload or a job run is handed to a detached thread with the request
+ * suspended; the thread leaves the answer in r->run and resumes it. */
+#include "admin.h"
+
+#include "config.h"
+#include "db.h"
+#include "gen.h"
+#include "http.h"
+#include "lvm.h"
+#include "mem.h"
+#include "metrics.h"
+#include "sched.h"
+
+#include <cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum admin_route admin_find(const char *method, const char *path, int *method_ok)
+{
+    static const struct { const char *path, *method; enum admin_route id; } b[] = {
+        {"/health", "GET", ADMIN_HEALTH},
+        {"/metrics", "GET", ADMIN_METRICS},
+        {"/admin/reload", "POST", ADMIN_RELOAD},
+        {"/admin/status", "GET", ADMIN_STATUS},
+        {"/admin/jobs", "GET", ADMIN_JOBS},
+    };
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++)
+        if (!strcmp(path, b[i].path)) {
+            *method_ok = !strcmp(method, b[i].method) || (!strcmp(method, "HEAD") && !strcmp(b[i].method, "GET"));
+            return b[i].id;
+        }
+    size_t n = strlen(path);
+    if (!strncmp(path, "/admin/jobs/", 12) && n > 16 && !strcmp(path + n - 4, "/run") && !memchr(path + 12, '/', n - 16)) {
+        *method_ok = !strcmp(method, "POST");
+        return ADMIN_JOB_RUN;
+    }
+    return ADMIN_NONE;
+}
+
+unsigned admin_roles(enum admin_route id, const struct config *cfg)
+{
+    if (id == ADMIN_HEALTH) return 0;
+    if (id == ADMIN_METRICS) return cfg->metrics_open ? 0 : ROLE_READ;
+    return ROLE_ADMIN;
+}
+
+const char *admin_route_name(enum admin_route id)
+{
+    switch (id) {
+    case ADMIN_HEALTH: return "/health";
+    case ADMIN_METRICS: return "/metrics";
+    case ADMIN_RELOAD: return "/admin/reload";
+    case ADMIN_STATUS: return "/admin/status";
+    case ADMIN_JOBS: return "/admin/jobs";
+    case ADMIN_JOB_RUN: return "/admin/jobs/{name}/run";
+    default: return "unmatched";
+    }
+}
+
+/* ---- /health ---- */
+
+static atomic_llong health_checked_ns; /* the database is checked at most once a second */
+static atomic_int health_db_ok = 1;
+static atomic_int health_running;
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void *health_check(void *arg)
+{
+    char err[256];
+    atomic_store(&health_db_ok, db_health(arg, err, sizeof err) == 0);
+    atomic_store(&health_running, 0);
+    return NULL;
+}
+
+/* The last check's verdict; starts a new check in the background when it
+ * is more than a second old. */
+static int db_ok(struct db_pool *db)
+{
+    if (!db) return 1;
+    long long now = now_ns(), last = atomic_load(&health_checked_ns);
+    int idle = 0;
+    if (now - last > 1000000000LL && atomic_compare_exchange_strong(&health_running, &idle, 1)) {
+        atomic_store(&health_checked_ns, now);
+        pthread_t th;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &a, health_check, db) != 0) atomic_store(&health_running, 0);
+        pthread_attr_destroy(&a);
+    }
+    return atomic_load(&health_db_ok);
+}
+
+static int send_health(struct http_req *r)
+{
+    char out[512];
+    struct lvm_host *h = http_host(r->s);
+    int ok = db_ok(h->db);
+    int n = snprintf(out, sizeof out,
+                     "{\"status\":\"%s\",\"version\":\"%s\",\"generation\":%ld,\"uptime_s\":%ld,"
+                     "\"database\":\"%s\"}",
+                     ok ? "healthy" : "unhealthy", TF_VERSION, lvm_gen_current_id(),
+                     (long)(time(NULL) - http_started(r->s)),
+                     !h->db ? "not configured" : ok ? "ok" : "unavailable");
+    return http_send(r, ok ? 200 : 503, "application/json", out, (size_t)n, 0);
+}
+
+static int send_metrics(struct http_req *r)
+{
+    struct lvm_host *h = http_host(r->s);
+    metrics_set("tf_memory_c_bytes", NULL, (double)mem_in_use(), "Bytes allocated by the C core");
+    metrics_set("tf_generation", NULL, (double)lvm_gen_current_id(), "The published config+plugins generation");
+    metrics_set("tf_http_inflight", NULL, http_inflight(r->s), "Requests being served");
+    metrics_set("tf_uptime_seconds", NULL, (double)(time(NULL) - http_started(r->s)), "Seconds since start");
+    if (h->db) db_metrics(h->db);
+    size_t len;
+    char *text = metrics_render(&len);
+    if (!text) return http_send_error(r, 500, "out of memory");
+    return http_send(r, 200, "text/plain; version=0.0.4", text, len, 1);
+}
+
+/* Appends s to a JSON string literal in out. */
+static size_t json_str(char *out, size_t cap, const char *s)
+{
+    size_t j = 0;
+    if (cap < 3) return 0;
+    out[j++] = '"';
+    for (; *s && j < cap - 3; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') out[j++] = '\\', out[j++] = (char)ch;
+        else if (ch == '\n') out[j++] = '\\', out[j++] = 'n';
+        else if (ch >= 0x20) out[j++] = (char)ch;
+    }
+    out[j++] = '"';
+    out[j] = 0;
+    return j;
+}
+
+static int send_status(struct http_req *r)
+{
+    struct http_server *s = r->s;
+    size_t cap = 65536, n = 0;
+    char *out = mem_alloc(cap);
+    struct gen_status *gs = mem_alloc(sizeof *gs);
+    if (!out || !gs) {
+        mem_free(out);
+        mem_free(gs);
+        return http_send_error(r, 500, "out of memory");
+    }
+    struct lvm_gen *g = lvm_gen_current();
+    gen_status(http_gen(s), gs);
+    n += (size_t)snprintf(out + n, cap - n,
+                          "{\"ok\":true,\"version\":\"%s\",\"generation\":%ld,\"started\":%ld,\"uptime_s\":%ld,"
+                          "\"inflight\":%d,\"memory_c_bytes\":%zu,\"config\":",
+                          TF_VERSION, g ? g->id : 0, http_started(s), (long)(time(NULL) - http_started(s)),
+                          http_inflight(s), mem_in_use());
+    n += json_str(out + n, cap - n - 64, gs->config_path);
+    n += (size_t)snprintf(out + n, cap - n, ",\"last_reload\":{\"ok\":%s,\"at\":%ld,\"trigger\":",
+                          gs->ok ? "true" : "false", gs->at);
+    n += json_str(out + n, cap - n - 64, gs->trigger);
+    n += (size_t)snprintf(out + n, cap - n, ",\"error\":");
+    if (gs->ok) n += (size_t)snprintf(out + n, cap - n, "null");
+    else n += json_str(out + n, cap - n - 64, gs->error);
+    mem_free(gs);
+    n += (size_t)snprintf(out + n, cap - n, "},\"routes\":[");
+    for (int i = 0; g && i < g->nroutes && n < cap - 1024; i++) {
+        const struct lvm_route *rt = &g->routes[i];
+        n += (size_t)snprintf(out + n, cap - n, "%s{\"method\":\"%s\",\"path\":", i ? "," : "", rt->method);
+        n += json_str(out + n, cap - n - 256, rt->path);
+        n += (size_t)snprintf(out + n, cap - n, ",\"auth\":\"%s\",\"max_body\":%zu}",
+                              rt->roles & ROLE_ADMIN ? "admin" : rt->roles & ROLE_INGEST ? "ingest"
+                              : rt->roles & ROLE_READ ? "read" : "none", rt->max_body);
+    }
+    n += (size_t)snprintf(out + n, cap - n, "],\"warnings\":["); /* the generation's static-check warnings */
+    for (const char *w = g ? g->warnings : NULL; w && *w && n < cap - 1024;) {
+        const char *nl = strchr(w, '\n');
+        char line[2048];
+        snprintf(line, sizeof line, "%.*s", (int)(nl ? nl - w : (long)strlen(w)), w);
+        n += (size_t)snprintf(out + n, cap - n, "%s", w == g->warnings ? "" : ",");
+        n += json_str(out + n, cap - n - 256, line);
+        w = nl ? nl + 1 : w + strlen(w);
+    }
+    n += (size_t)snprintf(out + n, cap - n, "]}");
+    if (g) lvm_gen_unref(g);
+    return http_send(r, 200, "application/json", out, n, 1);
+}
+
+/* ---- work on a thread of its own: reload, job runs ---- */
+
+struct offload {
+    struct http_req *r;
+    char name[80];  /* the job, for a run */
+    char why[256];  /* a 400: what is wrong with the run options */
+    int done;       /* the answer below is ready */
+    int status;
+    char *body;     /* mem_* */
+    size_t len;
+};
+
+static void offload_answer(struct offload *o, int status, const char *json)
+{
+    o->status = status;
+    o->len = strlen(json);
+    o->body = mem_strdup(json);
+}
+
+static void *offload_main(void *arg)
+{
+    struct offload *o = arg;
+    struct http_req *r = o->r;
+    char *out = mem_alloc(8192);
+    if (!out) {
+        o->status = 500;
+    } else if (r->route == ADMIN_RELOAD) {
+        char err[4096];
+        int ok = gen_reload(http_gen(r->s), "http", err, sizeof err) == 0;
+        cJSON *j = cJSON_CreateObject(); /* any error length: no fixed answer buffer */
+        cJSON_AddBoolToObject(j, "ok", ok);
+        cJSON_AddNumberToObject(j, "generation", (double)lvm_gen_current_id());
+        if (!ok) cJSON_AddStringToObject(j, "error", err), cJSON_AddStringToObject(j, "request_id", r->rid);
+        char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
+        if (text) offload_answer(o, ok ? 200 : 422, text);
+        else o->status = 500;
+        cJSON_free(text);
+    } else {
+        char *record = NULL;
+        int rc = sched_run_request(http_host(r->s)->sched, o->name, r->body, r->len, &record, o->why, sizeof o->why);
+        if (rc == 0) {
+            o->status = 200;
+            o->body = record;
+            o->len = strlen(record);
+        } else {
+            o->status = rc == -1 ? 404 : rc == -3 ? 400 : 503;
+        }
+    }
+    mem_free(out);
+    o->done = 1;
+    http_resume(r); /* the mutex inside publishes o's fields to the worker */
+    return NULL;
+}
+
+static int offload_start(struct http_req *r, const char *name)
+{
+    struct offload *o = mem_calloc(1, sizeof *o);
+    if (!o) return http_send_error(r, 503, "out of memory");
+    o->r = r;
+    snprintf(o->name, sizeof o->name, "%s", name);
+    r->run = o;
+    http_suspend(r);
+    pthread_t th;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &a, offload_main, o);
+    pthread_attr_destroy(&a);
+    if (rc != 0) {
+        o->done = 1;
+        o->status = 503;
+        http_resume(r);
+    }
+    return MHD_YES;
+}
+
+static int offload_finish(struct http_req *r)
+{
+    struct offload *o = r->run;
+    r->run = NULL;
+    int ok;
+    if (o->body) ok = http_send(r, o->status, "application/json", o->body, o->len, 1);
+    else if (o->status == 404) ok = http_send_error(r, 404, "no job with that name");
+    else if (o->status == 400) ok = http_send_error(r, 400, o->why);
+    else if (o->status == 503) ok = http_send_error(r, 503, r->route == ADMIN_JOB_RUN ? "the scheduler stopped before the run finished" : "could not start the work; retry later");
+    else ok = http_send_error(r, 500, "out of memory");
+    mem_free(o);
+    return ok;
+}
+
+void admin_free(struct http_req *r)
+{
+    struct offload *o = r->run;
+    if (!o) return;
+    /* A suspended request is only freed once resumed, i.e. after the thread finished. */
+    mem_free(o->body);
+    mem_free(o);
+    r->run = NULL;
+}
+
+int admin_serve(struct http_req *r)
+{
+    if (r->run) return offload_finish(r);
+    switch (r->route) {
+    case ADMIN_HEALTH: return send_health(r);
+    case ADMIN_METRICS: return send_metrics(r);
+    case ADMIN_STATUS: return send_status(r);
+    case ADMIN_RELOAD: return offload_start(r, "");
+    case ADMIN_JOBS:
+    case ADMIN_JOB_RUN: {
+        struct sched *sc = http_host(r->s)->sched;
+        if (!sc) return http_send_error(r, 503, "the scheduler is not running in this instance (scheduler.enabled)");
+        if (r->route == ADMIN_JOBS) {
+            size_t len;
+            char *out = sched_status_json(sc, &len);
+            return out ? http_send(r, 200, "application/json", out, len, 1) : http_send_error(r, 500, "out of memory");
+        }
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)(strlen(r->url) - 16), r->url + 12);
+        return offload_start(r, name);
+    }
+    default: return http_send_error(r, 404, "no route for this path");
+    }
+}
