@@ -40,7 +40,8 @@ struct cache_flight {
     uint32_t hash;
     size_t klen;
     char *key;
-    pthread_t owner;
+    const void *owner; /* cache_load_begin_as's owner */
+    struct cache_waiter *waiters; /* registered by cache_load_begin_as */
     int64_t started; /* ms on c's clock */
     int refs;        /* the loader + each waiter; under c->lock */
     enum flight_state state;
@@ -431,7 +432,8 @@ static void unlist_flight(struct cache *c, struct cache_flight *f)
         }
 }
 
-static struct cache_flight *new_flight(struct cache *c, const char *key, size_t klen, uint32_t h)
+static struct cache_flight *new_flight(struct cache *c, const char *key, size_t klen, uint32_t h,
+                                       const void *owner)
 {
     struct cache_flight *f = mem_calloc(1, sizeof *f);
     if (!f || !(f->key = mem_alloc(klen ? klen : 1))) {
@@ -441,7 +443,7 @@ static struct cache_flight *new_flight(struct cache *c, const char *key, size_t 
     memcpy(f->key, key, klen);
     f->klen = klen;
     f->hash = h;
-    f->owner = pthread_self();
+    f->owner = owner;
     f->started = c->now(c->now_ud);
     f->refs = 1;
     pthread_condattr_t a;
@@ -470,8 +472,75 @@ static int cache_flight_wait(struct cache *c, struct cache_flight *f,
     return 0;
 }
 
+/* Under c->lock: f has ended (or was taken over); its waiters get the
+ * outcome and are returned, unlinked, to be woken once the lock is gone. */
+static struct cache_waiter *flight_waiters(struct cache_flight *f)
+{
+    struct cache_waiter *list = f->waiters;
+    f->waiters = NULL;
+    for (struct cache_waiter *w = list; w; w = w->next) {
+        w->flight = NULL;
+        w->ended = 1;
+        w->state = f->state;
+        w->val = NULL;
+        if (f->state == FLIGHT_VALUE) {
+            cache_blob_retain(f->val);
+            w->val = f->val;
+        }
+    }
+    return list;
+}
+
+static void wake_all(struct cache_waiter *w)
+{
+    while (w) {
+        struct cache_waiter *next = w->next; /* w may be gone once woken */
+        w->next = NULL;
+        w->wake(w->ud);
+        w = next;
+    }
+}
+
+static _Thread_local char thread_token; /* cache_load_begin's owner: the thread */
+
 enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, int wait_ms,
                                  struct cache_blob **out, struct cache_flight **flight)
+{
+    return cache_load_begin_as(c, key, klen, wait_ms, &thread_token, NULL, out, flight);
+}
+
+int cache_wait_cancel(struct cache_waiter *w)
+{
+    struct cache *c = w->c;
+    if (!c) return 0;
+    pthread_mutex_lock(&c->lock);
+    struct cache_flight *f = w->flight;
+    if (f) {
+        for (struct cache_waiter **pp = &f->waiters; *pp; pp = &(*pp)->next)
+            if (*pp == w) {
+                *pp = w->next;
+                break;
+            }
+        w->next = NULL;
+        w->flight = NULL;
+        w->ended = 1;
+        w->state = FLIGHT_ABANDONED; /* look again (the caller is dead and will not) */
+        w->val = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return f != NULL;
+}
+
+void cache_waiter_clear(struct cache_waiter *w)
+{
+    if (w->ended && w->val) cache_blob_release(w->val);
+    w->val = NULL;
+    w->ended = 0;
+}
+
+enum cache_load cache_load_begin_as(struct cache *c, const char *key, size_t klen, int wait_ms,
+                                    const void *owner, struct cache_waiter *w, struct cache_blob **out,
+                                    struct cache_flight **flight)
 {
     uint32_t h = hash_key(key, klen);
     struct timespec deadline;
@@ -485,14 +554,26 @@ enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, 
     *out = NULL;
     *flight = NULL;
     enum cache_load r;
+    struct cache_waiter *wake = NULL;
     pthread_mutex_lock(&c->lock);
+    if (w && w->ended) { /* woken: the outcome of the load it waited for */
+        int st = w->state;
+        w->ended = 0;
+        if (st == FLIGHT_VALUE) {
+            *out = w->val;
+            w->val = NULL;
+        }
+        r = st == FLIGHT_VALUE ? CACHE_HIT : CACHE_NIL;
+        if (st == FLIGHT_VALUE || st == FLIGHT_NIL) goto counted;
+        /* failed or abandoned: look again; maybe this caller loads it */
+    }
     for (;;) {
         if ((*out = lookup(c, key, klen, 0))) {
             r = CACHE_HIT;
             break;
         }
         struct cache_flight *f = find_flight(c, key, klen, h);
-        if (f && pthread_equal(f->owner, pthread_self())) {
+        if (f && f->owner == owner) {
             r = CACHE_RECURSIVE;
             break;
         }
@@ -500,12 +581,25 @@ enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, 
             unlist_flight(c, f);
             f->state = FLIGHT_ABANDONED; /* its loader's cache_load_end only drops its reference */
             pthread_cond_broadcast(&f->cond);
+            wake = flight_waiters(f);
             f = NULL;
         }
         if (!f) {
-            *flight = new_flight(c, key, klen, h);
+            *flight = new_flight(c, key, klen, h, owner);
             r = *flight ? CACHE_LOAD : CACHE_TIMEOUT;
             break;
+        }
+        if (w) {
+            c->waits++;
+            w->c = c;
+            w->flight = f;
+            w->ended = 0;
+            w->val = NULL;
+            w->next = f->waiters;
+            f->waiters = w;
+            pthread_mutex_unlock(&c->lock);
+            wake_all(wake);
+            return CACHE_WAIT; /* counted as a hit or miss when it looks again */
         }
         f->refs++;
         c->waits++;
@@ -530,6 +624,7 @@ enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, 
         }
         /* failed or abandoned: look again; maybe this caller loads it */
     }
+counted:;
     /* one hit or one miss per call, however often it waited */
     struct prefix *p = &c->prefixes[prefix_of(c, key, klen, 1)];
     if (r == CACHE_HIT) {
@@ -540,6 +635,7 @@ enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, 
         p->misses++;
     }
     pthread_mutex_unlock(&c->lock);
+    wake_all(wake);
     return r;
 }
 
@@ -566,8 +662,10 @@ int cache_load_end(struct cache *c, struct cache_flight *f, struct cache_blob *v
             rc = too_big(c, f->klen, v, err, errlen) ? -1 : insert(c, f->key, f->klen, v, ttl_ms, err, errlen);
     }
     pthread_cond_broadcast(&f->cond);
+    struct cache_waiter *wake = flight_waiters(f);
     flight_unref(f);
     pthread_mutex_unlock(&c->lock);
+    wake_all(wake);
     return rc;
 }
 

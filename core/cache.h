@@ -75,9 +75,42 @@ size_t cache_delete_prefix(struct cache *c, const char *prefix, size_t plen); /*
  * wait_ms. HOOK(event-driven core): a handler coroutine should yield here
  * instead and be resumed when the flight ends; cache_flight_wait is the one
  * place to change. */
-enum cache_load { CACHE_HIT, CACHE_LOAD, CACHE_NIL, CACHE_TIMEOUT, CACHE_RECURSIVE };
+enum cache_load { CACHE_HIT, CACHE_LOAD, CACHE_NIL, CACHE_TIMEOUT, CACHE_RECURSIVE, CACHE_WAIT };
 enum cache_load cache_load_begin(struct cache *c, const char *key, size_t klen, int wait_ms,
                                  struct cache_blob **out, struct cache_flight **flight);
+
+/* A caller that must not block (a handler coroutine) waits as a waiter:
+ * where cache_load_begin would block, cache_load_begin_as registers w on
+ * the running load and returns CACHE_WAIT; w->wake(w->ud) is then called
+ * exactly once, from another thread with nothing locked, when the load
+ * ends (or is taken over, or w is cancelled); the caller resumes and calls
+ * cache_load_begin_as again, which answers from w (the value handed over,
+ * CACHE_NIL) or looks again. w must stay put until woken. owner identifies
+ * the caller for CACHE_RECURSIVE (cache_load_begin uses its thread): a
+ * coroutine passes itself, so two coroutines of one thread can wait on each
+ * other's loads. A waiter is not woken by wait_ms: a load ends when its
+ * loader's own time limit ends it, or the next caller after wait_ms takes
+ * it over, which wakes the waiters too. */
+struct cache_waiter {
+    void (*wake)(void *ud);
+    void *ud;
+    /* private to cache.c */
+    struct cache *c;
+    struct cache_waiter *next;
+    struct cache_flight *flight; /* while registered */
+    int ended;                   /* woken: state and val hold the outcome */
+    int state;
+    struct cache_blob *val;
+};
+enum cache_load cache_load_begin_as(struct cache *c, const char *key, size_t klen, int wait_ms,
+                                    const void *owner, struct cache_waiter *w, struct cache_blob **out,
+                                    struct cache_flight **flight);
+/* Unregisters w if it still waits (any thread): its caller no longer wants
+ * the value. Returns 1 when it did: w->wake is then NOT called, the caller
+ * resumes w's owner itself; 0 when w had been woken already. */
+int cache_wait_cancel(struct cache_waiter *w);
+/* Releases what a woken waiter holds when its caller never looked again. */
+void cache_waiter_clear(struct cache_waiter *w);
 /* Ends a load begun with CACHE_LOAD. v: the loaded value, stored for ttl_ms
  * and handed to the waiters; NULL with failed = 0: the loader returned
  * nothing (waiters get CACHE_NIL); failed = 1: the loader raised (waiters

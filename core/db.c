@@ -339,6 +339,7 @@ static void ev_start(struct db_pool *p);
 
 int db_acquire_async(struct db_pool *p, struct db_op *op)
 {
+    atomic_store(&op->aborted, 0);
     op->conn = NULL;
     op->granted = 0;
     op->rc = DB_UNAVAILABLE;
@@ -589,7 +590,8 @@ static void ev_pump(struct db_pool *p, struct db_op **active, struct db_op *op, 
     }
     op->keep = NULL;
     if (op->expired && op->rc != DB_OK) {
-        seterr(op->err, sizeof op->err, "cancelled: the request's time limit passed while it waited");
+        seterr(op->err, sizeof op->err, atomic_load(&op->aborted) ? "cancelled: the request's client left while it waited"
+                                                              : "cancelled: the request's time limit passed while it waited");
         op->rc = DB_TIMEOUT;
     }
     ev_finish(p, active, op);
@@ -657,7 +659,7 @@ static void *ev_main(void *arg)
                 ev_finish(p, &active, op);
                 continue;
             }
-            int req = op->deadline_ms && now >= op->deadline_ms;
+            int req = (op->deadline_ms && now >= op->deadline_ms) || atomic_load(&op->aborted);
             int stmt = op->stmt_deadline && now >= op->stmt_deadline;
             if (!req && !stmt) continue;
             op->expired = req;
@@ -669,7 +671,7 @@ static void *ev_main(void *arg)
         pthread_mutex_lock(&p->mu);
         for (struct db_op **q = &p->wait_head; *q;) {
             struct db_op *w = *q;
-            if (w->done && now >= w->wait_until) {
+            if (w->done && (now >= w->wait_until || atomic_load(&w->aborted))) {
                 *q = w->next;
                 if (!*q) p->wait_tail = q;
                 p->waiting--;
@@ -685,7 +687,10 @@ static void *ev_main(void *arg)
             late = w->next;
             w->next = NULL;
             w->rc = DB_UNAVAILABLE;
-            if (w->deadline_ms && now >= w->deadline_ms)
+            if (atomic_load(&w->aborted)) {
+                w->rc = DB_TIMEOUT;
+                seterr(w->err, sizeof w->err, "cancelled: the request's client left while it waited for a connection");
+            } else if (w->deadline_ms && now >= w->deadline_ms)
                 seterr(w->err, sizeof w->err, "cancelled: the request's time limit passed while it waited for a connection");
             else
                 checkout_timed_out(p, w->err, sizeof w->err);
@@ -732,6 +737,12 @@ static void ev_stop(struct db_pool *p)
     if (p->efd >= 0) close(p->efd);
 }
 
+void db_op_abort(struct db_op *op)
+{
+    atomic_store(&op->aborted, 1);
+    if (op->pool) ev_wake(op->pool); /* its loop looks at the flag */
+}
+
 void db_wait_async(struct db_conn *c, struct db_op *op)
 {
     struct db_pool *p = c->pool;
@@ -742,6 +753,7 @@ void db_wait_async(struct db_conn *c, struct db_op *op)
     op->rc = DB_UNAVAILABLE;
     op->err[0] = op->sqlstate[0] = 0;
     op->cancelled = op->expired = 0;
+    atomic_store(&op->aborted, 0);
     op->fd = -1;
     op->stmt_deadline = tmo > 0 ? now_ms() + tmo : 0;
     ev_start(p);

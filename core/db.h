@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 
 /* Results of everything that talks to the server. */
 enum db_rc {
@@ -111,6 +112,7 @@ struct db_op {
     struct db_conn *conn;   /* on DB_OK of a checkout: call db_acquire_finish */
     char err[512];
     char sqlstate[6];       /* of a result wait that failed */
+    _Atomic int aborted;    /* set by db_op_abort */
     /* private to db.c */
     struct db_op *next;
     struct db_pool *pool;
@@ -130,6 +132,11 @@ int db_acquire_finish(struct db_op *op);
  * op->res, op->err as db_wait would give them; the statement timeout and
  * op->deadline_ms cancel it). Nothing else may use c meanwhile. */
 void db_wait_async(struct db_conn *c, struct db_op *op);
+/* Ends a pending op early, from any thread, because its caller no longer
+ * wants the result (its client left): a waiting checkout fails at once, a
+ * running statement is cancelled; done is called as for a deadline (rc
+ * DB_TIMEOUT). Harmless when op has just ended; op must still exist. */
+void db_op_abort(struct db_op *op);
 long long db_now_ms(void); /* CLOCK_MONOTONIC in ms, the clock of deadline_ms */
 
 /* COPY ... FROM STDIN: sends the statement, then len bytes of data, then ends

@@ -22,7 +22,9 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +45,7 @@ struct conn {
     _Atomic long long headers_since; /* its request line came; the headers are not complete */
     _Atomic long long body_since;    /* its headers came; its body is not complete */
     _Atomic long long body_bytes;
+    struct http_req *suspended; /* its request while suspended (under conns_mu) */
 };
 
 struct http_server {
@@ -117,11 +120,21 @@ int http_send_error(struct http_req *r, int status, const char *msg)
 
 void http_suspend(struct http_req *r)
 {
+    if (r->conn) {
+        pthread_mutex_lock(&r->s->conns_mu);
+        r->conn->suspended = r;
+        pthread_mutex_unlock(&r->s->conns_mu);
+    }
     MHD_suspend_connection(r->c);
 }
 
 void http_resume(struct http_req *r)
 {
+    if (r->conn) { /* after this the reaper no longer looks at r */
+        pthread_mutex_lock(&r->s->conns_mu);
+        r->conn->suspended = NULL;
+        pthread_mutex_unlock(&r->s->conns_mu);
+    }
     MHD_resume_connection(r->c);
 }
 
@@ -247,12 +260,63 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
     return NULL;
 }
 
+/* Under conns_mu: the suspended requests whose client hung up (libmicrohttpd
+ * watches no suspended socket) get their wait ended early through their
+ * abandon hook, so a request nobody waits for gives back its place in the
+ * pool queue or has its statement cancelled at once. nginx does the same
+ * for a client that closes while its upstream works (499). */
+static int hung_up(struct pollfd *fds, struct http_req **reqs, int n)
+{
+    int m = 0;
+    if (n && poll(fds, (nfds_t)n, 0) > 0)
+        for (int i = 0; i < n; i++)
+            if (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+                atomic_fetch_add(&reqs[i]->pins, 1);
+                reqs[m++] = reqs[i];
+            }
+    return m;
+}
+
+static void abandon_hung_up(struct http_server *s)
+{
+    enum { MAX = 256 };
+    struct pollfd fds[MAX];
+    struct http_req *reqs[MAX], *gone[MAX];
+    int n = 0, ngone = 0;
+    pthread_mutex_lock(&s->conns_mu);
+    for (struct conn *k = s->conns; k && ngone < MAX; k = k->next) {
+        if (!k->suspended || !k->suspended->abandon || k->fd < 0) continue;
+        fds[n] = (struct pollfd){.fd = k->fd, .events = POLLRDHUP};
+        reqs[n++] = k->suspended;
+        if (n == MAX - ngone) {
+            int m = hung_up(fds, reqs, n);
+            memcpy(gone + ngone, reqs, (size_t)m * sizeof *reqs);
+            ngone += m;
+            n = 0;
+        }
+    }
+    int m = hung_up(fds, reqs, n);
+    memcpy(gone + ngone, reqs, (size_t)m * sizeof *reqs);
+    ngone += m;
+    pthread_mutex_unlock(&s->conns_mu);
+    for (int i = 0; i < ngone; i++) { /* pinned: not freed meanwhile, though maybe resumed */
+        gone[i]->abandon(gone[i]);
+        atomic_fetch_sub(&gone[i]->pins, 1);
+    }
+}
+
+void http_unpinned(struct http_req *r)
+{
+    while (atomic_load(&r->pins)) sched_yield();
+}
+
 /* Closes the connections past a deadline: shutdown() makes their worker see
  * the end of the stream and close them itself. */
 static void reap(struct http_server *s)
 {
     long long now = now_ns();
     int header = 0, body = 0;
+    abandon_hung_up(s);
     pthread_mutex_lock(&s->conns_mu);
     for (struct conn *k = s->conns; k; k = k->next) {
         long long idle = atomic_load(&k->idle_since), hdr = atomic_load(&k->headers_since);
@@ -329,7 +393,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
     r->route = -1;
     make_rid(c, r->rid, sizeof r->rid);
     atomic_fetch_add(&s->inflight, 1);
-    struct conn *k = conn_of(c);
+    struct conn *k = r->conn = conn_of(c);
     if (k) {
         atomic_store(&k->headers_since, 0);
         atomic_store(&k->body_bytes, 0);

@@ -6,6 +6,7 @@
 #ifndef HTTP_H
 #define HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct lvm_host;
@@ -45,7 +46,18 @@ struct http_req {
     const char *pname[HTTP_MAX_PARAMS], *pval[HTTP_MAX_PARAMS];
     size_t pnlen[HTTP_MAX_PARAMS], pvlen[HTTP_MAX_PARAMS];
     void *run;            /* the handler's state while it runs (lua_http.c), or NULL */
+    struct conn *conn;    /* http.c's record of its connection, or NULL */
+    /* Set by the module that suspends r: called by http.c, from its reaper
+     * thread with no lock held, when r's client hung up while r was
+     * suspended (r may have been resumed since). r stays allocated during
+     * the call: r->pins > 0, and whoever ends r waits for pins to drop to 0
+     * (http_unpinned) before freeing what abandon may touch. */
+    void (*abandon)(struct http_req *r);
+    _Atomic int pins;
 };
+
+/* Waits until no reaper call holds r (see abandon). */
+void http_unpinned(struct http_req *r);
 
 /* Queues an answer; body is copied unless owned (then MHD frees it with
  * mem_free). MHD_YES/MHD_NO as an access handler returns. */

@@ -364,15 +364,25 @@ static int l_set(lua_State *L)
 
 /* ---- get_or_load ----
  * Stack while loading: 1 key, 2 ttl, 3 loader, 4 the flight guard, 5 the
- * loader's result (or error). The loader runs under lua_pcallk so that it
- * may yield (the event-driven core): load_done is the continuation and also
- * the code after a call that did not yield. The guard ends the flight as
- * failed if the coroutine is collected without being resumed. */
+ * waiter (a handler task) or nil, 6 the loader's result (or error). The
+ * loader runs under lua_pcallk so that it may yield (the event-driven core):
+ * load_done is the continuation and also the code after a call that did not
+ * yield. The guard ends the flight as failed if the coroutine is collected
+ * without being resumed. In a task, another caller's load is awaited by
+ * yielding (cache_load_begin_as with the waiter, continuing in waited_k);
+ * elsewhere cache_load_begin blocks, bounded by cache.load_timeout_ms. */
 
 struct flight_guard {
     struct cache *cache;
     struct cache_flight *flight; /* NULL once ended */
 };
+
+struct task_wait {
+    struct cache_waiter w;
+    struct lvm_task *t;
+};
+
+#define WAIT_MT "tf.cache.wait"
 
 static void guard_end(struct flight_guard *g, struct cache_blob *v, int64_t ttl, int failed,
                       char *err, size_t errlen)
@@ -389,6 +399,22 @@ static int flight_gc(lua_State *L)
     return 0;
 }
 
+static int wait_gc(lua_State *L)
+{
+    cache_waiter_clear(&((struct task_wait *)luaL_checkudata(L, 1, WAIT_MT))->w);
+    return 0;
+}
+
+static void wait_wake(void *ud)
+{
+    lvm_task_wake(((struct task_wait *)ud)->t);
+}
+
+static int wait_abort(void *ud) /* the task's client left */
+{
+    return cache_wait_cancel(&((struct task_wait *)ud)->w);
+}
+
 static int load_done(lua_State *L, int status, lua_KContext ctx)
 {
     (void)ctx;
@@ -398,12 +424,12 @@ static int load_done(lua_State *L, int status, lua_KContext ctx)
         guard_end(g, NULL, 0, 1, err, sizeof err);
         return lua_error(L); /* the loader's error, unchanged */
     }
-    if (lua_isnil(L, 5)) {
+    if (lua_isnil(L, 6)) {
         guard_end(g, NULL, 0, 0, err, sizeof err);
         return 1;
     }
     int too_big;
-    struct cache_blob *b = to_blob(L, 5, max_value(L), err, sizeof err, &too_big);
+    struct cache_blob *b = to_blob(L, 6, max_value(L), err, sizeof err, &too_big);
     if (!b) {
         char ignored[8];
         guard_end(g, NULL, 0, 1, ignored, sizeof ignored); /* waiters load it themselves */
@@ -416,30 +442,34 @@ static int load_done(lua_State *L, int status, lua_KContext ctx)
     return 1; /* the loader's own value: it is this VM's */
 }
 
-static int l_get_or_load(lua_State *L)
+static int waited_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Looks the key up and answers, loads it, or (in a task) waits for another
+ * caller's load. The stack is as described above, up to 5. */
+static int try_load(lua_State *L)
 {
     size_t klen;
-    const char *k = check_key(L, 1, &klen);
-    check_ttl(L, 2);
-    luaL_checktype(L, 3, LUA_TFUNCTION);
-    lua_settop(L, 3);
+    const char *k = lua_tolstring(L, 1, &klen);
     struct cache *c = cache_of(L);
     const struct config *cfg = lvm_config(L);
     int wait_ms = cfg ? cfg->cache_load_timeout_ms : DEFAULT_WAIT_MS;
-    /* the guard first: allocating it cannot fail after the flight exists */
-    struct flight_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-    g->cache = c;
-    g->flight = NULL;
-    luaL_setmetatable(L, FLIGHT_MT);
+    struct flight_guard *g = lua_touserdata(L, 4);
+    struct task_wait *tw = lua_touserdata(L, 5);
     struct cache_blob *b;
     struct cache_flight *f;
-    switch (cache_load_begin(c, k, klen, wait_ms, &b, &f)) {
+    enum cache_load r = tw ? cache_load_begin_as(c, k, klen, wait_ms, tw->t, &tw->w, &b, &f)
+                           : cache_load_begin(c, k, klen, wait_ms, &b, &f);
+    switch (r) {
     case CACHE_HIT:
         push_blob(L, b);
         return 1;
     case CACHE_NIL:
         lua_pushnil(L);
         return 1;
+    case CACHE_WAIT:
+        tw->t->abort = wait_abort;
+        tw->t->abort_ud = tw;
+        return lvm_task_yield(L, 0, waited_k);
     case CACHE_TIMEOUT:
         return luaL_error(
             L,
@@ -455,6 +485,48 @@ static int l_get_or_load(lua_State *L)
     g->flight = f;
     lua_pushvalue(L, 3);
     return load_done(L, lua_pcallk(L, 0, 1, 0, 0, load_done), 0);
+}
+
+/* A task resumed after another caller's load ended (or its client left). */
+static int waited_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    if (lvm_task_dead(L)) {
+        cache_waiter_clear(&((struct task_wait *)lua_touserdata(L, 5))->w);
+        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the request is over (past its time limit, "
+                             "or its client left)", lua_tostring(L, 1));
+    }
+    return try_load(L);
+}
+
+static int l_get_or_load(lua_State *L)
+{
+    size_t klen;
+    check_key(L, 1, &klen);
+    check_ttl(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    /* the guard first: allocating it cannot fail after the flight exists */
+    struct flight_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->cache = cache_of(L);
+    g->flight = NULL;
+    luaL_setmetatable(L, FLIGHT_MT);
+    struct lvm_task *t = lvm_task_of(L);
+    if (t) {
+        struct task_wait *tw = lua_newuserdatauv(L, sizeof *tw, 0);
+        memset(tw, 0, sizeof *tw);
+        tw->t = t;
+        tw->w.wake = wait_wake;
+        tw->w.ud = tw;
+        luaL_setmetatable(L, WAIT_MT);
+    } else if (lvm_task_dead(L)) { /* a dead task must not block its worker on someone's load */
+        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the request is over (past its time limit, "
+                             "or its client left)", lua_tostring(L, 1));
+    } else {
+        lua_pushnil(L);
+    }
+    return try_load(L);
 }
 
 static int l_delete(lua_State *L)
@@ -522,6 +594,11 @@ int luaopen_tf_cache(lua_State *L)
     };
     if (luaL_newmetatable(L, FLIGHT_MT)) {
         lua_pushcfunction(L, flight_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, WAIT_MT)) {
+        lua_pushcfunction(L, wait_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);

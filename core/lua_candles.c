@@ -34,6 +34,9 @@ struct ud {
     void *batch; /* struct candles_batch * or struct ticks_batch * */
 };
 
+/* as tf.db's: a request that is over stores nothing more */
+#define DEAD_MSG "the request is over (past its time limit, or its client left): nothing stored"
+
 static int raise_db(lua_State *L, int rc, const char *msg)
 {
     lua_createtable(L, 0, 2);
@@ -446,6 +449,7 @@ static int l_candles_store(lua_State *L)
         if (lua_getfield(L, 2, "source") != LUA_TNIL) source = luaL_checkstring(L, -1);
     }
     if (b->nvalid) {
+        if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         if (t) return store_in_task(L, t, 1, pol, source);
         char err[1024];
@@ -460,6 +464,7 @@ static int l_ticks_store(lua_State *L)
 {
     struct ticks_batch *b = check_batch(L, 1, &TICKS)->batch;
     if (b->nvalid) {
+        if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL);
         char err[1024];

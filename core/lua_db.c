@@ -402,16 +402,40 @@ static struct await *push_await(lua_State *L, struct lvm_task *t, struct db_pool
     return a;
 }
 
+#define DEAD_MSG "the request is over (past its time limit, or its client left): no new statement"
+
+static int abort_op(void *op)
+{
+    db_op_abort(op); /* its done callback wakes the task */
+    return 0;
+}
+
+/* Fails a->op as DEAD_MSG when the running task is dead (lvm_task_dead). */
+static int dead(lua_State *L, struct await *a)
+{
+    if (!lvm_task_dead(L)) return 0;
+    a->op.rc = DB_TIMEOUT;
+    snprintf(a->op.err, sizeof a->op.err, "%s", DEAD_MSG);
+    a->op.sqlstate[0] = 0;
+    return 1;
+}
+
 /* Checks a connection out into a->op.conn, then continues in k (also when
- * it came at once). A task that may no longer yield (killed) blocks. */
+ * it came at once). A dead task checks nothing out. */
 static int wait_checkout(lua_State *L, struct await *a, int ai, lua_KFunction k)
 {
+    if (dead(L, a)) {
+        a->op.conn = NULL;
+        return k(L, LUA_OK, ai);
+    }
     if (!lvm_task_of(L)) {
         a->op.conn = db_acquire(a->pool, &a->op.rc, a->op.err, sizeof a->op.err);
         return k(L, LUA_OK, ai);
     }
     if (db_acquire_async(a->pool, &a->op) == DB_PENDING) {
         a->granted = 1; /* the slot comes unprepared: checked_out connects it */
+        a->t->abort = abort_op;
+        a->t->abort_ud = &a->op;
         return lvm_task_yield(L, ai, k);
     }
     return k(L, LUA_OK, ai);
@@ -420,6 +444,12 @@ static int wait_checkout(lua_State *L, struct await *a, int ai, lua_KFunction k)
 /* In a continuation of wait_checkout: 0 with a->own set, or raises. */
 static void checked_out(lua_State *L, struct await *a)
 {
+    if (a->op.rc == DB_OK && a->op.conn && lvm_task_dead(L)) { /* its client left while it queued */
+        db_release(a->pool, a->op.conn); /* a granted slot is still unconnected: it just goes back */
+        a->op.conn = NULL;
+        a->granted = 0;
+        dead(L, a);
+    }
     if (a->granted && a->op.rc == DB_OK) db_acquire_finish(&a->op);
     a->granted = 0;
     if (a->op.rc != DB_OK || !a->op.conn) raise_rc(L, a->op.rc, a->op.err, NULL);
@@ -430,6 +460,11 @@ static void checked_out(lua_State *L, struct await *a)
  * in a->op (rc, res, err). */
 static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai, lua_KFunction k)
 {
+    if (dead(L, a)) { /* k gives the connection back (a transaction is rolled back) */
+        a->vals = NULL;
+        a->nvals = 0;
+        return k(L, LUA_OK, ai);
+    }
     int rc = db_send(a->conn, sql, a->nvals, a->vals, NULL, a->op.err, sizeof a->op.err);
     a->vals = NULL;
     a->nvals = 0;
@@ -447,6 +482,8 @@ static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai
     a->op.release = a->own != NULL;
     if (a->op.release) a->own = NULL;
     db_wait_async(a->conn, &a->op);
+    a->t->abort = abort_op;
+    a->t->abort_ud = &a->op;
     return lvm_task_yield(L, ai, k);
 }
 

@@ -403,16 +403,35 @@ static void wake(struct lvm_task *t)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* The reaper thread: r's client hung up while r waited. Its wait ends
+ * early (the task is dead from now on, lvm_task_dead); the run then ends
+ * without an answer. */
+static void abandon(struct http_req *r)
+{
+    struct run *h = r->run; /* r is pinned: finish_run waits before it frees h */
+    if (!h) return;
+    pthread_mutex_lock(&h->mu);
+    if (!atomic_exchange(&h->t.abandoned, 1))
+        metrics_add("tf_http_abandoned_total", NULL, 1, "Requests whose client left while they waited");
+    if (h->suspended && h->t.abort && h->t.abort(h->t.abort_ud)) { /* ended at once: wake it as wake() would */
+        h->woken = 1;
+        h->suspended = 0;
+        http_resume(r);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
 /* The run is over: its answer (or error) goes out, the task is freed. */
 static int finish_run(struct run *h, enum lvm_status st, const char *err)
 {
     struct http_req *r = h->r;
+    http_unpinned(r); /* a reaper's abandon() may still be looking at h */
     struct wvm *w = h->w;
     const struct config *cfg = r->gen->cfg;
     const char *code = h->t.err_code;
     int ok = MHD_NO;
-    if (h->gone) {
-        /* its client left: nothing to answer */
+    if (h->gone || atomic_load(&h->t.abandoned)) {
+        /* its client left: nothing to answer (MHD_NO closes the connection) */
     } else if (st == LVM_OK && !h->bad) {
         ok = send_answer(h);
     } else if (st == LVM_OK) {
@@ -439,7 +458,7 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
         }
     }
     lvm_task_end(w->vm, &h->t);
-    if (st != LVM_OK) lua_gc(lvm_state(w->vm), LUA_GCSTEP, 0);
+    if (st != LVM_OK) lua_gc(lvm_state(w->vm), LUA_GCCOLLECT);
     w->tasks--;
     r->run = NULL;
     run_free(h);
@@ -492,6 +511,7 @@ static int start_run(struct http_req *r)
     }
     v->tasks++;
     r->run = h;
+    r->abandon = abandon;
     return step(h);
 }
 
@@ -528,7 +548,8 @@ void lua_http_free(struct http_req *r)
      * connection when it resumes it): kill the task and run it to its end
      * here, so its continuations give back what they hold (a transaction
      * is rolled back); a killed task no longer yields. */
-    metrics_add("tf_http_abandoned_total", NULL, 1, "Requests whose client left while they waited");
+    if (!atomic_exchange(&h->t.abandoned, 1))
+        metrics_add("tf_http_abandoned_total", NULL, 1, "Requests whose client left while they waited");
     h->gone = 1;
     h->t.deadline_ns = 1;
     pthread_mutex_lock(&h->mu);

@@ -554,6 +554,9 @@ int lvm_task_start(struct lvm *vm, struct lvm_task *t)
     t->co = NULL;
     t->ref = LUA_NOREF;
     t->killed = t->waiting = t->stray_yield = 0;
+    atomic_store(&t->abandoned, 0);
+    t->abort = NULL;
+    t->abort_ud = NULL;
     t->err_code[0] = 0;
     lua_pushcfunction(vm->L, task_new);
     lua_pushlightuserdata(vm->L, t);
@@ -589,9 +592,15 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
         t->killed = 1; /* it waited past its limit: it dies at its next instruction */
         lua_sethook(co, vm_hook, LUA_MASKCOUNT, 1);
     }
+    if (!t->killed && atomic_load(&t->abandoned)) {
+        t->killed = 1; /* nobody waits for its answer: it dies at its next instruction */
+        lua_sethook(co, vm_hook, LUA_MASKCOUNT, 1);
+    }
     vm->task = t;
     vm->mem_hit = 0;
     t->waiting = 0;
+    t->abort = NULL;
+    t->abort_ud = NULL;
     int rc = lua_resume(co, vm->L, nargs, &nres);
     while (rc == LUA_YIELD && !t->waiting) {
         /* coroutine.yield in the handler itself: nothing would wake it */
@@ -650,6 +659,13 @@ struct lvm_task *lvm_task_running(lua_State *L)
 {
     struct lvm *vm = ctx(L);
     return vm ? vm->task : NULL;
+}
+
+int lvm_task_dead(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    struct lvm_task *t = vm ? vm->task : NULL;
+    return t && (t->killed || atomic_load(&t->abandoned) || (t->deadline_ns && now_ns() >= t->deadline_ns));
 }
 
 int lvm_task_yield(lua_State *L, lua_KContext ctx_, lua_KFunction k)

@@ -6,6 +6,7 @@
 #define LVM_H
 
 #include <lua.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct config;
@@ -124,6 +125,15 @@ struct lvm_task {
     int killed;            /* past its deadline: every instruction raises, pcall cannot catch it */
     int waiting;           /* it yielded through lvm_task_yield (not coroutine.yield) */
     int stray_yield;       /* it called coroutine.yield itself: killed */
+    _Atomic int abandoned; /* its client left (set by the driver, any thread): it is dead */
+    /* the current wait's canceller, set by the binding before it yields and
+     * cleared when the task is resumed: the driver may call abort(abort_ud)
+     * from another thread while the task is suspended (under the driver's
+     * own lock), to end the wait early. It returns 1 when the wait ended at
+     * once and the driver must wake the task itself (wake would take that
+     * lock again), 0 when t->wake will come as usual (db_op_abort). */
+    int (*abort)(void *ud);
+    void *abort_ud;
     char err_code[32];     /* as lvm_error_code, for the task's last error */
 };
 /* Creates t's coroutine. 0, or -1 when out of memory. */
@@ -136,6 +146,11 @@ void lvm_task_end(struct lvm *vm, struct lvm_task *t);
 struct lvm_task *lvm_task_of(lua_State *L);
 struct lvm_task *lvm_task_running(lua_State *L); /* the task being resumed in L's VM, or NULL */
 int lvm_task_yield(lua_State *L, lua_KContext ctx, lua_KFunction k);
+/* Is the task running in L's VM dead: past its deadline, or its client gone
+ * (the driver set its deadline to the past)? A binding then starts no new
+ * wait: it gives back what it holds and raises (a "timeout" tf.db error),
+ * so an abandoned request never runs another statement. */
+int lvm_task_dead(lua_State *L);
 void lvm_task_wake(struct lvm_task *t);
 /* The task's deadline in db_now_ms() terms (0 = none), for waits to carry. */
 long long lvm_task_deadline_ms(const struct lvm_task *t);

@@ -92,19 +92,31 @@ describe("requests waiting on the database", function()
 
   it("give their connection back when their client disconnects while they wait", function()
     local srv = H.start_server{ plugins = { ["s.lua"] = SLEEPY .. [[
-        tf.route("GET", "/sleep1", function() tf.db.query("SELECT pg_sleep(1)"); return 200, "slept" end, { auth = "none" })
+        tf.route("GET", "/sleep1", function() tf.db.query("SELECT pg_sleep(30)"); return 200, "slept" end, { auth = "none" })
+        tf.route("GET", "/cached", function()
+          return 200, tf.cache.get_or_load("slow:1", 60, function() tf.db.query("SELECT pg_sleep(30)"); return "v" end)
+        end, { auth = "none" })
       ]] },
-      config = { database = { pool_size = 10, checkout_timeout_ms = 30000 }, lua = { handler_timeout_ms = 30000 } } }
+      config = { http = { max_connections_per_ip = 0 }, database = { pool_size = 10, checkout_timeout_ms = 60000,
+                 statement_timeout_ms = 60000 }, lua = { handler_timeout_ms = 60000 } } }
     finally(function() srv:stop() end)
-    local wait = burst(srv, "/sleep1", 100, 30, "--max-time 0.3") -- none can be answered in time
-    local counts = wait()
-    assert.are.equal(100, counts["000"]) -- every client gave up
+    -- 10 statements run, 90 queue for a connection, 50 wait on one cache load:
+    -- none can be answered in time, and every client gives up after 0.3 s
+    local wait = burst(srv, "/sleep1", 100, 30, "--max-time 0.3")
+    local wait2 = burst(srv, "/cached", 50, 30, "--max-time 0.3")
+    local counts, counts2 = wait(), wait2()
+    assert.are.equal(100, counts["000"])
+    assert.are.equal(50, counts2["000"])
+    -- the server notices the hang-ups while they wait (statements cancelled,
+    -- queued checkouts and cache waits dropped): nothing waits for the 30 s
+    -- sleeps (or the 60 s limits) to end
     local in_use
-    for _ = 1, 300 do
+    for _ = 1, 150 do
       in_use = metric(srv, "tf_db_pool_in_use")
-      if in_use == 0 then break end
+      if in_use == 0 and metric(srv, "tf_http_inflight") == 1 then break end
       H.sleep(0.1)
     end
+    assert.are.equal(150, metric(srv, "tf_http_abandoned_total"))
     assert.are.equal(0, in_use)
     assert.are.equal(10, metric(srv, "tf_db_pool_size"))
     assert.are.equal(0, metric(srv, "tf_http_inflight") - 1) -- only the /metrics request itself

@@ -440,6 +440,73 @@ TEST(threads_hammering_one_cache_keep_its_accounting_exact)
     CHECK(mem_in_use() < before);
 }
 
+/* Coroutine-style waiters (cache_load_begin_as): no thread blocks. */
+static int woken_count;
+static void count_wake(void *ud)
+{
+    (void)ud;
+    woken_count++;
+}
+
+TEST(waiters_of_one_thread_wait_without_blocking_and_get_the_loaded_value)
+{
+    struct cache *c = cache_new(1 << 20);
+    struct cache_blob *v = NULL;
+    struct cache_flight *f, *g;
+    char err[128];
+    int owner_a, owner_b, owner_c;
+    struct cache_waiter wb = {.wake = count_wake}, wc = {.wake = count_wake};
+    woken_count = 0;
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_a, NULL, &v, &f), CACHE_LOAD);
+    /* the same owner asking again would deadlock: refused */
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_a, &wb, &v, &g), CACHE_RECURSIVE);
+    /* two other owners on this very thread register and return at once */
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_b, &wb, &v, &g), CACHE_WAIT);
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_c, &wc, &v, &g), CACHE_WAIT);
+    CHECK_INT(woken_count, 0);
+    /* one of them leaves (its client hung up): unregistered, not woken by the load */
+    CHECK_INT(cache_wait_cancel(&wc), 1);
+    CHECK_INT(cache_wait_cancel(&wc), 0);
+    struct cache_blob *b = cache_blob_new("value", 5);
+    cache_delete(c, "k", 1); /* stale: the value goes to the waiter but not into the cache */
+    CHECK_INT(cache_load_end(c, f, b, 0, 0, err, sizeof err), 0);
+    cache_blob_release(b);
+    CHECK_INT(woken_count, 1);
+    CHECK(!has(c, "k", "value"));
+    /* looking again answers from the waiter: the value handed over */
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_b, &wb, &v, &g), CACHE_HIT);
+    CHECK(v && v->len == 5 && !memcmp(v->data, "value", 5));
+    cache_blob_release(v);
+    /* the cancelled one looks again and loads it itself */
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_c, &wc, &v, &g), CACHE_LOAD);
+    CHECK_INT(cache_load_end(c, g, NULL, 0, 1, err, sizeof err), 0);
+    cache_free(c);
+}
+
+TEST(a_failed_load_wakes_its_waiters_to_look_again)
+{
+    struct cache *c = cache_new(1 << 20);
+    struct cache_blob *v = NULL;
+    struct cache_flight *f, *g;
+    char err[128];
+    int owner_a, owner_b;
+    struct cache_waiter wb = {.wake = count_wake};
+    woken_count = 0;
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_a, NULL, &v, &f), CACHE_LOAD);
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_b, &wb, &v, &g), CACHE_WAIT);
+    CHECK_INT(cache_load_end(c, f, NULL, 0, 1, err, sizeof err), 0);
+    CHECK_INT(woken_count, 1);
+    CHECK_INT(cache_load_begin_as(c, "k", 1, 5000, &owner_b, &wb, &v, &g), CACHE_LOAD);
+    struct cache_blob *b = cache_blob_new("x", 1);
+    CHECK_INT(cache_load_end(c, g, b, 0, 0, err, sizeof err), 0);
+    cache_blob_release(b);
+    CHECK(has(c, "k", "x"));
+    struct cache_stats s;
+    cache_stats(c, &s);
+    CHECK_INT(s.waits, 1);
+    cache_free(c);
+}
+
 int main(void)
 {
     RUN(a_value_set_is_found_and_a_missing_one_counts_a_miss);
@@ -455,5 +522,7 @@ int main(void)
     RUN(a_waiter_gives_up_after_the_bound_and_a_stale_load_is_taken_over);
     RUN(a_delete_during_a_load_keeps_the_loaded_value_out_of_the_cache);
     RUN(threads_hammering_one_cache_keep_its_accounting_exact);
+    RUN(waiters_of_one_thread_wait_without_blocking_and_get_the_loaded_value);
+    RUN(a_failed_load_wakes_its_waiters_to_look_again);
     return unit_done();
 }
