@@ -26,6 +26,7 @@ tf.route("GET", "/escape/{what}", function(req)
   elseif w == "package" then r = try(function() return package.loadlib end)
   elseif w == "require" then r = try(require, "../../../../etc/passwd")
   elseif w == "dofile" then r = try(function() return dofile("/etc/passwd") end)
+  elseif w == "tf.file.read" then r = try(tf.file.read, "/etc/passwd")
   elseif w == "req_mt" then r = try(function() return getmetatable(req).__index(1, "headers") end)
   elseif w == "tf_mt" then r = try(function() return getmetatable(tf).__index(1, "strategy") end)
   elseif w == "string_mt" then r = try(function() getmetatable("").__index = {} end)
@@ -217,6 +218,10 @@ describe("a hostile plugin", function()
       assert.matches("^error: .*attempt to", probe(w), nil, false, w)
     end
     assert.is_nil(io.open("/tmp/tf-hostile-pwned"))
+  end)
+
+  it("cannot read files from a handler (tf.file.read is for assets, while it loads)", function()
+    assert.matches("^error: .*only while a plugin loads", probe("tf.file.read"))
   end)
 
   it("cannot load bytecode or require outside lua/ and plugins/", function()
