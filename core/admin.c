@@ -4,6 +4,7 @@
  * suspended; the thread leaves the answer in r->run and resumes it. */
 #include "admin.h"
 
+#include "acct.h"
 #include "config.h"
 #include "db.h"
 #include "gen.h"
@@ -151,12 +152,15 @@ static size_t json_str(char *out, size_t cap, const char *s)
 static int send_status(struct http_req *r)
 {
     struct http_server *s = r->s;
-    size_t cap = 65536, n = 0;
+    size_t alen = 0;
+    char *acct = acct_json(&alen);
+    size_t cap = 65536 + alen, n = 0;
     char *out = mem_alloc(cap);
     struct gen_status *gs = mem_alloc(sizeof *gs);
-    if (!out || !gs) {
+    if (!out || !gs || !acct) {
         mem_free(out);
         mem_free(gs);
+        mem_free(acct);
         return http_send_error(r, 500, "out of memory");
     }
     struct lvm_gen *g = lvm_gen_current();
@@ -192,7 +196,9 @@ static int send_status(struct http_req *r)
         n += json_str(out + n, cap - n - 256, line);
         w = nl ? nl + 1 : w + strlen(w);
     }
-    n += (size_t)snprintf(out + n, cap - n, "]}");
+    /* per-plugin accounting: what each route and job cost since the start */
+    n += (size_t)snprintf(out + n, cap - n, "],\"accounting\":%s}", acct);
+    mem_free(acct);
     if (g) lvm_gen_unref(g);
     return http_send(r, 200, "application/json", out, n, 1);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acct.h"
 #include "cache.h"
 #include "candles.h"
 #include "lua_json.h"
@@ -451,9 +452,12 @@ static int l_candles_store(lua_State *L)
     if (b->nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
+        lvm_acct(L)->statements++;
         if (t) return store_in_task(L, t, 1, pol, source);
         char err[1024];
+        long long t0 = acct_now_ns();
         int rc = candles_store(pool_or_raise(L), b, pol, source, err, sizeof err);
+        lvm_acct(L)->wait_ns += acct_now_ns() - t0;
         if (rc != DB_OK) return raise_db(L, rc, err);
         invalidate(lvm_host(L), b);
     }
@@ -466,9 +470,12 @@ static int l_ticks_store(lua_State *L)
     if (b->nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
+        lvm_acct(L)->statements++;
         if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL);
         char err[1024];
+        long long t0 = acct_now_ns();
         int rc = ticks_store(pool_or_raise(L), b, err, sizeof err);
+        lvm_acct(L)->wait_ns += acct_now_ns() - t0;
         if (rc != DB_OK) return raise_db(L, rc, err);
     }
     return answer(L, &TICKS, b);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acct.h"
 #include "config.h"
 #include "db.h"
 #include "lua_json.h"
@@ -198,10 +199,12 @@ static PGresult *run(lua_State *L)
     int n = params_into(L, 2, lua_gettop(L) - 1, &vals);
     struct box *tx = tx_box(L);
     struct box *b = tx;
+    long long t0 = acct_now_ns();
     if (!b) b = push_checkout(L); /* on the stack until the end of the C function */
     PGresult *res = NULL;
     char err[1024];
     int rc = db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
+    lvm_acct(L)->wait_ns += acct_now_ns() - t0;
     char sqlstate[6];
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
     if (!tx) {
@@ -517,6 +520,7 @@ static int stmt_checked_k(lua_State *L, int status, lua_KContext ai)
 /* query, exec, columns: in a task the checkout and the result yield. */
 static int statement(lua_State *L, int kind)
 {
+    lvm_acct(L)->statements++;
     struct lvm_task *t = lvm_task_of(L);
     if (!t) return convert[kind](L, own(L, run(L)));
     luaL_checkstring(L, 1);
@@ -757,7 +761,10 @@ static int l_copy(lua_State *L)
     db_buf_put(&sql, ") FROM STDIN", 12);
     long rows = 0;
     char err[1024], sqlstate[6];
+    long long t0 = acct_now_ns();
     int rc = sql.oom ? DB_ERROR : db_copy_in(b->conn, sql.data, text, textlen, &rows, err, sizeof err);
+    lvm_acct(L)->statements++;
+    lvm_acct(L)->wait_ns += acct_now_ns() - t0;
     if (sql.oom) snprintf(err, sizeof err, "out of memory");
     db_buf_free(&sql);
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));

@@ -24,6 +24,7 @@
  * start_run/finish_run are the one place a request's run starts and ends. */
 #include "lua_http.h"
 
+#include "acct.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -457,6 +458,8 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
             ok = http_send_error(r, 500, "internal error in the route handler (see the server log for this request id)");
         }
     }
+    int failed = st != LVM_OK || h->bad || (r->responded >= 500);
+    acct_record(r->gen->routes[r->route].acct, &h->t.acct, now_ns() - r->t0, failed);
     lvm_task_end(w->vm, &h->t);
     if (st != LVM_OK) lua_gc(lvm_state(w->vm), LUA_GCCOLLECT);
     w->tasks--;

@@ -4,6 +4,7 @@
  * Definitions are checked here (so `tickforge check` and a reload report
  * file:line), kept in the VM's registry, and copied into the generation for
  * the scheduler (sched.c), which runs them in its own VMs. */
+#include "acct.h"
 #include "cron.h"
 #include "lua_tf.h"
 #include "lvm.h"
@@ -67,6 +68,8 @@ static int add_job(lua_State *L, const char *kind)
     lua_setfield(L, t, "name");
     lua_pushvalue(L, 3);
     lua_setfield(L, t, "fn");
+    lvm_push_caller_file(L);
+    lua_setfield(L, t, "plugin");
     if (!strcmp(kind, "every")) {
         long long ms = duration_ms(L, 1);
         if (ms < 100 || ms > 366LL * 86400000)
@@ -141,6 +144,7 @@ void lua_job_free(struct lvm_job *jobs, int n)
     for (int i = 0; jobs && i < n; i++) {
         mem_free(jobs[i].name);
         mem_free(jobs[i].cron);
+        mem_free(jobs[i].plugin);
     }
     mem_free(jobs);
 }
@@ -176,7 +180,10 @@ int lua_job_extract(lua_State *L, struct lvm_job **out, int *nout)
         j[i].run_at_start = lua_toboolean(L, -1);
         lua_getfield(L, t, "enabled");
         j[i].enabled = lua_toboolean(L, -1);
-        if (!j[i].name || (!j[i].every_ms && !j[i].cron)) rc = -1;
+        lua_getfield(L, t, "plugin");
+        j[i].plugin = mem_strdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+        if (!j[i].name || !j[i].plugin || (!j[i].every_ms && !j[i].cron)) rc = -1;
+        else j[i].acct = acct_entry(ACCT_JOB, j[i].name, j[i].plugin);
         lua_settop(L, t - 1);
     }
     lua_pop(L, 1);

@@ -6,6 +6,7 @@
  * A VM is owned by one thread; generations are shared and refcounted. */
 #include "lvm.h"
 
+#include "acct.h"
 #include "config.h"
 #include "lint.h"
 #include "log.h"
@@ -32,6 +33,8 @@ struct lvm {
     struct lvm_gen *gen;
     struct lvm_host *host;
     size_t mem_used, mem_limit;
+    long long allocated;   /* bytes ever allocated (growth of blocks counts its growth) */
+    struct lvm_acct acct;  /* the current or last lvm_call */
     int mem_hit;           /* the allocator refused a request since the last call */
     _Atomic long long deadline_ns; /* CLOCK_MONOTONIC; 0 = none; lvm_abort sets 1 */
     int killed;            /* the deadline passed; keep raising until unwound */
@@ -160,8 +163,31 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     void *p = realloc(ptr, nsize);
-    if (p) vm->mem_used = vm->mem_used - old + nsize;
+    if (p) {
+        vm->mem_used = vm->mem_used - old + nsize;
+        if (nsize > old) vm->allocated += (long long)(nsize - old);
+    }
     return p;
+}
+
+static long long thread_cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+struct lvm_acct *lvm_acct(lua_State *L)
+{
+    static _Thread_local struct lvm_acct nowhere; /* a VM-less state: counted nowhere */
+    struct lvm *vm = ctx(L);
+    if (!vm) return &nowhere;
+    return vm->task ? &vm->task->acct : &vm->acct;
+}
+
+const struct lvm_acct *lvm_call_acct(struct lvm *vm)
+{
+    return &vm->acct;
 }
 
 static void vm_hook(lua_State *L, lua_Debug *ar)
@@ -214,7 +240,11 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
     vm->mem_hit = 0;
     vm->err_code[0] = 0;
     vm->deadline_ns = timeout_ms > 0 ? now_ns() + (long long)timeout_ms * 1000000LL : 0;
+    memset(&vm->acct, 0, sizeof vm->acct);
+    long long cpu0 = thread_cpu_ns(), alloc0 = vm->allocated;
     int rc = lua_pcall(L, nargs, nresults, base);
+    vm->acct.cpu_ns = thread_cpu_ns() - cpu0;
+    vm->acct.alloc_bytes = vm->allocated - alloc0;
     vm->deadline_ns = 0;
     enum lvm_status st = LVM_OK;
     if (rc == LUA_OK && vm->killed) { /* the kill was swallowed (a coroutine); results are void */
@@ -365,8 +395,28 @@ static int l_route(lua_State *L)
         lua_getfield(L, 4, "doc");
         lua_setfield(L, -2, "doc");
     }
+    lvm_push_caller_file(L);
+    lua_setfield(L, -2, "plugin");
     lua_rawseti(L, -2, n + 1);
     return 0;
+}
+
+void lvm_push_caller_file(lua_State *L)
+{
+    const struct config *cfg = lvm_config(L);
+    const char *dir = cfg && cfg->plugins_dir ? cfg->plugins_dir : "plugins";
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "S", &ar) || ar.source[0] != '@') continue;
+        const char *src = ar.source + 1;
+        if (!strncmp(src, "./", 2)) src += 2;
+        if (!strncmp(src, dir, dl) && src[dl] == '/') src += dl + 1;
+        lua_pushstring(L, src);
+        return;
+    }
+    lua_pushliteral(L, "");
 }
 
 /* opts.doc: documentation the route declares for GET /openapi.json; only its
@@ -557,6 +607,8 @@ int lvm_task_start(struct lvm *vm, struct lvm_task *t)
     atomic_store(&t->abandoned, 0);
     t->abort = NULL;
     t->abort_ud = NULL;
+    memset(&t->acct, 0, sizeof t->acct);
+    t->yielded_at = 0;
     t->err_code[0] = 0;
     lua_pushcfunction(vm->L, task_new);
     lua_pushlightuserdata(vm->L, t);
@@ -601,6 +653,8 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
     t->waiting = 0;
     t->abort = NULL;
     t->abort_ud = NULL;
+    long long cpu0 = thread_cpu_ns(), alloc0 = vm->allocated;
+    if (t->yielded_at) t->acct.wait_ns += now_ns() - t->yielded_at;
     int rc = lua_resume(co, vm->L, nargs, &nres);
     while (rc == LUA_YIELD && !t->waiting) {
         /* coroutine.yield in the handler itself: nothing would wake it */
@@ -611,7 +665,11 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
         rc = lua_resume(co, vm->L, 0, &nres);
     }
     vm->task = NULL;
+    t->acct.cpu_ns += thread_cpu_ns() - cpu0;
+    t->acct.alloc_bytes += vm->allocated - alloc0;
+    t->yielded_at = 0;
     if (rc == LUA_YIELD) {
+        t->yielded_at = now_ns();
         lua_pop(co, nres);
         return LVM_YIELD;
     }
@@ -708,7 +766,12 @@ static int extract_routes_unprotected(lua_State *L, struct lvm_route **out, int 
         r[i].roles = (unsigned)lua_tointeger(L, -1);
         lua_getfield(L, -4, "max_body");
         r[i].max_body = (size_t)lua_tointeger(L, -1);
-        lua_pop(L, 5);
+        lua_getfield(L, -5, "plugin");
+        if (!(r[i].plugin = mem_strdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : ""))) return -1;
+        char name[600];
+        snprintf(name, sizeof name, "%s %s", r[i].method, r[i].path);
+        r[i].acct = acct_entry(ACCT_ROUTE, name, r[i].plugin);
+        lua_pop(L, 6);
     }
     lua_pop(L, 1);
     return 0;
@@ -745,7 +808,7 @@ static int extract(struct lvm *vm, struct lvm_route **routes, int *nroutes, stru
         a.rc = -1;
     }
     if (a.rc) {
-        for (int i = 0; routes && *routes && i < *nroutes; i++) mem_free((*routes)[i].path);
+        for (int i = 0; routes && *routes && i < *nroutes; i++) mem_free((*routes)[i].path), mem_free((*routes)[i].plugin);
         if (routes) mem_free(*routes), *routes = NULL;
         if (jobs) lua_job_free(*jobs, *njobs), *jobs = NULL;
     }
@@ -1353,7 +1416,7 @@ void lvm_gen_unref(struct lvm_gen *g)
 {
     struct gen_private *p = (struct gen_private *)g;
     if (!g || atomic_fetch_sub(&p->refs, 1) != 1) return;
-    for (int i = 0; i < g->nroutes; i++) mem_free(g->routes[i].path);
+    for (int i = 0; i < g->nroutes; i++) mem_free(g->routes[i].path), mem_free(g->routes[i].plugin);
     mem_free(g->routes);
     lua_job_free(g->jobs, g->njobs);
     for (struct gen_file *f = p->files, *next; f; f = next) {

@@ -30,11 +30,15 @@ enum lvm_mode {
 
 /* What a plugin registered with tf.route, as the HTTP router needs it
  * before any body is read. */
+struct acct_entry;
+
 struct lvm_route {
     char method[8];
     char *path;      /* "/items/{id}" */
     unsigned roles;  /* ROLE_* a key needs; 0 = open */
     size_t max_body; /* bytes */
+    char *plugin;    /* the file that registered it, relative to plugins.dir */
+    struct acct_entry *acct; /* its accounting (acct.h) */
 };
 
 /* What a plugin registered with tf.job.every / tf.job.cron. */
@@ -47,6 +51,8 @@ struct lvm_job {
     int overlap_queue;  /* 1: a run due while one runs waits; 0: it is skipped */
     int run_at_start;
     int enabled;
+    char *plugin;    /* the file that registered it, relative to plugins.dir */
+    struct acct_entry *acct; /* its accounting (acct.h) */
 };
 
 /* A generation: one config and the plugins it names, validated together.
@@ -105,6 +111,20 @@ const char *lvm_error_code(struct lvm *vm);
  * thread or one of its coroutines. */
 void lvm_push_handler(struct lvm *vm, lua_State *L, int i);
 
+/* ---- accounting (acct.h sums these per route and per job) ----
+ * What one call (lvm_call) or one task costs: the thread CPU time while its
+ * Lua code ran, the wall time it waited (a task: while suspended; a call:
+ * blocked in tf.db / tf.candles / tf.ticks), the statements it sent (a
+ * store counts one) and the bytes the VM allocated for it. */
+struct lvm_acct {
+    long long cpu_ns, wait_ns, statements, alloc_bytes;
+};
+/* The accounting of what runs in L now: the task being resumed, else the
+ * current lvm_call. Bindings add their statements and blocking waits. */
+struct lvm_acct *lvm_acct(lua_State *L);
+/* The costs of vm's last lvm_call. */
+const struct lvm_acct *lvm_call_acct(struct lvm *vm);
+
 /* ---- tasks: calls that may wait without blocking their thread ----
  * A task is a coroutine of a VM whose waits yield (STYLE.md rule 16). Its
  * driver (lua_http.c for handlers) starts it, resumes it on the VM's thread
@@ -126,6 +146,8 @@ struct lvm_task {
     int waiting;           /* it yielded through lvm_task_yield (not coroutine.yield) */
     int stray_yield;       /* it called coroutine.yield itself: killed */
     _Atomic int abandoned; /* its client left (set by the driver, any thread): it is dead */
+    struct lvm_acct acct;  /* what it cost so far */
+    long long yielded_at;  /* CLOCK_MONOTONIC ns of its last wait's start, 0 when running */
     /* the current wait's canceller, set by the binding before it yields and
      * cleared when the task is resumed: the driver may call abort(abort_ud)
      * from another thread while the task is suspended (under the driver's
@@ -154,6 +176,11 @@ int lvm_task_dead(lua_State *L);
 void lvm_task_wake(struct lvm_task *t);
 /* The task's deadline in db_now_ms() terms (0 = none), for waits to carry. */
 long long lvm_task_deadline_ms(const struct lvm_task *t);
+
+/* Pushes the plugin file that is registering something now: the nearest
+ * Lua caller's chunk, relative to plugins.dir ("tp_capital/init.lua"), or
+ * "" when there is none. For tf.route and tf.job. */
+void lvm_push_caller_file(lua_State *L);
 
 /* Is a plugin being loaded (registration allowed)? */
 int lvm_loading(lua_State *L);

@@ -2,6 +2,7 @@
  * Owns the process-wide services (the DB pool, the lvm_host) and the signal
  * loop (SIGHUP reloads; SIGINT/SIGTERM drain and stop). Every other thread
  * runs with those signals blocked, so they arrive only here. */
+#include "acct.h"
 #include "cache.h"
 #include "candles.h"
 #include "config.h"
@@ -139,6 +140,7 @@ static int host_open(struct lvm_host *host, const struct config *cfg, char *err,
         return -1;
     }
     metrics_add_collector(cache_metrics, host->cache);
+    metrics_add_collector(acct_metrics, NULL);
     if (!cfg->db_url || !*cfg->db_url) return 0;
     struct db_options o = {cfg->db_pool_size, cfg->db_checkout_timeout_ms, cfg->db_connect_timeout_s,
                            cfg->db_statement_timeout_ms};

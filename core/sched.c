@@ -13,6 +13,7 @@
  * calls use other connections. */
 #include "sched.h"
 
+#include "acct.h"
 #include "cron.h"
 #include "db.h"
 #include "log.h"
@@ -485,6 +486,8 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
     atomic_store(&w->running_vm, w->vm);
     enum lvm_status st = lvm_call(w->vm, 1, 0, g->jobs[idx].timeout_ms, err, sizeof err);
     atomic_store(&w->running_vm, NULL);
+    acct_record(g->jobs[idx].acct, lvm_call_acct(w->vm), (long long)((mono_ms() - t0) * 1e6),
+                st != LVM_OK || !strcmp(rec->result, "error"));
     new_wm = jc.watermark_out;
     if (st == LVM_OK && !strcmp(rec->result, "error")) {
         log_error("job failed", "job=%s kind=error error=\"%s\"", name, rec->error);

@@ -127,13 +127,34 @@
     });
   }
 
+  // Per-plugin accounting from /admin/status: what each route and job cost
+  // since the start, busiest first; data-costs="N" for the browser test.
+  function costs(list) {
+    var el = $('costs');
+    var rows = (list || []).filter(function (c) { return c.calls > 0; }).map(function (c) {
+      var per = function (v) { return c.calls ? v / c.calls : 0; };
+      return [c.kind, c.name, c.plugin, c.calls, c.failures,
+        (c.cpu_s * 1e3).toFixed(1) + ' ms', (per(c.cpu_s) * 1e3).toFixed(3) + ' ms',
+        (per(c.wall_s) * 1e3).toFixed(3) + ' ms', (per(c.wait_s) * 1e3).toFixed(3) + ' ms',
+        per(c.statements).toFixed(1), fmtBytes(Math.round(per(c.alloc_bytes)))];
+    }).map(function (cells) {
+      return '<tr>' + cells.map(function (v) { return '<td>' + esc(v) + '</td>'; }).join('') + '</tr>';
+    });
+    el.innerHTML = rows.length ? table(['kind', 'name', 'plugin', 'calls', 'failed', 'CPU total', 'CPU/call',
+      'wall/call', 'waiting/call', 'statements/call', 'Lua alloc/call'], rows)
+      : '<span class="note">nothing has run yet</span>';
+    el.dataset.costs = String(rows.length);
+  }
+
   function reloads() {
     return api('/admin/status').then(function (r) {
       var el = $('reload');
       if (r.status === 403 || r.status === 401) {
         el.innerHTML = '<span class="note">Reload status needs the admin role.</span>';
+        $('costs').innerHTML = '<span class="note">Costs need the admin role.</span>';
         return;
       }
+      if (r.status === 200) costs(r.body.accounting);
       if (r.status !== 200) { el.innerHTML = '<span class="err">' + esc(errorText(r)) + '</span>'; return; }
       var s = r.body, lr = s.last_reload || {};
       el.innerHTML = 'generation <b>' + esc(s.generation) + '</b>, config ' + esc(s.config) + '<br>last reload: ' +

@@ -77,6 +77,10 @@ describe("the status page in a headless browser", function()
     assert.truthy(dom:find("/candles</code>", 1, true)) -- the routes table, from /openapi.json
     assert.truthy(dom:find("last reload: ", 1, true))
     assert.truthy(dom:find("<th>hit rate</th>", 1, true)) -- the cache panel, from /stats
+    -- the costs table (per-plugin accounting of /admin/status): at least the
+    -- indicators job that ran before the page was opened
+    assert.is_true(tonumber(attr(dom, "costs", "data%-costs")) >= 1)
+    assert.truthy(dom:find("<td>job</td><td>indicators</td><td>jobs.lua</td>", 1, true))
     -- the chart library drew canvases for the price chart and both panes
     local _, canvases = dom:gsub("<canvas", "")
     assert.is_true(canvases >= 6)
