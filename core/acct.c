@@ -30,7 +30,8 @@ struct acct_entry *acct_entry(enum acct_kind kind, const char *name, const char 
     if (!plugin) plugin = "";
     pthread_mutex_lock(&lock);
     struct acct_entry *e = entries;
-    while (e && !(e->kind == kind && !strcmp(e->name, name) && !strcmp(e->plugin, plugin))) e = e->next;
+    while (e && !(e->kind == kind && !strcmp(e->name, name) && !strcmp(e->plugin, plugin)))
+        e = e->next;
     if (!e && (e = mem_calloc(1, sizeof *e))) {
         e->kind = kind;
         e->name = mem_strdup(name);
@@ -81,8 +82,8 @@ static int snapshot(struct snap **out)
     int n = 0;
     struct snap *s = mem_alloc(sizeof *s * (size_t)(nentries ? nentries : 1));
     for (const struct acct_entry *e = entries; s && e; e = e->next, n++)
-        s[n] = (struct snap){e, e->calls, e->failures, e->cpu_ns, e->wall_ns, e->wait_ns, e->statements,
-                             e->alloc_bytes};
+        s[n] = (struct snap){e,          e->calls,   e->failures,   e->cpu_ns,
+                             e->wall_ns, e->wait_ns, e->statements, e->alloc_bytes};
     pthread_mutex_unlock(&lock);
     *out = s;
     return s ? n : -1;
@@ -92,13 +93,17 @@ static int snapshot(struct snap **out)
 static const struct {
     const char *route, *job, *help;
 } SERIES[7] = {
-    {"tf_route_calls_total", "tf_job_calls_total", "Calls of a route's handler or runs of a job (per-plugin accounting)"},
-    {"tf_route_failures_total", "tf_job_failures_total", "Calls that failed: an error, a time limit, a 5xx answer"},
-    {"tf_route_cpu_seconds_total", "tf_job_cpu_seconds_total", "Lua CPU time: the thread's CPU while its code ran"},
+    {"tf_route_calls_total", "tf_job_calls_total",
+     "Calls of a route's handler or runs of a job (per-plugin accounting)"},
+    {"tf_route_failures_total", "tf_job_failures_total",
+     "Calls that failed: an error, a time limit, a 5xx answer"},
+    {"tf_route_cpu_seconds_total", "tf_job_cpu_seconds_total",
+     "Lua CPU time: the thread's CPU while its code ran"},
     {"tf_route_wall_seconds_total", "tf_job_wall_seconds_total", "Wall time from start to answer"},
     {"tf_route_wait_seconds_total", "tf_job_wait_seconds_total",
      "Time spent waiting: on the database, a store, or another caller's cache load"},
-    {"tf_route_db_statements_total", "tf_job_db_statements_total", "Statements sent to the database (a store counts one)"},
+    {"tf_route_db_statements_total", "tf_job_db_statements_total",
+     "Statements sent to the database (a store counts one)"},
     {"tf_route_alloc_bytes_total", "tf_job_alloc_bytes_total", "Bytes the Lua VM allocated for it"},
 };
 
@@ -113,11 +118,14 @@ void acct_metrics(void *ud)
         metrics_escape_label(name, sizeof name, x->e->name);
         metrics_escape_label(plugin, sizeof plugin, x->e->plugin);
         int route = x->e->kind == ACCT_ROUTE;
-        snprintf(labels, sizeof labels, "%s=\"%s\",plugin=\"%s\"", route ? "route" : "job", name, plugin);
-        double v[7] = {(double)x->calls, (double)x->failures, x->cpu_ns / 1e9, x->wall_ns / 1e9, x->wait_ns / 1e9,
-                       (double)x->statements, (double)x->alloc_bytes};
+        snprintf(labels, sizeof labels, "%s=\"%s\",plugin=\"%s\"", route ? "route" : "job", name,
+                 plugin);
+        double v[7] = {(double)x->calls,      (double)x->failures, x->cpu_ns / 1e9,
+                       x->wall_ns / 1e9,      x->wait_ns / 1e9,    (double)x->statements,
+                       (double)x->alloc_bytes};
         for (int k = 0; k < 7; k++)
-            metrics_set_total(route ? SERIES[k].route : SERIES[k].job, labels, v[k], SERIES[k].help);
+            metrics_set_total(route ? SERIES[k].route : SERIES[k].job, labels, v[k],
+                              SERIES[k].help);
     }
     mem_free(s);
 }
