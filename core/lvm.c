@@ -26,6 +26,7 @@
 #include <time.h>
 
 #define HOOK_COUNT 1000 /* instructions between deadline checks */
+#define SPARE_TASKS 64  /* finished task coroutines a VM keeps for reuse */
 
 struct lvm {
     lua_State *L;
@@ -40,6 +41,10 @@ struct lvm {
     int killed;            /* the deadline passed; keep raising until unwound */
     int loading;           /* plugins are loading: tf.route is allowed */
     struct lvm_task *task; /* the task being resumed now, or NULL */
+    /* finished coroutines kept for the next tasks (anchored by their refs):
+     * a request then costs no thread allocation, pcall or registry ref */
+    lua_State *spare_co[SPARE_TASKS];
+    int spare_ref[SPARE_TASKS], nspare;
     char err_code[32];     /* the `code` field of the last error object, if it had one */
     char *errors;          /* load errors, one per line (mem_*) */
     size_t errors_len;
@@ -610,6 +615,15 @@ int lvm_task_start(struct lvm *vm, struct lvm_task *t)
     memset(&t->acct, 0, sizeof t->acct);
     t->yielded_at = 0;
     t->err_code[0] = 0;
+    if (vm->nspare) { /* a reset coroutine: its stack is empty and has room */
+        vm->nspare--;
+        t->co = vm->spare_co[vm->nspare];
+        t->ref = vm->spare_ref[vm->nspare];
+        lua_sethook(t->co, vm_hook, LUA_MASKCOUNT, HOOK_COUNT); /* a killed one had every instruction */
+        lua_pushcfunction(t->co, t->body);
+        lua_pushlightuserdata(t->co, t->ud);
+        return 0;
+    }
     lua_pushcfunction(vm->L, task_new);
     lua_pushlightuserdata(vm->L, t);
     if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
@@ -700,8 +714,13 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
 void lvm_task_end(struct lvm *vm, struct lvm_task *t)
 {
     if (!t->co) return;
-    lua_resetthread(t->co); /* closes pending to-be-closed variables, frees its stack */
-    luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
+    /* closes pending to-be-closed variables, empties its stack */
+    if (lua_resetthread(t->co) == LUA_OK && vm->nspare < SPARE_TASKS) {
+        vm->spare_co[vm->nspare] = t->co;
+        vm->spare_ref[vm->nspare++] = t->ref;
+    } else {
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
+    }
     t->co = NULL;
     t->ref = LUA_NOREF;
 }
