@@ -58,7 +58,7 @@ unit: $(UNIT_BIN)
 
 # Fuzzing (tests/fuzz/, docs/fuzzing.md): the core again, built by clang with
 # libFuzzer's coverage and ASan+UBSan, and one binary per fuzz_*.c.
-# FUZZ_SECONDS per target in fuzz-short (the CI run); corpora grow in
+# FUZZ_SECONDS per target in fuzz-short (make test runs each for 10 s); corpora grow in
 # build/fuzz/corpus/<target>, seeded from tests/fuzz/corpus/<target>.
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

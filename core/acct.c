@@ -98,7 +98,7 @@ static const struct {
     {"tf_route_failures_total", "tf_job_failures_total",
      "Calls that failed: an error, a time limit, a 5xx answer"},
     {"tf_route_cpu_seconds_total", "tf_job_cpu_seconds_total",
-     "Lua CPU time: the thread's CPU while its code ran"},
+     "Time its Lua code ran (CPU; for routes the clock while resumed, so preemption counts)"},
     {"tf_route_wall_seconds_total", "tf_job_wall_seconds_total", "Wall time from start to answer"},
     {"tf_route_wait_seconds_total", "tf_job_wait_seconds_total",
      "Time spent waiting: on the database, a store, or another caller's cache load"},

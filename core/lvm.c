@@ -667,8 +667,8 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
     t->waiting = 0;
     t->abort = NULL;
     t->abort_ud = NULL;
-    long long cpu0 = thread_cpu_ns(), alloc0 = vm->allocated;
-    if (t->yielded_at) t->acct.wait_ns += now_ns() - t->yielded_at;
+    long long cpu0 = now_ns(), alloc0 = vm->allocated;
+    if (t->yielded_at) t->acct.wait_ns += cpu0 - t->yielded_at;
     int rc = lua_resume(co, vm->L, nargs, &nres);
     while (rc == LUA_YIELD && !t->waiting) {
         /* coroutine.yield in the handler itself: nothing would wake it */
@@ -679,11 +679,12 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
         rc = lua_resume(co, vm->L, 0, &nres);
     }
     vm->task = NULL;
-    t->acct.cpu_ns += thread_cpu_ns() - cpu0;
+    long long cpu1 = now_ns();
+    t->acct.cpu_ns += cpu1 - cpu0;
     t->acct.alloc_bytes += vm->allocated - alloc0;
     t->yielded_at = 0;
     if (rc == LUA_YIELD) {
-        t->yielded_at = now_ns();
+        t->yielded_at = cpu1;
         lua_pop(co, nres);
         return LVM_YIELD;
     }

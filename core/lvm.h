@@ -112,8 +112,11 @@ const char *lvm_error_code(struct lvm *vm);
 void lvm_push_handler(struct lvm *vm, lua_State *L, int i);
 
 /* ---- accounting (acct.h sums these per route and per job) ----
- * What one call (lvm_call) or one task costs: the thread CPU time while its
- * Lua code ran, the wall time it waited (a task: while suspended; a call:
+ * What one call (lvm_call) or one task costs: the time its Lua code ran (a
+ * call: the thread's CPU clock; a task: the monotonic clock while resumed,
+ * which is its CPU time plus any preemption — reading the thread CPU clock
+ * is a system call, twice per resume, and cost a Lua route 10-20 % of its
+ * throughput in bench/acct_bench.sh), the wall time it waited (a task: while suspended; a call:
  * blocked in tf.db / tf.candles / tf.ticks), the statements it sent (a
  * store counts one) and the bytes the VM allocated for it. */
 struct lvm_acct {

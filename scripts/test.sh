@@ -5,7 +5,7 @@
 # a spec) counts as one failure, so nothing can pass by not running.
 # Layers: C unit binaries, busted specs in tests/lua and tests/integration
 # (run inside `tickforge run`), and the docker compose file check.
-# TEST_ONLY=unit|lua|integration|compose runs one layer.
+# TEST_ONLY=unit|lua|integration|compose|fuzz runs one layer (FUZZ_SECONDS=0 skips the fuzzers).
 # Without DATABASE_URL the layers that need PostgreSQL use the private
 # cluster (scripts/pg.sh): started with fsync off when it is not running and
 # stopped again at the end; left running (and said so) when it was.
@@ -16,7 +16,7 @@ BUILD=${BUILD:-build}
 export TF_BIN=$PWD/$BUILD/tickforge
 only=${TEST_ONLY:-}
 pg_note=""
-if [ -z "${DATABASE_URL:-}" ] && [ "$only" != unit ] && [ "$only" != compose ]; then
+if [ -z "${DATABASE_URL:-}" ] && [ "$only" != unit ] && [ "$only" != compose ] && [ "$only" != fuzz ]; then
     if scripts/pg.sh status >/dev/null 2>&1; then
         pg_note="the private PostgreSQL ($(scripts/pg.sh status)) was already running and still is; scripts/pg.sh stop stops it"
     else
@@ -123,6 +123,35 @@ compose_tap() {
 
 if [ -z "$only" ] || [ "$only" = compose ]; then
     run_tap "docker compose" compose_tap
+fi
+
+# The fuzzers (tests/fuzz, docs/fuzzing.md): built by clang with libFuzzer
+# and ASan+UBSan, each run FUZZ_SECONDS (default 10; 0 skips the layer); a
+# crash, leak or sanitizer report is a failure with its input kept under
+# build/fuzz/crashes/. Not in the sanitizer pass (its own build).
+fuzz_tap() {
+    local i=1 t n
+    if ! make --no-print-directory fuzz >"$BUILD/fuzz-build.log" 2>&1; then
+        echo "not ok 1 - the fuzzers build"; sed 's/^/# /' "$BUILD/fuzz-build.log" | tail -20
+        return
+    fi
+    for t in build/fuzz/fuzz_*; do
+        [ -x "$t" ] || continue
+        n=${t##*/fuzz_}
+        mkdir -p "build/fuzz/corpus/$n" "build/fuzz/crashes/$n"
+        if "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+            -artifact_prefix="build/fuzz/crashes/$n/" "build/fuzz/corpus/$n" "tests/fuzz/corpus/$n" \
+            >"build/fuzz/$n.log" 2>&1; then
+            echo "ok $i - fuzz $n for $FUZZ_SECONDS s: $(grep -E '^stat::number_of_executed_units' "build/fuzz/$n.log" | awk '{print $2}') inputs, no crash"
+        else
+            echo "not ok $i - fuzz $n found a crash (input in build/fuzz/crashes/$n/)"; tail -30 "build/fuzz/$n.log" | sed 's/^/# /'
+        fi
+        i=$((i + 1))
+    done
+}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+if { [ -z "$only" ] || [ "$only" = fuzz ]; } && [ "$FUZZ_SECONDS" != 0 ] && [ "$BUILD" = build ]; then
+    run_tap "fuzzers (short runs)" fuzz_tap
 fi
 
 if [ -n "$san_dir" ]; then
