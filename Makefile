@@ -4,6 +4,7 @@
 #   make run             deps, build, private PostgreSQL, migrate, serve on 127.0.0.1:8080
 #   make SAN=address,undefined test    the same under sanitizers (objects in build/san)
 #   make fuzz            libFuzzer targets in build/fuzz (clang); make fuzz-short runs each briefly
+#   make soak            10 minutes of mixed load, reloads and a database restart (bench/soak.lua)
 #   make bench | deps | fmt | lint | clean
 
 PKGS    := lua5.4 libmicrohttpd libpq libcjson
@@ -36,7 +37,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c tests/unit/*/*.c)
 UNIT_SRC := $(filter-out tests/unit/unit.c,$(UNIT_SRC))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all test unit run serve deps pg migrate bench fmt lint clean check-compose fuzz fuzz-short
+.PHONY: all test unit run serve deps pg migrate bench soak fmt lint clean check-compose fuzz fuzz-short
 all: $(BUILD)/tickforge
 
 $(BUILD)/%.o: %.c
@@ -126,6 +127,12 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/pg.sh start
 	@BUILD=$(BUILD) bench/run.sh
+
+# The soak (bench/soak.lua; not in CI): SOAK_SECONDS (600) of mixed load with
+# reloads and a database restart; a markdown report on stdout.
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@TF_BIN=$(PWD)/$(BUILD)/tickforge $(BUILD)/tickforge run bench/soak.lua
 
 check-compose:
 	@TEST_ONLY=compose scripts/test.sh
