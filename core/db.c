@@ -32,6 +32,8 @@ struct db_conn {
     int in_use;
     int broken;       /* close before the next use */
     char sqlstate[6];
+    struct db_buf *copy_out; /* where COPY ... TO STDOUT data goes (db_set_copy_out) */
+    int in_copy_out;         /* between its COPY OUT result and its last row */
 };
 
 struct db_pool {
@@ -374,6 +376,8 @@ int db_acquire_finish(struct db_op *op)
 void db_release(struct db_pool *p, struct db_conn *c)
 {
     if (!c) return;
+    c->copy_out = NULL; /* its COPY OUT buffer was the last user's */
+    c->in_copy_out = 0;
     if (c->pg && !c->broken) {
         switch (PQtransactionStatus(c->pg)) {
         case PQTRANS_IDLE: break;
@@ -429,12 +433,29 @@ static int classify(struct db_conn *c, const PGresult *r, char *err, size_t errl
  * error (or the last success) in *keep. 0: more is coming (PQisBusy);
  * 1: all read (or the connection failed); 2: stopped at a COPY IN result,
  * left in *keep, when stop_at_copy. */
-static int take_results(PGconn *pg, PGresult **keep, int stop_at_copy)
+static int take_results(struct db_conn *c, PGresult **keep, int stop_at_copy)
 {
-    while (!PQisBusy(pg)) {
+    PGconn *pg = c->pg;
+    for (;;) {
+        if (c->in_copy_out) { /* COPY ... TO STDOUT: the rows that have come, into c->copy_out */
+            char *row;
+            int n;
+            while ((n = PQgetCopyData(pg, &row, 1)) > 0) {
+                if (c->copy_out) db_buf_put(c->copy_out, row, (size_t)n);
+                PQfreemem(row);
+            }
+            if (n == 0) return 0; /* more is coming */
+            c->in_copy_out = 0;   /* -1: done (-2: failed); the final result follows */
+        }
+        if (PQisBusy(pg)) return 0;
         PGresult *r = PQgetResult(pg);
         if (!r) return 1;
         ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_OUT) {
+            PQclear(r);
+            c->in_copy_out = 1;
+            continue;
+        }
         if (st == PGRES_COPY_IN && stop_at_copy) {
             if (*keep) PQclear(*keep);
             *keep = r;
@@ -452,7 +473,12 @@ static int take_results(PGconn *pg, PGresult **keep, int stop_at_copy)
         }
         if (PQstatus(pg) != CONNECTION_OK) return 1;
     }
-    return 0;
+}
+
+void db_set_copy_out(struct db_conn *c, struct db_buf *b)
+{
+    c->copy_out = b;
+    c->in_copy_out = 0;
 }
 
 /* The socket failed while results were awaited. */
@@ -514,7 +540,7 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
     PGresult *keep = NULL;
     *out = NULL;
     for (;;) {
-        int t = take_results(pg, &keep, stop_at_copy);
+        int t = take_results(c, &keep, stop_at_copy);
         if (t == 2) {
             *out = keep;
             return DB_OK;
@@ -580,7 +606,7 @@ static void ev_pump(struct db_pool *p, struct db_op **active, struct db_op *op, 
         ev_finish(p, active, op);
         return;
     }
-    int t = take_results(c->pg, &op->keep, op->stop_at_copy);
+    int t = take_results(c, &op->keep, op->stop_at_copy);
     if (t == 0) return;
     if (t == 2) {
         op->res = op->keep;

@@ -151,6 +151,12 @@ int db_copy_in(struct db_conn *c, const char *copy_sql, const char *data, size_t
 int db_copy_start(struct db_conn *c, const char *copy_sql, char *err, size_t errlen);
 int db_copy_data(struct db_conn *c, const char *data, size_t len, char *err, size_t errlen);
 
+/* Where the rows of a COPY ... TO STDOUT sent on c go (appended to b, as
+ * the server wrote them), for the waits that follow; NULL: discarded. Set
+ * before sending, clear once its results are in. */
+struct db_buf;
+void db_set_copy_out(struct db_conn *c, struct db_buf *b);
+
 /* The SQLSTATE of the last error on c ("23505"), or "" . */
 const char *db_sqlstate(struct db_conn *c);
 

@@ -3,6 +3,8 @@
  *   tf.db.exec(sql, ...)    -> rows affected
  *   tf.db.columns(sql, ...) -> { col = tf.series (numeric columns, NULL = NaN) | { strings } }, nrows
  *   tf.db.csv(sql, ...)     -> CSV text (header row, PostgreSQL's text of each value), nrows
+ *   tf.db.copy_out(sql, ...) -> CSV text, nrows: COPY (sql) TO STDOUT (FORMAT csv, HEADER), the
+ *                              server writing the CSV (booleans t/f); for large exports
  *   tf.db.tx(fn, ...)       -> fn's results; one connection, BEGIN ... COMMIT, ROLLBACK on error
  *   tf.db.copy(table, {cols}, rows | text) -> rows copied (COPY FROM STDIN)
  * Parameters are $1..$n only; values are never spliced into SQL. Failures
@@ -14,6 +16,7 @@
  * In a handler task (lvm_task_of) every wait yields: the checkout, the
  * statement's result, BEGIN/COMMIT; each C function continues in a
  * continuation (…_k) when the task is resumed. Elsewhere the same calls block. */
+#include <ctype.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -354,8 +357,10 @@ static int rows_csv(lua_State *L, PGresult *r)
 /* ---- waiting as a task ---- */
 
 #define WAIT_MT "tf.db.wait"
-enum { K_QUERY, K_EXEC, K_COLUMNS, K_CSV };
-static int (*const convert[])(lua_State *, PGresult *) = {rows_query, rows_exec, rows_columns, rows_csv};
+enum { K_QUERY, K_EXEC, K_COLUMNS, K_CSV, K_COPY_OUT };
+static int rows_copied(lua_State *L, PGresult *r);
+static int (*const convert[])(lua_State *, PGresult *) = {rows_query, rows_exec, rows_columns, rows_csv,
+                                                          rows_copied};
 
 /* One call's wait in flight: a userdata on the task's stack, so it stays put
  * while the task is suspended; its __gc gives back what an error left. */
@@ -368,6 +373,7 @@ struct await {
     const char **vals;    /* the parameters until sent (a userdata above the await) */
     int nvals, kind;
     int granted; /* a checkout that waited: the slot still needs db_acquire_finish */
+    struct db_buf copy; /* K_COPY_OUT: the rows as the server wrote them */
 };
 
 static void release_own(struct await *a)
@@ -382,6 +388,7 @@ static int await_gc(lua_State *L)
     release_own(a);
     if (a->op.res) PQclear(a->op.res);
     a->op.res = NULL;
+    db_buf_free(&a->copy);
     return 0;
 }
 
@@ -475,6 +482,7 @@ static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai
         a->op.rc = rc;
         return k(L, LUA_OK, ai);
     }
+    if (a->kind == K_COPY_OUT) db_set_copy_out(a->conn, &a->copy); /* until the conn is released */
     if (!lvm_task_of(L)) {
         a->op.release = 0;
         a->op.rc = db_wait(a->conn, &a->op.res, a->op.err, sizeof a->op.err);
@@ -506,8 +514,21 @@ static PGresult *take_result(lua_State *L, struct await *a)
 static int stmt_result_k(lua_State *L, int status, lua_KContext ai)
 {
     struct await *a = lua_touserdata(L, (int)ai);
+    if (a->kind == K_COPY_OUT && !a->op.release && a->conn) db_set_copy_out(a->conn, NULL); /* a tx's: kept */
     PGresult *r = take_result(L, a);
+    if (a->kind == K_COPY_OUT) { /* the text, then the count (rows_copied) */
+        if (a->copy.oom) return luaL_error(L, "tf.db.copy_out: out of memory");
+        lua_pushlstring(L, a->copy.data ? a->copy.data : "", a->copy.len);
+        db_buf_free(&a->copy);
+    }
     return convert[a->kind](L, r);
+}
+
+/* After the text: the number of rows COPY wrote ("COPY 123"). */
+static int rows_copied(lua_State *L, PGresult *r)
+{
+    lua_pushinteger(L, (lua_Integer)strtoll(PQcmdTuples(r), NULL, 10));
+    return 2;
 }
 
 static int stmt_checked_k(lua_State *L, int status, lua_KContext ai)
@@ -517,11 +538,48 @@ static int stmt_checked_k(lua_State *L, int status, lua_KContext ai)
     return wait_statement(L, a, lua_tostring(L, 1), (int)ai, stmt_result_k);
 }
 
+#define BUF_MT "tf.db.buf"
+static int buf_gc(lua_State *L)
+{
+    db_buf_free(luaL_checkudata(L, 1, BUF_MT));
+    return 0;
+}
+
+/* tf.db.copy_out outside a task: blocks; the rows go into a userdata-owned
+ * buffer, so nothing leaks whatever is raised. */
+static int copy_out_blocking(lua_State *L)
+{
+    struct box *tx = tx_box(L);
+    struct box *b = tx ? tx : push_checkout(L);
+    struct db_buf *buf = lua_newuserdatauv(L, sizeof *buf, 0);
+    memset(buf, 0, sizeof *buf);
+    luaL_setmetatable(L, BUF_MT);
+    long long t0 = acct_now_ns();
+    PGresult *res = NULL;
+    char err[1024], sqlstate[6];
+    db_set_copy_out(b->conn, buf);
+    int rc = db_exec(b->conn, lua_tostring(L, 1), 0, NULL, NULL, &res, err, sizeof err);
+    db_set_copy_out(b->conn, NULL);
+    lvm_acct(L)->wait_ns += acct_now_ns() - t0;
+    snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
+    if (!tx) {
+        db_release(b->pool, b->conn);
+        b->conn = NULL;
+    }
+    if (rc != DB_OK) return raise_rc(L, rc, err, sqlstate);
+    own(L, res);
+    if (buf->oom) return luaL_error(L, "tf.db.copy_out: out of memory");
+    lua_pushlstring(L, buf->data ? buf->data : "", buf->len);
+    db_buf_free(buf);
+    return rows_copied(L, res);
+}
+
 /* query, exec, columns: in a task the checkout and the result yield. */
 static int statement(lua_State *L, int kind)
 {
     lvm_acct(L)->statements++;
     struct lvm_task *t = lvm_task_of(L);
+    if (!t && kind == K_COPY_OUT) return copy_out_blocking(L);
     if (!t) return convert[kind](L, own(L, run(L)));
     luaL_checkstring(L, 1);
     int n = lua_gettop(L) - 1;
@@ -541,6 +599,96 @@ static int l_query(lua_State *L) { return statement(L, K_QUERY); }
 static int l_exec(lua_State *L) { return statement(L, K_EXEC); }
 static int l_columns(lua_State *L) { return statement(L, K_COLUMNS); }
 static int l_csv(lua_State *L) { return statement(L, K_CSV); }
+
+/* Appends sql to out with $1..$n replaced by E'...' literals of vals (NULL
+ * for a NULL), outside quoted strings, quoted identifiers, comments and
+ * dollar-quoted strings: COPY takes no parameters. An E'' literal reads the
+ * same whatever standard_conforming_strings is. -1 naming a $n past n. */
+static int inline_params(const char *sql, int n, const char **vals, struct db_buf *out, char *err, size_t errlen)
+{
+    const char *p = sql;
+    while (*p) {
+        const char *q = p;
+        if (*p == '\'' || *p == '"') { /* a string or a quoted identifier, doubled quotes inside */
+            char quote = *p;
+            int esc = quote == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e');
+            for (q = p + 1; *q; q++) {
+                if (esc && *q == '\\' && q[1]) q++;
+                else if (*q == quote && q[1] == quote) q++;
+                else if (*q == quote) break;
+            }
+            if (*q) q++;
+        } else if (p[0] == '-' && p[1] == '-') {
+            q = p + strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            q = e ? e + 2 : p + strlen(p);
+        } else if (*p == '$' && p[1] >= '0' && p[1] <= '9' &&
+                   !(p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            long k = strtol(p + 1, (char **)&q, 10);
+            if (k < 1 || k > n) {
+                snprintf(err, errlen, "$%ld: only %d parameter%s given", k, n, n == 1 ? "" : "s");
+                return -1;
+            }
+            const char *v = vals[k - 1];
+            if (!v) {
+                db_buf_put(out, "NULL", 4);
+            } else {
+                db_buf_put(out, "E'", 2);
+                for (; *v; v++) {
+                    if (*v == '\'' || *v == '\\') db_buf_putc(out, *v);
+                    db_buf_putc(out, *v);
+                }
+                db_buf_putc(out, '\'');
+            }
+            p = q;
+            continue;
+        } else if (*p == '$' && !(p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            size_t t = 1; /* $tag$ ... $tag$ */
+            while (isalnum((unsigned char)p[t]) || p[t] == '_') t++;
+            if (p[t] == '$') {
+                char tag[70];
+                snprintf(tag, sizeof tag, "%.*s", (int)(t + 1 < sizeof tag ? t + 1 : sizeof tag - 1), p);
+                const char *e = strstr(p + t + 1, tag);
+                q = e ? e + strlen(tag) : p + strlen(p);
+            } else {
+                q = p + 1;
+            }
+        } else {
+            q = p + 1;
+        }
+        db_buf_put(out, p, (size_t)(q - p));
+        p = q;
+    }
+    return 0;
+}
+
+/* tf.db.copy_out(sql, ...) -> text, nrows: COPY (sql) TO STDOUT WITH
+ * (FORMAT csv, HEADER): PostgreSQL writes the CSV and streams it, libpq
+ * builds no result set (psql's \copy does the same). The parameters are
+ * inlined as literals (COPY takes none). In a task the wait yields. */
+static int l_copy_out(lua_State *L)
+{
+    size_t len;
+    const char *sql = luaL_checklstring(L, 1, &len);
+    while (len && (sql[len - 1] == ';' || sql[len - 1] == ' ' || sql[len - 1] == '\n')) len--;
+    const char **vals = NULL;
+    int n = params_into(L, 2, lua_gettop(L) - 1, &vals);
+    struct db_buf b = {0};
+    char err[128];
+    db_buf_put(&b, "COPY (", 6);
+    lua_pushlstring(L, sql, len); /* the statement without its trailing ; */
+    int bad = inline_params(lua_tostring(L, -1), n, vals, &b, err, sizeof err);
+    db_buf_put(&b, ") TO STDOUT WITH (FORMAT csv, HEADER)", 37);
+    if (bad || b.oom) {
+        db_buf_free(&b);
+        return luaL_error(L, "tf.db.copy_out: %s", bad ? err : "out of memory");
+    }
+    lua_settop(L, 0);
+    lua_pushlstring(L, b.data, b.len);
+    db_buf_free(&b);
+    return statement(L, K_COPY_OUT);
+}
 
 /* tf.db.tx(fn, ...): BEGIN; fn(...); COMMIT. Any error: ROLLBACK (by the
  * release) and the error is raised again, unchanged. */
@@ -692,12 +840,6 @@ static void copy_value(struct db_buf *out, lua_State *L, int idx)
     }
 }
 
-#define BUF_MT "tf.db.buf"
-static int buf_gc(lua_State *L)
-{
-    db_buf_free(luaL_checkudata(L, 1, BUF_MT));
-    return 0;
-}
 
 /* tf.db.copy(table, {col, ...}, rows): rows is an array of arrays (values
  * in column order, nil for NULL up to #cols) or a string already in COPY
@@ -808,7 +950,7 @@ static int l_migrations(lua_State *L)
 int luaopen_tf_db(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"query", l_query}, {"exec", l_exec}, {"columns", l_columns}, {"csv", l_csv},
+        {"query", l_query}, {"exec", l_exec}, {"columns", l_columns}, {"csv", l_csv}, {"copy_out", l_copy_out},
         {"tx", l_tx},       {"copy", l_copy}, {"migrations", l_migrations}, {NULL, NULL},
     };
     if (luaL_newmetatable(L, BOX_MT)) {

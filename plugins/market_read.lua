@@ -185,9 +185,10 @@ end
 
 local BAR_COLUMNS = { "ts", "open", "high", "low", "close", "volume", "spread" }
 
--- Bars as CSV straight from PostgreSQL's text (tf.db.csv): the export path,
--- for bars without a set. float8 text is the shortest exact form, like
--- tf.rows.encode writes; times as the API writes them (bars have no fractions).
+-- Bars as CSV written by PostgreSQL itself (tf.db.copy_out: COPY (...) TO
+-- STDOUT, as psql's \copy): the export path, for bars without a set. float8
+-- text is the shortest exact form, like tf.rows.encode writes; times as the
+-- API writes them (bars have no fractions).
 local function bars_csv_sql(has_from, has_to, desc)
   local inner = bars_sql(nil, has_from, has_to, true):gsub("^SELECT %* FROM %((.*)%) s ORDER BY t_$", "%1")
   return "SELECT to_char(t_ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS ts, " ..
@@ -248,7 +249,7 @@ local function series_answer(p, kind)
   local too_many = { ok = false, param = "read.max_rows",
     error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }
   if p.format == "csv" and kind == "candles" and not set then
-    local okc, text, count = pcall(tf.db.csv, bars_csv_sql(from ~= nil, to ~= nil, p.order == "desc"), table.unpack(args))
+    local okc, text, count = pcall(tf.db.copy_out, bars_csv_sql(from ~= nil, to ~= nil, p.order == "desc"), table.unpack(args))
     if not okc then return db_failed(text) end
     if count > limit then return 400, too_many end
     return 200, text, csv_headers(nil, symbol .. "_" .. timeframe)

@@ -94,3 +94,30 @@ describe("tf.db.csv", function()
     assert.are.same({ "a\n", 0 }, { empty, m })
   end)
 end)
+
+describe("tf.db.copy_out", function()
+  it("is PostgreSQL's own COPY CSV of a query: header, quoting, NULL empty, booleans t/f", function()
+    local text, n = tf.db.copy_out([[SELECT x AS n, 'a,b' AS s, NULL::text AS z, x % 2 = 0 AS even
+      FROM generate_series(1, 2) AS x;]])
+    assert.are.equal(2, n)
+    assert.are.equal('n,s,z,even\n1,"a,b",,f\n2,"a,b",,t\n', text)
+    assert.are.same({ "a\n", 0 }, { tf.db.copy_out("SELECT 1 AS a WHERE false") })
+  end)
+
+  it("inlines the parameters as literals, and only where they are parameters", function()
+    local text = tf.db.copy_out([[SELECT $1 AS q, $2::int AS p, $3::int AS nul, '$1' AS lit, s."$1" AS qi,
+      $$ $1 $$ AS dq, E'\'$1' AS e -- $1
+      /* $2 */ FROM (SELECT 1 AS "$1") s]], [[it's \ "quoted"]], 7, nil)
+    assert.are.equal('q,p,nul,lit,qi,dq,e\n"it\'s \\ ""quoted""",7,,$1,1, $1 ,\'$1\n', text)
+  end)
+
+  it("says which parameter is missing, and raises the database's error as tf.db does", function()
+    local ok, err = pcall(tf.db.copy_out, "SELECT $2 AS x", 1)
+    assert.is_false(ok)
+    assert.matches("tf.db.copy_out: $2: only 1 parameter given", tostring(err), 1, true)
+    ok, err = pcall(tf.db.copy_out, "SELECT nosuchcol")
+    assert.is_false(ok)
+    assert.are.equal("error", err.code)
+    assert.matches("nosuchcol", err.message)
+  end)
+end)
