@@ -51,13 +51,6 @@ struct acct_entry *acct_entry(enum acct_kind kind, const char *name, const char 
     return e;
 }
 
-long long acct_now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 void acct_record(struct acct_entry *e, const struct lvm_acct *a, long long wall_ns, int failed)
 {
     if (!e) return;

@@ -26,9 +26,6 @@ struct acct_entry *acct_entry(enum acct_kind kind, const char *name, const char 
 /* Adds one call: a's costs, its wall time, and whether it failed. */
 void acct_record(struct acct_entry *e, const struct lvm_acct *a, long long wall_ns, int failed);
 
-/* CLOCK_MONOTONIC in ns, for bindings timing their blocking waits. */
-long long acct_now_ns(void);
-
 /* Refreshes the tf_route_* and tf_job_* series (a metrics_collector). */
 void acct_metrics(void *ud);
 

@@ -5,6 +5,7 @@
 #include "admin.h"
 
 #include "acct.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "gen.h"
@@ -70,13 +71,6 @@ static atomic_llong health_checked_ns; /* the database is checked at most once a
 static atomic_int health_db_ok = 1;
 static atomic_int health_running;
 
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 static void *health_check(void *arg)
 {
     char err[256];
@@ -90,7 +84,7 @@ static void *health_check(void *arg)
 static int db_ok(struct db_pool *db)
 {
     if (!db) return 1;
-    long long now = now_ns(), last = atomic_load(&health_checked_ns);
+    long long now = clock_ns(), last = atomic_load(&health_checked_ns);
     int idle = 0;
     if (now - last > 1000000000LL && atomic_compare_exchange_strong(&health_running, &idle, 1)) {
         atomic_store(&health_checked_ns, now);

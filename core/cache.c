@@ -7,6 +7,7 @@
  * on, bounded. This file knows nothing of Lua. */
 #include "cache.h"
 
+#include "clock.h"
 #include "mem.h"
 #include "metrics.h"
 
@@ -75,9 +76,7 @@ struct cache {
 static int64_t mono_ms(void *ud)
 {
     (void)ud;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return clock_ms();
 }
 
 static uint32_t hash_key(const char *k, size_t n)

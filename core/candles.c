@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -673,13 +674,6 @@ static void row_text(const struct candle *it, struct row_text *r)
 #define COPY_PAUSE_MS 30000
 static _Atomic long long copy_paused_until;
 
-static long long mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, const char *source,
                     int *fell_back, char *err, size_t errlen)
 {
@@ -720,7 +714,7 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
                         data.data, data.len, &rows, err, errlen);
     db_buf_free(&data);
     if (rc == DB_ERROR && strcmp(db_sqlstate(c), "23505") == 0) {
-        copy_paused_until = mono_ms() + COPY_PAUSE_MS;
+        copy_paused_until = clock_ms() + COPY_PAUSE_MS;
         *fell_back = 1;
         metrics_add("tf_candles_copy_fallbacks_total", NULL, 1,
                     "Candle batches whose COPY met a stored key and went the ON CONFLICT way");
@@ -1326,7 +1320,7 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
         rc = store_single(p, it, pol, source, err, errlen);
     } else if ((c = db_acquire(p, &rc, err, errlen))) {
         int fell_back = 1;
-        if (nsend >= COPY_MIN && mono_ms() >= copy_paused_until) {
+        if (nsend >= COPY_MIN && clock_ms() >= copy_paused_until) {
             rc = try_copy(c, merged, b->n, source, &fell_back, err, errlen);
             if (rc == DB_OK && !fell_back) {
                 for (size_t i = 0; i < b->n; i++)

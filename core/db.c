@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -55,13 +56,6 @@ struct db_pool {
     pthread_t ev_thread;
     struct db_op *incoming; /* result waits not yet watched (under mu) */
 };
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -261,8 +255,8 @@ static int slot_prepare(struct db_pool *p, struct db_conn *c, char *err, size_t 
     if (need_connect) {
         pthread_mutex_lock(&p->mu);
         long long down_until = p->down_until;
-        if (now_ms() < down_until) {
-            seterr(err, errlen, "%s (retrying in %lld ms)", p->last_err, down_until - now_ms());
+        if (clock_ms() < down_until) {
+            seterr(err, errlen, "%s (retrying in %lld ms)", p->last_err, down_until - clock_ms());
             pthread_mutex_unlock(&p->mu);
             goto fail;
         }
@@ -271,7 +265,7 @@ static int slot_prepare(struct db_pool *p, struct db_conn *c, char *err, size_t 
         PGconn *pg = connect_now(p->conninfo, p->o.connect_timeout_s, cerr, sizeof cerr);
         pthread_mutex_lock(&p->mu);
         if (!pg) {
-            p->down_until = now_ms() + p->backoff_ms;
+            p->down_until = clock_ms() + p->backoff_ms;
             p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
             snprintf(p->last_err, sizeof p->last_err, "%s", cerr);
             pthread_mutex_unlock(&p->mu);
@@ -303,7 +297,7 @@ static void checkout_timed_out(struct db_pool *p, char *err, size_t errlen)
 
 struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
 {
-    long long deadline = now_ms() + p->o.checkout_timeout_ms;
+    long long deadline = clock_ms() + p->o.checkout_timeout_ms;
     struct db_conn *c;
     *rc = DB_UNAVAILABLE;
     pthread_mutex_lock(&p->mu);
@@ -315,7 +309,7 @@ struct db_conn *db_acquire(struct db_pool *p, int *rc, char *err, size_t errlen)
         p->wait_tail = &w.next;
         p->waiting++;
         while (!w.granted) {
-            long long left = deadline - now_ms();
+            long long left = deadline - clock_ms();
             if (left <= 0) break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -352,7 +346,7 @@ int db_acquire_async(struct db_pool *p, struct db_op *op)
     pthread_mutex_lock(&p->mu);
     struct db_conn *c = p->wait_head ? NULL : slot_take(p);
     if (!c) {
-        long long d = now_ms() + p->o.checkout_timeout_ms;
+        long long d = clock_ms() + p->o.checkout_timeout_ms;
         op->wait_until = op->deadline_ms && op->deadline_ms < d ? op->deadline_ms : d;
         *p->wait_tail = op;
         p->wait_tail = &op->next;
@@ -535,7 +529,7 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
 {
     PGconn *pg = c->pg;
     int tmo = c->pool->o.statement_timeout_ms;
-    long long deadline = tmo > 0 ? now_ms() + tmo : 0;
+    long long deadline = tmo > 0 ? clock_ms() + tmo : 0;
     int cancelled = 0;
     PGresult *keep = NULL;
     *out = NULL;
@@ -548,7 +542,7 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
         if (t == 1) return finish_results(c, keep, cancelled, out, err, errlen);
         int wait = -1;
         if (deadline) {
-            long long left = deadline - now_ms();
+            long long left = deadline - clock_ms();
             if (left <= 0) {
                 if (cancelled) { /* the server ignores us: give the connection up */
                     c->broken = 1;
@@ -558,7 +552,7 @@ static int wait_results(struct db_conn *c, PGresult **out, int stop_at_copy, cha
                 }
                 send_cancel(pg);
                 cancelled = 1;
-                deadline = now_ms() + CANCEL_GRACE_MS;
+                deadline = clock_ms() + CANCEL_GRACE_MS;
                 continue;
             }
             wait = (int)left;
@@ -629,7 +623,7 @@ static void *ev_main(void *arg)
     struct db_op *active = NULL;
     struct epoll_event evs[64];
     for (;;) {
-        long long now = now_ms(), next = now + 100;
+        long long now = clock_ms(), next = now + 100;
         for (struct db_op *op = active; op; op = op->next) {
             long long d = op->cancelled ? op->stmt_deadline
                           : op->deadline_ms && (!op->stmt_deadline || op->deadline_ms < op->stmt_deadline) ? op->deadline_ms
@@ -671,7 +665,7 @@ static void *ev_main(void *arg)
             }
             ev_pump(p, &active, op, 0);
         }
-        now = now_ms();
+        now = clock_ms();
         for (struct db_op *op = active, *nx; op; op = nx) {
             nx = op->next;
             if (op->cancelled) {
@@ -781,7 +775,7 @@ void db_wait_async(struct db_conn *c, struct db_op *op)
     op->cancelled = op->expired = 0;
     atomic_store(&op->aborted, 0);
     op->fd = -1;
-    op->stmt_deadline = tmo > 0 ? now_ms() + tmo : 0;
+    op->stmt_deadline = tmo > 0 ? clock_ms() + tmo : 0;
     ev_start(p);
     pthread_mutex_lock(&p->mu);
     int ok = p->ev_started && !p->ev_stop;
@@ -805,7 +799,7 @@ void db_wait_async(struct db_conn *c, struct db_op *op)
 
 long long db_now_ms(void)
 {
-    return now_ms();
+    return clock_ms();
 }
 
 int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
@@ -927,7 +921,7 @@ int db_health(struct db_pool *p, char *err, size_t errlen)
      * database is up when they are connected and no connect is failing. */
     pthread_mutex_lock(&p->mu);
     struct db_conn *c = p->wait_head ? NULL : slot_take(p);
-    int busy_ok = !c && p->connected > 0 && (p->down_until == 0 || now_ms() >= p->down_until);
+    int busy_ok = !c && p->connected > 0 && (p->down_until == 0 || clock_ms() >= p->down_until);
     pthread_mutex_unlock(&p->mu);
     if (!c) {
         if (!busy_ok) seterr(err, errlen, "database unavailable: no connection");
@@ -946,7 +940,7 @@ void db_metrics(struct db_pool *p)
 {
     pthread_mutex_lock(&p->mu);
     int size = p->o.pool_size, in_use = size - p->nfree, waiting = p->waiting;
-    int connected = p->connected, up = p->down_until == 0 || now_ms() >= p->down_until;
+    int connected = p->connected, up = p->down_until == 0 || clock_ms() >= p->down_until;
     pthread_mutex_unlock(&p->mu);
     metrics_set("tf_db_pool_size", NULL, size, "Connections the pool may hold");
     metrics_set("tf_db_pool_in_use", NULL, in_use, "Connections checked out now");
@@ -1148,7 +1142,7 @@ int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errle
             seterr(err, errlen, "migrate: %s: %s", path, strerror(errno));
             goto done;
         }
-        long long t0 = now_ms();
+        long long t0 = clock_ms();
         PGresult *r = NULL;
         const char *vals[3] = {ver, list[i].name, sql};
         if (run(pg,
@@ -1175,7 +1169,7 @@ int db_migrate(const char *conninfo, const char *sqldir, char *err, size_t errle
             run(pg, "COMMIT", 0, NULL, NULL, m, sizeof m) < 0)
             goto sqlfail;
         applied++;
-        log_info("migration applied", "file=%s ms=%lld", list[i].name, now_ms() - t0);
+        log_info("migration applied", "file=%s ms=%lld", list[i].name, clock_ms() - t0);
         continue;
     sqlfail:
         seterr(err, errlen, "migrate: %s: %s", list[i].name, m);

@@ -5,6 +5,7 @@
  * and the plugin and lua directories. */
 #include "gen.h"
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "lvm.h"
@@ -31,13 +32,6 @@ struct gen_ctl {
     unsigned long long watch_pending; /* as the last poll saw them */
     int watch_interval_ms;
 };
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 static void sig_mix(unsigned long long *h, const char *s, long long a, long long b)
 {
@@ -116,7 +110,7 @@ void gen_close(struct gen_ctl *gc)
 int gen_reload(struct gen_ctl *gc, const char *trigger, char *err, size_t errlen)
 {
     pthread_mutex_lock(&gc->lock);
-    long long t0 = now_ns();
+    long long t0 = clock_ns();
     struct lvm *vm = lvm_gen_build(gc->config_path, gc->host, err, errlen);
     gc->last_at = (long)time(NULL);
     snprintf(gc->last_trigger, sizeof gc->last_trigger, "%s", trigger);
@@ -132,7 +126,7 @@ int gen_reload(struct gen_ctl *gc, const char *trigger, char *err, size_t errlen
         lvm_gen_publish(g);
         sched_wake(gc->host->sched);
         log_set_level((enum log_level)g->cfg->log_level);
-        log_info("reloaded", "gen=%ld trigger=%s routes=%d ms=%.1f", g->id, trigger, g->nroutes, (double)(now_ns() - t0) / 1e6);
+        log_info("reloaded", "gen=%ld trigger=%s routes=%d ms=%.1f", g->id, trigger, g->nroutes, (double)(clock_ns() - t0) / 1e6);
         lvm_free(vm);
         gc->last_ok = 1;
         gc->last_error[0] = 0;

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include "admin.h"
+#include "clock.h"
 #include "config.h"
 #include "gen.h"
 #include "log.h"
@@ -69,13 +70,6 @@ struct http_server {
 
 static atomic_ullong rid_counter;
 static uint64_t rid_seed;
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 struct gen_ctl *http_gen(struct http_server *s) { return s->gen; }
 struct lvm_host *http_host(struct http_server *s) { return s->host; }
@@ -230,7 +224,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         if (!k) return;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci ? ci->connect_fd : -1;
-        atomic_store(&k->idle_since, now_ns());
+        atomic_store(&k->idle_since, clock_ns());
         pthread_mutex_lock(&s->conns_mu);
         k->next = s->conns;
         if (s->conns) s->conns->prev = k;
@@ -255,7 +249,7 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
     struct conn *k = conn_of(c);
     if (k) {
         atomic_store(&k->idle_since, 0);
-        atomic_store(&k->headers_since, now_ns());
+        atomic_store(&k->headers_since, clock_ns());
     }
     return NULL;
 }
@@ -314,7 +308,7 @@ void http_unpinned(struct http_req *r)
  * the end of the stream and close them itself. */
 static void reap(struct http_server *s)
 {
-    long long now = now_ns();
+    long long now = clock_ns();
     int header = 0, body = 0;
     abandon_hung_up(s);
     pthread_mutex_lock(&s->conns_mu);
@@ -389,7 +383,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *c, co
     r->c = c;
     r->url = url;
     r->method = method;
-    r->t0 = now_ns();
+    r->t0 = clock_ns();
     r->route = -1;
     make_rid(c, r->rid, sizeof r->rid);
     atomic_fetch_add(&s->inflight, 1);
@@ -495,11 +489,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     if (k) {
         atomic_store(&k->headers_since, 0);
         atomic_store(&k->body_since, 0);
-        atomic_store(&k->idle_since, now_ns());
+        atomic_store(&k->idle_since, clock_ns());
     }
     if (!r) return;
     *con_cls = NULL;
-    double secs = (double)(now_ns() - r->t0) / 1e9;
+    double secs = (double)(clock_ns() - r->t0) / 1e9;
     const char *route = r->route >= 0 ? r->gen->routes[r->route].path : admin_route_name((enum admin_route)r->route);
     int status = r->responded ? r->responded : 0;
     char labels[600];
@@ -558,7 +552,7 @@ struct http_server *http_start(const char *config_path, struct lvm_host *host, c
     pthread_mutex_init(&s->conns_mu, NULL);
     s->host = host;
     s->started = time(NULL);
-    if (getrandom(&rid_seed, sizeof rid_seed, 0) != sizeof rid_seed) rid_seed = (uint64_t)now_ns();
+    if (getrandom(&rid_seed, sizeof rid_seed, 0) != sizeof rid_seed) rid_seed = (uint64_t)clock_ns();
 
     struct lvm *vm = NULL;
     if (!(s->gen = gen_open(config_path, host, &vm, err, errlen))) goto fail;
@@ -621,8 +615,8 @@ void http_stop(struct http_server *s, int grace_ms)
 {
     if (!s) return;
     MHD_quiesce_daemon(s->d);
-    long long until = now_ns() + (long long)grace_ms * 1000000LL;
-    while (atomic_load(&s->inflight) > 0 && now_ns() < until) usleep(10000);
+    long long until = clock_ns() + (long long)grace_ms * 1000000LL;
+    while (atomic_load(&s->inflight) > 0 && clock_ns() < until) usleep(10000);
     pthread_mutex_lock(&s->conns_mu);
     s->stopping = 1;
     pthread_mutex_unlock(&s->conns_mu);

@@ -5,6 +5,7 @@
  * touches a Lua VM, and a linter that hangs is killed at a deadline. */
 #include "lint.h"
 
+#include "clock.h"
 #include "mem.h"
 
 #include <errno.h>
@@ -24,13 +25,6 @@
 #define LINT_MAX_ARGS 512
 
 extern char **environ;
-
-static long long mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Appends line and a newline to *out (mem_*). */
 static void append(char **out, size_t *len, const char *line)
@@ -116,10 +110,10 @@ int lint_luacheck(const char *program, const char *const *files, int nfiles, con
 
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    long long deadline = mono_ms() + LINT_TIMEOUT_MS;
+    long long deadline = clock_ms() + LINT_TIMEOUT_MS;
     int timed_out = 0;
     for (;;) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - clock_ms();
         if (left <= 0) {
             timed_out = 1;
             break;

@@ -20,6 +20,7 @@
 #include "acct.h"
 #include "cache.h"
 #include "candles.h"
+#include "clock.h"
 #include "lua_json.h"
 #include "lua_tf.h"
 #include "lvm.h"
@@ -455,9 +456,9 @@ static int l_candles_store(lua_State *L)
         lvm_acct(L)->statements++;
         if (t) return store_in_task(L, t, 1, pol, source);
         char err[1024];
-        long long t0 = acct_now_ns();
+        long long t0 = clock_ns();
         int rc = candles_store(pool_or_raise(L), b, pol, source, err, sizeof err);
-        lvm_acct(L)->wait_ns += acct_now_ns() - t0;
+        lvm_acct(L)->wait_ns += clock_ns() - t0;
         if (rc != DB_OK) return raise_db(L, rc, err);
         invalidate(lvm_host(L), b);
     }
@@ -473,9 +474,9 @@ static int l_ticks_store(lua_State *L)
         lvm_acct(L)->statements++;
         if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL);
         char err[1024];
-        long long t0 = acct_now_ns();
+        long long t0 = clock_ns();
         int rc = ticks_store(pool_or_raise(L), b, err, sizeof err);
-        lvm_acct(L)->wait_ns += acct_now_ns() - t0;
+        lvm_acct(L)->wait_ns += clock_ns() - t0;
         if (rc != DB_OK) return raise_db(L, rc, err);
     }
     return answer(L, &TICKS, b);

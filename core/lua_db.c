@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "acct.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "lua_json.h"
@@ -202,12 +203,12 @@ static PGresult *run(lua_State *L)
     int n = params_into(L, 2, lua_gettop(L) - 1, &vals);
     struct box *tx = tx_box(L);
     struct box *b = tx;
-    long long t0 = acct_now_ns();
+    long long t0 = clock_ns();
     if (!b) b = push_checkout(L); /* on the stack until the end of the C function */
     PGresult *res = NULL;
     char err[1024];
     int rc = db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
-    lvm_acct(L)->wait_ns += acct_now_ns() - t0;
+    lvm_acct(L)->wait_ns += clock_ns() - t0;
     char sqlstate[6];
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
     if (!tx) {
@@ -554,13 +555,13 @@ static int copy_out_blocking(lua_State *L)
     struct db_buf *buf = lua_newuserdatauv(L, sizeof *buf, 0);
     memset(buf, 0, sizeof *buf);
     luaL_setmetatable(L, BUF_MT);
-    long long t0 = acct_now_ns();
+    long long t0 = clock_ns();
     PGresult *res = NULL;
     char err[1024], sqlstate[6];
     db_set_copy_out(b->conn, buf);
     int rc = db_exec(b->conn, lua_tostring(L, 1), 0, NULL, NULL, &res, err, sizeof err);
     db_set_copy_out(b->conn, NULL);
-    lvm_acct(L)->wait_ns += acct_now_ns() - t0;
+    lvm_acct(L)->wait_ns += clock_ns() - t0;
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
     if (!tx) {
         db_release(b->pool, b->conn);
@@ -903,10 +904,10 @@ static int l_copy(lua_State *L)
     db_buf_put(&sql, ") FROM STDIN", 12);
     long rows = 0;
     char err[1024], sqlstate[6];
-    long long t0 = acct_now_ns();
+    long long t0 = clock_ns();
     int rc = sql.oom ? DB_ERROR : db_copy_in(b->conn, sql.data, text, textlen, &rows, err, sizeof err);
     lvm_acct(L)->statements++;
-    lvm_acct(L)->wait_ns += acct_now_ns() - t0;
+    lvm_acct(L)->wait_ns += clock_ns() - t0;
     if (sql.oom) snprintf(err, sizeof err, "out of memory");
     db_buf_free(&sql);
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));

@@ -25,6 +25,7 @@
 #include "lua_http.h"
 
 #include "acct.h"
+#include "clock.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -85,13 +86,6 @@ struct run {
     const char *bad; /* the handler broke the return convention */
     char why[256];
 };
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 void lua_http_init(struct lvm_host *h, struct lvm *vm)
 {
@@ -459,7 +453,7 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
         }
     }
     int failed = st != LVM_OK || h->bad || (r->responded >= 500);
-    acct_record(r->gen->routes[r->route].acct, &h->t.acct, now_ns() - r->t0, failed);
+    acct_record(r->gen->routes[r->route].acct, &h->t.acct, clock_ns() - r->t0, failed);
     lvm_task_end(w->vm, &h->t);
     if (st != LVM_OK) lua_gc(lvm_state(w->vm), LUA_GCCOLLECT);
     w->tasks--;
@@ -507,7 +501,7 @@ static int start_run(struct http_req *r)
     h->t.ud = h;
     h->t.wake = wake;
     int tmo = r->gen->cfg->lua_handler_timeout_ms;
-    h->t.deadline_ns = tmo > 0 ? now_ns() + (long long)tmo * 1000000LL : 0;
+    h->t.deadline_ns = tmo > 0 ? clock_ns() + (long long)tmo * 1000000LL : 0;
     if (lvm_task_start(v->vm, &h->t) != 0) {
         run_free(h);
         return http_send_error(r, 500, "out of Lua memory for the request");

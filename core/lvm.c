@@ -7,6 +7,7 @@
 #include "lvm.h"
 
 #include "acct.h"
+#include "clock.h"
 #include "config.h"
 #include "lint.h"
 #include "log.h"
@@ -85,13 +86,6 @@ static int cmp_str(const void *a, const void *b);
 static const char ctx_key = 0;    /* registry: light userdata -> struct lvm */
 static const char routes_key = 0; /* registry: array of route tables */
 static const char loaded_key = 0; /* registry: sandboxed require's cache */
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 static struct lvm *ctx(lua_State *L)
 {
@@ -202,7 +196,7 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
     struct lvm_task *t = vm->task; /* a task has its own deadline */
     long long deadline = t ? t->deadline_ns : vm->deadline_ns;
     int *killed = t ? &t->killed : &vm->killed;
-    if (!*killed && (!deadline || now_ns() < deadline)) return;
+    if (!*killed && (!deadline || clock_ns() < deadline)) return;
     if (!*killed) {
         *killed = 1;
         /* from now on, every instruction, in this coroutine and the one it runs in */
@@ -244,7 +238,7 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
     vm->killed = 0;
     vm->mem_hit = 0;
     vm->err_code[0] = 0;
-    vm->deadline_ns = timeout_ms > 0 ? now_ns() + (long long)timeout_ms * 1000000LL : 0;
+    vm->deadline_ns = timeout_ms > 0 ? clock_ns() + (long long)timeout_ms * 1000000LL : 0;
     memset(&vm->acct, 0, sizeof vm->acct);
     long long cpu0 = thread_cpu_ns(), alloc0 = vm->allocated;
     int rc = lua_pcall(L, nargs, nresults, base);
@@ -654,7 +648,7 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
 {
     lua_State *co = t->co;
     int nres, nargs = lua_status(co) == LUA_OK ? 1 : 0;
-    if (!t->killed && t->deadline_ns && now_ns() >= t->deadline_ns) {
+    if (!t->killed && t->deadline_ns && clock_ns() >= t->deadline_ns) {
         t->killed = 1; /* it waited past its limit: it dies at its next instruction */
         lua_sethook(co, vm_hook, LUA_MASKCOUNT, 1);
     }
@@ -667,7 +661,7 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
     t->waiting = 0;
     t->abort = NULL;
     t->abort_ud = NULL;
-    long long cpu0 = now_ns(), alloc0 = vm->allocated;
+    long long cpu0 = clock_ns(), alloc0 = vm->allocated;
     if (t->yielded_at) t->acct.wait_ns += cpu0 - t->yielded_at;
     int rc = lua_resume(co, vm->L, nargs, &nres);
     while (rc == LUA_YIELD && !t->waiting) {
@@ -679,7 +673,7 @@ enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, s
         rc = lua_resume(co, vm->L, 0, &nres);
     }
     vm->task = NULL;
-    long long cpu1 = now_ns();
+    long long cpu1 = clock_ns();
     t->acct.cpu_ns += cpu1 - cpu0;
     t->acct.alloc_bytes += vm->allocated - alloc0;
     t->yielded_at = 0;
@@ -743,7 +737,7 @@ int lvm_task_dead(lua_State *L)
 {
     struct lvm *vm = ctx(L);
     struct lvm_task *t = vm ? vm->task : NULL;
-    return t && (t->killed || atomic_load(&t->abandoned) || (t->deadline_ns && now_ns() >= t->deadline_ns));
+    return t && (t->killed || atomic_load(&t->abandoned) || (t->deadline_ns && clock_ns() >= t->deadline_ns));
 }
 
 int lvm_task_yield(lua_State *L, lua_KContext ctx_, lua_KFunction k)

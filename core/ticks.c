@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "metrics.h"
 
@@ -255,13 +256,6 @@ static void put_opt(struct db_buf *b, int has, double v)
 #define COPY_PAUSE_MS 30000
 static _Atomic long long copy_paused_until;
 
-static long long mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void copy_opt(struct db_buf *d, int has, double v)
 {
     db_buf_putc(d, '\t');
@@ -309,7 +303,7 @@ static int try_copy(struct db_conn *c, const struct ticks_batch *b, int *fell_ba
                         d.data, d.len, &rows, err, errlen);
     db_buf_free(&d);
     if (rc == DB_ERROR && strcmp(db_sqlstate(c), "23505") == 0) {
-        copy_paused_until = mono_ms() + COPY_PAUSE_MS;
+        copy_paused_until = clock_ms() + COPY_PAUSE_MS;
         *fell_back = 1;
         metrics_add("tf_ticks_copy_fallbacks_total", NULL, 1,
                     "Tick batches whose COPY met a stored key and went the ON CONFLICT way");
@@ -332,7 +326,7 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
     for (size_t i = 0; i < b->n; i++) nsend += b->items[i].status == CANDLES_VALID && b->items[i].leader < 0;
     c = db_acquire(p, &dbrc, err, errlen);
     if (!c) return dbrc;
-    if (nsend >= COPY_MIN && mono_ms() >= copy_paused_until) {
+    if (nsend >= COPY_MIN && clock_ms() >= copy_paused_until) {
         int fell_back;
         rc = try_copy(c, b, &fell_back, err, errlen);
         if (rc != DB_OK) {
