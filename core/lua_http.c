@@ -30,6 +30,7 @@
 #include "http.h"
 #include "log.h"
 #include "lua_json.h"
+#include "lua_route.h"
 #include "lvm.h"
 #include "mem.h"
 #include "metrics.h"
@@ -344,7 +345,7 @@ static int body_k(lua_State *L, int status, lua_KContext ctx)
 static int body(lua_State *L)
 {
     struct run *h = lua_touserdata(L, 1);
-    lvm_push_handler(h->w->vm, L, h->r->route);
+    lua_route_push_handler(L, h->r->route);
     push_request(L, h);
     lua_callk(L, 1, 3, (lua_KContext)h, body_k);
     return body_k(L, LUA_OK, (lua_KContext)h);

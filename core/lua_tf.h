@@ -9,9 +9,9 @@
 
 int luaopen_tf_json(lua_State *L);  /* tf.json   lua_json.c */
 int luaopen_tf_log(lua_State *L);   /* tf.log    lua_log.c */
-int luaopen_tf_route(lua_State *L); /* tf.route  lvm.c */
+int luaopen_tf_route(lua_State *L); /* tf.route  lua_route.c */
 int luaopen_tf_plugins(lua_State *L); /* tf.plugins lvm.c */
-int luaopen_tf_routes(lua_State *L); /* tf.routes lvm.c */
+int luaopen_tf_routes(lua_State *L); /* tf.routes lua_route.c */
 int luaopen_tf_rows(lua_State *L);   /* tf.rows   lua_rows.c */
 int luaopen_tf_time(lua_State *L);   /* tf.time   lua_time.c */
 int luaopen_tf_file(lua_State *L);   /* tf.file   lua_file.c */

@@ -107,9 +107,7 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
  * (tf.db raises codes "unavailable", "timeout", "error"), else "". */
 const char *lvm_error_code(struct lvm *vm);
 
-/* Pushes route i's handler (i indexes gen->routes) onto L, the VM's main
- * thread or one of its coroutines. */
-void lvm_push_handler(struct lvm *vm, lua_State *L, int i);
+
 
 /* ---- accounting (acct.h sums these per route and per job) ----
  * What one call (lvm_call) or one task costs: the time its Lua code ran (a
