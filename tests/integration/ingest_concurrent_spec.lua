@@ -92,7 +92,9 @@ describe("single-candle requests sharing a statement", function()
   -- sends the rest one by one (in this order) so they queue behind it;
   -- returns every answer as { status, json }.
   local function behind_a_lock(first, rest)
-    H.sh(string.format("psql %q -qAt -c 'BEGIN; LOCK TABLE market_data IN SHARE MODE; SELECT pg_sleep(2); COMMIT' >/dev/null 2>&1 &", url))
+    -- held 4 s: the rest must all be queued behind the first before it ends,
+    -- which on a loaded machine (sanitizers, parallel builds) took over 2 s
+    H.sh(string.format("psql %q -qAt -c 'BEGIN; LOCK TABLE market_data IN SHARE MODE; SELECT pg_sleep(4); COMMIT' >/dev/null 2>&1 &", url))
     for _ = 1, 50 do
       if H.psql("SELECT count(*) FROM pg_locks WHERE relation = 'market_data'::regclass AND mode = 'ShareLock' AND granted") == "1" then break end
       H.sleep(0.05)
