@@ -36,6 +36,7 @@ const char *candles_status_name(int status)
     case CANDLES_DUPLICATE: return "duplicate";
     case CANDLES_UPDATED: return "updated";
     case CANDLES_REJECTED: return "rejected";
+    case CANDLES_QUEUED: return "queued";
     }
     return "unknown";
 }
@@ -598,6 +599,7 @@ void candles_count(const struct candles_batch *b, struct candles_counts *c)
         case CANDLES_DUPLICATE: c->duplicates++; break;
         case CANDLES_UPDATED: c->updated++; break;
         case CANDLES_REJECTED: c->rejected++; break;
+        case CANDLES_QUEUED: c->queued++; break;
         default: break;
         }
     }

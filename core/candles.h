@@ -23,6 +23,7 @@ enum candles_status {
     CANDLES_DUPLICATE,   /* the same key was already stored with these values (or policy ignore) */
     CANDLES_UPDATED,     /* the same key was stored and changed (merge / replace) */
     CANDLES_REJECTED,    /* invalid: error[] says which field and why */
+    CANDLES_QUEUED,      /* valid, in the durable spool (spool.h), stored once the database is back */
 };
 const char *candles_status_name(int status);
 
@@ -119,7 +120,7 @@ void candles_set_lanes(int lanes);
 
 /* Counts per status, for the answer's received/inserted/... keys. */
 struct candles_counts {
-    size_t received, inserted, duplicates, updated, rejected;
+    size_t received, inserted, duplicates, updated, rejected, queued;
 };
 void candles_count(const struct candles_batch *b, struct candles_counts *c);
 

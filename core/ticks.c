@@ -222,6 +222,7 @@ void ticks_count(const struct ticks_batch *b, struct candles_counts *c)
         case CANDLES_INSERTED: c->inserted++; break;
         case CANDLES_DUPLICATE: c->duplicates++; break;
         case CANDLES_REJECTED: c->rejected++; break;
+        case CANDLES_QUEUED: c->queued++; break;
         default: break;
         }
     }
