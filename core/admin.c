@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "metrics.h"
 #include "sched.h"
+#include "spool.h"
 
 #include <cJSON.h>
 #include <microhttpd.h>
@@ -192,7 +193,9 @@ static int send_status(struct http_req *r)
         n += json_str(out + n, cap - n - 256, line);
         w = nl ? nl + 1 : w + strlen(w);
     }
-    n += (size_t)snprintf(out + n, cap - n, "]}");
+    n += (size_t)snprintf(out + n, cap - n, "]");
+    n += spool_status_json(http_host(s)->spool, out + n, cap - n); /* ,"spool":{...} */
+    n += (size_t)snprintf(out + n, cap - n, "}");
     if (g) lvm_gen_unref(g);
     return http_send(r, 200, "application/json", out, n, 1);
 }

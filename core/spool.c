@@ -258,9 +258,17 @@ struct spool *spool_open(const struct spool_options *o, char *err, size_t errlen
     s->max_bytes = o->max_bytes;
     s->segment_bytes = o->segment_bytes ? o->segment_bytes : 64u << 20;
     err[0] = 0;
-    if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
-        ioerr(err, errlen, "creating", s->dir);
-        goto fail;
+    for (char *sl = s->dir + 1;; sl++) { /* mkdir -p */
+        int end = *sl == 0;
+        if (*sl != '/' && !end) continue;
+        *sl = 0;
+        int r = mkdir(s->dir, 0700);
+        if (!end) *sl = '/';
+        if (r != 0 && errno != EEXIST) {
+            ioerr(err, errlen, "creating", s->dir);
+            goto fail;
+        }
+        if (end) break;
     }
     if ((s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         ioerr(err, errlen, "opening", s->dir);
