@@ -205,6 +205,15 @@ static void *stop_now(void *arg)
 static int cmd_serve(const char *config_path)
 {
     char err[8192];
+    /* blocked before any thread starts (the pool's, the spool's replayer):
+     * every thread inherits the mask, so the signals arrive only here */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     struct config *cfg = load_config(config_path);
     if (!cfg) return 1;
     if (!config_path) log_warn("no config file; using built-in defaults", "looked_for=" DEFAULT_CONFIG);
@@ -215,23 +224,15 @@ static int cmd_serve(const char *config_path)
         return 1;
     }
     if (!host.db) log_warn("no database configured (database.url / DATABASE_URL); tf.db is unavailable", NULL);
-    if (host_open_spool(&host, cfg, err, sizeof err)) {
-        fprintf(stderr, "tickforge: %s\n", err);
-        host_close(&host);
-        config_free(cfg);
-        return 1;
-    }
     if (!cfg->nkeys) log_warn("no API keys configured (auth.keys / TICKFORGE_API_KEY); authenticated routes answer 401", NULL);
     int sched_on = cfg->sched_enabled, sched_workers = cfg->sched_workers;
+    int spool_rc = host_open_spool(&host, cfg, err, sizeof err);
     config_free(cfg);
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread started below */
-    signal(SIGPIPE, SIG_IGN);
+    if (spool_rc) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        host_close(&host);
+        return 1;
+    }
 
     struct http_server *s = http_start(config_path, &host, err, sizeof err);
     if (!s) {
