@@ -34,6 +34,7 @@
 #define MAGIC 0x50535446u /* "FTSP" read as little-endian bytes "FTSP"; any fixed value */
 #define HDR 20
 #define MAX_RECORD (256u << 20) /* a length above this is corruption, not a record */
+#define PROGRESS_SYNC_EVERY 64   /* consumed records between syncs of the progress file */
 
 /* ---- CRC-32C ---- */
 
@@ -83,6 +84,7 @@ struct spool {
     size_t roff;
     size_t next_off; /* after the record spool_peek returned; 0 when none */
     _Atomic long pending;
+    int unsynced; /* records consumed since the progress file was last synced */
     int64_t oldest_us;
     double appended, replayed, corrupt, failed;
     /* the replayer */
@@ -145,8 +147,11 @@ static int cmp_seg(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Writes where replay stands and syncs it. */
-static int progress_write(struct spool *s, char *err, size_t errlen)
+/* Writes where replay stands; syncs it when sync is set. */
+static int progress_put(struct spool *s, int sync, char *err, size_t errlen);
+static int progress_write(struct spool *s, char *err, size_t errlen) { return progress_put(s, 1, err, errlen); }
+
+static int progress_put(struct spool *s, int sync, char *err, size_t errlen)
 {
     unsigned char b[20];
     uint64_t off = s->roff;
@@ -154,7 +159,7 @@ static int progress_write(struct spool *s, char *err, size_t errlen)
     memcpy(b + 8, &off, 8);
     uint32_t crc = spool_crc32c(0, b, 16);
     memcpy(b + 16, &crc, 4);
-    if (pwrite(s->progfd, b, sizeof b, 0) != (ssize_t)sizeof b || fdatasync(s->progfd) != 0)
+    if (pwrite(s->progfd, b, sizeof b, 0) != (ssize_t)sizeof b || (sync && fdatasync(s->progfd) != 0))
         return ioerr(err, errlen, "writing", "progress");
     return 0;
 }
@@ -362,7 +367,10 @@ void spool_close(struct spool *s)
         fdatasync(s->wfd);
         close(s->wfd);
     }
-    if (s->progfd >= 0) close(s->progfd);
+    if (s->progfd >= 0) {
+        if (s->unsynced) fdatasync(s->progfd);
+        close(s->progfd);
+    }
     if (s->lockfd >= 0) close(s->lockfd); /* releases the flock */
     if (s->dirfd >= 0) close(s->dirfd);
     pthread_cond_destroy(&s->work);
@@ -593,7 +601,14 @@ int spool_consume(struct spool *s, char *err, size_t errlen)
         s->rseq = s->segs[s->nsegs - 1].seq;
         s->roff = 0;
     }
-    if (!rc) rc = progress_write(s, err, errlen);
+    /* Synced at the drain (new batches then go straight to the database:
+     * a replay of older ones after a crash must not follow them), at a
+     * segment's end, and every PROGRESS_SYNC_EVERY records; in between, a
+     * crash replays a few records again, in order, which the idempotent
+     * stores absorb. */
+    if (!rc) rc = progress_put(s, atomic_load(&s->pending) == 0 || gone2[0] || ++s->unsynced >= PROGRESS_SYNC_EVERY,
+                               err, errlen);
+    if (s->unsynced >= PROGRESS_SYNC_EVERY || atomic_load(&s->pending) == 0 || gone2[0]) s->unsynced = 0;
 out:
     pthread_mutex_unlock(&s->mu);
     if (gone2[0]) unlinkat(s->dirfd, gone2, 0);

@@ -55,8 +55,10 @@ long spool_pending(const struct spool *s);
  * in tf_spool_corrupt_records_total). -1 with err on an I/O error. Only
  * one thread reads (the replayer, or a test). */
 long spool_peek(struct spool *s, void **out, int64_t *appended_us, char *err, size_t errlen);
-/* Consumes the record spool_peek returned: the read position is synced to
- * disk before this returns, and a segment read to its end is deleted. */
+/* Consumes the record spool_peek returned and a segment read to its end is
+ * deleted. The read position is synced when the spool becomes empty, at a
+ * segment's end and every 64 records (a crash in between replays those
+ * again, in order: the stores are idempotent), and at spool_close. */
 int spool_consume(struct spool *s, char *err, size_t errlen);
 
 /* Counts for metrics and /admin/status. */
