@@ -507,6 +507,12 @@ static int fold_keys(struct candles_batch *b)
     return 0;
 }
 
+int candles_fold(struct candles_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) b->items[i].leader = -1;
+    return fold_keys(b);
+}
+
 int candles_decode(const char *body, size_t len, const struct candles_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen)
 {

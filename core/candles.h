@@ -84,6 +84,10 @@ struct candles_batch {
 int candles_decode(const char *body, size_t len, const struct candles_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen);
 void candles_free(struct candles_batch *b);
+/* Recomputes every valid item's leader (the first valid item with its key),
+ * as decode does: for a batch put together from others (spool.c). 0, or -1
+ * when out of memory. */
+int candles_fold(struct candles_batch *b);
 
 /* Stores the batch's valid items in one statement and sets each item's
  * status: COPY when there are at least 64 of them and none is stored yet

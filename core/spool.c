@@ -11,6 +11,7 @@
  * to, except when closing it at rotation. */
 #include "spool.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,9 +81,14 @@ struct spool {
     int syncing;                         /* a leader is in fdatasync */
     int io_failed;                       /* an fdatasync failed: no more appends */
     /* reader (the replayer's thread; the positions under mu) */
-    uint64_t rseq;
+    uint64_t rseq;           /* committed: where replay stands (the progress file) */
     size_t roff;
-    size_t next_off; /* after the record spool_peek returned; 0 when none */
+    uint64_t cseq;           /* the cursor: after the last record read */
+    size_t coff;
+    struct seg ends[SPOOL_READ_MAX]; /* where each record read since the commit ends */
+    int nread;
+    uint64_t gseq;           /* the end of the last corrupt stretch counted */
+    size_t goff;
     _Atomic long pending;
     int unsynced; /* records consumed since the progress file was last synced */
     int64_t oldest_us;
@@ -340,6 +346,8 @@ struct spool *spool_open(const struct spool_options *o, char *err, size_t errlen
         if (count_records(s, i, s->segs[i].seq == s->rseq ? s->roff : 0, err, errlen)) goto fail;
     if (writer_open(s, s->nsegs ? s->segs[s->nsegs - 1].seq + 1 : s->rseq, err, errlen)) goto fail;
     if (s->nsegs == 1) s->rseq = s->segs[0].seq, s->roff = 0;
+    s->cseq = s->rseq;
+    s->coff = s->roff;
     if (progress_write(s, err, errlen)) goto fail;
     metrics_add("tf_spool_appended_total", NULL, 0, "Batches appended to the ingest spool");
     metrics_add("tf_spool_replayed_total", NULL, 0, "Spooled batches stored in the database by the replayer");
@@ -494,33 +502,24 @@ static size_t synced_end(const struct spool *s, uint64_t seq)
     return s->segs[i].size;
 }
 
-long spool_peek(struct spool *s, void **out, int64_t *appended_us, char *err, size_t errlen)
+long spool_read(struct spool *s, void **out, int64_t *appended_us, char *err, size_t errlen)
 {
     *out = NULL;
     err[0] = 0;
+    if (s->nread == SPOOL_READ_MAX) return 0; /* commit first */
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        uint64_t seq = s->rseq;
-        size_t off = s->roff, end = synced_end(s, seq);
-        int last = seg_index(s, seq) == (int)s->nsegs - 1;
-        pthread_mutex_unlock(&s->mu);
+        uint64_t seq = s->cseq;
+        size_t off = s->coff, end = synced_end(s, seq);
+        int i = seg_index(s, seq);
         if (off >= end) {
-            if (last) return 0;
-            /* an older segment read to its end: every record consumed; drop it */
-            pthread_mutex_lock(&s->mu);
-            char name[32];
-            seg_name(name, sizeof name, seq);
-            int i = seg_index(s, seq);
-            s->rseq = s->segs[i + 1].seq;
-            s->roff = 0;
-            memmove(s->segs + i, s->segs + i + 1, (s->nsegs - (size_t)i - 1) * sizeof *s->segs);
-            s->nsegs--;
-            int rc = progress_write(s, err, errlen);
+            int more = i >= 0 && (size_t)i < s->nsegs - 1; /* an older segment read to its end: the next one */
+            if (more) s->cseq = s->segs[i + 1].seq, s->coff = 0;
             pthread_mutex_unlock(&s->mu);
-            if (rc) return -1;
-            unlinkat(s->dirfd, name, 0);
+            if (!more) return 0;
             continue;
         }
+        pthread_mutex_unlock(&s->mu);
         /* the header first, then the whole record; a failed check reads the rest */
         unsigned char *buf = read_range(s, seq, off, off + HDR <= end ? off + HDR : end, err, errlen);
         if (!buf) return -1;
@@ -542,8 +541,10 @@ long spool_peek(struct spool *s, void **out, int64_t *appended_us, char *err, si
             memcpy(p, payload, len);
             mem_free(buf);
             pthread_mutex_lock(&s->mu);
-            s->next_off = off + r;
-            s->oldest_us = t;
+            s->coff = off + r;
+            s->ends[s->nread].seq = seq;
+            s->ends[s->nread].size = off + r;
+            if (s->nread++ == 0) s->oldest_us = t;
             pthread_mutex_unlock(&s->mu);
             *out = p;
             if (appended_us) *appended_us = t;
@@ -558,61 +559,71 @@ long spool_peek(struct spool *s, void **out, int64_t *appended_us, char *err, si
         size_t skip = 1;
         while (skip < want && !record_at(buf + skip, want - skip, NULL, NULL, NULL)) skip++;
         mem_free(buf);
-        char name[32];
-        seg_name(name, sizeof name, seq);
-        log_error("spool: a torn or corrupt record skipped", "segment=%s offset=%zu bytes=%zu", name, off, skip);
-        metrics_add("tf_spool_corrupt_records_total", NULL, 1,
-                    "Spool records skipped because their checksum failed (torn or corrupt)");
         pthread_mutex_lock(&s->mu);
-        s->corrupt++;
-        if (s->rseq == seq && s->roff == off) s->roff = off + skip;
+        int fresh = seq > s->gseq || (seq == s->gseq && off >= s->goff); /* not counted before a rewind */
+        if (fresh) s->gseq = seq, s->goff = off + skip, s->corrupt++;
+        if (s->cseq == seq && s->coff == off) s->coff = off + skip;
         pthread_mutex_unlock(&s->mu);
+        if (fresh) {
+            char name[32];
+            seg_name(name, sizeof name, seq);
+            log_error("spool: a torn or corrupt record skipped", "segment=%s offset=%zu bytes=%zu", name, off, skip);
+            metrics_add("tf_spool_corrupt_records_total", NULL, 1,
+                        "Spool records skipped because their checksum failed (torn or corrupt)");
+        }
     }
 }
 
-int spool_consume(struct spool *s, char *err, size_t errlen)
+int spool_commit(struct spool *s, int n, char *err, size_t errlen)
 {
     int rc = 0;
-    char gone[32] = "", gone2[32] = "";
     pthread_mutex_lock(&s->mu);
-    if (!s->next_off) goto out;
-    s->roff = s->next_off;
-    s->next_off = 0;
-    if (atomic_fetch_sub(&s->pending, 1) == 1) s->oldest_us = 0;
-    int i = seg_index(s, s->rseq);
-    if (i >= 0 && (size_t)i < s->nsegs - 1 && s->roff >= s->segs[i].size) { /* an older segment read to its end */
-        seg_name(gone2, sizeof gone2, s->rseq);
-        memmove(s->segs + i, s->segs + i + 1, (s->nsegs - (size_t)i - 1) * sizeof *s->segs);
-        s->nsegs--;
-        s->rseq = s->segs[i].seq;
-        s->roff = 0;
+    assert(n >= 0 && n <= s->nread);
+    if (n > 0) {
+        s->rseq = s->ends[n - 1].seq;
+        s->roff = s->ends[n - 1].size;
+        if (atomic_fetch_sub(&s->pending, n) == n) s->oldest_us = 0;
+        int i = seg_index(s, s->rseq);
+        if (i >= 0 && (size_t)i < s->nsegs - 1 && s->roff >= s->segs[i].size) /* at an older segment's end */
+            s->rseq = s->segs[i + 1].seq, s->roff = 0;
+        int dropped = 0;
+        while (s->segs[0].seq < s->rseq) { /* read to their ends: gone */
+            char name[32];
+            seg_name(name, sizeof name, s->segs[0].seq);
+            unlinkat(s->dirfd, name, 0);
+            memmove(s->segs, s->segs + 1, --s->nsegs * sizeof *s->segs);
+            dropped = 1;
+        }
+        struct seg *w = &s->segs[s->nsegs - 1];
+        if (atomic_load(&s->pending) == 0 && s->rseq == w->seq && w->size > 0 && s->roff == w->size &&
+            s->wsynced == w->size && !s->syncing && !s->io_failed) {
+            /* drained: start afresh, so an empty spool is one empty file */
+            uint64_t seq = w->seq;
+            char name[32];
+            seg_name(name, sizeof name, seq);
+            close(s->wfd);
+            s->wfd = -1;
+            s->nsegs--;
+            unlinkat(s->dirfd, name, 0);
+            rc = writer_open(s, seq + 1, err, errlen);
+            if (rc) s->io_failed = 1;
+            s->rseq = s->segs[s->nsegs - 1].seq;
+            s->roff = 0;
+        }
+        /* Synced at the drain (new batches then go straight to the database:
+         * a replay of older ones after a crash must not follow them), when a
+         * segment is dropped, and every PROGRESS_SYNC_EVERY records; in
+         * between, a crash replays a few records again, in order, which the
+         * idempotent stores absorb. */
+        s->unsynced += n;
+        int sync = atomic_load(&s->pending) == 0 || dropped || s->unsynced >= PROGRESS_SYNC_EVERY;
+        if (!rc) rc = progress_put(s, sync, err, errlen);
+        if (sync) s->unsynced = 0;
     }
-    struct seg *w = &s->segs[s->nsegs - 1];
-    if (atomic_load(&s->pending) == 0 && s->rseq == w->seq && w->size > 0 && s->roff == w->size &&
-        s->wsynced == w->size && !s->syncing && !s->io_failed) {
-        /* drained: start afresh, so an empty spool is one empty file */
-        uint64_t seq = w->seq;
-        seg_name(gone, sizeof gone, seq);
-        close(s->wfd);
-        s->wfd = -1;
-        s->nsegs--;
-        rc = writer_open(s, seq + 1, err, errlen);
-        if (rc) s->io_failed = 1;
-        s->rseq = s->segs[s->nsegs - 1].seq;
-        s->roff = 0;
-    }
-    /* Synced at the drain (new batches then go straight to the database:
-     * a replay of older ones after a crash must not follow them), at a
-     * segment's end, and every PROGRESS_SYNC_EVERY records; in between, a
-     * crash replays a few records again, in order, which the idempotent
-     * stores absorb. */
-    if (!rc) rc = progress_put(s, atomic_load(&s->pending) == 0 || gone2[0] || ++s->unsynced >= PROGRESS_SYNC_EVERY,
-                               err, errlen);
-    if (s->unsynced >= PROGRESS_SYNC_EVERY || atomic_load(&s->pending) == 0 || gone2[0]) s->unsynced = 0;
-out:
+    s->cseq = s->rseq; /* the records read and not committed are read again */
+    s->coff = s->roff;
+    s->nread = 0;
     pthread_mutex_unlock(&s->mu);
-    if (gone2[0]) unlinkat(s->dirfd, gone2, 0);
-    if (gone[0]) unlinkat(s->dirfd, gone, 0);
     return rc;
 }
 
@@ -919,11 +930,50 @@ static void nap(struct spool *s, int ms)
     pthread_cond_timedwait(&s->work, &s->mu, &ts);
 }
 
+/* Appends b's items to g (the same kind) and frees b's shell. 0, or -1
+ * when out of memory (b untouched). */
+static int join(struct spool_batch *g, struct spool_batch *b)
+{
+    if (g->candles) {
+        struct candles_batch *x = g->candles, *y = b->candles;
+        struct candle *items = mem_realloc(x->items, (x->n + y->n) * sizeof *items);
+        if (!items) return -1;
+        memcpy(items + x->n, y->items, y->n * sizeof *items);
+        x->items = items, x->n += y->n, x->nvalid += y->nvalid;
+        candles_free(y);
+    } else {
+        struct ticks_batch *x = g->ticks, *y = b->ticks;
+        struct tick *items = mem_realloc(x->items, (x->n + y->n) * sizeof *items);
+        if (!items) return -1;
+        memcpy(items + x->n, y->items, y->n * sizeof *items);
+        x->items = items, x->n += y->n, x->nvalid += y->nvalid;
+        ticks_free(y);
+    }
+    return 0;
+}
+
+static void batch_free(struct spool_batch *b)
+{
+    if (b->candles) candles_free(b->candles);
+    if (b->ticks) ticks_free(b->ticks);
+    b->candles = NULL, b->ticks = NULL;
+}
+
+static size_t batch_len(const struct spool_batch *b) { return b->candles ? b->candles->n : b->ticks->n; }
+
+/* Consecutive records of one kind, policy and source are stored as one
+ * batch of up to REPLAY_ITEMS items: one statement for many small spooled
+ * requests, so a drain outpaces the requests still arriving. Items with the
+ * same key in several records fold in order, as they would stored one by
+ * one (every policy folds associatively). A group the database refuses is
+ * retried record by record, to find the one to skip. */
+#define REPLAY_ITEMS 5000
+
 static void *replayer_main(void *arg)
 {
     struct spool *s = arg;
     char err[1024];
-    int attempts = 0, backoff = 100;
+    int attempts = 0, backoff = 100, one = 0;
     long drained = 0;
     for (;;) {
         pthread_mutex_lock(&s->mu);
@@ -931,63 +981,88 @@ static void *replayer_main(void *arg)
         int stop = s->stop;
         pthread_mutex_unlock(&s->mu);
         if (stop) break;
-        void *p;
-        int64_t t;
-        long len = spool_peek(s, &p, &t, err, sizeof err);
-        if (len < 0) log_error("spool: cannot read", "error=\"%s\"", err);
-        if (len <= 0) {
-            if (len == 0 && drained) log_info("spool: drained", "batches=%ld", drained), drained = 0;
+        struct spool_batch g = {0};
+        int nrec = 0, bad = 0, ioerr_ = 0;
+        size_t items = 0;
+        for (;;) {
+            void *p;
+            long len = spool_read(s, &p, NULL, err, sizeof err);
+            if (len < 0) log_error("spool: cannot read", "error=\"%s\"", err), ioerr_ = 1;
+            if (len <= 0) break;
+            struct spool_batch b;
+            int undecodable = spool_decode(p, (size_t)len, &b) != 0;
+            mem_free(p);
+            if (undecodable) {
+                if (nrec == 0) bad = 1, nrec = 1; /* else it is read again, first of the next group */
+                break;
+            }
+            if (nrec > 0 && (b.kind != g.kind || b.pol != g.pol || strcmp(b.source, g.source) ||
+                             items + batch_len(&b) > REPLAY_ITEMS || join(&g, &b) != 0)) {
+                batch_free(&b);
+                break;
+            }
+            if (nrec == 0) g = b;
+            nrec++;
+            items = batch_len(&g);
+            if (one) break;
+        }
+        if (nrec == 0) {
+            spool_commit(s, 0, err, sizeof err);
+            if (drained && spool_pending(s) == 0) log_info("spool: drained", "batches=%ld", drained), drained = 0;
             pthread_mutex_lock(&s->mu);
-            if (!s->stop) nap(s, len < 0 ? 1000 : 50);
+            if (!s->stop) nap(s, ioerr_ ? 1000 : 50);
             pthread_mutex_unlock(&s->mu);
             continue;
         }
-        struct spool_batch sb;
         int rc;
         err[0] = 0;
-        if (spool_decode(p, (size_t)len, &sb) != 0) {
-            log_error("spool: a record this build cannot read skipped", "bytes=%ld", len);
+        if (bad) {
+            log_error("spool: a record this build cannot read skipped", NULL);
             rc = DB_ERROR;
-            attempts = REPLAY_ATTEMPTS;
-        } else if (sb.kind == SPOOL_CANDLES) {
-            rc = candles_store(s->pool, sb.candles, sb.pol, sb.source, err, sizeof err);
+            attempts = REPLAY_ATTEMPTS - 1;
+        } else if ((g.candles ? candles_fold(g.candles) : ticks_fold(g.ticks)) != 0) {
+            snprintf(err, sizeof err, "out of memory");
+            rc = DB_ERROR;
+        } else if (g.candles) {
+            rc = candles_store(s->pool, g.candles, g.pol, g.source, err, sizeof err);
         } else {
-            rc = ticks_store(s->pool, sb.ticks, err, sizeof err);
+            rc = ticks_store(s->pool, g.ticks, err, sizeof err);
         }
-        mem_free(p);
-        struct candles_counts n = {0};
         if (rc == DB_OK) {
-            if (sb.candles) candles_count(sb.candles, &n), invalidate(s->cache, sb.candles);
-            else ticks_count(sb.ticks, &n);
+            struct candles_counts n = {0};
+            if (g.candles) candles_count(g.candles, &n), invalidate(s->cache, g.candles);
+            else ticks_count(g.ticks, &n);
             count_replayed(&n);
-            log_debug("spool: replayed", "kind=%s items=%zu inserted=%zu duplicates=%zu updated=%zu",
-                      sb.candles ? "candles" : "ticks", n.received, n.inserted, n.duplicates, n.updated);
-        }
-        if (rc == DB_OK || (rc == DB_ERROR && ++attempts >= REPLAY_ATTEMPTS)) {
-            if (rc != DB_OK) {
-                log_error("spool: a batch the database refuses skipped", "attempts=%d error=\"%s\"", attempts, err);
-                metrics_add("tf_spool_failed_records_total", NULL, 1,
-                            "Spooled batches the database refused repeatedly, skipped by the replayer");
-            } else {
-                metrics_add("tf_spool_replayed_total", NULL, 1, "Spooled batches stored in the database by the replayer");
-                drained++;
-            }
-            if (spool_consume(s, err, sizeof err) != 0) log_error("spool: cannot record progress", "error=\"%s\"", err);
+            log_debug("spool: replayed", "kind=%s records=%d items=%zu inserted=%zu duplicates=%zu updated=%zu",
+                      g.candles ? "candles" : "ticks", nrec, n.received, n.inserted, n.duplicates, n.updated);
+            metrics_add("tf_spool_replayed_total", NULL, nrec, "Spooled batches stored in the database by the replayer");
+            if (spool_commit(s, nrec, err, sizeof err) != 0) log_error("spool: cannot record progress", "error=\"%s\"", err);
             pthread_mutex_lock(&s->mu);
-            if (rc == DB_OK) s->replayed++;
-            else s->failed++;
+            s->replayed += nrec;
             pthread_mutex_unlock(&s->mu);
-            attempts = 0;
-            backoff = 100;
+            drained += nrec;
+            attempts = 0, one = 0, backoff = 100;
+        } else if (rc == DB_ERROR && nrec > 1) { /* refused: find the record, one at a time */
+            one = 1;
+            spool_commit(s, 0, err, sizeof err);
+        } else if (rc == DB_ERROR && ++attempts >= REPLAY_ATTEMPTS) {
+            log_error("spool: a batch the database refuses skipped", "attempts=%d error=\"%s\"", attempts, err);
+            metrics_add("tf_spool_failed_records_total", NULL, 1,
+                        "Spooled batches the database refused repeatedly, skipped by the replayer");
+            if (spool_commit(s, 1, err, sizeof err) != 0) log_error("spool: cannot record progress", "error=\"%s\"", err);
+            pthread_mutex_lock(&s->mu);
+            s->failed++;
+            pthread_mutex_unlock(&s->mu);
+            attempts = 0, one = 0;
         } else {
-            /* the database is away (or refused): try the same record again later */
+            /* the database is away (or refused): the same records again later */
+            spool_commit(s, 0, err, sizeof err);
             pthread_mutex_lock(&s->mu);
             if (!s->stop) nap(s, backoff);
             pthread_mutex_unlock(&s->mu);
             backoff = backoff < 1000 ? backoff * 2 : 1000;
         }
-        if (sb.candles) candles_free(sb.candles);
-        if (sb.ticks) ticks_free(sb.ticks);
+        batch_free(&g);
     }
     return NULL;
 }

@@ -48,18 +48,22 @@ int spool_append(struct spool *s, const void *payload, size_t len, int only_if_b
  * new batches for spooled routes must be spooled too, to keep their order. */
 long spool_pending(const struct spool *s);
 
-/* The oldest unconsumed record that is on disk: copies its payload into
- * *out (mem_alloc'd, the caller frees it with mem_free) and returns its
- * length, its append time (µs since the epoch) in *appended_us; 0 when
- * there is none. Records whose checksum fails are skipped (logged, counted
- * in tf_spool_corrupt_records_total). -1 with err on an I/O error. Only
- * one thread reads (the replayer, or a test). */
-long spool_peek(struct spool *s, void **out, int64_t *appended_us, char *err, size_t errlen);
-/* Consumes the record spool_peek returned and a segment read to its end is
- * deleted. The read position is synced when the spool becomes empty, at a
- * segment's end and every 64 records (a crash in between replays those
- * again, in order: the stores are idempotent), and at spool_close. */
-int spool_consume(struct spool *s, char *err, size_t errlen);
+/* The reader (one thread: the replayer, or a test). spool_read returns the
+ * next record on disk after the last one read: copies its payload into *out
+ * (mem_alloc'd, the caller frees it with mem_free) and returns its length,
+ * its append time (µs since the epoch) in *appended_us; 0 when there is none
+ * (or SPOOL_READ_MAX were read since the last commit). Records whose
+ * checksum fails are skipped (logged once, counted in
+ * tf_spool_corrupt_records_total). -1 with err on an I/O error. */
+#define SPOOL_READ_MAX 256
+long spool_read(struct spool *s, void **out, int64_t *appended_us, char *err, size_t errlen);
+/* Consumes the first n records read since the last commit (n may be 0)
+ * and rewinds the cursor to after them: the others are read again. A
+ * segment read to its end is deleted. The position is synced when the spool
+ * becomes empty, when a segment is dropped and every 64 records (a crash in
+ * between replays those again, in order: the stores are idempotent), and at
+ * spool_close. 0, or -1 with err. */
+int spool_commit(struct spool *s, int n, char *err, size_t errlen);
 
 /* Counts for metrics and /admin/status. */
 struct spool_stats {
@@ -101,12 +105,14 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out);
 
 /* ---- the replayer ----
  * A thread that stores pending records in order through candles_store /
- * ticks_store whenever the database answers, consuming each once stored
- * (a crash before that replays it again: the stores are idempotent on the
- * natural key). A record the database refuses (DB_ERROR) is retried a few
- * times, then logged, counted in tf_spool_failed_records_total and skipped,
- * so one bad record cannot hold back the rest. cache (may be NULL) has the
- * replayed candles' cached ranges dropped, as a direct store does. */
+ * ticks_store whenever the database answers, consecutive records of one
+ * kind, policy and source together (up to 5000 items per statement),
+ * committing them once stored (a crash before that replays them again: the
+ * stores are idempotent on the natural key). A record the database refuses
+ * (DB_ERROR) is retried alone a few times, then logged, counted in
+ * tf_spool_failed_records_total and skipped, so one bad record cannot hold
+ * back the rest. cache (may be NULL) has the replayed candles' cached
+ * ranges dropped, as a direct store does. */
 struct db_pool;
 struct cache;
 int spool_replayer_start(struct spool *s, struct db_pool *p, struct cache *cache, char *err, size_t errlen);

@@ -147,6 +147,12 @@ static int fold_keys(struct ticks_batch *b)
     return 0;
 }
 
+int ticks_fold(struct ticks_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) b->items[i].leader = -1;
+    return fold_keys(b);
+}
+
 int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
                  struct ticks_batch **out, int *http_status, char *err, size_t errlen)
 {

@@ -49,7 +49,7 @@ static long next(struct spool *s, char *out, size_t n)
 {
     void *p;
     char err[256];
-    long len = spool_peek(s, &p, NULL, err, sizeof err);
+    long len = spool_read(s, &p, NULL, err, sizeof err);
     out[0] = 0;
     if (len > 0) {
         snprintf(out, n, "%.*s", (int)len, (char *)p);
@@ -63,7 +63,7 @@ static void take(struct spool *s, const char *want)
     char got[512], err[256];
     next(s, got, sizeof got);
     CHECK_STR(got, want);
-    CHECK_INT(spool_consume(s, err, sizeof err), 0);
+    CHECK_INT(spool_commit(s, 1, err, sizeof err), 0);
 }
 
 static int count_segments(void)
@@ -120,6 +120,34 @@ TEST(records_read_back_in_order_and_survive_a_reopen)
     CHECK_INT(st.corrupt, 0);
     spool_close(s);
     CHECK_INT(count_segments(), 1); /* drained: one empty segment */
+    remove_dir();
+}
+
+TEST(records_read_ahead_are_read_again_unless_committed)
+{
+    fresh_dir();
+    struct spool *s = open_spool(1 << 20, 40); /* a segment per record or two */
+    const char *v[] = {"r1", "r2", "r3", "r4", "r5"};
+    for (int i = 0; i < 5; i++) CHECK_INT(append_str(s, v[i]), SPOOL_OK);
+    char got[64], err[256];
+    for (int i = 0; i < 4; i++) {
+        next(s, got, sizeof got);
+        CHECK_STR(got, v[i]);
+    }
+    CHECK_INT(spool_commit(s, 2, err, sizeof err), 0); /* r1, r2 done; r3, r4 read again */
+    CHECK_INT(spool_pending(s), 3);
+    next(s, got, sizeof got);
+    CHECK_STR(got, "r3");
+    CHECK_INT(spool_commit(s, 0, err, sizeof err), 0); /* a rewind */
+    take(s, "r3");
+    spool_close(s);
+    s = open_spool(1 << 20, 40); /* the committed position survives a restart */
+    CHECK_INT(spool_pending(s), 2);
+    take(s, "r4");
+    take(s, "r5");
+    CHECK_INT(next(s, got, sizeof got), 0);
+    spool_close(s);
+    CHECK_INT(count_segments(), 1);
     remove_dir();
 }
 
@@ -317,7 +345,7 @@ TEST(concurrent_appenders_share_syncs_and_keep_their_order)
             last[id] = i;
         }
         total++;
-        spool_consume(s, err, sizeof err);
+        spool_commit(s, 1, err, sizeof err);
     }
     CHECK_INT(total, THREADS * EACH);
     CHECK(ordered);
@@ -350,7 +378,7 @@ TEST(a_candle_batch_survives_the_trip_through_a_record)
     CHECK_INT(n.queued, 2);
 
     void *p;
-    long len = spool_peek(s, &p, NULL, err, sizeof err);
+    long len = spool_read(s, &p, NULL, err, sizeof err);
     CHECK(len > 0);
     struct spool_batch sb;
     CHECK_INT(spool_decode(p, (size_t)len, &sb), 0);
@@ -391,7 +419,7 @@ TEST(a_tick_batch_survives_the_trip_through_a_record)
     CHECK_INT(ticks_decode(body, strlen(body), NULL, &b, &st, err, sizeof err), 0);
     CHECK_INT(spool_append_ticks(s, b, 0, err, sizeof err), SPOOL_OK);
     void *p;
-    long len = spool_peek(s, &p, NULL, err, sizeof err);
+    long len = spool_read(s, &p, NULL, err, sizeof err);
     struct spool_batch sb;
     CHECK_INT(spool_decode(p, (size_t)len, &sb), 0);
     mem_free(p);
@@ -419,6 +447,7 @@ int main(void)
 {
     RUN(crc32c_matches_the_published_check_value);
     RUN(records_read_back_in_order_and_survive_a_reopen);
+    RUN(records_read_ahead_are_read_again_unless_committed);
     RUN(a_second_process_cannot_open_the_same_spool);
     RUN(a_torn_tail_record_is_detected_skipped_and_counted);
     RUN(a_corrupt_middle_record_is_skipped_and_the_rest_replayed);
