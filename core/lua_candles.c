@@ -357,7 +357,7 @@ static int spool_put(struct store *st, int only_if_busy)
     if (r == SPOOL_IDLE) return r;
     st->spool_tried = 1;
     char why[sizeof st->err];
-    snprintf(why, sizeof why, "%s", only_if_busy ? "database unavailable" : st->err);
+    snprintf(why, sizeof why, "%s", only_if_busy ? "the spool holds batches not stored yet" : st->err);
     if (r == SPOOL_OK) st->rc = DB_OK;
     else if (r == SPOOL_FULL)
         st->rc = DB_UNAVAILABLE,

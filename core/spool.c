@@ -311,7 +311,7 @@ struct spool *spool_open(const struct spool_options *o, char *err, size_t errlen
         }
     }
     closedir(d);
-    qsort(s->segs, s->nsegs, sizeof *s->segs, cmp_seg);
+    if (s->nsegs) qsort(s->segs, s->nsegs, sizeof *s->segs, cmp_seg);
 
     /* where replay stood; a missing or torn progress file means "from the start" */
     s->progfd = openat(s->dirfd, "progress", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
