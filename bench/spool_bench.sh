@@ -74,7 +74,7 @@ run() {
     echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
 
-up1=0 up_b=0 sp1=0 sp_b=0 drain_rate=0 drain_s=0 spooled_max=0
+up1=0 up_b=0 sp1=0 sp_b=0 drain_rate=0 drain_s=0 spooled_max=0 per_sync=0
 for round in $(seq "$ROUNDS"); do
     echo "round $round: database up ..." >&2
     up1=$(max "$up1" "$(run 1 "U1R$round")")
@@ -85,6 +85,7 @@ for round in $(seq "$ROUNDS"); do
     sp1=$(max "$sp1" "$(run 1 "S1R$round")")
     sp_b=$(max "$sp_b" "$(run "$BATCH" "SBR$round")")
     records=$(metric tf_spool_records)
+    per_sync=$(max "$per_sync" "$(echo "$(metric tf_spool_appended_total) / $(metric tf_spool_syncs_total)" | bc -l)")
     spooled_max=$(max "$spooled_max" "$records")
     echo "round $round: database started: draining $records batches ..." >&2
     t0=$(now)
@@ -108,6 +109,7 @@ echo "| single candle, POST /ingest (requests/s) | $(f "$up1") | $(f "$sp1") | $
 echo "| batch of $BATCH, POST /ingest_batch (requests/s) | $(f "$up_b") | $(f "$sp_b") | $(r "$sp_b" "$up_b") |"
 echo "| batch of $BATCH (candles/s) | $(f "$(echo "$up_b * $BATCH" | bc -l)") | $(f "$(echo "$sp_b * $BATCH" | bc -l)") | |"
 echo
+echo "Group commit: $(printf '%.1f' "$per_sync") appends per fdatasync (tf_spool_appended_total / tf_spool_syncs_total, whole run)."
 echo "Replay after the database came back: up to $(f "$spooled_max") batches, best $(f "$drain_rate") batches/s (fastest drain $(printf '%.1f' "$drain_s") s, start of PostgreSQL included)."
 echo
 echo "command: CLIENTS=$CLIENTS BATCH=$BATCH SECONDS_RUN=$SECONDS_RUN ROUNDS=$ROUNDS bench/spool_bench.sh"

@@ -351,6 +351,7 @@ struct spool *spool_open(const struct spool_options *o, char *err, size_t errlen
     if (progress_write(s, err, errlen)) goto fail;
     metrics_add("tf_spool_appended_total", NULL, 0, "Batches appended to the ingest spool");
     metrics_add("tf_spool_replayed_total", NULL, 0, "Spooled batches stored in the database by the replayer");
+    metrics_add("tf_spool_syncs_total", NULL, 0, "fdatasyncs of spool appends (each covers every append waiting)");
     metrics_add("tf_spool_corrupt_records_total", NULL, 0,
                 "Spool records skipped because their checksum failed (torn or corrupt)");
     metrics_add("tf_spool_failed_records_total", NULL, 0,
@@ -469,6 +470,7 @@ int spool_append(struct spool *s, const void *payload, size_t len, int only_if_b
         pthread_mutex_unlock(&s->mu);
         int r = fdatasync(fd);
         int e = errno;
+        metrics_add("tf_spool_syncs_total", NULL, 1, "fdatasyncs of spool appends (each covers every append waiting)");
         pthread_mutex_lock(&s->mu);
         s->syncing = 0;
         if (r == 0) {
