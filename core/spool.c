@@ -80,6 +80,7 @@ struct spool {
     uint64_t written_lsn, synced_lsn;    /* bytes appended / synced since open */
     int syncing;                         /* a leader is in fdatasync */
     int io_failed;                       /* an fdatasync failed: no more appends */
+    int closing, appenders;              /* spool_close waits for the appends in progress */
     /* reader (the replayer's thread; the positions under mu) */
     uint64_t rseq;           /* committed: where replay stands (the progress file) */
     size_t roff;
@@ -370,7 +371,8 @@ void spool_close(struct spool *s)
     if (!s) return;
     spool_replayer_stop(s);
     pthread_mutex_lock(&s->mu);
-    while (s->syncing) pthread_cond_wait(&s->synced, &s->mu);
+    s->closing = 1; /* a late append (a request that outlived the drain) is refused */
+    while (s->syncing || s->appenders) pthread_cond_wait(&s->synced, &s->mu);
     pthread_mutex_unlock(&s->mu);
     if (s->wfd >= 0) {
         fdatasync(s->wfd);
@@ -411,6 +413,12 @@ int spool_append(struct spool *s, const void *payload, size_t len, int only_if_b
     size_t total = HDR + len;
     int rc = SPOOL_OK;
     pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        snprintf(err, errlen, "spool: closed (the server is stopping)");
+        pthread_mutex_unlock(&s->mu);
+        return SPOOL_ERROR;
+    }
+    s->appenders++;
     if (only_if_busy && atomic_load(&s->pending) == 0) {
         rc = SPOOL_IDLE;
         goto out;
@@ -490,6 +498,7 @@ int spool_append(struct spool *s, const void *payload, size_t len, int only_if_b
     }
     pthread_cond_signal(&s->work);
 out:
+    if (--s->appenders == 0 && s->closing) pthread_cond_broadcast(&s->synced);
     pthread_mutex_unlock(&s->mu);
     if (rc == SPOOL_OK) metrics_add("tf_spool_appended_total", NULL, 1, "Batches appended to the ingest spool");
     return rc;
