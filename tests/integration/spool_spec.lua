@@ -1,7 +1,8 @@
 -- The durable spool (docs/spool.md) with the shipped ingest routes: while
 -- the database is down, ingests are answered 200 with "queued" items; once it
 -- is back the spool is replayed and every queued item is stored exactly once;
--- a full spool answers 503 with Retry-After; batches sent while the spool
+-- a record corrupted on disk is skipped, counted and logged, and the rest
+-- replayed; a full spool answers 503 with Retry-After; batches sent while the spool
 -- drains are queued behind it, so none overtakes a spooled one. A throw-away
 -- cluster, stopped and started by the tests.
 local H = require("tests.integration.helper")
@@ -122,6 +123,41 @@ describe("the ingest spool", function()
     local sp = drained(srv)
     assert.are.equal(0, sp.records)
     assert.are.equal("5", pg.psql("SELECT count(*) FROM market_data WHERE symbol = '" .. sym .. "'"))
+    srv:stop()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("skips a corrupt record after a crash, counts and logs it, and replays the rest", function()
+    local dir = H.tmpdir()
+    local cfg = { spool = { dir = dir .. "/spool" } }
+    local srv = start(pg, cfg)
+    local sym = S.symbol("SPC")
+    pg.kill()
+    for i = 1, 3 do
+      local st, a = srv:json("POST", "/ingest", candle(sym, i), H.ingest_headers())
+      assert.are.same({ 200, 1 }, { st, a.queued })
+    end
+    srv:signal("KILL")
+    while srv:alive() and not H.sh("ps -o stat= -p " .. srv.pid):match("Z") do H.sleep(0.02) end
+    -- one bit flipped in the middle of the second of three records of equal size
+    local seg = H.sh("find " .. dir .. "/spool -name '*.seg' -size +0 | head -1"):gsub("%s+$", "")
+    local f = assert(io.open(seg, "r+b"))
+    local bytes = f:read("a")
+    assert.are.equal(0, #bytes % 3)
+    local at = #bytes // 3 + #bytes // 6
+    f:seek("set", at)
+    f:write(string.char(bytes:byte(at + 1) ~ 0x10))
+    f:close()
+    pg.start()
+    srv = start(pg, cfg)
+    local sp = drained(srv)
+    assert.are.same({ 0, 1, 2 }, { sp.records, sp.corrupt, sp.replayed })
+    assert.are.equal("2", pg.psql("SELECT count(*) FROM market_data WHERE symbol = '" .. sym .. "'"))
+    assert.are.equal("1,3", pg.psql("SELECT string_agg(volume::int::text, ',' ORDER BY ts) FROM market_data WHERE symbol = '" ..
+      sym .. "'"))
+    local _, text = srv:request("GET", "/metrics")
+    assert.are.equal(1, prom.value(assert(prom.parse(text)), "tf_spool_corrupt_records_total"))
+    assert.matches("spool: a torn or corrupt record skipped", srv:log())
     srv:stop()
     os.execute("rm -rf " .. dir)
   end)
