@@ -32,7 +32,7 @@
 #include "mem.h"
 #include "metrics.h"
 
-#define MAGIC 0x50535446u /* "FTSP" read as little-endian bytes "FTSP"; any fixed value */
+#define MAGIC 0x50535446u /* the bytes "FTSP" on a little-endian machine; marks a record start */
 #define HDR 20
 #define MAX_RECORD (256u << 20) /* a length above this is corruption, not a record */
 #define PROGRESS_SYNC_EVERY 64   /* consumed records between syncs of the progress file */
