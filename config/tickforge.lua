@@ -101,6 +101,21 @@ return {
                                -- is presumed abandoned and taken over (1..600000)
   },
 
+  spool = {
+    -- The durable ingest spool (docs/spool.md): while the database is
+    -- unreachable, routes that ask for it (tf.candles.store(b, { on_unavailable
+    -- = "spool" }); the shipped mt5_ingest does) queue batches here, fsynced
+    -- before the answer, and a replayer stores them in order once it is back.
+    -- Read at start (a reload keeps the running spool).
+    enabled = true,            -- tickforge serve opens it (only with a database configured)
+    dir = "var/spool",         -- relative to the working directory; created if missing;
+                               -- one process at a time (locked)
+    max_bytes = "1GB",         -- pending bytes on disk (4KB..1TB); past it, spooling routes
+                               -- answer 503 with Retry-After
+    segment_bytes = "64MB",    -- segment file size before the next one begins (4KB..4GB);
+                               -- a replayed segment is deleted
+  },
+
   log = {
     level = "info",            -- debug | info | warn | error (info logs one line per request)
     format = "logfmt",         -- logfmt | json (one JSON object per line: ts, level, msg, then the
@@ -120,6 +135,8 @@ return {
     offset_seconds = 0,        -- EA server time minus UTC, subtracted from every ts
     symbol_offsets = {},       -- per symbol, e.g. { ["XAUUSD#"] = 7200 }
     key_offsets = {},          -- per API key name (auth.keys[].name), e.g. { ["ea-cy"] = 10800 }
+    on_unavailable = "spool",  -- database unreachable: "spool" (queue in the spool, answer 200
+                               -- "queued") | "error" (503 with Retry-After, nothing stored)
   },
 
   -- Read by plugins/market_read.lua (/candles, /indicators, /symbols, /ticks);

@@ -14,6 +14,7 @@
 #include "mem.h"
 #include "metrics.h"
 #include "sched.h"
+#include "spool.h"
 
 #include <cJSON.h>
 #include <microhttpd.h>
@@ -191,8 +192,10 @@ static int send_status(struct http_req *r)
         w = nl ? nl + 1 : w + strlen(w);
     }
     /* per-plugin accounting: what each route and job cost since the start */
-    n += (size_t)snprintf(out + n, cap - n, "],\"accounting\":%s}", acct);
+    n += (size_t)snprintf(out + n, cap - n, "],\"accounting\":%s", acct);
     mem_free(acct);
+    n += spool_status_json(http_host(s)->spool, out + n, cap - n); /* ,"spool":{...} */
+    n += (size_t)snprintf(out + n, cap - n, "}");
     if (g) lvm_gen_unref(g);
     return http_send(r, 200, "application/json", out, n, 1);
 }

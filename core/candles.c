@@ -37,6 +37,7 @@ const char *candles_status_name(int status)
     case CANDLES_DUPLICATE: return "duplicate";
     case CANDLES_UPDATED: return "updated";
     case CANDLES_REJECTED: return "rejected";
+    case CANDLES_QUEUED: return "queued";
     }
     return "unknown";
 }
@@ -507,6 +508,12 @@ static int fold_keys(struct candles_batch *b)
     return 0;
 }
 
+int candles_fold(struct candles_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) b->items[i].leader = -1;
+    return fold_keys(b);
+}
+
 int candles_decode(const char *body, size_t len, const struct candles_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen)
 {
@@ -599,6 +606,7 @@ void candles_count(const struct candles_batch *b, struct candles_counts *c)
         case CANDLES_DUPLICATE: c->duplicates++; break;
         case CANDLES_UPDATED: c->updated++; break;
         case CANDLES_REJECTED: c->rejected++; break;
+        case CANDLES_QUEUED: c->queued++; break;
         default: break;
         }
     }

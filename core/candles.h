@@ -23,6 +23,7 @@ enum candles_status {
     CANDLES_DUPLICATE,   /* the same key was already stored with these values (or policy ignore) */
     CANDLES_UPDATED,     /* the same key was stored and changed (merge / replace) */
     CANDLES_REJECTED,    /* invalid: error[] says which field and why */
+    CANDLES_QUEUED,      /* valid, in the durable spool (spool.h), stored once the database is back */
 };
 const char *candles_status_name(int status);
 
@@ -83,6 +84,10 @@ struct candles_batch {
 int candles_decode(const char *body, size_t len, const struct candles_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen);
 void candles_free(struct candles_batch *b);
+/* Recomputes every valid item's leader (the first valid item with its key),
+ * as decode does: for a batch put together from others (spool.c). 0, or -1
+ * when out of memory. */
+int candles_fold(struct candles_batch *b);
 
 /* Stores the batch's valid items in one statement and sets each item's
  * status: COPY when there are at least 64 of them and none is stored yet
@@ -119,7 +124,7 @@ void candles_set_lanes(int lanes);
 
 /* Counts per status, for the answer's received/inserted/... keys. */
 struct candles_counts {
-    size_t received, inserted, duplicates, updated, rejected;
+    size_t received, inserted, duplicates, updated, rejected, queued;
 };
 void candles_count(const struct candles_batch *b, struct candles_counts *c);
 

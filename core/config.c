@@ -54,6 +54,10 @@ static const struct field schema[] = {
     F("scheduler.workers", T_INT, "2", 1, 16, sched_workers),
     F("cache.max_memory", T_SIZE, "64MB", 65536, 1099511627776.0, cache_max_memory),
     F("cache.load_timeout_ms", T_INT, "5000", 1, 600000, cache_load_timeout_ms),
+    F("spool.enabled", T_BOOL, "true", 0, 0, spool_enabled),
+    F("spool.dir", T_STR, "var/spool", 0, 0, spool_dir),
+    F("spool.max_bytes", T_SIZE, "1GB", 4096, 1099511627776.0, spool_max_bytes),
+    F("spool.segment_bytes", T_SIZE, "64MB", 4096, 4294967296.0, spool_segment_bytes),
 };
 #undef F
 
@@ -62,7 +66,7 @@ static const char *const extra_keys[] = {
     "listen", "auth.keys", "plugins.enabled", "plugins.disabled", "lua.path", "log.level", "log.format", NULL,
 };
 static const char *const core_sections[] = {"http", "lua", "database", "auth", "plugins", "reload",
-                                            "log", "scheduler", "cache", NULL};
+                                            "log", "scheduler", "cache", "spool", NULL};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)

@@ -74,6 +74,12 @@ struct config {
     size_t cache_max_memory;   /* bytes: keys + values + per-entry overhead */
     int cache_load_timeout_ms; /* how long get_or_load waits for another caller's load */
 
+    /* spool (spool.h): where ingest batches wait while the database is unreachable */
+    int spool_enabled;
+    char *spool_dir;
+    size_t spool_max_bytes;     /* pending bytes on disk; past it, spooling routes answer 503 */
+    size_t spool_segment_bytes; /* a segment file's size before the next one begins */
+
     char *json; /* the whole table after overrides, as JSON, for tf.config */
 };
 

@@ -1,12 +1,18 @@
 /* tf.candles and tf.ticks: whole-batch MT5 ingest for plugins.
  *   local b, err, status = tf.candles.decode(body, { shape = "array"|"object"|"any",
  *        max_items = 5000, offset = seconds, symbol_offsets = { EURUSD = 7200 } })
- *   local answer = tf.candles.store(b, { policy = "merge"|"ignore"|"replace", source = "ea" })
+ *   local answer = tf.candles.store(b, { policy = "merge"|"ignore"|"replace", source = "ea",
+ *        on_unavailable = "error"|"spool" })
  *   b:answer()  -- the answer table without storing; #b is the item count
  * tf.ticks.decode/store the same (no shape, no policy). decode returns nil,
  * message, 400|413 for a body that cannot be a batch. store raises the
  * tf.db error table ({code = "unavailable"|"timeout"|"error", message}) when the
- * database fails, and then nothing of the batch was stored. The per-item work
+ * database fails, and then nothing of the batch was stored. With
+ * on_unavailable = "spool" (and a spool: `serve` with spool.enabled) an
+ * unavailable database queues the valid items in the durable spool instead
+ * (status "queued", stored by its replayer), and while the spool holds
+ * batches every such store is queued behind them, so none overtakes a
+ * spooled one; a full spool raises "unavailable". The per-item work
  * is C (candles.c, ticks.c); this file only converts. In a handler task a
  * store yields while it waits: a single candle joins the lanes without
  * blocking (candles_store_start), a batch of several rows is stored by a
@@ -26,6 +32,7 @@
 #include "lvm.h"
 #include "mem.h"
 #include "metrics.h"
+#include "spool.h"
 #include "ticks.h"
 
 #define CANDLES_MT "tf.candles.batch"
@@ -108,7 +115,7 @@ static void set_int(lua_State *L, const char *k, size_t v)
 
 /* The old API's key order, so answers read as EAs' authors saw them. */
 static const char *const answer_keys[] = {"ok", "received", "inserted", "duplicates", "updated", "rejected",
-                                          "details", NULL};
+                                          "queued", "details", NULL};
 static const char *const detail_keys[] = {"symbol", "timeframe", "ts_original", "ts_bucket", "status", "error",
                                           NULL};
 
@@ -122,10 +129,11 @@ static void push_counts(lua_State *L, const struct candles_counts *n, const char
     set_int(L, "duplicates", n->duplicates);
     set_int(L, "updated", n->updated);
     set_int(L, "rejected", n->rejected);
+    if (n->queued) set_int(L, "queued", n->queued); /* only then: other answers keep their old shape */
     char lab[64];
-    static const char *names[] = {"inserted", "duplicate", "updated", "rejected"};
-    const size_t vals[] = {n->inserted, n->duplicates, n->updated, n->rejected};
-    for (int i = 0; i < 4; i++) {
+    static const char *names[] = {"inserted", "duplicate", "updated", "rejected", "queued"};
+    const size_t vals[] = {n->inserted, n->duplicates, n->updated, n->rejected, n->queued};
+    for (int i = 0; i < 5; i++) {
         if (!vals[i]) continue;
         snprintf(lab, sizeof lab, "kind=\"%s\",status=\"%s\"", kind, names[i]);
         metrics_add("tf_ingest_items_total", lab, (double)vals[i], "Ingested items by kind and status");
@@ -331,10 +339,50 @@ struct store {
     enum candles_policy pol;
     const char *source; /* on the task's stack */
     struct candles_job *job;
+    struct spool *spool; /* on_unavailable = "spool" and a spool is open; else NULL */
+    int spool_tried;     /* the spool answered (queued, full or failed): it is not asked again */
+    int append_only;     /* for a helper: the database failed already, only spool */
     int rc;
     char err[1024];
     struct store *next; /* in the helpers' queue */
 };
+
+/* Queues st's batch in the spool (only_if_busy: only behind batches already
+ * there) and sets st->rc from the outcome: DB_OK with the items "queued", or
+ * DB_UNAVAILABLE with why. Returns the spool's result. Blocks for the
+ * fdatasync. */
+static int spool_put(struct store *st, int only_if_busy)
+{
+    char serr[512];
+    int r = st->candles ? spool_append_candles(st->spool, st->batch, st->pol, st->source, only_if_busy, serr, sizeof serr)
+                        : spool_append_ticks(st->spool, st->batch, only_if_busy, serr, sizeof serr);
+    if (r == SPOOL_IDLE) return r;
+    st->spool_tried = 1;
+    char why[sizeof st->err];
+    snprintf(why, sizeof why, "%s", only_if_busy ? "the spool holds batches not stored yet" : st->err);
+    if (r == SPOOL_OK) st->rc = DB_OK;
+    else if (r == SPOOL_FULL)
+        st->rc = DB_UNAVAILABLE,
+        snprintf(st->err, sizeof st->err, "%.700s; the spool is full (spool.max_bytes), nothing queued: retry later", why);
+    else
+        st->rc = DB_UNAVAILABLE, snprintf(st->err, sizeof st->err, "%.500s; the spool failed: %.400s", why, serr);
+    return r;
+}
+
+/* The whole store of st, blocking (a helper thread, or a caller outside a
+ * task): behind the spool while it holds batches, else the database, then
+ * the spool when the database is unavailable. */
+static void store_blocking(struct store *st)
+{
+    if (st->append_only) {
+        spool_put(st, 0);
+        return;
+    }
+    if (st->spool && spool_pending(st->spool) > 0 && spool_put(st, 1) != SPOOL_IDLE) return;
+    st->rc = st->candles ? candles_store(st->p, st->batch, st->pol, st->source, st->err, sizeof st->err)
+                         : ticks_store(st->p, st->batch, st->err, sizeof st->err);
+    if (st->rc == DB_UNAVAILABLE && st->spool) spool_put(st, 0);
+}
 
 static struct {
     pthread_mutex_t mu;
@@ -356,8 +404,7 @@ static void *helper_main(void *arg)
         helpers.head = st->next;
         if (!helpers.head) helpers.tail = &helpers.head;
         pthread_mutex_unlock(&helpers.mu);
-        st->rc = st->candles ? candles_store(st->p, st->batch, st->pol, st->source, st->err, sizeof st->err)
-                             : ticks_store(st->p, st->batch, st->err, sizeof st->err);
+        store_blocking(st);
         lvm_task_wake(st->t);
         pthread_mutex_lock(&helpers.mu);
     }
@@ -391,9 +438,17 @@ static void store_wake(void *ud)
     lvm_task_wake(ud);
 }
 
-/* After a wait: the store's result, then the answer (batch at index 1). */
-static int store_done(lua_State *L, struct store *st)
+static int helper_k(lua_State *L, int status, lua_KContext ctx);
+
+/* After a wait: the store's result, then the answer (batch at index 1).
+ * A single candle the database could not take goes to the spool on a
+ * helper thread (the fdatasync must not hold the worker). */
+static int store_done(lua_State *L, struct store *st, lua_KContext ctx)
 {
+    if (st->rc == DB_UNAVAILABLE && st->spool && !st->spool_tried) {
+        st->append_only = 1;
+        if (helpers_submit(st) == 0) return lvm_task_yield(L, ctx, helper_k);
+    }
     if (st->rc != DB_OK) return raise_db(L, st->rc, st->err);
     if (st->candles) invalidate(lvm_host(L), st->batch);
     return answer(L, st->candles ? &CANDLES : &TICKS, st->batch);
@@ -401,7 +456,7 @@ static int store_done(lua_State *L, struct store *st)
 
 static int helper_k(lua_State *L, int status, lua_KContext ctx)
 {
-    return store_done(L, lua_touserdata(L, (int)ctx));
+    return store_done(L, lua_touserdata(L, (int)ctx), ctx);
 }
 
 static int single_k(lua_State *L, int status, lua_KContext ctx)
@@ -410,12 +465,14 @@ static int single_k(lua_State *L, int status, lua_KContext ctx)
     st->rc = candles_job_step(st->job, st->err, sizeof st->err);
     if (st->rc == DB_PENDING) return lvm_task_yield(L, ctx, single_k);
     st->job = NULL;
-    return store_done(L, st);
+    return store_done(L, st, ctx);
 }
 
-/* Stores the batch at index 1 in task t, yielding while it waits. */
+/* Stores the batch at index 1 in task t, yielding while it waits. While
+ * the spool holds batches, a store that may be spooled goes to a helper
+ * straight away (queued behind them there, or stored if it drained). */
 static int store_in_task(lua_State *L, struct lvm_task *t, int candles, enum candles_policy pol,
-                         const char *source)
+                         const char *source, struct spool *spool)
 {
     struct store *st = lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st);
@@ -426,14 +483,54 @@ static int store_in_task(lua_State *L, struct lvm_task *t, int candles, enum can
     st->candles = candles;
     st->pol = pol;
     st->source = source;
-    if (candles) {
+    st->spool = spool;
+    if (candles && !(spool && spool_pending(spool) > 0)) {
         st->rc = candles_store_start(st->p, st->batch, pol, source, lvm_task_deadline_ms(t), store_wake, t,
                                      &st->job, st->err, sizeof st->err);
         if (st->rc == DB_PENDING) return lvm_task_yield(L, si, single_k);
-        if (st->rc != CANDLES_NOT_SINGLE) return store_done(L, st);
+        if (st->rc != CANDLES_NOT_SINGLE) return store_done(L, st, si);
     }
     if (helpers_submit(st) != 0) return raise_db(L, DB_UNAVAILABLE, "no thread to store the batch; retry later");
     return lvm_task_yield(L, si, helper_k);
+}
+
+/* Reads the store options at idx (may be absent): policy and source for
+ * candles, on_unavailable for both. *spool is the spool to use, or NULL. */
+static void read_store_opts(lua_State *L, int idx, const char *fn, enum candles_policy *pol, const char **source,
+                            struct spool **spool)
+{
+    *spool = NULL;
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if (pol && lua_getfield(L, idx, "policy") != LUA_TNIL) {
+        const char *s = luaL_checkstring(L, -1);
+        if (candles_policy_parse(s, pol) < 0)
+            luaL_error(L, "%s: policy must be merge, ignore or replace, got \"%s\"", fn, s);
+    }
+    if (source && lua_getfield(L, idx, "source") != LUA_TNIL) *source = luaL_checkstring(L, -1);
+    if (lua_getfield(L, idx, "on_unavailable") != LUA_TNIL) {
+        const char *s = luaL_checkstring(L, -1);
+        if (!strcmp(s, "spool")) {
+            struct lvm_host *h = lvm_host(L);
+            *spool = h && h->db ? h->spool : NULL; /* no spool (run, check, spool.enabled off): as "error" */
+        } else if (strcmp(s, "error")) {
+            luaL_error(L, "%s: on_unavailable must be \"error\" or \"spool\", got \"%s\"", fn, s);
+        }
+    }
+}
+
+/* Outside a task: the same path, blocking. */
+static int store_here(lua_State *L, int candles, void *b, enum candles_policy pol, const char *source,
+                      struct spool *spool)
+{
+    struct store st = {.p = pool_or_raise(L), .batch = b, .candles = candles, .pol = pol, .source = source,
+                       .spool = spool};
+    long long t0 = clock_ns();
+    store_blocking(&st);
+    lvm_acct(L)->wait_ns += clock_ns() - t0;
+    if (st.rc != DB_OK) return raise_db(L, st.rc, st.err);
+    if (candles) invalidate(lvm_host(L), b);
+    return answer(L, candles ? &CANDLES : &TICKS, b);
 }
 
 static int l_candles_store(lua_State *L)
@@ -441,26 +538,14 @@ static int l_candles_store(lua_State *L)
     struct candles_batch *b = check_batch(L, 1, &CANDLES)->batch;
     enum candles_policy pol = CANDLES_MERGE;
     const char *source = "ea";
-    if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        if (lua_getfield(L, 2, "policy") != LUA_TNIL) {
-            const char *s = luaL_checkstring(L, -1);
-            if (candles_policy_parse(s, &pol) < 0)
-                return luaL_error(L, "tf.candles.store: policy must be merge, ignore or replace, got \"%s\"", s);
-        }
-        if (lua_getfield(L, 2, "source") != LUA_TNIL) source = luaL_checkstring(L, -1);
-    }
+    struct spool *spool;
+    read_store_opts(L, 2, "tf.candles.store", &pol, &source, &spool);
     if (b->nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         lvm_acct(L)->statements++;
-        if (t) return store_in_task(L, t, 1, pol, source);
-        char err[1024];
-        long long t0 = clock_ns();
-        int rc = candles_store(pool_or_raise(L), b, pol, source, err, sizeof err);
-        lvm_acct(L)->wait_ns += clock_ns() - t0;
-        if (rc != DB_OK) return raise_db(L, rc, err);
-        invalidate(lvm_host(L), b);
+        if (t) return store_in_task(L, t, 1, pol, source, spool);
+        return store_here(L, 1, b, pol, source, spool);
     }
     return answer(L, &CANDLES, b);
 }
@@ -468,16 +553,14 @@ static int l_candles_store(lua_State *L)
 static int l_ticks_store(lua_State *L)
 {
     struct ticks_batch *b = check_batch(L, 1, &TICKS)->batch;
+    struct spool *spool;
+    read_store_opts(L, 2, "tf.ticks.store", NULL, NULL, &spool);
     if (b->nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         lvm_acct(L)->statements++;
-        if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL);
-        char err[1024];
-        long long t0 = clock_ns();
-        int rc = ticks_store(pool_or_raise(L), b, err, sizeof err);
-        lvm_acct(L)->wait_ns += clock_ns() - t0;
-        if (rc != DB_OK) return raise_db(L, rc, err);
+        if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL, spool);
+        return store_here(L, 0, b, CANDLES_MERGE, NULL, spool);
     }
     return answer(L, &TICKS, b);
 }

@@ -20,6 +20,7 @@ struct lvm_host {
     struct db_pool *db;    /* NULL when no database is configured */
     struct sched *sched;   /* NULL unless serving */
     struct cache *cache;   /* the shared cache (tf.cache); `tickforge check` gets a throw-away one */
+    struct spool *spool;   /* the durable ingest spool (spool.h): `serve` with a database only, else NULL */
     char instance[96];     /* "hostname:pid", names this process in job history */
 };
 

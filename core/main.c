@@ -14,10 +14,12 @@
 #include "mem.h"
 #include "metrics.h"
 #include "sched.h"
+#include "spool.h"
 
 #include <lauxlib.h>
 #include <libpq-fe.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,9 +157,31 @@ static int host_open(struct lvm_host *host, const struct config *cfg, char *err,
     return 0;
 }
 
-/* Closes what host_open opened; every VM using it is gone. */
+/* Opens the spool and starts its replayer (serve only, with a database).
+ * 0, or -1 with err. */
+static int host_open_spool(struct lvm_host *host, const struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->spool_enabled || !host->db) return 0;
+    struct spool_options o = {cfg->spool_dir, cfg->spool_max_bytes, cfg->spool_segment_bytes};
+    if (!(host->spool = spool_open(&o, err, errlen))) return -1;
+    if (spool_replayer_start(host->spool, host->db, host->cache, err, errlen)) {
+        spool_close(host->spool);
+        host->spool = NULL;
+        return -1;
+    }
+    metrics_add_collector(spool_metrics, host->spool);
+    return 0;
+}
+
+/* Closes what host_open opened; every VM using it is gone. The spool goes
+ * before the pool: its replayer stores through it. */
 static void host_close(struct lvm_host *host)
 {
+    if (host->spool) {
+        metrics_remove_collector(spool_metrics, host->spool);
+        spool_close(host->spool); /* stops the replayer after its batch in hand, syncs */
+        host->spool = NULL;
+    }
     if (host->db) db_pool_close(host->db);
     host->db = NULL;
     if (host->cache) {
@@ -167,9 +191,31 @@ static void host_close(struct lvm_host *host)
     }
 }
 
+/* Waits for a second stop signal during the drain; then exits at once
+ * (status 1): whatever was acknowledged is on disk already (the spool
+ * syncs before answering; the database commits before answering). */
+static void *stop_now(void *arg)
+{
+    int sig;
+    if (sigwait(arg, &sig) == 0) {
+        log_warn("stopping now, without draining", "signal=%d", sig);
+        _exit(1);
+    }
+    return NULL;
+}
+
 static int cmd_serve(const char *config_path)
 {
     char err[8192];
+    /* blocked before any thread starts (the pool's, the spool's replayer):
+     * every thread inherits the mask, so the signals arrive only here */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     struct config *cfg = load_config(config_path);
     if (!cfg) return 1;
     if (!config_path) log_warn("no config file; using built-in defaults", "looked_for=" DEFAULT_CONFIG);
@@ -182,15 +228,13 @@ static int cmd_serve(const char *config_path)
     if (!host.db) log_warn("no database configured (database.url / DATABASE_URL); tf.db is unavailable", NULL);
     if (!cfg->nkeys) log_warn("no API keys configured (auth.keys / TICKFORGE_API_KEY); authenticated routes answer 401", NULL);
     int sched_on = cfg->sched_enabled, sched_workers = cfg->sched_workers;
+    int spool_rc = host_open_spool(&host, cfg, err, sizeof err);
     config_free(cfg);
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread started below */
-    signal(SIGPIPE, SIG_IGN);
+    if (spool_rc) {
+        fprintf(stderr, "tickforge: %s\n", err);
+        host_close(&host);
+        return 1;
+    }
 
     struct http_server *s = http_start(config_path, &host, err, sizeof err);
     if (!s) {
@@ -213,6 +257,12 @@ static int cmd_serve(const char *config_path)
             gen_watch(http_gen(s));
         }
     }
+    /* a second SIGINT/SIGTERM while draining: stop at once */
+    pthread_t impatient;
+    static sigset_t stop_set;
+    stop_set = set;
+    sigdelset(&stop_set, SIGHUP);
+    if (pthread_create(&impatient, NULL, stop_now, &stop_set) == 0) pthread_detach(impatient);
     sched_stop(host.sched, 10000);
     host.sched = NULL;
     http_stop(s, 10000);

@@ -148,6 +148,12 @@ static int fold_keys(struct ticks_batch *b)
     return 0;
 }
 
+int ticks_fold(struct ticks_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) b->items[i].leader = -1;
+    return fold_keys(b);
+}
+
 int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
                  struct ticks_batch **out, int *http_status, char *err, size_t errlen)
 {
@@ -223,6 +229,7 @@ void ticks_count(const struct ticks_batch *b, struct candles_counts *c)
         case CANDLES_INSERTED: c->inserted++; break;
         case CANDLES_DUPLICATE: c->duplicates++; break;
         case CANDLES_REJECTED: c->rejected++; break;
+        case CANDLES_QUEUED: c->queued++; break;
         default: break;
         }
     }

@@ -36,6 +36,7 @@ struct ticks_batch {
 int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
                  struct ticks_batch **out, int *http_status, char *err, size_t errlen);
 void ticks_free(struct ticks_batch *b);
+int ticks_fold(struct ticks_batch *b); /* as candles_fold */
 
 /* Inserts the valid ticks in one statement; a tick whose (symbol, ts_msc)
  * is stored already becomes DUPLICATE. DB_OK, or DB_ERROR / DB_UNAVAILABLE

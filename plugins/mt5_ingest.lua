@@ -4,7 +4,12 @@
 -- maps outcomes to the status codes the EAs understand: 200 with a status per
 -- item whenever the body parses (bad items "rejected", good ones stored),
 -- 400 only for an unparseable body or wrong top-level shape, 413 for too many
--- items, 503 when the database is unavailable (nothing of the batch stored).
+-- items. When the database is unavailable the valid items go to the durable
+-- spool and the answer is 200 with "queued": N and each such item "queued"
+-- (stored by the spool's replayer once the database is back; docs/spool.md);
+-- 503 with Retry-After only when the spool is full or turned off (then
+-- nothing of the batch is stored). While the spool holds batches, new ones
+-- are queued behind them, so none overtakes a spooled one.
 -- It never answers 409, and never builds SQL.
 --
 -- Settings, all optional, in the config file's `ingest` section:
@@ -16,6 +21,7 @@
 --     offset_seconds = 0,        -- EA server time minus UTC, subtracted from every ts
 --     symbol_offsets = { },      -- per symbol, e.g. { ["XAUUSD#"] = 7200 }
 --     key_offsets = { },         -- per API key name (auth.keys[].name), e.g. { ["ea-cy"] = 10800 }
+--     on_unavailable = "spool",  -- database unreachable: "spool" (queue, answer 200) | "error" (503)
 --   }
 -- Times are stored as sent (read as UTC, even with a "Z") unless an offset is set.
 
@@ -26,6 +32,7 @@ local MAX_TICKS = cfg.max_ticks or 100000
 local OFFSET = cfg.offset_seconds or 0
 local SYMBOL_OFFSETS = cfg.symbol_offsets
 local KEY_OFFSETS = cfg.key_offsets or {}
+local ON_UNAVAILABLE = cfg.on_unavailable or "spool"
 
 -- A wrong setting stops the load (and so a reload) with the key's name.
 local function check(ok, msg) if not ok then error("config ingest." .. msg, 0) end end
@@ -39,17 +46,19 @@ for k, v in pairs(SYMBOL_OFFSETS or {}) do
   check(type(k) == "string" and type(v) == "number", "symbol_offsets: must map symbols to seconds")
 end
 check(type(KEY_OFFSETS) == "table", "key_offsets: must be a table key name = seconds")
+check(ON_UNAVAILABLE == "spool" or ON_UNAVAILABLE == "error",
+  "on_unavailable: must be spool or error, got " .. tostring(ON_UNAVAILABLE))
 
 -- The answer EAs scrape (documented in GET /openapi.json).
 local DETAIL = { type = "object", required = { "symbol", "timeframe", "ts_original", "ts_bucket", "status" },
   properties = { symbol = { type = { "string", "null" } }, timeframe = { type = { "string", "null" } },
     ts_original = { type = { "string", "null" } }, ts_bucket = { type = { "string", "null" } },
-    status = { type = "string", enum = { "inserted", "duplicate", "updated", "rejected" } },
+    status = { type = "string", enum = { "inserted", "duplicate", "updated", "rejected", "queued" } },
     error = { type = "string" } } }
 local ANSWER = { type = "object", required = { "ok", "received", "inserted", "duplicates", "details" },
   properties = { ok = { type = "boolean" }, received = { type = "integer" }, inserted = { type = "integer" },
     duplicates = { type = "integer" }, updated = { type = "integer" }, rejected = { type = "integer" },
-    details = { type = "array", items = DETAIL } } }
+    queued = { type = "integer" }, details = { type = "array", items = DETAIL } } }
 local CANDLE = { type = "object", required = { "symbol", "timeframe", "ts", "open", "high", "low", "close" },
   properties = { symbol = { type = "string" }, timeframe = { type = { "string", "integer" } },
     ts = { type = { "string", "number" } }, open = { type = "number" }, high = { type = "number" },
@@ -69,8 +78,9 @@ local function decode_opts(req, shape, max)
            symbol_offsets = SYMBOL_OFFSETS }
 end
 
--- The database failed: 503 (the EA retries) when it is unavailable or timed
--- out, 500 otherwise; either way nothing of the batch was stored.
+-- The database failed: 503 (the EA retries) when it is unavailable (and the
+-- spool full or off) or timed out, 500 otherwise; either way nothing of the
+-- batch was stored.
 local function failed(e)
   if type(e) == "table" and (e.code == "unavailable" or e.code == "timeout") then
     tf.log.warn("ingest: database " .. e.code, { error = e.message })
@@ -85,7 +95,7 @@ local function candles(shape)
   return function(req)
     local batch, err, status = tf.candles.decode(req.body, decode_opts(req, shape, MAX_ITEMS))
     if not batch then return status, { ok = false, error = err } end
-    local ok, answer = pcall(tf.candles.store, batch, { policy = POLICY, source = "ea" })
+    local ok, answer = pcall(tf.candles.store, batch, { policy = POLICY, source = "ea", on_unavailable = ON_UNAVAILABLE })
     if not ok then return failed(answer) end
     return 200, answer
   end
@@ -103,7 +113,7 @@ tf.route("POST", "/ingest_batch", candles("array"), route_opts("Stores a JSON ar
 tf.route("POST", "/ingest/tick", function(req)
   local batch, err, status = tf.ticks.decode(req.body, decode_opts(req, nil, MAX_TICKS))
   if not batch then return status, { ok = false, error = err } end
-  local ok, answer = pcall(tf.ticks.store, batch)
+  local ok, answer = pcall(tf.ticks.store, batch, { on_unavailable = ON_UNAVAILABLE })
   if not ok then return failed(answer) end
   return 200, answer
 end, route_opts("Stores ticks: {\"ticks\": [{symbol, ts, bid, ask, ...}]}",

@@ -1,7 +1,9 @@
 -- The database dies in the middle of a batch: the EA gets a clear 503 (it
 -- retries), no part of the batch is stored, requests while it is down fail
 -- fast, and the pool recovers by itself when the database is back. Uses a
--- throw-away cluster of its own, so killing it disturbs no other test.
+-- throw-away cluster of its own, so killing it disturbs no other test. The
+-- routes here answer errors instead of spooling (ingest.on_unavailable =
+-- "error"); spool_spec.lua covers the spool.
 local H = require("tests.integration.helper")
 local S = require("tests.integration.ingest_support")
 
@@ -24,7 +26,8 @@ describe("a database outage during ingest", function()
     pg.psql([[CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS
       $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;]])
     srv = H.start_server{ plugins = S.plugin(), env = { DATABASE_URL = pg.url },
-      config = { database = { checkout_timeout_ms = 1000, connect_timeout_s = 1, pool_size = 2 } } }
+      config = { database = { checkout_timeout_ms = 1000, connect_timeout_s = 1, pool_size = 2 },
+                 ingest = { on_unavailable = "error" } } }
   end)
   teardown(function()
     if srv then srv:stop() end
@@ -89,7 +92,7 @@ describe("a database outage during ingest", function()
     pg.psql("CREATE TRIGGER slow_row BEFORE INSERT ON market_data FOR EACH ROW " ..
       "WHEN (NEW.symbol = 'SLOW') EXECUTE FUNCTION slow_row()")
     local quick = H.start_server{ plugins = S.plugin(), env = { DATABASE_URL = pg.url },
-      config = { database = { statement_timeout_ms = 400, pool_size = 2 } } }
+      config = { database = { statement_timeout_ms = 400, pool_size = 2 }, ingest = { on_unavailable = "error" } } }
     for _, n in ipairs{ 20, 200 } do -- the ON CONFLICT and the COPY path
       local t0 = os.time()
       local st, v = quick:json("POST", "/ingest_batch", batch(n, n // 2), H.ingest_headers())
