@@ -129,14 +129,17 @@ static int by_wall(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-char *acct_json(size_t *len)
+cJSON *acct_to_json(void)
 {
     struct snap *s;
     int n = snapshot(&s);
-    if (n < 0) return NULL;
-    qsort(s, (size_t)n, sizeof *s, by_wall);
     cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; arr && i < n; i++) {
+    if (n < 0 || !arr) {
+        mem_free(s);
+        return arr;
+    }
+    qsort(s, (size_t)n, sizeof *s, by_wall);
+    for (int i = 0; i < n; i++) {
         const struct snap *x = &s[i];
         cJSON *o = cJSON_CreateObject();
         if (!o) break;
@@ -153,11 +156,5 @@ char *acct_json(size_t *len)
         cJSON_AddNumberToObject(o, "alloc_bytes", (double)x->alloc_bytes);
     }
     mem_free(s);
-    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    if (!text) return NULL;
-    char *out = mem_strdup(text);
-    cJSON_free(text);
-    if (out) *len = strlen(out);
-    return out;
+    return arr;
 }

@@ -8,11 +8,13 @@
  * and then updated with atomic adds only, so recording costs a request a
  * handful of instructions. Entries live until exit. GET /metrics shows them
  * as tf_route_* and tf_job_* counters (acct_metrics, a collector) and
- * /admin/status as its "accounting" array (acct_json). */
+ * /admin/status as its "accounting" array (acct_to_json). */
 #ifndef ACCT_H
 #define ACCT_H
 
 #include "lvm.h"
+
+#include <cJSON.h>
 
 enum acct_kind { ACCT_ROUTE, ACCT_JOB };
 
@@ -29,8 +31,8 @@ void acct_record(struct acct_entry *e, const struct lvm_acct *a, long long wall_
 /* Refreshes the tf_route_* and tf_job_* series (a metrics_collector). */
 void acct_metrics(void *ud);
 
-/* The entries as a JSON array (mem_* string), busiest first by wall time;
- * NULL when out of memory. */
-char *acct_json(size_t *len);
+/* The entries as a cJSON array, busiest first by wall time (the caller owns
+ * it); NULL when out of memory. */
+cJSON *acct_to_json(void);
 
 #endif

@@ -127,77 +127,74 @@ static int send_metrics(struct http_req *r)
     return http_send(r, 200, "text/plain; version=0.0.4", text, len, 1);
 }
 
-/* Appends s to a JSON string literal in out. */
-static size_t json_str(char *out, size_t cap, const char *s)
-{
-    size_t j = 0;
-    if (cap < 3) return 0;
-    out[j++] = '"';
-    for (; *s && j < cap - 3; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') out[j++] = '\\', out[j++] = (char)ch;
-        else if (ch == '\n') out[j++] = '\\', out[j++] = 'n';
-        else if (ch >= 0x20) out[j++] = (char)ch;
-    }
-    out[j++] = '"';
-    out[j] = 0;
-    return j;
-}
-
+/* GET /admin/status, written with cJSON (no fixed buffer: any number of
+ * routes, warnings and accounting entries). */
 static int send_status(struct http_req *r)
 {
     struct http_server *s = r->s;
-    size_t alen = 0;
-    char *acct = acct_json(&alen);
-    size_t cap = 65536 + alen, n = 0;
-    char *out = mem_alloc(cap);
     struct gen_status *gs = mem_alloc(sizeof *gs);
-    if (!out || !gs || !acct) {
-        mem_free(out);
+    cJSON *j = cJSON_CreateObject();
+    if (!gs || !j) {
         mem_free(gs);
-        mem_free(acct);
+        cJSON_Delete(j);
         return http_send_error(r, 500, "out of memory");
     }
     struct lvm_gen *g = lvm_gen_current();
     gen_status(http_gen(s), gs);
-    n += (size_t)snprintf(out + n, cap - n,
-                          "{\"ok\":true,\"version\":\"%s\",\"generation\":%ld,\"started\":%ld,\"uptime_s\":%ld,"
-                          "\"inflight\":%d,\"memory_c_bytes\":%zu,\"config\":",
-                          TF_VERSION, g ? g->id : 0, http_started(s), (long)(time(NULL) - http_started(s)),
-                          http_inflight(s), mem_in_use());
-    n += json_str(out + n, cap - n - 64, gs->config_path);
-    n += (size_t)snprintf(out + n, cap - n, ",\"last_reload\":{\"ok\":%s,\"at\":%ld,\"trigger\":",
-                          gs->ok ? "true" : "false", gs->at);
-    n += json_str(out + n, cap - n - 64, gs->trigger);
-    n += (size_t)snprintf(out + n, cap - n, ",\"error\":");
-    if (gs->ok) n += (size_t)snprintf(out + n, cap - n, "null");
-    else n += json_str(out + n, cap - n - 64, gs->error);
+    cJSON_AddBoolToObject(j, "ok", 1);
+    cJSON_AddStringToObject(j, "version", TF_VERSION);
+    cJSON_AddNumberToObject(j, "generation", g ? (double)g->id : 0);
+    cJSON_AddNumberToObject(j, "started", (double)http_started(s));
+    cJSON_AddNumberToObject(j, "uptime_s", (double)(time(NULL) - http_started(s)));
+    cJSON_AddNumberToObject(j, "inflight", http_inflight(s));
+    cJSON_AddNumberToObject(j, "memory_c_bytes", (double)mem_in_use());
+    cJSON_AddStringToObject(j, "config", gs->config_path);
+    cJSON *lr = cJSON_AddObjectToObject(j, "last_reload");
+    if (lr) {
+        cJSON_AddBoolToObject(lr, "ok", gs->ok);
+        cJSON_AddNumberToObject(lr, "at", (double)gs->at);
+        cJSON_AddStringToObject(lr, "trigger", gs->trigger);
+        if (gs->ok) cJSON_AddNullToObject(lr, "error");
+        else cJSON_AddStringToObject(lr, "error", gs->error);
+    }
     mem_free(gs);
-    n += (size_t)snprintf(out + n, cap - n, "},\"routes\":[");
-    for (int i = 0; g && i < g->nroutes && n < cap - 1024; i++) {
+    cJSON *routes = cJSON_AddArrayToObject(j, "routes");
+    for (int i = 0; routes && g && i < g->nroutes; i++) {
         const struct lvm_route *rt = &g->routes[i];
-        n += (size_t)snprintf(out + n, cap - n, "%s{\"method\":\"%s\",\"path\":", i ? "," : "", rt->method);
-        n += json_str(out + n, cap - n - 256, rt->path);
-        n += (size_t)snprintf(out + n, cap - n, ",\"auth\":\"%s\",\"max_body\":%zu}",
-                              rt->roles & ROLE_ADMIN ? "admin" : rt->roles & ROLE_INGEST ? "ingest"
-                              : rt->roles & ROLE_READ ? "read" : "none", rt->max_body);
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddItemToArray(routes, o);
+        cJSON_AddStringToObject(o, "method", rt->method);
+        cJSON_AddStringToObject(o, "path", rt->path);
+        cJSON_AddStringToObject(o, "auth", rt->roles & ROLE_ADMIN    ? "admin"
+                                           : rt->roles & ROLE_INGEST ? "ingest"
+                                           : rt->roles & ROLE_READ   ? "read"
+                                                                     : "none");
+        cJSON_AddNumberToObject(o, "max_body", (double)rt->max_body);
+        cJSON_AddStringToObject(o, "plugin", rt->plugin ? rt->plugin : "");
     }
-    n += (size_t)snprintf(out + n, cap - n, "],\"warnings\":["); /* the generation's static-check warnings */
-    for (const char *w = g ? g->warnings : NULL; w && *w && n < cap - 1024;) {
+    cJSON *warnings = cJSON_AddArrayToObject(j, "warnings"); /* the generation's static-check warnings */
+    for (const char *w = g ? g->warnings : NULL; warnings && w && *w;) {
         const char *nl = strchr(w, '\n');
-        char line[2048];
-        snprintf(line, sizeof line, "%.*s", (int)(nl ? nl - w : (long)strlen(w)), w);
-        n += (size_t)snprintf(out + n, cap - n, "%s", w == g->warnings ? "" : ",");
-        n += json_str(out + n, cap - n - 256, line);
-        w = nl ? nl + 1 : w + strlen(w);
+        size_t len = nl ? (size_t)(nl - w) : strlen(w);
+        char *line = mem_alloc(len + 1);
+        if (line) {
+            memcpy(line, w, len);
+            line[len] = 0;
+            cJSON_AddItemToArray(warnings, cJSON_CreateString(line));
+            mem_free(line);
+        }
+        w = nl ? nl + 1 : w + len;
     }
-    /* per-plugin accounting: what each route and job cost since the start */
-    n += (size_t)snprintf(out + n, cap - n, "],\"accounting\":%s", acct);
-    mem_free(acct);
-    n += spool_status_json(http_host(s)->spool, out + n, cap - n); /* ,"spool":{...} */
-    n += (size_t)snprintf(out + n, cap - n, "}");
     if (g) lvm_gen_unref(g);
-    return http_send(r, 200, "application/json", out, n, 1);
+    cJSON_AddItemToObject(j, "accounting", acct_to_json()); /* what each route and job cost since the start */
+    cJSON_AddItemToObject(j, "spool", spool_to_json(http_host(s)->spool));
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!text) return http_send_error(r, 500, "out of memory");
+    int ok = http_send(r, 200, "application/json", text, strlen(text), 0);
+    cJSON_free(text);
+    return ok;
 }
 
 /* ---- work on a thread of its own: reload, job runs ---- */

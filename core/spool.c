@@ -12,6 +12,7 @@
 #include "spool.h"
 
 #include <assert.h>
+#include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -663,21 +664,23 @@ void spool_metrics(void *ud)
                 "Age of the oldest batch in the ingest spool (0 when empty)");
 }
 
-size_t spool_status_json(struct spool *s, char *out, size_t cap)
+cJSON *spool_to_json(struct spool *s)
 {
-    int n;
-    if (!s) {
-        n = snprintf(out, cap, ",\"spool\":null");
-    } else {
-        struct spool_stats st;
-        spool_stats(s, &st);
-        n = snprintf(out, cap,
-                     ",\"spool\":{\"records\":%ld,\"bytes\":%zu,\"max_bytes\":%zu,\"oldest_age_s\":%.3f,"
-                     "\"segments\":%ld,\"appended\":%.0f,\"replayed\":%.0f,\"corrupt\":%.0f,\"failed\":%.0f}",
-                     st.records, st.bytes, s->max_bytes, st.oldest_age_s, st.segments, st.appended, st.replayed,
-                     st.corrupt, st.failed);
-    }
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (!s) return cJSON_CreateNull();
+    struct spool_stats st;
+    spool_stats(s, &st);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "records", (double)st.records);
+    cJSON_AddNumberToObject(o, "bytes", (double)st.bytes);
+    cJSON_AddNumberToObject(o, "max_bytes", (double)s->max_bytes);
+    cJSON_AddNumberToObject(o, "oldest_age_s", st.oldest_age_s);
+    cJSON_AddNumberToObject(o, "segments", (double)st.segments);
+    cJSON_AddNumberToObject(o, "appended", st.appended);
+    cJSON_AddNumberToObject(o, "replayed", st.replayed);
+    cJSON_AddNumberToObject(o, "corrupt", st.corrupt);
+    cJSON_AddNumberToObject(o, "failed", st.failed);
+    return o;
 }
 
 /* ---- batches as records ---- */

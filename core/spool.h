@@ -74,9 +74,10 @@ struct spool_stats {
     double appended, replayed, corrupt, failed; /* totals since start */
 };
 void spool_stats(struct spool *s, struct spool_stats *st);
-/* Writes `,"spool":{...}` (or `,"spool":null` for s NULL) for /admin/status
- * into out; returns the bytes written (0 when cap is too small). */
-size_t spool_status_json(struct spool *s, char *out, size_t cap);
+/* The spool's state for /admin/status as a cJSON object (null for s
+ * NULL: no spool); the caller owns it; NULL when out of memory. */
+struct cJSON;
+struct cJSON *spool_to_json(struct spool *s);
 void spool_metrics(void *s); /* a metrics collector: the gauges */
 
 /* ---- ingest batches as records ----

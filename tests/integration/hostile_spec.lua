@@ -269,6 +269,21 @@ describe("reload and jobs", function()
     assert.is_true(select(2, v.error:gsub("e", "")) >= 1000, v.error)
   end)
 
+  it("lists every route in /admin/status however many there are (once cut at 64KB)", function()
+    local srv = H.start_server{ plugins = { ["many.lua"] = [[
+      for i = 1, 1500 do
+        tf.route("GET", "/many/" .. string.rep("p", 80) .. "/" .. i, function() return 200, {} end)
+      end
+    ]] } }
+    local st, v = srv:json("GET", "/admin/status", nil, H.admin_headers())
+    srv:stop()
+    assert.are.equal(200, st)
+    assert.are.equal(1500, #v.routes)
+    assert.are.equal("/many/" .. string.rep("p", 80) .. "/1500", v.routes[1500].path)
+    assert.are.equal("many.lua", v.routes[1500].plugin)
+    assert.are.equal(1500, #v.accounting)
+  end)
+
   it("keeps a job watermark over 8KB whole from run to run", function()
     H.migrate()
     local name = "wm_big_" .. math.random(1, 1e9)
