@@ -120,6 +120,8 @@ return {
     level = "info",            -- debug | info | warn | error (info logs one line per request)
     format = "logfmt",         -- logfmt | json (one JSON object per line: ts, level, msg, then the
                                -- fields, numbers as numbers); read at start, a reload keeps it
+    access = true,             -- the per-request line (level info), buffered per worker and
+                               -- written every 200 ms or 64 KB; false: only 5xx answers (warn)
   },
 
   -- Sections other than the ones above belong to plugins and are passed

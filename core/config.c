@@ -47,6 +47,7 @@ static const struct field schema[] = {
     F("database.single_lanes", T_INT, "1", 1, 256, db_single_lanes),
     F("database.migrations", T_STR, "sql", 0, 0, migrations_dir),
     F("auth.metrics_open", T_BOOL, "true", 0, 0, metrics_open),
+    F("log.access", T_BOOL, "true", 0, 0, log_access),
     F("plugins.dir", T_STR, "plugins", 0, 0, plugins_dir),
     F("reload.watch", T_BOOL, "false", 0, 0, reload_watch),
     F("reload.interval_ms", T_INT, "1000", 100, 60000, reload_interval_ms),

@@ -65,6 +65,7 @@ struct config {
 
     int log_level; /* enum log_level */
     int log_format; /* enum log_format; applied at start (a reload keeps the running one) */
+    int log_access; /* the per-request line at level info (buffered, log_access) */
 
     /* scheduler */
     int sched_enabled; /* run tf.job jobs in this instance */

@@ -346,6 +346,7 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&s->conns_mu);
         if (stop) break;
         reap(s);
+        log_flush(); /* the buffered access lines, at most 200 ms late */
         usleep(200000);
     }
     return NULL;
@@ -501,10 +502,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     metrics_add("tf_http_requests_total", labels, 1, "HTTP requests answered, by route and status");
     snprintf(labels, sizeof labels, "route=\"%s\"", route);
     metrics_observe("tf_http_request_duration_seconds", labels, secs, "HTTP request latency");
-    if (log_enabled(LOG_INFO) || (status >= 500 && log_enabled(LOG_WARN))) {
-        log_write(status >= 500 ? LOG_WARN : LOG_INFO, "request", "rid=%s route=%s status=%d bytes_in=%zu ms=%.3f%s",
-                  r->rid, route, status, r->len, secs * 1e3,
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    if (status >= 500) { /* failures: at once, at warn, whatever log.access says */
+        log_write(LOG_WARN, "request", "rid=%s route=%s status=%d bytes_in=%zu ms=%.3f%s", r->rid, route, status,
+                  r->len, secs * 1e3, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    } else if (r->gen && r->gen->cfg->log_access && log_enabled(LOG_INFO)) {
+        log_access("request", "rid=%s route=%s status=%d bytes_in=%zu ms=%.3f%s", r->rid, route, status, r->len,
+                   secs * 1e3, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     }
     if (r->run) {
         if (r->route < -1) admin_free(r);

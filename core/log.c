@@ -1,9 +1,11 @@
 /* logfmt (or JSON) lines on stderr, one write(2) each so threads never
- * interleave. Formats into stack buffers; a line longer than them is
- * truncated, never split. */
+ * interleave (access lines: whole lines at a time, see log_access).
+ * Formats into stack buffers; a line longer than them is truncated, never
+ * split. */
 #include "log.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,10 +149,10 @@ static void kv_to_json(char *out, size_t cap, size_t *n, const char *kv)
     }
 }
 
-void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
+/* Formats one line (with its newline) into line; its length, or -1. */
+static int format_line(char *line, size_t cap, enum log_level lvl, const char *msg, const char *kvfmt, va_list ap)
 {
-    if (!log_enabled(lvl)) return;
-    char line[4096], q[1024];
+    char q[1024];
     struct timespec now;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -160,26 +162,104 @@ void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
              tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
     char kv[3072];
     kv[0] = 0;
-    if (kvfmt) {
-        va_list ap;
-        va_start(ap, kvfmt);
-        vsnprintf(kv, sizeof kv, kvfmt, ap);
-        va_end(ap);
-    }
+    if (kvfmt) vsnprintf(kv, sizeof kv, kvfmt, ap);
     int n;
     if (format == LOG_JSON) {
-        size_t j = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[lvl]);
-        json_str(line, sizeof line - 2, &j, msg ? msg : "", msg ? strlen(msg) : 0);
-        kv_to_json(line, sizeof line - 2, &j, kv);
+        size_t j = (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[lvl]);
+        json_str(line, cap - 2, &j, msg ? msg : "", msg ? strlen(msg) : 0);
+        kv_to_json(line, cap - 2, &j, kv);
         line[j++] = '}';
         n = (int)j;
     } else {
-        n = snprintf(line, sizeof line, "ts=%s level=%s msg=%s%s%s", ts, level_names[lvl], log_quote(q, sizeof q, msg),
+        n = snprintf(line, cap, "ts=%s level=%s msg=%s%s%s", ts, level_names[lvl], log_quote(q, sizeof q, msg),
                      *kv ? " " : "", kv);
     }
-    if (n < 0) return;
-    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+    if (n < 0) return -1;
+    if ((size_t)n > cap - 2) n = (int)cap - 2;
     line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-    (void)w;
+    return n;
+}
+
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER; /* a pipe splits writes over PIPE_BUF */
+
+static void write_all(const char *p, size_t n)
+{
+    pthread_mutex_lock(&write_mu);
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w <= 0) break; /* stderr gone: nothing to do */
+        p += w;
+        n -= (size_t)w;
+    }
+    pthread_mutex_unlock(&write_mu);
+}
+
+void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
+{
+    if (!log_enabled(lvl)) return;
+    char line[4096];
+    va_list ap;
+    va_start(ap, kvfmt);
+    int n = format_line(line, sizeof line, lvl, msg, kvfmt, ap);
+    va_end(ap);
+    if (n > 0) write_all(line, (size_t)n);
+}
+
+/* ---- buffered access lines ---- */
+
+#define ACCESS_BUF (64 * 1024)
+
+struct abuf {
+    pthread_mutex_t mu; /* its thread appends, log_flush writes it out */
+    size_t n;
+    struct abuf *next;
+    char data[ACCESS_BUF];
+};
+
+static _Thread_local struct abuf *mine;
+static pthread_mutex_t abufs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct abuf *abufs; /* never freed: one per thread that logged, for the process */
+
+static void abuf_drain(struct abuf *b) /* under b->mu */
+{
+    write_all(b->data, b->n);
+    b->n = 0;
+}
+
+void log_access(const char *msg, const char *kvfmt, ...)
+{
+    if (!log_enabled(LOG_INFO)) return;
+    char line[4096];
+    va_list ap;
+    va_start(ap, kvfmt);
+    int n = format_line(line, sizeof line, LOG_INFO, msg, kvfmt, ap);
+    va_end(ap);
+    if (n <= 0) return;
+    if (!mine && (mine = calloc(1, sizeof *mine))) {
+        pthread_mutex_init(&mine->mu, NULL);
+        pthread_mutex_lock(&abufs_mu);
+        mine->next = abufs;
+        abufs = mine;
+        pthread_mutex_unlock(&abufs_mu);
+    }
+    if (!mine) { /* no buffer: unbuffered */
+        write_all(line, (size_t)n);
+        return;
+    }
+    pthread_mutex_lock(&mine->mu);
+    if (mine->n + (size_t)n > ACCESS_BUF) abuf_drain(mine);
+    memcpy(mine->data + mine->n, line, (size_t)n);
+    mine->n += (size_t)n;
+    pthread_mutex_unlock(&mine->mu);
+}
+
+void log_flush(void)
+{
+    pthread_mutex_lock(&abufs_mu);
+    for (struct abuf *b = abufs; b; b = b->next) {
+        pthread_mutex_lock(&b->mu);
+        if (b->n) abuf_drain(b);
+        pthread_mutex_unlock(&b->mu);
+    }
+    pthread_mutex_unlock(&abufs_mu);
 }

@@ -267,6 +267,7 @@ static int cmd_serve(const char *config_path)
     host.sched = NULL;
     http_stop(s, 10000);
     host_close(&host);
+    log_flush(); /* the access lines still buffered */
     log_info("stopped", NULL);
     return 0;
 }
