@@ -482,6 +482,12 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
     return (enum MHD_Result)lua_http_run(r);
 }
 
+/* log.access of the request's generation (none yet: the default, on). */
+static int access_logged(const struct lvm_gen *g)
+{
+    return g ? g->cfg->log_access : 1;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     struct http_server *s = cls;
@@ -505,7 +511,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     if (status >= 500) { /* failures: at once, at warn, whatever log.access says */
         log_write(LOG_WARN, "request", "rid=%s route=%s status=%d bytes_in=%zu ms=%.3f%s", r->rid, route, status,
                   r->len, secs * 1e3, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
-    } else if (r->gen && r->gen->cfg->log_access && log_enabled(LOG_INFO)) {
+    } else if (access_logged(r->gen) && log_enabled(LOG_INFO)) {
         log_access("request", "rid=%s route=%s status=%d bytes_in=%zu ms=%.3f%s", r->rid, route, status, r->len,
                    secs * 1e3, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     }
