@@ -370,7 +370,9 @@ static void make_rid(struct MHD_Connection *c, char *out, size_t cap)
     x ^= x >> 31;
     x *= 0xBF58476D1CE4E5B9ull;
     x ^= x >> 29;
-    snprintf(out, cap, "%016llx", (unsigned long long)x);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, x >>= 4) out[i] = hex[x & 15];
+    out[16] = 0;
 }
 
 /* First call of a request: everything decided before any body is read. */
@@ -482,6 +484,33 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
     return (enum MHD_Result)lua_http_run(r);
 }
 
+/* The two series every request updates, looked up once per (generation,
+ * route, status) and per worker thread: formatting and hashing their labels
+ * on every request cost more than answering /health. A route's path is
+ * owned by its generation, hence the generation in the key. */
+struct request_series {
+    long gen;
+    const char *route;
+    int status;
+    struct metrics_series *count, *latency;
+};
+
+static struct request_series *request_series(long gen, const char *route, int status)
+{
+    enum { SLOTS = 64 };
+    static _Thread_local struct request_series seen[SLOTS];
+    uintptr_t h = ((uintptr_t)route >> 4) ^ (uintptr_t)status * 31u ^ (uintptr_t)gen * 131u;
+    struct request_series *e = &seen[h % SLOTS];
+    if (e->route == route && e->status == status && e->gen == gen && e->count) return e;
+    char labels[600];
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+    e->count = metrics_series("tf_http_requests_total", labels, 0, "HTTP requests answered, by route and status");
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    e->latency = metrics_series("tf_http_request_duration_seconds", labels, 1, "HTTP request latency");
+    e->gen = gen, e->route = route, e->status = status;
+    return e;
+}
+
 /* log.access of the request's generation (none yet: the default, on). */
 static int access_logged(const struct lvm_gen *g)
 {
@@ -503,11 +532,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     double secs = (double)(clock_ns() - r->t0) / 1e9;
     const char *route = r->route >= 0 ? r->gen->routes[r->route].path : admin_route_name((enum admin_route)r->route);
     int status = r->responded ? r->responded : 0;
-    char labels[600];
-    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
-    metrics_add("tf_http_requests_total", labels, 1, "HTTP requests answered, by route and status");
-    snprintf(labels, sizeof labels, "route=\"%s\"", route);
-    metrics_observe("tf_http_request_duration_seconds", labels, secs, "HTTP request latency");
+    struct request_series *rs = request_series(r->gen ? r->gen->id : 0, route, status);
+    metrics_request(rs->count, rs->latency, secs);
     if (status >= 500) { /* failures: at once, at warn, whatever log.access says */
         log_write(LOG_WARN, "request", "rid=%s route=%s status=%d bytes_in=%zu ms=%.3f%s", r->rid, route, status,
                   r->len, secs * 1e3, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");

@@ -119,6 +119,31 @@ void metrics_set_total(const char *name, const char *labels, double v, const cha
     pthread_mutex_unlock(&lock);
 }
 
+/* A series found once and updated many times (the request counters): the
+ * pointer stays valid while the process runs. */
+struct metrics_series *metrics_series(const char *name, const char *labels, int histogram, const char *help)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = lookup(name, labels, histogram ? HISTOGRAM : COUNTER, help);
+    pthread_mutex_unlock(&lock);
+    return (struct metrics_series *)s;
+}
+
+void metrics_request(struct metrics_series *count, struct metrics_series *latency, double seconds)
+{
+    struct series *c = (struct series *)count, *h = (struct series *)latency;
+    int b = 0;
+    while (b < NBUCKETS && seconds > bucket_le[b]) b++;
+    pthread_mutex_lock(&lock);
+    if (c) c->value += 1;
+    if (h) {
+        h->value += seconds;
+        h->count++;
+        if (b < NBUCKETS) h->buckets[b]++;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 void metrics_escape_label(char *out, size_t n, const char *v)
 {
     size_t o = 0;

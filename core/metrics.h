@@ -15,6 +15,14 @@ void metrics_observe(const char *name, const char *labels, double seconds, const
 /* counter = v: mirrors a total counted elsewhere (the cache's hits). */
 void metrics_set_total(const char *name, const char *labels, double v, const char *help);
 
+/* The series name{labels} (a counter, or a latency histogram), found or
+ * created once; NULL past the series bound. metrics_request then adds one
+ * request to count and seconds to latency (either may be NULL) without
+ * formatting or hashing anything: the per-request path of http.c. */
+struct metrics_series;
+struct metrics_series *metrics_series(const char *name, const char *labels, int histogram, const char *help);
+void metrics_request(struct metrics_series *count, struct metrics_series *latency, double seconds);
+
 /* Writes v escaped for a label value (\\, \", \n) into out (truncated to n). */
 void metrics_escape_label(char *out, size_t n, const char *v);
 
