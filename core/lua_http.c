@@ -86,6 +86,29 @@ struct run {
     int nh, has_ctype;
     const char *bad; /* the handler broke the return convention */
     char why[256];
+    struct stream *stream; /* req:stream was called: the answer is streamed */
+};
+
+/* A streamed answer (req:stream). The handler writes into a bounded queue;
+ * libmicrohttpd's content reader (stream_read) takes from it as the socket
+ * accepts more, with chunked transfer encoding. From the moment the answer
+ * is queued the coroutine is driven by the content reader instead of the
+ * access handler: a writer that filled the queue yields until it is
+ * drained (backpressure), a wait suspends the connection as before, and
+ * the reader resumes the coroutine on the worker that owns it. Everything
+ * here runs on that worker; the run and the response each hold a
+ * reference. */
+#define STREAM_HIGH (256 * 1024) /* queued bytes at which a writer waits */
+
+struct stream {
+    struct run *h; /* NULL once the run ended */
+    char *buf;     /* queued bytes: buf[off..len) */
+    size_t off, len, cap;
+    int refs;
+    int queued;  /* the answer's head went to libmicrohttpd */
+    int blocked; /* the writer waits for the queue to drain */
+    int done;    /* the handler ended; failed: with an error (the answer is cut off) */
+    int failed;
 };
 
 void lua_http_init(struct lvm_host *h, struct lvm *vm)
@@ -201,6 +224,7 @@ static enum MHD_Result push_arg(void *cls, enum MHD_ValueKind kind, const char *
  * request table kept past its call reads empty tables instead of another
  * request's. */
 static const char serial_key = 0, req_mt_key = 0;
+static int req_stream(lua_State *L);
 
 static int req_index(lua_State *L)
 {
@@ -215,6 +239,9 @@ static int req_index(lua_State *L)
         lua_newtable(L);
         if (c) MHD_get_connection_values(c, k[0] == 'h' ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND,
                                          k[0] == 'h' ? push_header : push_arg, L);
+    } else if (!strcmp(k, "stream")) {
+        lua_pushcfunction(L, req_stream);
+        return 1;
     } else if (!strcmp(k, "remote_addr")) {
         const union MHD_ConnectionInfo *ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
         char ip[INET6_ADDRSTRLEN] = "";
@@ -280,6 +307,8 @@ static void push_request(lua_State *L, struct run *h)
 
 /* ---- the answer ---- */
 
+static void take_headers(lua_State *L, int hidx, struct run *a);
+
 /* Converts (status, body, headers) at base+1.. into h. */
 static void take_answer(lua_State *L, int base, struct run *a)
 {
@@ -317,6 +346,12 @@ static void take_answer(lua_State *L, int base, struct run *a)
         a->bad = "handler body must be a table, a string or nil";
         return;
     }
+    take_headers(L, hidx, a);
+}
+
+/* The answer's headers from the table at hidx (anything else: none). */
+static void take_headers(lua_State *L, int hidx, struct run *a)
+{
     if (!lua_istable(L, hidx)) return;
     lua_pushnil(L);
     while (lua_next(L, hidx) && a->nh < MAX_RESP_HEADERS) {
@@ -337,7 +372,8 @@ static void take_answer(lua_State *L, int base, struct run *a)
 
 static int body_k(lua_State *L, int status, lua_KContext ctx)
 {
-    take_answer(L, lua_gettop(L) - 3, (struct run *)ctx);
+    struct run *h = (struct run *)ctx;
+    if (!h->stream) take_answer(L, lua_gettop(L) - 3, h); /* a stream's answer was written */
     return 0;
 }
 
@@ -366,6 +402,139 @@ static int send_answer(struct run *a)
     MHD_destroy_response(resp);
     r->responded = a->status;
     return ok;
+}
+
+/* ---- streamed answers ---- */
+
+static const char stream_mt_key = 0;
+
+struct stream_ud {
+    lua_Integer serial; /* of the request it streams */
+};
+
+static void stream_unref(struct stream *st)
+{
+    if (--st->refs > 0) return;
+    mem_free(st->buf);
+    mem_free(st);
+}
+
+/* The run whose stream the userdata at idx is, while that run is the task
+ * being resumed; raises otherwise. */
+static struct run *stream_run(lua_State *L, int idx)
+{
+    struct stream_ud *u = luaL_checkudata(L, idx, "tf.stream");
+    struct run *h = (struct run *)lvm_task_running(L);
+    if (!h || h->serial != u->serial || !h->stream) luaL_error(L, "stream:write: the request it answers is over");
+    return h;
+}
+
+static int write_k(lua_State *L, int status, lua_KContext ctx)
+{
+    return 0;
+}
+
+/* stream:write(text, ...): queues the texts; waits while the client has
+ * not taken what is queued (STREAM_HIGH). Every write restarts the
+ * handler's time limit: a stream may last longer than it, as long as it
+ * moves. */
+static int stream_write(lua_State *L)
+{
+    struct run *h = stream_run(L, 1);
+    struct stream *st = h->stream;
+    int n = lua_gettop(L);
+    for (int i = 2; i <= n; i++) {
+        size_t len;
+        const char *p = luaL_checklstring(L, i, &len);
+        if (st->off && st->off == st->len) st->off = st->len = 0;
+        if (st->len + len > st->cap) {
+            if (st->off) { /* the taken part first */
+                memmove(st->buf, st->buf + st->off, st->len - st->off);
+                st->len -= st->off;
+                st->off = 0;
+            }
+            size_t cap = st->cap ? st->cap : 16384;
+            while (cap < st->len + len) cap *= 2;
+            char *nb = cap > st->cap ? mem_realloc(st->buf, cap) : st->buf;
+            if (!nb) return luaL_error(L, "stream:write: out of memory");
+            st->buf = nb;
+            st->cap = cap;
+        }
+        memcpy(st->buf + st->len, p, len);
+        st->len += len;
+    }
+    int tmo = h->r->gen->cfg->lua_handler_timeout_ms;
+    if (tmo > 0 && !h->t.killed) h->t.deadline_ns = clock_ns() + (long long)tmo * 1000000LL;
+    if (st->len - st->off < STREAM_HIGH) return 0;
+    st->blocked = 1;
+    return lvm_task_yield(L, 0, write_k);
+}
+
+/* req:stream([status], [headers]) -> stream: the answer goes out as the
+ * handler writes it (chunked), instead of as its return values. */
+static int req_stream(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    struct run *h = (struct run *)lvm_task_running(L);
+    lua_rawgetp(L, 1, &serial_key);
+    int mine = h && lua_tointeger(L, -1) == h->serial;
+    lua_pop(L, 1);
+    if (!mine) return luaL_error(L, "req:stream: only in its own handler, while it runs");
+    if (h->stream) return luaL_error(L, "req:stream: the answer is already streamed");
+    lua_Integer status = luaL_optinteger(L, 2, 200);
+    if (status < 100 || status > 599) return luaL_argerror(L, 2, "an HTTP status (100..599)");
+    struct stream_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->serial = h->serial;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &stream_mt_key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        luaL_newmetatable(L, "tf.stream");
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, stream_write);
+        lua_setfield(L, -2, "write");
+        lua_setfield(L, -2, "__index");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &stream_mt_key);
+    }
+    lua_setmetatable(L, -2);
+    struct stream *st = mem_calloc(1, sizeof *st);
+    if (!st) return luaL_error(L, "req:stream: out of memory");
+    st->h = h;
+    st->refs = 1;
+    h->stream = st;
+    h->status = (int)status;
+    h->ctype = "text/plain; charset=utf-8";
+    take_headers(L, 3, h);
+    return 1;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max);
+
+static void stream_release(void *cls)
+{
+    stream_unref(cls);
+}
+
+/* Queues the streamed answer's head; libmicrohttpd then pulls its body
+ * through stream_read. From the access handler only. */
+static int stream_queue(struct run *h)
+{
+    struct http_req *r = h->r;
+    struct stream *st = h->stream;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st,
+                                                                  stream_release);
+    if (!resp) return 0;
+    st->refs++; /* the response's */
+    st->queued = 1;
+    for (int i = 0; i < h->nh; i++)
+        if (h->hname[i] && h->hval[i]) MHD_add_response_header(resp, h->hname[i], h->hval[i]);
+    if (!h->has_ctype) MHD_add_response_header(resp, "Content-Type", h->ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_queue_response(r->c, (unsigned)h->status, resp);
+    MHD_destroy_response(resp);
+    r->responded = h->status;
+    return 1;
 }
 
 /* ---- the driver ---- */
@@ -426,10 +595,14 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
     const struct config *cfg = r->gen->cfg;
     const char *code = h->t.err_code;
     int ok = MHD_NO;
+    struct stream *stm = h->stream;
+    int head_out = stm && stm->queued; /* a failure now can only cut the answer off */
     if (h->gone || atomic_load(&h->t.abandoned)) {
         /* its client left: nothing to answer (MHD_NO closes the connection) */
-    } else if (st == LVM_OK && !h->bad) {
-        ok = send_answer(h);
+    } else if (st == LVM_OK && (!h->bad || head_out)) {
+        if (!stm) ok = send_answer(h);
+        else if (head_out || stream_queue(h)) ok = MHD_YES;
+        else ok = http_send_error(r, 503, "out of memory for the answer");
     } else if (st == LVM_OK) {
         ok = http_send_error(r, 500, h->bad);
     } else {
@@ -439,7 +612,9 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
         log_error("handler failed", "rid=%s route=%s kind=%s error=%s", r->rid, route, kind, log_quote(q, sizeof q, err));
         snprintf(m, sizeof m, "kind=\"%s\"", kind);
         metrics_add("tf_lua_handler_errors_total", m, 1, "Plugin handler calls that failed, by kind");
-        if (st == LVM_TIMEOUT) {
+        if (head_out) {
+            ok = MHD_YES; /* the stream ends with an error: the client sees it cut off */
+        } else if (st == LVM_TIMEOUT) {
             snprintf(m, sizeof m, "handler exceeded its time limit of %d ms", cfg->lua_handler_timeout_ms);
             ok = http_send_error(r, 503, m);
         } else if (st == LVM_NOMEM) {
@@ -454,6 +629,13 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
         }
     }
     int failed = st != LVM_OK || h->bad || (r->responded >= 500);
+    if (stm) {
+        stm->done = 1;
+        stm->failed = st != LVM_OK;
+        stm->h = NULL;
+        h->stream = NULL;
+        stream_unref(stm);
+    }
     acct_record(r->gen->routes[r->route].acct, &h->t.acct, clock_ns() - r->t0, failed);
     lvm_task_end(w->vm, &h->t);
     if (st != LVM_OK) lua_gc(lvm_state(w->vm), LUA_GCCOLLECT);
@@ -464,13 +646,18 @@ static int finish_run(struct run *h, enum lvm_status st, const char *err)
     return ok;
 }
 
-/* Resumes the task until it finishes or waits. */
+/* Resumes the task until it finishes or waits (the access handler). */
 static int step(struct run *h)
 {
     char err[4096];
     for (;;) {
         enum lvm_status st = lvm_task_resume(h->w->vm, &h->t, err, sizeof err);
         if (st != LVM_YIELD) return finish_run(h, st, err);
+        if (h->stream && !h->stream->queued) { /* from now on stream_read drives it */
+            if (stream_queue(h)) return MHD_YES;
+            atomic_store(&h->t.abandoned, 1); /* it dies when its wait ends, or with its connection */
+            return http_send_error(h->r, 503, "out of memory for the answer");
+        }
         pthread_mutex_lock(&h->mu);
         if (h->woken) { /* the wait is over already */
             h->woken = 0;
@@ -481,6 +668,53 @@ static int step(struct run *h)
         http_suspend(h->r);
         pthread_mutex_unlock(&h->mu);
         return MHD_YES;
+    }
+}
+
+/* Resumes a streaming task from its content reader until it waits or ends. */
+static void drive(struct run *h)
+{
+    char err[4096];
+    for (;;) {
+        enum lvm_status st = lvm_task_resume(h->w->vm, &h->t, err, sizeof err);
+        if (st != LVM_YIELD) {
+            finish_run(h, st, err);
+            return;
+        }
+        pthread_mutex_lock(&h->mu);
+        int again = h->woken;
+        h->woken = 0;
+        pthread_mutex_unlock(&h->mu);
+        if (!again) return;
+    }
+}
+
+/* libmicrohttpd wants more of a streamed answer: what is queued; else the
+ * writer that waited for room goes on; else, when the task waits on
+ * something else, the connection is suspended until its wake (return 0). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct stream *st = cls;
+    for (;;) {
+        if (st->len > st->off) {
+            size_t n = st->len - st->off < max ? st->len - st->off : max;
+            memcpy(out, st->buf + st->off, n);
+            st->off += n;
+            return (ssize_t)n;
+        }
+        struct run *h = st->h;
+        if (st->done || !h) return st->failed ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&h->mu);
+        if (!st->blocked && !h->woken) {
+            h->suspended = 1;
+            http_suspend(h->r);
+            pthread_mutex_unlock(&h->mu);
+            return 0;
+        }
+        h->woken = 0;
+        st->blocked = 0;
+        pthread_mutex_unlock(&h->mu);
+        drive(h);
     }
 }
 

@@ -15,11 +15,17 @@
 --                             -- range holding more is a 400 naming read.max_rows
 --     default_limit = 1000,   -- rows when neither `limit` nor `from` is given (1..max_rows)
 --     cache_ttl = 60,         -- seconds a latest-bars answer stays in tf.cache (0: no caching)
+--     page_rows = 20000,      -- a range of more rows than this is streamed (chunked),
+--                             -- a page of this many rows at a time (1000..1000000)
 --   }
+-- Large ranges stream: the answer goes out page by page (req:stream) as
+-- PostgreSQL gives each page, so the server never holds more than a page
+-- and the queue the client has not taken yet, whatever the range.
 local cfg = tf.config.read or {}
 local MAX_ROWS = cfg.max_rows or 100000
 local DEFAULT_LIMIT = cfg.default_limit or 1000
 local CACHE_TTL = cfg.cache_ttl or 60
+local PAGE_ROWS = cfg.page_rows or 20000
 
 local function check(ok, msg) if not ok then error("config read." .. msg, 0) end end
 check(math.type(MAX_ROWS) == "integer" and MAX_ROWS >= 1 and MAX_ROWS <= 10000000,
@@ -27,6 +33,8 @@ check(math.type(MAX_ROWS) == "integer" and MAX_ROWS >= 1 and MAX_ROWS <= 1000000
 check(math.type(DEFAULT_LIMIT) == "integer" and DEFAULT_LIMIT >= 1 and DEFAULT_LIMIT <= MAX_ROWS,
   "default_limit: must be an integer in 1..read.max_rows")
 check(type(CACHE_TTL) == "number" and CACHE_TTL >= 0, "cache_ttl: must be a number of seconds >= 0")
+check(math.type(PAGE_ROWS) == "integer" and PAGE_ROWS >= 1000 and PAGE_ROWS <= 1000000,
+  "page_rows: must be an integer in 1000..1000000")
 
 -- tf.cache arrives with the cache branch; without it every read goes to the database.
 local cache = rawget(tf, "cache") and tf.cache or nil
@@ -238,9 +246,113 @@ local function series_params(req, kind)
   return p
 end
 
+-- ---- streamed ranges ----
+
+-- A page of a streamed range: $1 symbol, $2 timeframe, $3 lower and $4
+-- upper bound (epoch seconds; after the first page the bound the last page
+-- reached, exclusive), $5 rows; in the answer's order.
+local function page_sql(set, kind, desc, csv, lower_excl, upper_excl)
+  local sql = bars_sql(set, true, true, kind == "candles")
+  if lower_excl then sql = sql:gsub("m%.ts >= ", "m.ts > ", 1) end
+  if upper_excl then sql = sql:gsub("m%.ts <= ", "m.ts < ", 1) end
+  if desc then sql = sql:gsub("ORDER BY m%.ts ASC", "ORDER BY m.ts DESC", 1) end
+  if csv then -- the rows as the export writes them, then one row whose last field is the page's edge
+    sql = "WITH p AS MATERIALIZED (" .. sql .. ") (SELECT to_char(t_ AT TIME ZONE 'UTC', " ..
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS ts, open, high, low, close, volume, spread FROM p ORDER BY t_" ..
+      (desc and " DESC" or "") .. ") UNION ALL (SELECT NULL, NULL, NULL, NULL, NULL, NULL, " ..
+      (desc and "min" or "max") .. "(ts) FROM p)"
+  end
+  return sql
+end
+
+-- How many rows [from, to] holds, and the time of the limit-th (from `from`
+-- on) when the range holds more.
+local function range_extent(p)
+  local where = "symbol = $1 AND timeframe = $2 AND ts >= to_timestamp($3::float8)" ..
+    (p.to and " AND ts <= to_timestamp($4::float8)" or "")
+  local args = { p.symbol, p.timeframe, p.from, p.to }
+  local r = tf.db.query("SELECT count(*)::bigint AS n FROM (SELECT 1 FROM market_data WHERE " .. where ..
+    " LIMIT " .. (p.limit + 1) .. ") s", table.unpack(args, 1, p.to and 4 or 3))
+  local n = math.tointeger(r[1].n)
+  if n <= p.limit then return n, p.to end
+  local last = tf.db.query("SELECT extract(epoch FROM ts)::float8 AS t FROM market_data WHERE " .. where ..
+    " ORDER BY ts OFFSET " .. (p.limit - 1) .. " LIMIT 1", table.unpack(args, 1, p.to and 4 or 3))
+  return n, last[1].t
+end
+
+-- Streams the n rows of [p.from, upper] a page at a time, in the answer's
+-- order: CSV written by PostgreSQL (bars without a set), else rows encoded
+-- by tf.rows.encode. Each page is bounded by where the last one ended.
+local function stream_range(req, p, kind, n, upper, source)
+  local desc, csv = p.order == "desc", p.format == "csv"
+  local names = kind == "candles" and { table.unpack(BAR_COLUMNS) } or { "ts" }
+  if p.set then for _, c in ipairs(p.set.columns) do names[#names + 1] = c end end
+  local s
+  if csv then
+    s = req:stream(200, csv_headers(source, p.symbol .. "_" .. p.timeframe))
+    s:write(table.concat(names, ","), "\n")
+  else
+    s = req:stream(200, { ["Content-Type"] = "application/json" })
+    local head = { ok = true, symbol = p.symbol, timeframe = p.timeframe, set = p.set and p.set.name or nil,
+                   indicators_source = source, order = p.order, count = n }
+    local text = tf.json.encode(tf.json.order(head,
+      { "ok", "symbol", "timeframe", "set", "indicators_source", "order", "count" }))
+    s:write(text:sub(1, -2), ',"', kind == "candles" and "candles" or "values", '":[')
+  end
+  local lower, hi, sent, first = p.from, upper, 0, true
+  local copy = csv and kind == "candles" and not p.set
+  while sent < n do
+    local want = math.min(PAGE_ROWS, n - sent)
+    local sql = page_sql(p.set, kind, desc, copy, not first and not desc, not first and desc)
+    local args = { p.symbol, p.timeframe, lower, hi or 1e12, want }
+    local got, edge
+    if copy then
+      -- between the header row and the edge row: the page's rows as they go out
+      local text, count = tf.db.copy_out(sql, table.unpack(args))
+      got = count - 1
+      if got <= 0 then break end
+      local body_at = text:find("\n", 1, true) + 1
+      local edge_at = text:find("[^\n]*\n$")
+      edge = tonumber(text:match("([^,]*)\n$", edge_at))
+      s:write(text:sub(body_at, edge_at - 1))
+    else
+      local cols, count = tf.db.columns(sql, table.unpack(args))
+      got = count
+      if got == 0 then break end
+      edge = cols.ts[got]
+      local text = tf.rows.encode(p.format, cols, names, { time = { ts = true }, header = false, last = got })
+      if csv then s:write(text)
+      else s:write(first and "" or ",", text:sub(2, -2)) end
+    end
+    sent, first = sent + got, false
+    if desc then hi = edge else lower = edge end
+    if got < want then break end
+  end
+  if not csv then s:write("]}") end
+end
+
 -- Bars and/or indicator values: the work behind /candles and /indicators.
-local function series_answer(p, kind)
+local function series_answer(p, kind, req)
   local symbol, timeframe, from, to, limit, set = p.symbol, p.timeframe, p.from, p.to, p.limit, p.set
+  if req and from and limit > PAGE_ROWS then
+    local okr, n, upper = pcall(range_extent, p)
+    if not okr then return db_failed(n) end
+    if p.capped and n > limit then
+      return 400, { ok = false, param = "read.max_rows",
+        error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }
+    end
+    n = math.min(n, limit)
+    if n > PAGE_ROWS then
+      local source
+      if set then -- streamed only when stored: computing on the fly needs the whole range
+        local okl, cols = pcall(tf.db.columns, page_sql(set, kind, true, false, false, false),
+          symbol, timeframe, from, upper or 1e12, 1)
+        if not okl then return db_failed(cols) end
+        source = cols.stored_[1] == 1 and "stored" or nil
+      end
+      if not set or source then return stream_range(req, p, kind, n, upper, source) end
+    end
+  end
   local sql = bars_sql(set, from ~= nil, to ~= nil, kind == "candles")
   local args = { symbol, timeframe }
   if from then args[#args + 1] = from end
@@ -304,7 +416,7 @@ end
 local function candles(req)
   local p, e = series_params(req, "candles")
   if not p then return table.unpack(e) end
-  if not cache or CACHE_TTL <= 0 or p.from or p.to then return series_answer(p, "candles") end
+  if not cache or CACHE_TTL <= 0 or p.from or p.to then return series_answer(p, "candles", req) end
   local key = string.format("candles:%s:%s:%d:%s:%s:%s", p.symbol, p.timeframe, p.limit,
     p.set and p.set.name or "", p.order, p.format)
   local a = cache.get_or_load(key, CACHE_TTL, function()
@@ -323,7 +435,7 @@ end
 local function indicators(req)
   local p, e = series_params(req, "indicators")
   if not p then return table.unpack(e) end
-  return series_answer(p, "indicators")
+  return series_answer(p, "indicators", req)
 end
 
 local NUM = { type = "number" }
