@@ -26,10 +26,41 @@ struct col {
     long long off;      /* row i reads element i + off */
 };
 
+/* The fast path of fmt_number, for the values a market stores (prices and
+ * volumes of at most 8 decimals, numeric(18,8)): v as fixed digits when
+ * 1e-4 <= |v| < 1e7 and v is the double nearest to a decimal d of at most
+ * 8 decimals. That text is what "%.15g" writes (d has at most 15
+ * significant digits and %g keeps fixed notation there) and reads back as
+ * v (r / 1e8 is correctly rounded), without snprintf and strtod. 0 when
+ * it does not apply. */
+static int fmt_fixed8(char *out, double v)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e7)) return 0;
+    double r = nearbyint(a * 1e8);
+    if (r / 1e8 != a) return 0;
+    unsigned long long n = (unsigned long long)r, ip = n / 100000000u, fp = n % 100000000u;
+    char digits[24];
+    int k = 0, len = 0;
+    do digits[k++] = (char)('0' + ip % 10); while ((ip /= 10) != 0);
+    if (v < 0) out[len++] = '-';
+    while (k) out[len++] = digits[--k];
+    if (fp) {
+        out[len++] = '.';
+        int w = 8;
+        while (fp % 10 == 0) fp /= 10, w--;
+        for (int i = w - 1; i >= 0; i--, fp /= 10) out[len + i] = (char)('0' + fp % 10);
+        len += w;
+    }
+    out[len] = 0;
+    return len;
+}
+
 /* Shortest "%.*g" text that reads back as the same double. */
 static int fmt_number(char *out, size_t cap, double v)
 {
-    int n = 0;
+    int n = fmt_fixed8(out, v);
+    if (n) return n;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(out, cap, "%.*g", prec, v);
         if (strtod(out, NULL) == v) break;

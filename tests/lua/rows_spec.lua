@@ -121,3 +121,35 @@ describe("tf.db.copy_out", function()
     assert.matches("nosuchcol", err.message)
   end)
 end)
+
+describe("tf.rows.encode's numbers", function()
+  -- the fixed-point fast path (at most 8 decimals) must write exactly what
+  -- the shortest of %.15g..%.17g writes, for every kind of value
+  local function shortest(v)
+    for p = 15, 17 do
+      local s = string.format("%." .. p .. "g", v)
+      if tonumber(s) == v then return s end
+    end
+  end
+
+  it("are the shortest text that reads back as the same double", function()
+    math.randomseed(20261202)
+    local vals = { 0, -0.0, 1e-4, 9.99999999e-5, 1e7, 9999999.99999999, 0.1, 0.1 + 0.2, 1.08123, 120, -0.00012345,
+      5e-324, 1e300, 0.00010001, 1.7976931348623157e308, 123456.78901234, 2^53 }
+    for _ = 1, 50000 do
+      local v = math.random(0, 10 ^ math.random(1, 15)) / 10 ^ math.random(0, 8)
+      if math.random() < 0.2 then v = math.random() * 10 ^ math.random(-6, 9) end
+      if math.random() < 0.3 then v = -v end
+      vals[#vals + 1] = v
+    end
+    local text = tf.rows.encode("csv", { x = vals }, { "x" }, { header = false })
+    local i = 0
+    for line in text:gmatch("([^\n]*)\n") do
+      i = i + 1
+      if line ~= shortest(vals[i]) then
+        error(string.format("%.17g written as %s, want %s", vals[i], line, shortest(vals[i])))
+      end
+    end
+    assert.are.equal(#vals, i)
+  end)
+end)
