@@ -42,7 +42,7 @@ return { listen = "127.0.0.1:$1", http = { threads = $conns }, plugins = { dir =
          lua = { path = { "$PWD/lua" }, memory_limit = "2GB", handler_timeout_ms = 120000 },
          database = { url = "$URL", pool_size = $conns },
          auth = { keys = { { key = "$key", roles = { "read", "ingest" }, name = "bench" } } },
-         jobs = { enabled = false }, log = { level = "warn" },
+         jobs = { enabled = false }, log = { level = "warn" }, spool = { dir = "$dir/spool$1" },
          read = { max_rows = $((bars + 1)), cache_ttl = $2 } }
 LUA
     "$BIN" serve --config "$dir/tf$1.lua" >"$dir/out$1" 2>"$dir/log$1" &
@@ -53,13 +53,17 @@ pid=$(serve "$port" 3600)
 upid=$(serve "$uport" 0)
 trap 'kill $pid $upid 2>/dev/null; rm -rf "$dir"' EXIT
 for p in "$port" "$uport"; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/health" >/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do curl -sf "http://127.0.0.1:$p/health" >/dev/null && break; sleep 0.1; done
 done
 
 q='/candles?symbol=BENCHRD&timeframe=M1&limit=500&set=mt5_default'
-n=$(curl -sf -H "X-API-Key: $key" "http://127.0.0.1:$port$q" | grep -o '"count":[0-9]*')
-src=$(curl -sf -H "X-API-Key: $key" "http://127.0.0.1:$uport$q" | grep -o '"indicators_source":"[a-z]*"')
-[ "$n" = '"count":500' ] && [ "$src" = '"indicators_source":"stored"' ] || { echo "bad answer: $n $src" >&2; exit 1; }
+n=$(curl -sS -H "X-API-Key: $key" "http://127.0.0.1:$port$q" | grep -o '"count":[0-9]*' || true)
+src=$(curl -sS -H "X-API-Key: $key" "http://127.0.0.1:$uport$q" | grep -o '"indicators_source":"[a-z]*"' || true)
+[ "$n" = '"count":500' ] && [ "$src" = '"indicators_source":"stored"' ] || {
+    echo "bad answer: $n $src" >&2
+    tail -n 5 "$dir/log$port" "$dir/log$uport" >&2
+    exit 1
+}
 
 wrk_rps() { # port path
     wrk -t2 -c"$conns" -d"${secs}s" -H "X-API-Key: $key" "http://127.0.0.1:$1$2" >"$dir/wrk.out" 2>&1

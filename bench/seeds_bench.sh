@@ -29,7 +29,8 @@ return { listen = "127.0.0.1:$port", http = { threads = $threads }, plugins = { 
   lua = { path = { "$PWD/lua" } }, log = { level = "warn" }, scheduler = { enabled = false },
   database = { url = os.getenv("DATABASE_URL"), pool_size = $threads },
   auth = { keys = { { key = "$key", roles = { "ingest", "read" } } } },
-  catalog = { enabled = true, cache = $2 }, tp_capital = { cache = $2 }, jobs = { enabled = false } }
+  catalog = { enabled = true, cache = $2 }, tp_capital = { cache = $2 }, jobs = { enabled = false },
+  spool = { dir = "$dir/spool$port" } }
 LUA
         $BIN serve --config "$dir/$1.lua" >"$dir/$1.log" 2>&1 &
         pid=$!

@@ -64,9 +64,11 @@ struct http_server {
     double min_body_rate; /* bytes per second */
 };
 
-/* What libmicrohttpd may use per connection (its default is 32 KB): the
- * request line and headers must fit (nginx allows 8 KB per header line). */
-#define CONNECTION_MEMORY (16 * 1024)
+/* What libmicrohttpd may use per connection (its default is 32 KB), and
+ * zeroes after every request: the request line and headers must fit (about
+ * 7.5 KB; more is a 431, as nginx's 8 KB header buffers), and an idle
+ * keep-alive connection costs about this much. */
+#define CONNECTION_MEMORY (8 * 1024)
 
 static atomic_ullong rid_counter;
 static uint64_t rid_seed;

@@ -256,13 +256,25 @@ local function page_sql(set, kind, desc, csv, lower_excl, upper_excl)
   if lower_excl then sql = sql:gsub("m%.ts >= ", "m.ts > ", 1) end
   if upper_excl then sql = sql:gsub("m%.ts <= ", "m.ts < ", 1) end
   if desc then sql = sql:gsub("ORDER BY m%.ts ASC", "ORDER BY m.ts DESC", 1) end
-  if csv then -- the rows as the export writes them, then one row whose last field is the page's edge
-    sql = "WITH p AS MATERIALIZED (" .. sql .. ") (SELECT to_char(t_ AT TIME ZONE 'UTC', " ..
-      "'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS ts, open, high, low, close, volume, spread FROM p ORDER BY t_" ..
-      (desc and " DESC" or "") .. ") UNION ALL (SELECT NULL, NULL, NULL, NULL, NULL, NULL, " ..
-      (desc and "min" or "max") .. "(ts) FROM p)"
+  if csv then -- the rows as the export writes them (bars_csv_sql)
+    sql = "SELECT to_char(t_ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS ts, " ..
+      "open, high, low, close, volume, spread FROM (" .. sql .. ") s ORDER BY t_" .. (desc and " DESC" or "")
   end
   return sql
+end
+
+-- Can [from, to] hold more than p.limit bars? Their times are whole bar
+-- times (ingest buckets them), so the span between the range's first and
+-- last bar bounds their number; a month counts as 28 days. Two index probes
+-- instead of counting a large range.
+local function span_fits(p)
+  local _, secs = tf.time.timeframe(p.timeframe)
+  if not secs or secs == 0 then secs = 28 * 86400 end
+  local r = tf.db.query("SELECT extract(epoch FROM min(ts))::float8 AS lo, extract(epoch FROM max(ts))::float8 AS hi " ..
+    "FROM market_data WHERE symbol = $1 AND timeframe = $2 AND ts >= to_timestamp($3::float8) " ..
+    "AND ts <= to_timestamp($4::float8)", p.symbol, p.timeframe, p.from, p.to or 1e12)
+  local lo, hi = r[1].lo, r[1].hi
+  return lo == nil or lo == tf.json.null or math.floor((hi - lo) / secs) + 1 <= p.limit
 end
 
 -- How many rows [from, to] holds, and the time of the limit-th (from `from`
@@ -307,14 +319,15 @@ local function stream_range(req, p, kind, n, upper, source)
     local args = { p.symbol, p.timeframe, lower, hi or 1e12, want }
     local got, edge
     if copy then
-      -- between the header row and the edge row: the page's rows as they go out
+      -- PostgreSQL's CSV of the page; its last row's time is the next bound
+      -- (bar times are whole seconds, as the CSV writes them)
       local text, count = tf.db.copy_out(sql, table.unpack(args))
-      got = count - 1
-      if got <= 0 then break end
+      got = count
+      if got == 0 then break end
       local body_at = text:find("\n", 1, true) + 1
-      local edge_at = text:find("[^\n]*\n$")
-      edge = tonumber(text:match("([^,]*)\n$", edge_at))
-      s:write(text:sub(body_at, edge_at - 1))
+      local last_at = text:find("[^\n]*\n$", math.max(body_at, #text - 512))
+      edge = tf.time.parse(text:match("^[^,]*", last_at))
+      s:write(text:sub(body_at))
     else
       local cols, count = tf.db.columns(sql, table.unpack(args))
       got = count
@@ -335,8 +348,16 @@ end
 local function series_answer(p, kind, req)
   local symbol, timeframe, from, to, limit, set = p.symbol, p.timeframe, p.from, p.to, p.limit, p.set
   if req and from and limit > PAGE_ROWS then
-    local okr, n, upper = pcall(range_extent, p)
-    if not okr then return db_failed(n) end
+    local n, upper
+    if p.format == "csv" and kind == "candles" and not set and (p.order == "asc" or p.capped) then
+      -- the export: no count in its head, so none is needed unless the
+      -- range may hold more than allowed
+      local okf, fits = pcall(span_fits, p)
+      if not okf then return db_failed(fits) end
+      if fits then return stream_range(req, p, kind, limit, to) end
+    end
+    local okr, e = pcall(function() n, upper = range_extent(p) end)
+    if not okr then return db_failed(e) end
     if p.capped and n > limit then
       return 400, { ok = false, param = "read.max_rows",
         error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }

@@ -80,6 +80,8 @@ listen_addresses = ''
 fsync = $f
 synchronous_commit = $f
 full_page_writes = $f
+# room for the benchmarks' peers: pgbench -c 512 beside the server's pool
+max_connections = 600
 EOF
     as_pg tee "$data/db/pg_hba.conf" >/dev/null <<EOF
 # scripts/pg.sh: the unix socket only (its directory is mode 0700)

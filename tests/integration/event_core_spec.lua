@@ -198,6 +198,14 @@ describe("connections", function()
     srv:stop()
   end)
 
+  it("take headers up to about 7 KB, and answer larger ones 431 instead of holding more", function()
+    local srv = H.start_server{ config = { log = { level = "warn" } } }
+    finally(function() srv:stop() end)
+    assert.are.equal(200, (srv:request("GET", "/health", nil, { ["X-Big"] = ("a"):rep(6000) })))
+    assert.are.equal(431, (srv:request("GET", "/health", nil, { ["X-Big"] = ("a"):rep(12000) })))
+    assert.are.equal(200, (srv:request("GET", "/health")))
+  end)
+
   describe("from slow clients", function()
     local srv
     setup(function()

@@ -390,6 +390,12 @@ describe("the read API streaming large ranges", function()
     assert.are.equal(1201, v.count)
     assert.are.equal(1201, #v.candles)
     assert.are.equal("2025-10-20T20:00:00+00:00", v.candles[1201].ts)
+    -- the export of the same range: its span proves it fits, so it streams without a count
+    local stc0, csv = srv:request("GET", q("&to=2025-10-20T20:00:00Z&format=csv"), nil, R.read_headers())
+    assert.are.equal(200, stc0)
+    local _, rows = R.parse_csv(csv)
+    assert.are.equal(1201, #rows)
+    for i = 1, 1201 do assert.are.equal(v.candles[i].ts, rows[i][1]) end
     local st, e = R.get(srv, q(""))
     assert.are.equal(400, st)
     assert.are.equal("read.max_rows", e.param)
