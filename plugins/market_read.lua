@@ -156,7 +156,9 @@ local function bars_sql(set, has_from, has_to, with_bars)
   local cols = { "extract(epoch FROM m.ts)::float8 AS ts" }
   if with_bars then
     for _, c in ipairs({ "open", "high", "low", "close", "volume", "spread" }) do
-      cols[#cols + 1] = string.format("m.%s::float8 AS %s", c, c)
+      -- "exact": the stored decimal without its padding zeros (the export;
+      -- the same number as the float8 JSON reads, at half the cost in COPY)
+      cols[#cols + 1] = string.format(with_bars == "exact" and "trim_scale(m.%s) AS %s" or "m.%s::float8 AS %s", c, c)
     end
   end
   local join = ""
@@ -194,11 +196,12 @@ end
 local BAR_COLUMNS = { "ts", "open", "high", "low", "close", "volume", "spread" }
 
 -- Bars as CSV written by PostgreSQL itself (tf.db.copy_out: COPY (...) TO
--- STDOUT, as psql's \copy): the export path, for bars without a set. float8
--- text is the shortest exact form, like tf.rows.encode writes; times as the
--- API writes them (bars have no fractions).
+-- STDOUT, as psql's \copy): the export path, for bars without a set. Prices
+-- as stored without their padding zeros (trim_scale: the numbers the JSON
+-- answers read as float8); times as the API writes them (bars have no
+-- fractions).
 local function bars_csv_sql(has_from, has_to, desc)
-  local inner = bars_sql(nil, has_from, has_to, true):gsub("^SELECT %* FROM %((.*)%) s ORDER BY t_$", "%1")
+  local inner = bars_sql(nil, has_from, has_to, "exact"):gsub("^SELECT %* FROM %((.*)%) s ORDER BY t_$", "%1")
   return "SELECT to_char(t_ AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS ts, " ..
     "open, high, low, close, volume, spread FROM (" .. inner .. ") s ORDER BY t_" .. (desc and " DESC" or "")
 end
@@ -252,7 +255,7 @@ end
 -- upper bound (epoch seconds; after the first page the bound the last page
 -- reached, exclusive), $5 rows; in the answer's order.
 local function page_sql(set, kind, desc, csv, lower_excl, upper_excl)
-  local sql = bars_sql(set, true, true, kind == "candles")
+  local sql = bars_sql(set, true, true, kind == "candles" and (csv and "exact" or true))
   if lower_excl then sql = sql:gsub("m%.ts >= ", "m.ts > ", 1) end
   if upper_excl then sql = sql:gsub("m%.ts <= ", "m.ts < ", 1) end
   if desc then sql = sql:gsub("ORDER BY m%.ts ASC", "ORDER BY m.ts DESC", 1) end
