@@ -24,6 +24,8 @@ static const luaL_Reg tf_namespaces[] = {
     {"file", luaopen_tf_file},
     {"cache", luaopen_tf_cache},
     {"metrics", luaopen_tf_metrics},
+    {"duration", luaopen_tf_duration},
+    {"size", luaopen_tf_size},
     /* new namespaces go above this line */
     {NULL, NULL},
 };

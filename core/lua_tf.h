@@ -26,6 +26,8 @@ int luaopen_tf_indicators(lua_State *L); /* tf.indicators lua_ind.c -> lua/tickf
 int luaopen_tf_job(lua_State *L);    /* tf.job    lua_job.c */
 int luaopen_tf_cache(lua_State *L);  /* tf.cache  lua_cache.c */
 int luaopen_tf_metrics(lua_State *L); /* tf.metrics lua_metrics.c */
+int luaopen_tf_duration(lua_State *L); /* tf.duration lua_units.c */
+int luaopen_tf_size(lua_State *L);     /* tf.size     lua_units.c */
 
 struct lvm_job;
 /* Copies the jobs registered in L into a C array (mem_*; lua_job_free).
