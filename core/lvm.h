@@ -186,6 +186,10 @@ void lvm_push_caller_file(lua_State *L);
 
 /* Is a plugin being loaded (registration allowed)? */
 int lvm_loading(lua_State *L);
+/* Adds a warning about the plugin loading now ("file:line: warning: ...");
+ * like the static checks' warnings, `tickforge check` prints it, a reload
+ * logs it once and /admin/status lists it. Never rejects a generation. */
+void lvm_warn(lua_State *L, const char *msg);
 /* Is L a sandboxed plugin VM (serve, check, jobs) rather than a script? */
 int lvm_is_plugin(lua_State *L);
 
