@@ -29,6 +29,13 @@ int luaopen_tf_metrics(lua_State *L); /* tf.metrics lua_metrics.c */
 int luaopen_tf_duration(lua_State *L); /* tf.duration lua_units.c */
 int luaopen_tf_size(lua_State *L);     /* tf.size     lua_units.c */
 
+/* Raises a tf error, the convention for a failure of the environment (the
+ * README's "Errors" rule): a table { code = code, message = ... } whose
+ * tostring is the message. The host answers an uncaught one 503 when code
+ * is "unavailable" or "timeout", else 500; tf.db adds sqlstate to its own.
+ * fmt as lua_pushfstring. Never returns. */
+int lua_tf_raise(lua_State *L, const char *code, const char *fmt, ...);
+
 /* Creates the tf table with every namespace and sets it as global "tf". */
 void lua_tf_open(lua_State *L);
 

@@ -63,10 +63,8 @@ end
 function P.timeframe(q)
   local v = q.timeframe
   if v == nil or v == "" then return nil, { bad("timeframe", "required, e.g. timeframe=M1") } end
-  local name = tf.time.timeframe(v)
-  if not name then
-    return nil, { bad("timeframe", "unknown timeframe '" .. v .. "' (M1, M5, M15, M30, H1, H4, D1, W1, MN1, ...)") }
-  end
+  local name, err = tf.time.timeframe(v)
+  if not name then return nil, { bad("timeframe", err) } end
   return name
 end
 
