@@ -171,7 +171,8 @@ static int read_field(lua_State *L, int t, const struct field *f, struct config 
             const char *shown = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
             rc = fail(err, errlen, "%s: %s: must be %s, got %s%s%s", src, f->key,
                       f->type == T_SIZE ? UNITS_SIZE_HINT : "a number",
-                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "", shown, lua_type(L, -1) == LUA_TSTRING ? "\"" : "");
+                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "", shown,
+                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "");
             break;
         }
         if (!(v >= f->min && v <= f->max) || (f->type == T_INT && v != (double)(long long)v)) {

@@ -32,7 +32,9 @@ static long long duration_ms(lua_State *L, int idx)
         double s = lua_tonumber(L, idx);
         return s >= 0 && s < 1e9 ? (long long)(s * 1000 + 0.5) : -1;
     }
-    if (lua_type(L, idx) != LUA_TSTRING || units_duration_ms(lua_tostring(L, idx), &ms) || ms >= 1e15) return -1;
+    if (lua_type(L, idx) != LUA_TSTRING || units_duration_ms(lua_tostring(L, idx), &ms) ||
+        ms >= 1e15)
+        return -1;
     return (long long)(ms + 0.5);
 }
 
@@ -69,8 +71,10 @@ static void caller_where(lua_State *L, char *out, size_t cap)
 /* An argument as the warning shows it: a number as is, a string quoted. */
 static void show_arg(lua_State *L, int idx, char *out, size_t cap)
 {
-    if (lua_type(L, idx) == LUA_TNUMBER) snprintf(out, cap, "%.14g", lua_tonumber(L, idx));
-    else snprintf(out, cap, "\"%.80s\"", lua_tostring(L, idx));
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        snprintf(out, cap, "%.14g", lua_tonumber(L, idx));
+    else
+        snprintf(out, cap, "\"%.80s\"", lua_tostring(L, idx));
 }
 
 /* The first releases took the schedule first (tf.job.every("5s", "name",
@@ -83,15 +87,16 @@ static void accept_old_order(lua_State *L, const char *kind)
     if (!strcmp(kind, "every"))
         old = duration_ms(L, 1) >= 0 && lua_type(L, 2) == LUA_TSTRING && duration_ms(L, 2) < 0;
     else
-        old = lua_type(L, 1) == LUA_TSTRING && strchr(lua_tostring(L, 1), ' ') && lua_type(L, 2) == LUA_TSTRING &&
-              !strchr(lua_tostring(L, 2), ' ');
+        old = lua_type(L, 1) == LUA_TSTRING && strchr(lua_tostring(L, 1), ' ') &&
+              lua_type(L, 2) == LUA_TSTRING && !strchr(lua_tostring(L, 2), ' ');
     if (!old) return;
     char where[300], sched[100], name[100], msg[800];
     caller_where(L, where, sizeof where);
     show_arg(L, 1, sched, sizeof sched);
     show_arg(L, 2, name, sizeof name);
     snprintf(msg, sizeof msg,
-             "%s warning: tf.job.%s(%s, %s, ...) has the old argument order; write tf.job.%s(%s, %s, fn, opts): "
+             "%s warning: tf.job.%s(%s, %s, ...) has the old argument order; write tf.job.%s(%s, "
+             "%s, fn, opts): "
              "the name first, as tf.strategy(name, ...)",
              where, kind, sched, name, kind, name, sched);
     lvm_warn(L, msg);
@@ -337,7 +342,8 @@ static int call_job(lua_State *L)
     return 0;
 }
 
-enum lvm_status lua_job_run(struct lvm *vm, struct lua_job_run *r, int timeout_ms, char *err, size_t errlen)
+enum lvm_status lua_job_run(struct lvm *vm, struct lua_job_run *r, int timeout_ms, char *err,
+                            size_t errlen)
 {
     lua_State *L = lvm_state(vm);
     r->rows = 0;

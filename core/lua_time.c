@@ -66,8 +66,11 @@ static int l_timeframe(lua_State *L)
         luaL_addstring(&b, "or MT5's number such as 16385");
         luaL_pushresult(&b);
         lua_pushnil(L);
-        lua_pushfstring(L, "unknown timeframe '%s' (%s)", lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
-                                                             ? lua_tostring(L, 1) : luaL_typename(L, 1), lua_tostring(L, -2));
+        lua_pushfstring(L, "unknown timeframe '%s' (%s)",
+                        lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
+                            ? lua_tostring(L, 1)
+                            : luaL_typename(L, 1),
+                        lua_tostring(L, -2));
         return 2;
     }
     lua_pushstring(L, ts_tf_name(tf));

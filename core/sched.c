@@ -317,7 +317,8 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
             snprintf(rec->error, sizeof rec->error, "database unavailable: %.400s", err);
             return;
         }
-        rc = sched_db_claim(c, name, req->slot_ms, &wm, rec->note, sizeof rec->note, err, sizeof err);
+        rc = sched_db_claim(c, name, req->slot_ms, &wm, rec->note, sizeof rec->note, err,
+                            sizeof err);
         if (rc < 0) goto db_fail;
         if (rc > 0) {
             snprintf(rec->result, sizeof rec->result, "skipped");

@@ -18,8 +18,8 @@ struct db_conn;
  *  1: not this instance's to run (the lock is held elsewhere, or the slot
  *     already ran); note says why. The transaction is open: commit it.
  * -1: a database error, in err; the caller releases c (rolling back). */
-int sched_db_claim(struct db_conn *c, const char *name, long long slot_ms, char **watermark, char *note,
-                   size_t notelen, char *err, size_t errlen);
+int sched_db_claim(struct db_conn *c, const char *name, long long slot_ms, char **watermark,
+                   char *note, size_t notelen, char *err, size_t errlen);
 
 /* What one finished run leaves in the database. */
 struct sched_db_run {
@@ -27,11 +27,12 @@ struct sched_db_run {
     long long scheduled_ms; /* its slot, or when a manual run started */
     double duration_ms;
     long long rows;
-    const char *result;    /* ok | error | timeout */
-    const char *error;     /* NULL unless it failed */
-    const char *note;      /* NULL when it said nothing */
+    const char *result; /* ok | error | timeout */
+    const char *error;  /* NULL unless it failed */
+    const char *note;   /* NULL when it said nothing */
     int manual;
-    const char *watermark; /* the new watermark as JSON: kept only when result is ok; NULL keeps the old */
+    const char
+        *watermark; /* the new watermark as JSON: kept only when result is ok; NULL keeps the old */
 };
 
 /* Records the run in the claimed transaction: job_state's watermark,

@@ -19,6 +19,7 @@ int units_duration_ms(const char *s, double *ms);
 /* The message for a value that is not one of the above, for errors that
  * name the key: "a size such as \"16MB\" or a number of bytes". */
 #define UNITS_SIZE_HINT "a size such as \"16MB\" or a number of bytes"
-#define UNITS_DURATION_HINT "a duration such as \"500ms\", \"30s\", \"5m\", \"1h\", \"90d\" or a number of seconds"
+#define UNITS_DURATION_HINT                                                                        \
+    "a duration such as \"500ms\", \"30s\", \"5m\", \"1h\", \"90d\" or a number of seconds"
 
 #endif

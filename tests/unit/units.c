@@ -32,7 +32,8 @@ TEST(sizes)
 
 TEST(bad_sizes)
 {
-    const char *bad[] = {"", " 1MB", "MB", "-1MB", "1TB", "1MBs", "1 M B", "inf", "nan", "0x10", "+5", "1e999", NULL};
+    const char *bad[] = {"",    " 1MB", "MB",   "-1MB", "1TB",   "1MBs", "1 M B",
+                         "inf", "nan",  "0x10", "+5",   "1e999", NULL};
     for (int i = 0; bad[i]; i++)
         if (size_of(bad[i]) != -1) unit_fail(__FILE__, __LINE__, "size \"%s\" parsed", bad[i]);
     CHECK(units_size(NULL, &(double){0}) == -1);
@@ -55,7 +56,8 @@ TEST(durations)
 
 TEST(bad_durations)
 {
-    const char *bad[] = {"", "s", "5S", "5M", "5 min", "5sec", "-5s", "5w", "1e999d", "nan", "inf", "5s ", NULL};
+    const char *bad[] = {"",   "s",      "5S",  "5M",  "5 min", "5sec", "-5s",
+                         "5w", "1e999d", "nan", "inf", "5s ",   NULL};
     for (int i = 0; bad[i]; i++)
         if (ms_of(bad[i]) != -1) unit_fail(__FILE__, __LINE__, "duration \"%s\" parsed", bad[i]);
 }
