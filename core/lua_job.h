@@ -1,7 +1,8 @@
 /* Jobs on the Lua side (lua_job.c): tf.job registration while plugins load,
  * its copy into the generation for the scheduler, and one run of a job in a
  * job worker's VM with its ctx. The scheduler (sched.c) decides when; the
- * run's SQL is in sched_db.c. Nothing here waits on a lock or a database. */
+ * run's bookkeeping SQL is in sched_db.c. Nothing here touches the
+ * scheduler's state; only the job's own code reaches the database. */
 #ifndef LUA_JOB_H
 #define LUA_JOB_H
 

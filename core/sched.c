@@ -1,16 +1,16 @@
-/* The scheduler. One mutex guards the job table and the run queue; the
- * scheduler thread wakes at the earliest due time (at least once a second,
- * to notice reloads), and worker threads take runs whose job is not already
- * running. Job state is kept by name, so it survives reloads: a job whose
- * schedule changed is re-planned, a removed one stops being scheduled, and a
- * run in progress finishes in the VM it started in.
+/* The scheduler: planning, the run queue and the workers. One mutex guards
+ * the job table and the run queue; the scheduler thread wakes at the
+ * earliest due time (at least once a second, to notice reloads), and worker
+ * threads take runs whose job is not already running. Job state is kept by
+ * name, so it survives reloads: a job whose schedule changed is re-planned,
+ * a removed one stops being scheduled, and a run in progress finishes in the
+ * VM it started in.
  *
- * With a database, a run holds one pooled connection inside a transaction
- * for its whole duration: pg_try_advisory_xact_lock makes it exclusive
- * across instances (it works through PgBouncer in transaction mode, unlike a
- * session lock), and job_state.last_slot_ms makes each scheduled slot run
- * once even when instances' clocks or wake-ups differ. The job's own tf.db
- * calls use other connections. */
+ * A run itself is two calls: with a database, sched_db_claim (the
+ * cross-instance lock and the slot, in one transaction held for the whole
+ * run) and sched_db_record (sched_db.c); in between, lua_job_run calls the
+ * job with its ctx (lua_job.c). This file holds no SQL and builds no Lua
+ * values. */
 #include "sched.h"
 
 #include "acct.h"
@@ -25,7 +25,6 @@
 #include "sched_db.h"
 
 #include <cJSON.h>
-#include <lauxlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
