@@ -9,6 +9,7 @@
 #include "log.h"
 #include "lua_json.h"
 #include "mem.h"
+#include "units.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -123,26 +124,11 @@ static void set_path(lua_State *L, int t, const char *key)
     lua_settop(L, v - 1);
 }
 
-/* "16MB", "512KB", "1GB", "100B" or a plain number of bytes. */
-static int parse_size(const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s) return -1;
-    while (*end == ' ') end++;
-    if (!strcasecmp(end, "") || !strcasecmp(end, "B")) *out = v;
-    else if (!strcasecmp(end, "KB") || !strcasecmp(end, "K")) *out = v * 1024;
-    else if (!strcasecmp(end, "MB") || !strcasecmp(end, "M")) *out = v * 1048576;
-    else if (!strcasecmp(end, "GB") || !strcasecmp(end, "G")) *out = v * 1073741824.0;
-    else return -1;
-    return 0;
-}
-
 /* A number written as text (an environment override): the whole string must
  * be a number, or a size with a unit when size is set. */
 static int parse_number(const char *s, int size, double *out)
 {
-    if (size) return parse_size(s, out);
+    if (size) return units_size(s, out);
     char *end;
     *out = strtod(s, &end);
     return end == s || *end ? -1 : 0;
@@ -184,8 +170,9 @@ static int read_field(lua_State *L, int t, const struct field *f, struct config 
         else if (lua_type(L, -1) != LUA_TSTRING || parse_number(lua_tostring(L, -1), f->type == T_SIZE, &v)) {
             const char *shown = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
             rc = fail(err, errlen, "%s: %s: must be %s, got %s%s%s", src, f->key,
-                      f->type == T_SIZE ? "a size such as 16MB or a number of bytes" : "a number",
-                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "", shown, lua_type(L, -1) == LUA_TSTRING ? "\"" : "");
+                      f->type == T_SIZE ? UNITS_SIZE_HINT : "a number",
+                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "", shown,
+                      lua_type(L, -1) == LUA_TSTRING ? "\"" : "");
             break;
         }
         if (!(v >= f->min && v <= f->max) || (f->type == T_INT && v != (double)(long long)v)) {

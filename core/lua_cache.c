@@ -272,8 +272,7 @@ static struct state *state_of(lua_State *L)
 static struct cache *cache_of(lua_State *L)
 {
     struct lvm_host *h = lvm_host(L);
-    if (!h || !h->cache)
-        luaL_error(L, "tf.cache: no cache in this process");
+    if (!h || !h->cache) lua_tf_raise(L, "unavailable", "tf.cache: no cache in this process");
     struct state *s = state_of(L);
     if (s && !s->configured) {
         const struct lvm_gen *g = lvm_gen_of(L);
@@ -471,8 +470,8 @@ static int try_load(lua_State *L)
         tw->t->abort_ud = tw;
         return lvm_task_yield(L, 0, waited_k);
     case CACHE_TIMEOUT:
-        return luaL_error(
-            L,
+        return lua_tf_raise(
+            L, "timeout",
             "tf.cache.get_or_load(\"%s\"): another caller has been loading it for %d ms "
             "(cache.load_timeout_ms)",
             k, wait_ms);
@@ -494,8 +493,11 @@ static int waited_k(lua_State *L, int status, lua_KContext ctx)
     (void)ctx;
     if (lvm_task_dead(L)) {
         cache_waiter_clear(&((struct task_wait *)lua_touserdata(L, 5))->w);
-        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the request is over (past its time limit, "
-                             "or its client left)", lua_tostring(L, 1));
+        return lua_tf_raise(
+            L, "timeout",
+            "tf.cache.get_or_load(\"%s\"): the request is over (past its time limit, "
+            "or its client left)",
+            lua_tostring(L, 1));
     }
     return try_load(L);
 }
@@ -521,8 +523,11 @@ static int l_get_or_load(lua_State *L)
         tw->w.ud = tw;
         luaL_setmetatable(L, WAIT_MT);
     } else if (lvm_task_dead(L)) { /* a dead task must not block its worker on someone's load */
-        return luaL_error(L, "tf.cache.get_or_load(\"%s\"): the request is over (past its time limit, "
-                             "or its client left)", lua_tostring(L, 1));
+        return lua_tf_raise(
+            L, "timeout",
+            "tf.cache.get_or_load(\"%s\"): the request is over (past its time limit, "
+            "or its client left)",
+            lua_tostring(L, 1));
     } else {
         lua_pushnil(L);
     }

@@ -1,38 +1,41 @@
-/* tf.job: plugins register periodic jobs while they load.
- *   tf.job.every("5s", "tick_aggregator", fn, { timeout = "30s", overlap = "skip" })
- *   tf.job.cron("*\/5 * * * *", "maintenance", fn, { jitter = "10s" })
+/* tf.job: plugins register periodic jobs while they load, name first like
+ * tf.strategy and tf.metrics:
+ *   tf.job.every("tick_aggregator", "5s", fn, { timeout = "30s", overlap = "skip" })
+ *   tf.job.cron("maintenance", "*\/5 * * * *", fn, { jitter = "10s" })
  * Definitions are checked here (so `tickforge check` and a reload report
  * file:line), kept in the VM's registry, and copied into the generation for
- * the scheduler (sched.c), which runs them in its own VMs. */
+ * the scheduler (sched.c). A job worker then runs one with lua_job_run: the
+ * ctx it gets and how its answer is read live here, not in the scheduler. */
+#include "lua_job.h"
+
 #include "acct.h"
 #include "cron.h"
+#include "lua_json.h"
 #include "lua_tf.h"
-#include "lvm.h"
 #include "mem.h"
+#include "units.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char jobs_key = 0; /* registry: array of job tables, in registration order */
 
-/* "500ms", "5s", "2m", "1h", "1d" or a number of seconds -> ms; -1 if bad. */
+/* A duration argument (units.h: "500ms", "5s", "2m", "1h", "1d", or a
+ * number of seconds) in ms; -1 if it is not one. */
 static long long duration_ms(lua_State *L, int idx)
 {
+    double ms;
     if (lua_type(L, idx) == LUA_TNUMBER) {
         double s = lua_tonumber(L, idx);
         return s >= 0 && s < 1e9 ? (long long)(s * 1000 + 0.5) : -1;
     }
-    const char *s = lua_tostring(L, idx);
-    if (!s) return -1;
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0) return -1;
-    double mul = !strcmp(end, "ms") ? 1 : !strcmp(end, "s") || !*end ? 1000 : !strcmp(end, "m") ? 60000
-               : !strcmp(end, "h") ? 3600000 : !strcmp(end, "d") ? 86400000 : -1;
-    if (mul < 0 || v * mul >= 1e15) return -1;
-    return (long long)(v * mul + 0.5);
+    if (lua_type(L, idx) != LUA_TSTRING || units_duration_ms(lua_tostring(L, idx), &ms) ||
+        ms >= 1e15)
+        return -1;
+    return (long long)(ms + 0.5);
 }
 
 static void check_name(lua_State *L, const char *name)
@@ -53,10 +56,62 @@ static void check_name(lua_State *L, const char *name)
     lua_pop(L, 1);
 }
 
-/* Shared by every and cron: validates opts and appends the job. */
+/* "file:line:" of the nearest Lua caller (a pcall in between is skipped). */
+static void caller_where(lua_State *L, char *out, size_t cap)
+{
+    lua_Debug ar;
+    out[0] = 0;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(out, cap, "%s:%d:", ar.short_src, ar.currentline);
+            return;
+        }
+}
+
+/* An argument as the warning shows it: a number as is, a string quoted. */
+static void show_arg(lua_State *L, int idx, char *out, size_t cap)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        snprintf(out, cap, "%.14g", lua_tonumber(L, idx));
+    else
+        snprintf(out, cap, "\"%.80s\"", lua_tostring(L, idx));
+}
+
+/* The first releases took the schedule first (tf.job.every("5s", "name",
+ * fn)). Plugins written then still load: the order is recognised (a
+ * duration, or a cron expression with its spaces, where the name should
+ * be), the two are swapped and a warning says how to rewrite the call. */
+static void accept_old_order(lua_State *L, const char *kind)
+{
+    int old;
+    if (!strcmp(kind, "every"))
+        old = duration_ms(L, 1) >= 0 && lua_type(L, 2) == LUA_TSTRING && duration_ms(L, 2) < 0;
+    else
+        old = lua_type(L, 1) == LUA_TSTRING && strchr(lua_tostring(L, 1), ' ') &&
+              lua_type(L, 2) == LUA_TSTRING && !strchr(lua_tostring(L, 2), ' ');
+    if (!old) return;
+    char where[300], sched[100], name[100], msg[800];
+    caller_where(L, where, sizeof where);
+    show_arg(L, 1, sched, sizeof sched);
+    show_arg(L, 2, name, sizeof name);
+    snprintf(msg, sizeof msg,
+             "%s warning: tf.job.%s(%s, %s, ...) has the old argument order; write tf.job.%s(%s, "
+             "%s, fn, opts): "
+             "the name first, as tf.strategy(name, ...)",
+             where, kind, sched, name, kind, name, sched);
+    lvm_warn(L, msg);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_replace(L, 1);
+    lua_replace(L, 2);
+}
+
+/* Shared by every and cron: validates opts and appends the job. Arguments:
+ * name, schedule (interval or cron expression), fn [, opts]. */
 static int add_job(lua_State *L, const char *kind)
 {
-    const char *name = luaL_checkstring(L, 2);
+    accept_old_order(L, kind);
+    const char *name = luaL_checkstring(L, 1);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
     if (!lvm_loading(L)) return luaL_error(L, "tf.job.%s: jobs may only be registered while a plugin loads", kind);
@@ -71,7 +126,7 @@ static int add_job(lua_State *L, const char *kind)
     lvm_push_caller_file(L);
     lua_setfield(L, t, "plugin");
     if (!strcmp(kind, "every")) {
-        long long ms = duration_ms(L, 1);
+        long long ms = duration_ms(L, 2);
         if (ms < 100 || ms > 366LL * 86400000)
             return luaL_error(L, "tf.job.every: interval must be from 100ms to 366d, such as \"5s\" or \"1m\"");
         lua_pushinteger(L, ms);
@@ -79,7 +134,7 @@ static int add_job(lua_State *L, const char *kind)
     } else {
         struct cron c;
         char err[160];
-        const char *spec = luaL_checkstring(L, 1);
+        const char *spec = luaL_checkstring(L, 2);
         if (cron_parse(&c, spec, err, sizeof err)) return luaL_error(L, "tf.job.cron: '%s': %s", spec, err);
         lua_pushstring(L, spec);
         lua_setfield(L, t, "cron");
@@ -190,11 +245,111 @@ int lua_job_extract(lua_State *L, struct lvm_job **out, int *nout)
     return rc;
 }
 
-void lua_job_push(lua_State *L, int i)
+/* ---- one run, in a job worker's VM ---- */
+
+/* Pushes job i's function (i indexes the extracted array). */
+static void push_fn(lua_State *L, int i)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &jobs_key);
     lua_rawgeti(L, -1, i + 1);
     lua_getfield(L, -1, "fn");
     lua_replace(L, -3);
     lua_pop(L, 1);
+}
+
+/* ctx.log.info(msg [, fields]) etc.: tf.log.<level> with job=<name> added
+ * to the fields. Upvalues: the job name, the tf.log function. */
+static int ctx_log(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_settop(L, 2);
+    lua_newtable(L);
+    if (lua_istable(L, 2)) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, 3);
+        }
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setfield(L, 3, "job");
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* The job's ctx: name, scheduled, manual, reset_watermark, instance,
+ * watermark (decoded; absent when there is none), log. */
+static void push_ctx(lua_State *L, const struct lua_job_run *r)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    char err[128];
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, r->name);
+    lua_setfield(L, -2, "name");
+    double scheduled = r->slot_ms ? (double)r->slot_ms / 1e3 : 0;
+    if (!r->slot_ms) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        scheduled = (double)((long long)t.tv_sec * 1000 + t.tv_nsec / 1000000) / 1e3;
+    }
+    lua_pushnumber(L, scheduled);
+    lua_setfield(L, -2, "scheduled");
+    lua_pushboolean(L, r->manual);
+    lua_setfield(L, -2, "manual");
+    lua_pushboolean(L, r->reset);
+    lua_setfield(L, -2, "reset_watermark");
+    lua_pushstring(L, r->instance);
+    lua_setfield(L, -2, "instance");
+    if (r->watermark && *r->watermark &&
+        lua_json_decode(L, r->watermark, strlen(r->watermark), err, sizeof err) == 0)
+        lua_setfield(L, -2, "watermark");
+    lua_createtable(L, 0, 4);
+    lua_getglobal(L, "tf");
+    lua_getfield(L, -1, "log");
+    for (int i = 0; i < 4; i++) {
+        lua_pushstring(L, r->name);
+        lua_getfield(L, -2, levels[i]);
+        lua_pushcclosure(L, ctx_log, 2);
+        lua_setfield(L, -4, levels[i]);
+    }
+    lua_pop(L, 2);
+    lua_setfield(L, -2, "log");
+}
+
+/* Calls the job with its ctx and reads its answer into the run, inside the
+ * protected call (everything that allocates does). */
+static int call_job(lua_State *L)
+{
+    struct lua_job_run *r = lua_touserdata(L, 1);
+    push_fn(L, r->idx);
+    push_ctx(L, r);
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1)) return 0;
+    lua_getfield(L, -1, "rows");
+    r->rows = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (long long)lua_tonumber(L, -1);
+    lua_getfield(L, -2, "note");
+    if (lua_isstring(L, -1)) snprintf(r->note, sizeof r->note, "%s", lua_tostring(L, -1));
+    lua_getfield(L, -3, "watermark");
+    if (!lua_isnil(L, -1)) {
+        char jerr[128];
+        if (!(r->watermark_out = lua_json_encode(L, -1, NULL, jerr, sizeof jerr)))
+            snprintf(r->error, sizeof r->error, "watermark: %s", jerr);
+    }
+    return 0;
+}
+
+enum lvm_status lua_job_run(struct lvm *vm, struct lua_job_run *r, int timeout_ms, char *err,
+                            size_t errlen)
+{
+    lua_State *L = lvm_state(vm);
+    r->rows = 0;
+    r->note[0] = r->error[0] = 0;
+    r->watermark_out = NULL;
+    lua_pushcfunction(L, call_job);
+    lua_pushlightuserdata(L, r);
+    return lvm_call(vm, 1, 0, timeout_ms, err, errlen);
 }

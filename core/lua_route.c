@@ -10,12 +10,12 @@
 #include "lua_tf.h"
 #include "lvm.h"
 #include "mem.h"
+#include "units.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const char routes_key = 0; /* registry: array of route tables */
 
@@ -28,20 +28,12 @@ void lua_route_init(lua_State *L)
 static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
 static const char *const reserved[] = {"/health", "/metrics", "/admin/reload", "/admin/status", "/admin/jobs", NULL};
 
-/* Parses a size: a number of bytes or "16MB"-style text. -1 when invalid. */
+/* A size: a number of bytes or "16MB"-style text (units.h). -1 when invalid. */
 static double size_arg(lua_State *L, int idx)
 {
+    double v;
     if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
-    const char *s = lua_tostring(L, idx);
-    if (!s) return -1;
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s) return -1;
-    if (!strcasecmp(end, "KB")) v *= 1024;
-    else if (!strcasecmp(end, "MB")) v *= 1048576;
-    else if (!strcasecmp(end, "GB")) v *= 1073741824.0;
-    else if (*end && strcasecmp(end, "B")) return -1;
-    return v;
+    return lua_type(L, idx) == LUA_TSTRING && units_size(lua_tostring(L, idx), &v) == 0 ? v : -1;
 }
 
 static int valid_path(const char *p)

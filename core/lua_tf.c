@@ -3,7 +3,10 @@
 #include "lua_tf.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <string.h>
+
+#define ERROR_MT "tf.error"
 
 static const luaL_Reg tf_namespaces[] = {
     {"json", luaopen_tf_json},
@@ -24,6 +27,8 @@ static const luaL_Reg tf_namespaces[] = {
     {"file", luaopen_tf_file},
     {"cache", luaopen_tf_cache},
     {"metrics", luaopen_tf_metrics},
+    {"duration", luaopen_tf_duration},
+    {"size", luaopen_tf_size},
     /* new namespaces go above this line */
     {NULL, NULL},
 };
@@ -52,8 +57,36 @@ static int tf_index(lua_State *L)
     return 0;
 }
 
+static int error_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    if (!lua_isstring(L, -1)) lua_pushliteral(L, "error");
+    return 1;
+}
+
+int lua_tf_raise(lua_State *L, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_setfield(L, -2, "message");
+    luaL_setmetatable(L, ERROR_MT);
+    return lua_error(L);
+}
+
 void lua_tf_open(lua_State *L)
 {
+    if (luaL_newmetatable(L, ERROR_MT)) {
+        lua_pushcfunction(L, error_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
     lua_newtable(L);
     for (const luaL_Reg *ns = tf_namespaces; ns->name; ns++) {
         int top = lua_gettop(L);

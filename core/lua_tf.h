@@ -26,14 +26,15 @@ int luaopen_tf_indicators(lua_State *L); /* tf.indicators lua_ind.c -> lua/tickf
 int luaopen_tf_job(lua_State *L);    /* tf.job    lua_job.c */
 int luaopen_tf_cache(lua_State *L);  /* tf.cache  lua_cache.c */
 int luaopen_tf_metrics(lua_State *L); /* tf.metrics lua_metrics.c */
+int luaopen_tf_duration(lua_State *L); /* tf.duration lua_units.c */
+int luaopen_tf_size(lua_State *L);     /* tf.size     lua_units.c */
 
-struct lvm_job;
-/* Copies the jobs registered in L into a C array (mem_*; lua_job_free).
- * May raise (run it protected); *out is set first, so the caller frees it
- * after an error or a -1 alike. */
-int lua_job_extract(lua_State *L, struct lvm_job **out, int *n);
-void lua_job_free(struct lvm_job *jobs, int n);
-void lua_job_push(lua_State *L, int i); /* pushes job i's function */
+/* Raises a tf error, the convention for a failure of the environment (the
+ * README's "Errors" rule): a table { code = code, message = ... } whose
+ * tostring is the message. The host answers an uncaught one 503 when code
+ * is "unavailable" or "timeout", else 500; tf.db adds sqlstate to its own.
+ * fmt as lua_pushfstring. Never returns. */
+int lua_tf_raise(lua_State *L, const char *code, const char *fmt, ...);
 
 /* Creates the tf table with every namespace and sets it as global "tf". */
 void lua_tf_open(lua_State *L);

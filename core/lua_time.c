@@ -3,7 +3,7 @@
  * `timeframe=16385` exactly as ingest does.
  *   tf.time.parse(v)       -> epoch seconds (float) | nil, reason
  *   tf.time.format(epoch)  -> "2025-10-20T03:00:00+00:00"
- *   tf.time.timeframe(s)   -> canonical name, seconds (MN1: 0) | nil
+ *   tf.time.timeframe(s)   -> canonical name, seconds (MN1: 0) | nil, reason
  * Pure conversions: no clock, no I/O. */
 #include <lauxlib.h>
 #include <math.h>
@@ -56,9 +56,22 @@ static int l_timeframe(lua_State *L)
         const char *s = lua_tolstring(L, 1, &len);
         tf = ts_tf_parse(s, len);
     }
-    if (tf == TS_TF_NONE) {
+    if (tf == TS_TF_NONE) { /* bad input: nil and why, as tf.time.parse */
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (int k = TS_TF_NONE + 1; k < TS_TF_COUNT; k++) {
+            luaL_addstring(&b, ts_tf_name((enum ts_tf)k));
+            luaL_addstring(&b, ", ");
+        }
+        luaL_addstring(&b, "or MT5's number such as 16385");
+        luaL_pushresult(&b);
         lua_pushnil(L);
-        return 1;
+        lua_pushfstring(L, "unknown timeframe '%s' (%s)",
+                        lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
+                            ? lua_tostring(L, 1)
+                            : luaL_typename(L, 1),
+                        lua_tostring(L, -2));
+        return 2;
     }
     lua_pushstring(L, ts_tf_name(tf));
     lua_pushinteger(L, ts_tf_seconds(tf));

@@ -13,6 +13,7 @@
 #include "lint.h"
 #include "log.h"
 #include "lua_json.h"
+#include "lua_job.h"
 #include "lua_route.h"
 #include "lua_tf.h"
 #include "mem.h"
@@ -978,6 +979,12 @@ static void add_line(char **buf, size_t *len, const char *msg)
     memcpy(e + *len, msg, n);
     *len += n;
     e[*len] = 0;
+}
+
+void lvm_warn(lua_State *L, const char *msg)
+{
+    struct lvm *vm = ctx(L);
+    if (vm) add_line(&vm->warnings, &vm->warnings_len, msg);
 }
 
 /* source_of(fn) -> path, first line, text of its lines (from the

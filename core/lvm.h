@@ -1,7 +1,11 @@
-/* Lua VM lifecycle: the sandbox, the counting allocator, the time limit per
- * call or per task (a coroutine whose waits yield), plugin loading and
- * generations (config + plugins) for hot reload. A VM is used by one thread
- * at a time and knows nothing of HTTP; its tasks are driven by their owner. */
+/* Lua VMs: lifecycle, the allow-list sandbox, the counting allocator that
+ * caps a VM's memory, the time limit per call or per task (a coroutine whose
+ * waits yield), per-call accounting, plugin loading and its warnings, and
+ * generations (config + plugins, with the routes and jobs they registered
+ * copied into C) published atomically for hot reload. A VM is used by one
+ * thread at a time; its tasks are driven by their owner (lua_http.c, the
+ * scheduler). Nothing here speaks HTTP or SQL: routes and jobs are only
+ * described for the router and the scheduler. */
 #ifndef LVM_H
 #define LVM_H
 
@@ -9,10 +13,12 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+struct acct_entry;
+struct cache;
 struct config;
 struct db_pool;
 struct sched;
-struct cache;
+struct spool;
 
 /* Process-wide services a VM may reach, owned by main and outliving every VM.
  * Bindings find it with lvm_host(L); never through C globals. */
@@ -31,8 +37,6 @@ enum lvm_mode {
 
 /* What a plugin registered with tf.route, as the HTTP router needs it
  * before any body is read. */
-struct acct_entry;
-
 struct lvm_route {
     char method[8];
     char *path;      /* "/items/{id}" */
@@ -107,8 +111,6 @@ enum lvm_status lvm_call(struct lvm *vm, int nargs, int nresults, int timeout_ms
 /* After LVM_ERROR: the `code` field of the error object when it was a table
  * (tf.db raises codes "unavailable", "timeout", "error"), else "". */
 const char *lvm_error_code(struct lvm *vm);
-
-
 
 /* ---- accounting (acct.h sums these per route and per job) ----
  * What one call (lvm_call) or one task costs: the time its Lua code ran (a
@@ -186,6 +188,10 @@ void lvm_push_caller_file(lua_State *L);
 
 /* Is a plugin being loaded (registration allowed)? */
 int lvm_loading(lua_State *L);
+/* Adds a warning about the plugin loading now ("file:line: warning: ...");
+ * like the static checks' warnings, `tickforge check` prints it, a reload
+ * logs it once and /admin/status lists it. Never rejects a generation. */
+void lvm_warn(lua_State *L, const char *msg);
 /* Is L a sandboxed plugin VM (serve, check, jobs) rather than a script? */
 int lvm_is_plugin(lua_State *L);
 

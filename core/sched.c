@@ -1,16 +1,16 @@
-/* The scheduler. One mutex guards the job table and the run queue; the
- * scheduler thread wakes at the earliest due time (at least once a second,
- * to notice reloads), and worker threads take runs whose job is not already
- * running. Job state is kept by name, so it survives reloads: a job whose
- * schedule changed is re-planned, a removed one stops being scheduled, and a
- * run in progress finishes in the VM it started in.
+/* The scheduler: planning, the run queue and the workers. One mutex guards
+ * the job table and the run queue; the scheduler thread wakes at the
+ * earliest due time (at least once a second, to notice reloads), and worker
+ * threads take runs whose job is not already running. Job state is kept by
+ * name, so it survives reloads: a job whose schedule changed is re-planned,
+ * a removed one stops being scheduled, and a run in progress finishes in the
+ * VM it started in.
  *
- * With a database, a run holds one pooled connection inside a transaction
- * for its whole duration: pg_try_advisory_xact_lock makes it exclusive
- * across instances (it works through PgBouncer in transaction mode, unlike a
- * session lock), and job_state.last_slot_ms makes each scheduled slot run
- * once even when instances' clocks or wake-ups differ. The job's own tf.db
- * calls use other connections. */
+ * A run itself is two calls: with a database, sched_db_claim (the
+ * cross-instance lock and the slot, in one transaction held for the whole
+ * run) and sched_db_record (sched_db.c); in between, lua_job_run calls the
+ * job with its ctx (lua_job.c). This file holds no SQL and builds no Lua
+ * values. */
 #include "sched.h"
 
 #include "acct.h"
@@ -18,14 +18,13 @@
 #include "cron.h"
 #include "db.h"
 #include "log.h"
-#include "lua_json.h"
-#include "lua_tf.h"
+#include "lua_job.h"
 #include "lvm.h"
 #include "mem.h"
 #include "metrics.h"
+#include "sched_db.h"
 
 #include <cJSON.h>
-#include <lauxlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -283,140 +282,17 @@ static void *sched_main(void *arg)
 
 /* ---- running one job ---- */
 
-/* ctx.log.info(msg [, fields]) etc.: tf.log.<level> with job=<name> added
- * to the fields. Upvalues: the job name, the tf.log function. */
-static int ctx_log(lua_State *L)
-{
-    luaL_checkstring(L, 1);
-    lua_settop(L, 2);
-    lua_newtable(L);
-    if (lua_istable(L, 2)) {
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, 3);
-        }
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_setfield(L, 3, "job");
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 3);
-    lua_call(L, 2, 0);
-    return 0;
-}
-
-static void push_ctx(lua_State *L, const char *name, long long slot, const char *watermark,
-                     const char *instance, int manual, int reset)
-{
-    static const char *const levels[] = {"debug", "info", "warn", "error"};
-    char err[128];
-    lua_createtable(L, 0, 6);
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "name");
-    lua_pushnumber(L, (double)(slot ? slot : now_ms()) / 1e3);
-    lua_setfield(L, -2, "scheduled");
-    lua_pushboolean(L, manual);
-    lua_setfield(L, -2, "manual");
-    lua_pushboolean(L, reset);
-    lua_setfield(L, -2, "reset_watermark");
-    lua_pushstring(L, instance);
-    lua_setfield(L, -2, "instance");
-    if (watermark && *watermark && lua_json_decode(L, watermark, strlen(watermark), err, sizeof err) == 0)
-        lua_setfield(L, -2, "watermark");
-    lua_createtable(L, 0, 4);
-    lua_getglobal(L, "tf");
-    lua_getfield(L, -1, "log");
-    for (int i = 0; i < 4; i++) {
-        lua_pushstring(L, name);
-        lua_getfield(L, -2, levels[i]);
-        lua_pushcclosure(L, ctx_log, 2);
-        lua_setfield(L, -4, levels[i]);
-    }
-    lua_pop(L, 2);
-    lua_setfield(L, -2, "log");
-}
-
-struct jobcall {
-    int idx;
-    const char *name;
-    long long slot;
-    const char *watermark, *instance;
-    struct record *rec;
-    char *watermark_out;
-};
-
-/* Calls job idx with its ctx and reads its answer into the record, inside
- * the protected call. */
-static int call_job(lua_State *L)
-{
-    struct jobcall *a = lua_touserdata(L, 1);
-    struct record *rec = a->rec;
-    lua_job_push(L, a->idx);
-    push_ctx(L, a->name, a->slot, a->watermark, a->instance, rec->manual, rec->reset);
-    lua_call(L, 1, 1);
-    snprintf(rec->result, sizeof rec->result, "ok");
-    if (!lua_istable(L, -1)) return 0;
-    lua_getfield(L, -1, "rows");
-    rec->rows = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (long long)lua_tonumber(L, -1);
-    lua_getfield(L, -2, "note");
-    if (lua_isstring(L, -1)) snprintf(rec->note, sizeof rec->note, "%s", lua_tostring(L, -1));
-    lua_getfield(L, -3, "watermark");
-    if (!lua_isnil(L, -1)) {
-        char jerr[128];
-        if (!(a->watermark_out = lua_json_encode(L, -1, NULL, jerr, sizeof jerr))) {
-            snprintf(rec->result, sizeof rec->result, "error");
-            snprintf(rec->error, sizeof rec->error, "watermark: %s", jerr);
-        }
-    }
-    return 0;
-}
-
-/* Simple statement on the lock connection; returns the first value of the
- * first row in out (may be NULL), or -1 with err. */
-static int q1(struct db_conn *c, const char *sql, int n, const char *const *vals, char *out, size_t cap,
-              int *nrows, char *err, size_t errlen)
-{
-    PGresult *res = NULL;
-    if (db_exec(c, sql, n, vals, NULL, &res, err, errlen) != DB_OK) return -1;
-    if (nrows) *nrows = PQntuples(res);
-    if (out) {
-        out[0] = 0;
-        if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
-            snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return 0;
-}
-
-/* Like q1, but the first value comes back in *out as a copy of any size
- * ("" when there is none); the caller frees it with mem_free. */
-static int q1_dup(struct db_conn *c, const char *sql, int n, const char *const *vals, char **out, int *nrows,
-                  char *err, size_t errlen)
-{
-    PGresult *res = NULL;
-    if (db_exec(c, sql, n, vals, NULL, &res, err, errlen) != DB_OK) return -1;
-    *nrows = PQntuples(res);
-    *out = mem_strdup(*nrows > 0 && PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "");
-    PQclear(res);
-    if (!*out) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* Runs one request in w's VM; fills rec. The job is marked running. */
+/* Runs one request in w's VM; fills rec. The job is marked running. With a
+ * database the run holds one pooled connection in a transaction from its
+ * claim (sched_db_claim) to its record (sched_db_record). */
 static void execute(struct worker *w, const struct run_req *req, struct record *rec)
 {
     struct sched *s = w->s;
     struct lvm_host *host = s->host;
-    char err[2048], slot_s[32];
-    char *wm = NULL; /* the stored watermark (JSON of any size), mem_free'd at the end */
+    char err[2048];
+    char *wm = NULL; /* the stored watermark (JSON of any size) */
     struct db_conn *c = NULL;
-    char *new_wm = NULL; /* the run's watermark as JSON */
-    int in_tx = 0, rc;
+    int rc;
     rec->scheduled_ms = req->slot_ms;
     rec->started_ms = now_ms();
     double t0 = mono_ms();
@@ -424,7 +300,6 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
     rec->reset = req->reset;
     snprintf(rec->result, sizeof rec->result, "error");
 
-    lua_State *L = lvm_state(w->vm);
     struct lvm_gen *g = lvm_gen(w->vm);
     int idx = -1;
     for (int i = 0; i < g->njobs; i++)
@@ -441,30 +316,11 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
             snprintf(rec->error, sizeof rec->error, "database unavailable: %.400s", err);
             return;
         }
-        const char *v[2] = {name, slot_s};
-        char got[16];
-        int nrows = 0;
-        if (q1(c, "BEGIN", 0, NULL, NULL, 0, NULL, err, sizeof err)) goto db_fail;
-        in_tx = 1;
-        if (q1(c, "SELECT pg_try_advisory_xact_lock(hashtextextended('tickforge.job.' || $1, 0))", 1, v, got,
-               sizeof got, NULL, err, sizeof err))
-            goto db_fail;
-        if (strcmp(got, "t")) {
+        rc = sched_db_claim(c, name, req->slot_ms, &wm, rec->note, sizeof rec->note, err,
+                            sizeof err);
+        if (rc < 0) goto db_fail;
+        if (rc > 0) {
             snprintf(rec->result, sizeof rec->result, "skipped");
-            snprintf(rec->note, sizeof rec->note, "running in another instance");
-            goto done;
-        }
-        snprintf(slot_s, sizeof slot_s, "%lld", req->slot_ms);
-        const char *claim = req->slot_ms
-            ? "INSERT INTO job_state (name, last_slot_ms) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE"
-              " SET last_slot_ms = EXCLUDED.last_slot_ms WHERE job_state.last_slot_ms IS NULL"
-              " OR job_state.last_slot_ms < EXCLUDED.last_slot_ms RETURNING coalesce(watermark, '')"
-            : "INSERT INTO job_state (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
-              " RETURNING coalesce(watermark, '')";
-        if (q1_dup(c, claim, req->slot_ms ? 2 : 1, v, &wm, &nrows, err, sizeof err)) goto db_fail;
-        if (nrows == 0) {
-            snprintf(rec->result, sizeof rec->result, "skipped");
-            snprintf(rec->note, sizeof rec->note, "this slot already ran in another instance");
             goto done;
         }
         if (req->reset) wm[0] = 0; /* job_state keeps the old one unless this run succeeds */
@@ -479,16 +335,24 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
         }
     }
 
-    struct jobcall jc = {idx, name, req->slot_ms, wm, host->instance, rec, NULL};
-    lua_pushcfunction(L, call_job); /* everything that allocates runs protected */
-    lua_pushlightuserdata(L, &jc);
+    struct lua_job_run run = {.idx = idx,
+                              .name = name,
+                              .slot_ms = req->slot_ms,
+                              .watermark = wm,
+                              .instance = host->instance,
+                              .manual = rec->manual,
+                              .reset = rec->reset};
     atomic_store(&w->running_vm, w->vm);
-    enum lvm_status st = lvm_call(w->vm, 1, 0, g->jobs[idx].timeout_ms, err, sizeof err);
+    enum lvm_status st = lua_job_run(w->vm, &run, g->jobs[idx].timeout_ms, err, sizeof err);
     atomic_store(&w->running_vm, NULL);
+    char *new_wm = run.watermark_out; /* ours to free */
+    rec->rows = run.rows;
+    snprintf(rec->note, sizeof rec->note, "%s", run.note);
+    snprintf(rec->result, sizeof rec->result, st == LVM_OK && !run.error[0] ? "ok" : "error");
     acct_record(g->jobs[idx].acct, lvm_call_acct(w->vm), (long long)((mono_ms() - t0) * 1e6),
-                st != LVM_OK || !strcmp(rec->result, "error"));
-    new_wm = jc.watermark_out;
-    if (st == LVM_OK && !strcmp(rec->result, "error")) {
+                st != LVM_OK || run.error[0]);
+    if (st == LVM_OK && run.error[0]) {
+        snprintf(rec->error, sizeof rec->error, "%s", run.error);
         log_error("job failed", "job=%s kind=error error=\"%s\"", name, rec->error);
     } else if (st != LVM_OK) {
         snprintf(rec->result, sizeof rec->result, st == LVM_TIMEOUT ? "timeout" : "error");
@@ -504,46 +368,34 @@ static void execute(struct worker *w, const struct run_req *req, struct record *
     }
 
     if (c) {
-        char rows_s[32], dur_s[32], sched_s[32];
-        snprintf(rows_s, sizeof rows_s, "%lld", rec->rows);
-        snprintf(dur_s, sizeof dur_s, "%.3f", rec->duration_ms);
-        snprintf(sched_s, sizeof sched_s, "%lld", req->slot_ms ? req->slot_ms : rec->started_ms);
-        int ok = !strcmp(rec->result, "ok");
-        const char *v1[3] = {name, new_wm, ok ? NULL : rec->error};
-        if (ok && new_wm) {
-            if (q1(c, "UPDATE job_state SET watermark = $2, last_ok = now(), last_error = NULL WHERE name = $1", 2, v1,
-                   NULL, 0, NULL, err, sizeof err)) goto db_fail;
-        } else if (ok) {
-            if (q1(c, "UPDATE job_state SET last_ok = now(), last_error = NULL WHERE name = $1", 1, v1, NULL, 0, NULL,
-                   err, sizeof err)) goto db_fail;
-        } else {
-            const char *v3[2] = {name, rec->error};
-            if (q1(c, "UPDATE job_state SET last_error = $2 WHERE name = $1", 2, v3, NULL, 0, NULL, err, sizeof err))
-                goto db_fail;
-        }
-        const char *v2[9] = {name, host->instance, sched_s, dur_s, rows_s, rec->result,
-                             rec->error[0] ? rec->error : NULL, rec->manual ? "t" : "f", rec->note[0] ? rec->note : NULL};
-        if (q1(c, "INSERT INTO job_runs (name, instance, scheduled, started, duration_ms, rows, result, error, manual, note)"
-                  " VALUES ($1, $2, to_timestamp($3::bigint / 1000.0), now() - make_interval(secs => $4::float8 / 1000),"
-                  " $4, $5, $6, $7, $8, $9)", 9, v2, NULL, 0, NULL, err, sizeof err) ||
-            q1(c, "DELETE FROM job_runs WHERE name = $1 AND id <= (SELECT id FROM job_runs WHERE name = $1"
-                  " ORDER BY id DESC OFFSET 1000 LIMIT 1)", 1, v2, NULL, 0, NULL, err, sizeof err)) /* keep 1000 */
-            goto db_fail;
+        struct sched_db_run r = {.name = name,
+                                 .instance = host->instance,
+                                 .scheduled_ms = req->slot_ms ? req->slot_ms : rec->started_ms,
+                                 .duration_ms = rec->duration_ms,
+                                 .rows = rec->rows,
+                                 .result = rec->result,
+                                 .error = rec->error[0] ? rec->error : NULL,
+                                 .note = rec->note[0] ? rec->note : NULL,
+                                 .manual = rec->manual,
+                                 .watermark = new_wm};
+        rc = sched_db_record(c, &r, err, sizeof err);
+        mem_free(new_wm);
+        if (rc) goto db_fail;
     } else if (new_wm) {
         pthread_mutex_lock(&s->lock);
         struct job *j = find(s, name);
-        if (j) {
+        if (j && !strcmp(rec->result, "ok")) {
             mem_free(j->watermark);
             j->watermark = new_wm;
             new_wm = NULL;
         }
         pthread_mutex_unlock(&s->lock);
+        mem_free(new_wm);
     }
 done:
-    mem_free(new_wm);
     mem_free(wm);
     if (c) {
-        if (in_tx && q1(c, "COMMIT", 0, NULL, NULL, 0, NULL, err, sizeof err)) {
+        if (sched_db_commit(c, err, sizeof err)) {
             snprintf(rec->result, sizeof rec->result, "error");
             snprintf(rec->error, sizeof rec->error, "database: %.400s", err);
         }
@@ -551,7 +403,6 @@ done:
     }
     return;
 db_fail:
-    mem_free(new_wm);
     mem_free(wm);
     snprintf(rec->result, sizeof rec->result, "error");
     snprintf(rec->error, sizeof rec->error, "database: %.400s", err);

@@ -111,5 +111,8 @@ local function run_queue(ctx)
   return { rows = done, note = string.format("%d backtests run", done) }
 end
 
-local ok, err = pcall(tf.job.every, cfg.poll or "2s", "backtests", run_queue, { timeout = cfg.timeout or "1h", overlap = "skip" })
-if not ok then error("backtest.poll / backtest.timeout: " .. tostring(err), 0) end
+for key, default in pairs({ poll = "2s", timeout = "1h" }) do
+  local _, err = tf.duration(cfg[key] or default)
+  if err then error("config backtest." .. key .. ": " .. err, 0) end
+end
+tf.job.every("backtests", cfg.poll or "2s", run_queue, { timeout = cfg.timeout or "1h", overlap = "skip" })

@@ -46,11 +46,8 @@ for _, job in ipairs(SHIPPED) do
   local cron, every = c:raw("cron"), c:raw("every")
   if cron ~= nil and every ~= nil then c:fail("cron", "give either every or cron, not both") end
   if cron == nil and every == nil then cron, every = schedule.cron, schedule.every end
-  local ok, err
-  if cron ~= nil then
-    ok, err = pcall(tf.job.cron, cron, name, module.run, opts)
-  else
-    ok, err = pcall(tf.job.every, every, name, module.run, opts)
-  end
+  -- the pcall names the config section a bad schedule or option came from
+  -- (jobs.rollups: tf.job.every: interval must be ...), not this file's line
+  local ok, err = pcall(cron ~= nil and tf.job.cron or tf.job.every, name, cron or every, module.run, opts)
   if not ok then error("jobs." .. name .. ": " .. tostring(err), 0) end
 end

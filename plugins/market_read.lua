@@ -43,14 +43,6 @@ local function bad(param, msg)
   return 400, { ok = false, error = param .. ": " .. msg, param = param }
 end
 
--- A database failure: 503 (retry) when unavailable or timed out, else raised.
-local function db_failed(e)
-  if type(e) == "table" and (e.code == "unavailable" or e.code == "timeout") then
-    return 503, { ok = false, error = "database " .. e.code .. ": " .. tostring(e.message) }, { ["Retry-After"] = "1" }
-  end
-  error(e, 0)
-end
-
 -- Parameter checks. Each returns the value, or nil and a 400 answer.
 local P = {}
 
@@ -79,10 +71,8 @@ end
 function P.timeframe(q)
   local v = q.timeframe
   if v == nil or v == "" then return nil, { bad("timeframe", "required, e.g. timeframe=M1") } end
-  local name = tf.time.timeframe(v)
-  if not name then
-    return nil, { bad("timeframe", "unknown timeframe '" .. v .. "' (M1, M5, M15, M30, H1, H4, D1, W1, MN1, ...)") }
-  end
+  local name, err = tf.time.timeframe(v)
+  if not name then return nil, { bad("timeframe", err) } end
   return name
 end
 
@@ -385,13 +375,11 @@ local function series_answer(p, kind, req)
   local too_many = { ok = false, param = "read.max_rows",
     error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }
   if p.format == "csv" and kind == "candles" and not set then
-    local okc, text, count = pcall(tf.db.copy_out, bars_csv_sql(from ~= nil, to ~= nil, p.order == "desc"), table.unpack(args))
-    if not okc then return db_failed(text) end
+    local text, count = tf.db.copy_out(bars_csv_sql(from ~= nil, to ~= nil, p.order == "desc"), table.unpack(args))
     if count > limit then return 400, too_many end
     return 200, text, csv_headers(nil, symbol .. "_" .. timeframe)
   end
-  local okq, cols, n = pcall(tf.db.columns, sql, table.unpack(args))
-  if not okq then return db_failed(cols) end
+  local cols, n = tf.db.columns(sql, table.unpack(args))
   if n > limit then return 400, too_many end
 
   local source, offset
@@ -403,8 +391,7 @@ local function series_answer(p, kind, req)
     if source == "computed" then
       local res
       for _ = 1, 2 do -- a bar stored between the two reads: read again once
-        local okc, r = pcall(tf.indicators.compute, set, symbol, timeframe, cols.ts[1], cols.ts[n])
-        if not okc then return db_failed(r) end
+        local r = tf.indicators.compute(set, symbol, timeframe, cols.ts[1], cols.ts[n])
         if r.n - r.first + 1 == n and r.time[r.first] == cols.ts[1] then res = r break end
       end
       if not res then
@@ -544,10 +531,8 @@ tf.route("GET", "/symbols", function(req)
   if not ok then return table.unpack(e) end
   local symbol; symbol, e = P.symbol(q, false)
   if e then return table.unpack(e) end
-  local okq, rows = pcall(tf.db.query, SYMBOLS_SQL, symbol)
-  if not okq then return db_failed(rows) end
-  local okt, trows = pcall(tf.db.query, TICKS_SQL, symbol)
-  if not okt then return db_failed(trows) end
+  local rows = tf.db.query(SYMBOLS_SQL, symbol)
+  local trows = tf.db.query(TICKS_SQL, symbol)
   local by, list = {}, {}
   local function entry(name)
     local s = by[name]
@@ -634,8 +619,7 @@ tf.route("GET", "/ticks", function(req)
   if from then args[#args + 1] = from end
   if to then args[#args + 1] = to end
   args[#args + 1] = capped and limit + 1 or limit
-  local okq, cols, n = pcall(tf.db.columns, ticks_sql(from ~= nil, to ~= nil), table.unpack(args))
-  if not okq then return db_failed(cols) end
+  local cols, n = tf.db.columns(ticks_sql(from ~= nil, to ~= nil), table.unpack(args))
   if n > limit then
     return 400, { ok = false, param = "read.max_rows",
       error = string.format("read.max_rows: the range holds more than %d ticks; narrow from/to, pass limit, or raise read.max_rows", limit) }

@@ -35,13 +35,7 @@ tf.route("GET", "/signals", function(req)
     local v = q[p]
     if v ~= nil and (v == "" or #v > 64 or v:find("[%c]")) then return bad(p, "must be 1..64 printable characters") end
   end
-  local ok, rows = pcall(tf.db.query, SQL, since, q.symbol, q.strategy, limit)
-  if not ok then
-    if type(rows) == "table" and rows.code == "unavailable" then
-      return 503, { ok = false, error = "database unavailable" }
-    end
-    error(rows, 0)
-  end
+  local rows = tf.db.query(SQL, since, q.symbol, q.strategy, limit) -- an outage raises: the host answers 503
   local last = math.tointeger(tonumber(since))
   for _, r in ipairs(rows) do
     last = r.id

@@ -22,7 +22,7 @@ end, { auth = "none" })
 
 tf.route("POST", "/acct/fail", function() error("boom") end, { auth = "none" })
 
-tf.job.every("1h", "acct_job", function()
+tf.job.every("acct_job", "1h", function()
   tf.db.query("SELECT 1")
   tf.db.query("SELECT pg_sleep(0.02)")
 end)

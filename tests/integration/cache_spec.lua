@@ -194,7 +194,7 @@ describe("tf.cache across jobs and handlers", function()
       ["cache.lua"] = CACHE_PLUGIN,
       ["job.lua"] = [[
         local runs = 0
-        tf.job.every("200ms", "cache_spec_job", function()
+        tf.job.every("cache_spec_job", "200ms", function()
           runs = runs + 1
           tf.cache.set("job:last", { runs = runs, from = "job" })
         end)

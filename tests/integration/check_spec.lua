@@ -97,6 +97,25 @@ end)
     assert.not_matches("values.slow", out)
   end)
 
+  it("loads jobs registered in the old order (schedule first) and says how to rewrite each call", function()
+    local out, rc = check({ ["j.lua"] = [[
+tf.job.every("5s", "old_every", function() end)
+tf.job.cron("*/5 * * * *", "old_cron", function() end)
+tf.job.every("new_every", "1m", function() end)
+tf.job.cron("new_cron", "17 3 * * *", function() end)
+]] }, "TICKFORGE_LUACHECK=off")
+    assert.are.equal(0, rc, out)
+    assert.matches('plugins/j.lua:1: warning: tf.job.every%("5s", "old_every", ...%) has the old argument order; ' ..
+      'write tf.job.every%("old_every", "5s", fn, opts%)', out)
+    assert.matches('plugins/j.lua:2: warning: tf.job.cron%("%*/5 %* %* %* %*", "old_cron", ...%) has the old argument order; ' ..
+      'write tf.job.cron%("old_cron", "%*/5 %* %* %* %*", fn, opts%)', out)
+    assert.not_matches("j.lua:[34]:", out)
+    assert.matches("2 warnings", out)
+    assert.matches("job +old_every every 5000 ms", out)
+    assert.matches('job +old_cron cron "%*/5 %* %* %* %*"', out)
+    assert.matches("job +new_every every 60000 ms", out)
+  end)
+
   it("rejects a set naming an unknown indicator or parameter, with file:line and the choices", function()
     local out, rc = check({ ["s.lua"] = 'tf.indicators.set("x", { { "rsii", 14 } })\n' })
     assert.are.equal(1, rc, out)

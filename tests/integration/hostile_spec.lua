@@ -288,7 +288,7 @@ describe("reload and jobs", function()
     H.migrate()
     local name = "wm_big_" .. math.random(1, 1e9)
     local srv = H.start_server{ config = { jobs = { enabled = true } }, plugins = { ["j.lua"] = string.format([[
-      tf.job.every("300ms", %q, function(ctx)
+      tf.job.every(%q, "300ms", function(ctx)
         local wm = ctx.watermark or { n = 0, pad = string.rep("x", 20000) }
         assert(#wm.pad == 20000, "watermark cut to " .. #wm.pad)
         return { rows = wm.n + 1, watermark = { n = wm.n + 1, pad = wm.pad } }

@@ -28,7 +28,7 @@ describe("the scheduler", function()
   it("runs a job every period, hands each run the previous watermark, and keeps history", function()
     local name = uniq("counter")
     local srv = H.start_server{ plugins = { ["j.lua"] = string.format([[
-      tf.job.every("500ms", %q, function(ctx)
+      tf.job.every(%q, "500ms", function(ctx)
         local n = (ctx.watermark and ctx.watermark.n or 0) + 1
         ctx.log.info("counted", { n = n })
         return { rows = n, watermark = { n = n } }
@@ -66,7 +66,7 @@ describe("the scheduler", function()
     local name = uniq("flaky")
     local srv = H.start_server{ config = { scheduler = { workers = 1 } }, plugins = { ["j.lua"] = string.format([[
       local failed = false
-      tf.job.every("500ms", %q, function(ctx)
+      tf.job.every(%q, "500ms", function(ctx)
         local n = (ctx.watermark or 0) + 1
         if n == 2 and not failed then
           failed = true
@@ -86,7 +86,7 @@ describe("the scheduler", function()
   it("never runs a job twice at once: a slow job's overdue periods are skipped", function()
     local name = uniq("slow")
     local srv = H.start_server{ plugins = { ["j.lua"] = string.format([[
-      tf.job.every("200ms", %q, function(ctx)
+      tf.job.every(%q, "200ms", function(ctx)
         tf.db.exec("INSERT INTO sched_test_overlap (job, t0) VALUES ($1, clock_timestamp())", ctx.name)
         local t = os.clock() + 0.7 while os.clock() < t do end
         tf.db.exec("UPDATE sched_test_overlap SET t1 = clock_timestamp() WHERE job = $1 AND t1 IS NULL", ctx.name)
@@ -106,7 +106,7 @@ describe("the scheduler", function()
   it("kills a job that exceeds its timeout and keeps scheduling it", function()
     local name = uniq("stuck")
     local srv = H.start_server{ plugins = { ["j.lua"] = string.format([[
-      tf.job.every("300ms", %q, function() while true do end end, { timeout = "200ms" })
+      tf.job.every(%q, "300ms", function() while true do end end, { timeout = "200ms" })
     ]], name) } }
     assert.is_true(wait_for(function() return runs(name, "result = 'timeout'") >= 2 end, 10))
     assert.is_true(srv:alive())
@@ -116,11 +116,11 @@ describe("the scheduler", function()
   it("rejects bad job definitions with file:line at reload", function()
     local srv = H.start_server{ plugins = { ["ok.lua"] = "" } }
     local cases = {
-      { 'tf.job.every("soon", "a", function() end)', "interval must be from 100ms to 366d" },
-      { 'tf.job.cron("61 * * * *", "a", function() end)', "field 1 %(minute%)" },
-      { 'tf.job.every("1s", "a b", function() end)', "name 'a b' must be" },
-      { 'tf.job.every("1s", "a", function() end)\ntf.job.every("1s", "a", function() end)', "j.lua:2: tf.job: a job named 'a' is already registered" },
-      { 'tf.job.every("1s", "a", function() end, { overlap = "maybe" })', "opts.overlap must be" },
+      { 'tf.job.every("a", "soon", function() end)', "interval must be from 100ms to 366d" },
+      { 'tf.job.cron("a", "61 * * * *", function() end)', "field 1 %(minute%)" },
+      { 'tf.job.every("a b", "1s", function() end)', "name 'a b' must be" },
+      { 'tf.job.every("a", "1s", function() end)\ntf.job.every("a", "1s", function() end)', "j.lua:2: tf.job: a job named 'a' is already registered" },
+      { 'tf.job.every("a", "1s", function() end, { overlap = "maybe" })', "opts.overlap must be" },
     }
     for _, c in ipairs(cases) do
       srv:write_plugin("j.lua", c[1])
@@ -135,7 +135,7 @@ describe("the scheduler", function()
     local name = uniq("reloaded")
     local function plugin(version, seconds)
       return string.format([[
-        tf.job.every("500ms", %q, function(ctx)
+        tf.job.every(%q, "500ms", function(ctx)
           local t = os.clock() + %s while os.clock() < t do end
           return { note = %q }
         end, { timeout = "10s" })
@@ -157,7 +157,7 @@ describe("the scheduler", function()
 
   it("stops scheduling a job removed by a reload", function()
     local name = uniq("removed")
-    local srv = H.start_server{ plugins = { ["j.lua"] = string.format('tf.job.every("300ms", %q, function() end)', name) } }
+    local srv = H.start_server{ plugins = { ["j.lua"] = string.format('tf.job.every(%q, "300ms", function() end)', name) } }
     assert.is_true(wait_for(function() return runs(name) >= 1 end, 10))
     srv:write_plugin("j.lua", "")
     srv:reload()
@@ -174,7 +174,7 @@ describe("the scheduler", function()
     local name = uniq("shared")
     H.psql("CREATE TABLE IF NOT EXISTS sched_test_slots (job text, scheduled double precision, instance text)")
     local plugin = string.format([[
-      tf.job.every("250ms", %q, function(ctx)
+      tf.job.every(%q, "250ms", function(ctx)
         tf.db.exec("INSERT INTO sched_test_slots VALUES ($1, $2, $3)", ctx.name, ctx.scheduled, ctx.instance)
       end)
     ]], name)
@@ -194,7 +194,7 @@ describe("the scheduler", function()
   it("lets a running job finish at shutdown, within the bound", function()
     local name = uniq("draining")
     local srv = H.start_server{ plugins = { ["j.lua"] = string.format([[
-      tf.job.every("300ms", %q, function()
+      tf.job.every(%q, "300ms", function()
         local t = os.clock() + 1.0 while os.clock() < t do end
         return { note = "finished" }
       end, { timeout = "10s" })
@@ -216,7 +216,7 @@ describe("the scheduler", function()
     local last
     for i = 1, 300 do
       last = uniq("renamed" .. i)
-      srv:write_plugin("j.lua", string.format('tf.job.every("1h", %q, function() return { note = "ran" } end)', last))
+      srv:write_plugin("j.lua", string.format('tf.job.every(%q, "1h", function() return { note = "ran" } end)', last))
       assert.are.equal(200, (srv:reload()))
     end
     local v

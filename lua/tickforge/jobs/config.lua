@@ -5,8 +5,6 @@
 -- touches the database and never guesses a value it cannot read.
 local M = {}
 
-local UNITS = { ms = 0.001, s = 1, m = 60, h = 3600, d = 86400 }
-
 -- The job's section: `override` when given (tests), else tf.config's jobs.<name>.
 function M.section(name, override)
   local sec = override
@@ -23,16 +21,15 @@ function M:fail(k, fmt, ...)
   error(self:key(k) .. ": " .. string.format(fmt, ...), 0)
 end
 
--- A duration: a number of seconds or "500ms" "5s" "2m" "1h" "30d". Returns seconds.
+-- A duration: a number of seconds or "500ms" "5s" "2m" "1h" "30d", read by
+-- the core's one parser (tf.duration, as the config and tf.job read theirs).
+-- Returns seconds.
 function M:duration(k, default)
   local v = self._t[k]
   if v == nil then v = default end
-  if type(v) == "number" and v >= 0 then return v end
-  if type(v) == "string" then
-    local n, unit = v:match("^(%d+%.?%d*)(%a*)$")
-    if n and UNITS[unit == "" and "s" or unit] then return tonumber(n) * UNITS[unit == "" and "s" or unit] end
-  end
-  self:fail(k, "must be a duration like \"30s\", \"90d\" or a number of seconds, got %s", tostring(v))
+  local s, err = tf.duration(v)
+  if not s then self:fail(k, "%s", err) end
+  return s
 end
 
 function M:number(k, default, lo, hi)
