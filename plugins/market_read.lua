@@ -345,12 +345,9 @@ local function series_answer(p, kind, req)
     if p.format == "csv" and kind == "candles" and not set and (p.order == "asc" or p.capped) then
       -- the export: no count in its head, so none is needed unless the
       -- range may hold more than allowed
-      local okf, fits = pcall(span_fits, p)
-      if not okf then return db_failed(fits) end
-      if fits then return stream_range(req, p, kind, limit, to) end
+      if span_fits(p) then return stream_range(req, p, kind, limit, to) end
     end
-    local okr, e = pcall(function() n, upper = range_extent(p) end)
-    if not okr then return db_failed(e) end
+    n, upper = range_extent(p)
     if p.capped and n > limit then
       return 400, { ok = false, param = "read.max_rows",
         error = string.format("read.max_rows: the range holds more than %d rows; narrow from/to, pass limit, or raise read.max_rows", limit) }
@@ -359,9 +356,8 @@ local function series_answer(p, kind, req)
     if n > PAGE_ROWS then
       local source
       if set then -- streamed only when stored: computing on the fly needs the whole range
-        local okl, cols = pcall(tf.db.columns, page_sql(set, kind, true, false, false, false),
+        local cols = tf.db.columns(page_sql(set, kind, true, false, false, false),
           symbol, timeframe, from, upper or 1e12, 1)
-        if not okl then return db_failed(cols) end
         source = cols.stored_[1] == 1 and "stored" or nil
       end
       if not set or source then return stream_range(req, p, kind, n, upper, source) end
