@@ -252,14 +252,66 @@ void buf_json_int(struct buf *b, long long v)
     buf_put(b, tmp, n);
 }
 
+/* d > 0 as "%.15g" writes it, when d is the double nearest to a decimal
+ * of at most 15 significant digits from 1e-4 to 1e15 (prices, sizes,
+ * rates): found by scaling, without printf. Returns the bytes written to
+ * out (at most 21), or 0 for any other d (printf then). Exact: such a
+ * decimal D is unique, m / 10^k == d says d = nearest(D) (m and 10^k are
+ * exact, the division correctly rounded), and 15 = DBL_DIG digits of
+ * nearest(D) read back as D, which %g writes without exponent or trailing
+ * zeros in this range. */
+static size_t fmt_short_decimal(char *out, double d)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+    if (!(d >= 1e-4 && d < 1e15)) return 0;
+    for (int k = 0; k < 20; k++) {
+        double x = d * p10[k];
+        if (!(x < 1e15)) return 0; /* more than 15 digits */
+        double m = (double)(long long)(x + 0.5);
+        if (m < 1e15 && m / p10[k] == d) {
+            char digits[20];
+            size_t nd = fmt_int(digits, (long long)m), j = 0;
+            while (k > 0 && digits[nd - 1] == '0')
+                nd--, k--; /* not expected: an earlier k would have matched */
+            if ((size_t)k < nd) {
+                memcpy(out, digits, nd - (size_t)k);
+                j = nd - (size_t)k;
+            } else {
+                out[j++] = '0';
+            }
+            if (k > 0) {
+                out[j++] = '.';
+                for (size_t z = nd; z < (size_t)k; z++)
+                    out[j++] = '0';
+                size_t from = (size_t)k < nd ? nd - (size_t)k : 0;
+                memcpy(out + j, digits + from, nd - from);
+                j += nd - from;
+            }
+            return j;
+        }
+    }
+    return 0;
+}
+
 void buf_json_double(struct buf *b, double d)
 {
+    char tmp[40];
+    size_t n;
     if (!isfinite(d)) {
         buf_put(b, "null", 4);
         return;
     }
-    char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d) n = snprintf(tmp, sizeof tmp, "%.17g", d);
-    buf_put(b, tmp, (size_t)n);
+    if (d == 0) {
+        buf_put(b, signbit(d) ? "-0" : "0", signbit(d) ? 2 : 1);
+        return;
+    }
+    if ((n = fmt_short_decimal(tmp + 1, fabs(d)))) {
+        tmp[0] = '-';
+        buf_put(b, d < 0 ? tmp : tmp + 1, d < 0 ? n + 1 : n);
+        return;
+    }
+    int w = snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d) w = snprintf(tmp, sizeof tmp, "%.17g", d);
+    buf_put(b, tmp, (size_t)w);
 }

@@ -308,6 +308,12 @@ TEST(json_numbers_are_printf_s)
         } else if (i % 3 == 0) { /* any bits */
             uint64_t u = rnd();
             memcpy(&d, &u, sizeof d);
+        } else if (i % 6 == 2) { /* the double nearest a random decimal of 1..17 digits */
+            char dec[64];
+            int digits = 1 + (int)(rnd() % 17);
+            snprintf(dec, sizeof dec, "%.*fe%d", digits - 1, (double)(rnd() % 1000000000) / 1e8 + 1,
+                     (int)(rnd() % 26) - 8);
+            d = strtod(dec, NULL);
         } else if (i % 3 == 1) { /* a price: a few decimals */
             static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
             d = (double)(long long)(rnd() % 100000000000ULL) / p10[rnd() % 11];
