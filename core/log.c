@@ -110,17 +110,22 @@ static void kv_to_json(struct buf *b, const char *kv)
             str = 1;
         } else {
             const char *v = p;
-            while (*p && *p != ' ') p++;
+            while (*p && *p != ' ')
+                p++;
             size_t vlen = (size_t)(p - v);
             if (vlen >= sizeof val) vlen = sizeof val - 1;
             memcpy(val, v, vlen);
             val[vlen] = 0;
             char *end;
             double d = vlen ? strtod(val, &end) : 0;
-            int number = vlen && *end == 0 && isfinite(d) && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) &&
-                         !(val[0] == '0' && vlen > 1 && val[1] >= '0' && val[1] <= '9'); /* 007 is an id */
-            if (number) buf_put(b, val, vlen);
-            else buf_json_str(b, val, vlen), str = 1;
+            int number =
+                vlen && *end == 0 && isfinite(d) &&
+                (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) &&
+                !(val[0] == '0' && vlen > 1 && val[1] >= '0' && val[1] <= '9'); /* 007 is an id */
+            if (number)
+                buf_put(b, val, vlen);
+            else
+                buf_json_str(b, val, vlen), str = 1;
         }
         if (buf_failed(b) && (!str || b->len == vstart)) buf_setlen(b, mark);
     }
@@ -129,7 +134,8 @@ static void kv_to_json(struct buf *b, const char *kv)
 /* Formats one line, its newline included, into line[0..LOG_LINE); returns
  * its length. A fixed struct buf: never allocates, cuts what does not fit
  * (a JSON line stays one valid object). */
-static size_t format_line(char *line, enum log_level lvl, const char *msg, const char *kvfmt, va_list ap)
+static size_t format_line(char *line, enum log_level lvl, const char *msg, const char *kvfmt,
+                          va_list ap)
 {
     char q[1024];
     struct timespec now;

@@ -52,8 +52,10 @@ static int failed(const struct enc *e)
 
 static void put_number(struct buf *b, lua_State *L, int idx)
 {
-    if (lua_isinteger(L, idx)) buf_json_int(b, (long long)lua_tointeger(L, idx));
-    else buf_json_double(b, lua_tonumber(L, idx));
+    if (lua_isinteger(L, idx))
+        buf_json_int(b, (long long)lua_tointeger(L, idx));
+    else
+        buf_json_double(b, lua_tonumber(L, idx));
 }
 
 /* Is the table at idx a sequence 1..n (n >= 1), or marked as an array? */
@@ -126,7 +128,8 @@ static int okey_cmp(const void *pa, const void *pb)
 static void encode(struct enc *e, lua_State *L, int idx, int depth);
 
 /* Writes key k (an okey) and the table's value for it. */
-static void put_member(struct enc *e, lua_State *L, int idx, const struct okey *k, int *first, int depth)
+static void put_member(struct enc *e, lua_State *L, int idx, const struct okey *k, int *first,
+                       int depth)
 {
     if (!*first) buf_putc(&e->b, ',');
     *first = 0;
@@ -191,7 +194,8 @@ static void encode_object(struct enc *e, lua_State *L, int idx, int depth)
         if (lua_istable(L, -1)) order = lua_gettop(L);
         else lua_pop(L, 1);
     }
-    if (ok >= 0 && (!order || !in_order(L, order, keys[ok].slot))) put_member(e, L, idx, &keys[ok], &first, depth);
+    if (ok >= 0 && (!order || !in_order(L, order, keys[ok].slot)))
+        put_member(e, L, idx, &keys[ok], &first, depth);
     for (lua_Integer i = 1; order && !failed(e) && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
         size_t kn;
         const char *ks = lua_tolstring(L, -1, &kn);
@@ -209,7 +213,8 @@ static void encode_object(struct enc *e, lua_State *L, int idx, int depth)
     for (int k = 0; k < n; k++)
         if (keys[k].slot) keys[m++] = keys[k];
     qsort(keys, (size_t)m, sizeof *keys, okey_cmp);
-    for (int k = 0; k < m && !failed(e); k++) put_member(e, L, idx, &keys[k], &first, depth);
+    for (int k = 0; k < m && !failed(e); k++)
+        put_member(e, L, idx, &keys[k], &first, depth);
     buf_putc(&e->b, '}');
 out:
     if (keys != small) mem_free(keys);
@@ -220,9 +225,15 @@ static void encode(struct enc *e, lua_State *L, int idx, int depth)
 {
     if (failed(e)) return;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: buf_put(&e->b, "null", 4); return;
-    case LUA_TBOOLEAN: lua_toboolean(L, idx) ? buf_put(&e->b, "true", 4) : buf_put(&e->b, "false", 5); return;
-    case LUA_TNUMBER: put_number(&e->b, L, idx); return;
+    case LUA_TNIL:
+        buf_put(&e->b, "null", 4);
+        return;
+    case LUA_TBOOLEAN:
+        lua_toboolean(L, idx) ? buf_put(&e->b, "true", 4) : buf_put(&e->b, "false", 5);
+        return;
+    case LUA_TNUMBER:
+        put_number(&e->b, L, idx);
+        return;
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);

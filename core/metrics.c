@@ -452,7 +452,7 @@ static int by_name(const void *a, const void *b)
 static void put_bucket(struct buf *b, const struct series *s, const char *le, uint64_t v)
 {
     buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->name, s->labels, *s->labels ? "," : "", le,
-        (unsigned long long)v);
+               (unsigned long long)v);
 }
 
 /* "# HELP name text" with text escaped (backslash, newline). */
@@ -460,9 +460,12 @@ static void put_help(struct buf *b, const char *name, const char *help)
 {
     buf_printf(b, "# HELP %s ", name);
     for (const char *p = help; *p; p++) {
-        if (*p == '\\') buf_put(b, "\\\\", 2);
-        else if (*p == '\n') buf_put(b, "\\n", 2);
-        else buf_putc(b, *p);
+        if (*p == '\\')
+            buf_put(b, "\\\\", 2);
+        else if (*p == '\n')
+            buf_put(b, "\\n", 2);
+        else
+            buf_putc(b, *p);
     }
     buf_putc(b, '\n');
 }
@@ -520,12 +523,14 @@ static int render_families(struct buf *b)
             for (int j = 0; j < f->nbuckets; j++) {
                 cum += s->buckets[j];
                 buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, lb, *lb ? "," : "",
-                    fmt_double(num, sizeof num, f->buckets[j]), (unsigned long long)cum);
+                           fmt_double(num, sizeof num, f->buckets[j]), (unsigned long long)cum);
             }
-            buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, lb, *lb ? "," : "", (unsigned long long)s->count);
+            buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, lb, *lb ? "," : "",
+                       (unsigned long long)s->count);
             buf_printf(b, "%s_sum%s%s%s ", f->name, open, lb, close);
             put_value(b, s->value);
-            buf_printf(b, "%s_count%s%s%s %llu\n", f->name, open, lb, close, (unsigned long long)s->count);
+            buf_printf(b, "%s_count%s%s%s %llu\n", f->name, open, lb, close,
+                       (unsigned long long)s->count);
         }
         mem_free(ss);
     }
@@ -564,21 +569,25 @@ char *metrics_render(size_t *len)
             }
             put_bucket(&b, s, "+Inf", s->count);
             buf_printf(&b, "%s_sum%s%s%s %.9g\n", s->name, *s->labels ? "{" : "", s->labels,
-                *s->labels ? "}" : "", s->value);
+                       *s->labels ? "}" : "", s->value);
             buf_printf(&b, "%s_count%s%s%s %llu\n", s->name, *s->labels ? "{" : "", s->labels,
-                *s->labels ? "}" : "", (unsigned long long)s->count);
+                       *s->labels ? "}" : "", (unsigned long long)s->count);
         } else {
             buf_printf(&b, "%s%s%s%s %.17g\n", s->name, *s->labels ? "{" : "", s->labels,
-                *s->labels ? "}" : "", s->value);
+                       *s->labels ? "}" : "", s->value);
         }
     }
     int rc = all ? render_families(&b) : -1;
-    buf_printf(&b, "# HELP tf_metrics_dropped_total Metric updates dropped: the series table was full (no label), or "
-            "a plugin metric's max_series was reached (metric)\n"
-            "# TYPE tf_metrics_dropped_total counter\ntf_metrics_dropped_total %.17g\n", dropped);
+    buf_printf(&b,
+               "# HELP tf_metrics_dropped_total Metric updates dropped: the series table was full "
+               "(no label), or "
+               "a plugin metric's max_series was reached (metric)\n"
+               "# TYPE tf_metrics_dropped_total counter\ntf_metrics_dropped_total %.17g\n",
+               dropped);
     for (int i = 0; i < nfamilies; i++)
         if (families[i]->dropped > 0)
-            buf_printf(&b, "tf_metrics_dropped_total{metric=\"%s\"} %.17g\n", families[i]->name, families[i]->dropped);
+            buf_printf(&b, "tf_metrics_dropped_total{metric=\"%s\"} %.17g\n", families[i]->name,
+                       families[i]->dropped);
     pthread_mutex_unlock(&lock);
     mem_free(all);
     if (rc) {
