@@ -217,6 +217,19 @@ TEST(json_strings_match_a_plain_escaper_on_random_bytes)
     CHECK(b.len == 10 && !memcmp(b.p, "\"a\\u0000b\"", 10));
     unsigned char in[300];
     char want[300 * 6 + 2], raw[300 * 6 + 2];
+    /* one byte at every place of every length up to 20 (the writer reads 8 at a time) */
+    static const unsigned char odd[] = {0x00, 0x01, 0x1f, '"',  '\\', 0x20, 0x21,
+                                        0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff};
+    for (size_t n = 1; n <= 20; n++)
+        for (size_t at = 0; at < n; at++)
+            for (size_t k = 0; k < sizeof odd; k++) {
+                memset(in, 'x', n);
+                in[at] = odd[k];
+                size_t wn = ref_quote(want, in, n);
+                buf_reset(&b);
+                buf_json_str(&b, (const char *)in, n);
+                CHECK(b.len == wn && !memcmp(b.p, want, wn));
+            }
     for (int t = 0; t < 20000; t++) {
         size_t n = rnd() % 300;
         int ascii = t & 1; /* half mostly printable, as real text is */
