@@ -1,8 +1,10 @@
 /* logfmt (or JSON) lines on stderr, one write(2) each so threads never
  * interleave (access lines: whole lines at a time, see log_access).
- * Formats into stack buffers; a line longer than them is truncated, never
- * split. */
+ * Formats into a fixed struct buf on the stack (never the heap); a line
+ * longer than LOG_LINE is cut, never split, and a JSON line stays valid. */
 #include "log.h"
+
+#include "buf.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -74,83 +76,66 @@ const char *log_quote(char *buf, unsigned len, const char *s)
     return buf;
 }
 
-/* Appends s[0..len) as a JSON string to out at *n (bounded by cap). */
-static void json_str(char *out, size_t cap, size_t *n, const char *s, size_t len)
-{
-    size_t j = *n;
-    if (j + 2 >= cap) return;
-    out[j++] = '"';
-    for (size_t i = 0; i < len && j + 8 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[j++] = '\\';
-            out[j++] = (char)c;
-        } else if (c == '\n') {
-            out[j++] = '\\';
-            out[j++] = 'n';
-        } else if (c < 0x20) {
-            j += (size_t)snprintf(out + j, cap - j, "\\u%04x", c);
-        } else {
-            out[j++] = (char)c;
-        }
-    }
-    out[j++] = '"';
-    *n = j;
-}
+#define LOG_LINE 4096 /* bytes in a line, its newline included; longer ones are cut */
 
-/* Converts logfmt pairs (key=value key="quoted \"text\"") into JSON members
- * appended to out, each preceded by a comma. */
-static void kv_to_json(char *out, size_t cap, size_t *n, const char *kv)
+/* Appends logfmt pairs (key=value key="quoted \"text\"") to b as JSON
+ * members, each preceded by a comma. b is fixed (a max): a member that
+ * does not fit is left out whole, except a string value, which may be cut. */
+static void kv_to_json(struct buf *b, const char *kv)
 {
     char val[2048];
     const char *p = kv;
-    while (*p && *n + 16 < cap) {
+    while (*p && !buf_failed(b)) {
         while (*p == ' ') p++;
         const char *k = p;
         while (*p && *p != '=' && *p != ' ') p++;
-        size_t klen = (size_t)(p - k);
+        size_t klen = (size_t)(p - k), mark = b->len;
         if (!klen) break;
-        out[(*n)++] = ',';
-        json_str(out, cap, n, k, klen);
-        if (*n + 4 >= cap) break;
-        out[(*n)++] = ':';
+        buf_putc(b, ',');
+        buf_json_str(b, k, klen);
+        buf_putc(b, ':');
+        size_t vstart = b->len;
+        int str = 0;
         if (*p != '=') { /* a bare key: true */
-            *n += (size_t)snprintf(out + *n, cap - *n, "true");
-            continue;
-        }
-        p++;
-        size_t vlen = 0;
-        if (*p == '"') { /* quoted: undo log_quote's escapes */
+            buf_put(b, "true", 4);
+        } else if (*++p == '"') { /* quoted: undo log_quote's escapes */
+            size_t vlen = 0;
             for (p++; *p && *p != '"'; p++) {
                 char c = *p;
                 if (c == '\\' && p[1]) c = *++p == 'n' ? '\n' : *p;
                 if (vlen < sizeof val - 1) val[vlen++] = c;
             }
             if (*p == '"') p++;
-            json_str(out, cap, n, val, vlen);
-            continue;
-        }
-        const char *v = p;
-        while (*p && *p != ' ') p++;
-        vlen = (size_t)(p - v);
-        if (vlen >= sizeof val) vlen = sizeof val - 1;
-        memcpy(val, v, vlen);
-        val[vlen] = 0;
-        char *end;
-        double d = vlen ? strtod(val, &end) : 0;
-        int number = vlen && *end == 0 && isfinite(d) && (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) &&
-                     !(val[0] == '0' && vlen > 1 && val[1] >= '0' && val[1] <= '9'); /* 007 is an id */
-        if (number && *n + vlen + 1 < cap) {
-            memcpy(out + *n, val, vlen);
-            *n += vlen;
+            buf_json_str(b, val, vlen);
+            str = 1;
         } else {
-            json_str(out, cap, n, val, vlen);
+            const char *v = p;
+            while (*p && *p != ' ')
+                p++;
+            size_t vlen = (size_t)(p - v);
+            if (vlen >= sizeof val) vlen = sizeof val - 1;
+            memcpy(val, v, vlen);
+            val[vlen] = 0;
+            char *end;
+            double d = vlen ? strtod(val, &end) : 0;
+            int number =
+                vlen && *end == 0 && isfinite(d) &&
+                (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) &&
+                !(val[0] == '0' && vlen > 1 && val[1] >= '0' && val[1] <= '9'); /* 007 is an id */
+            if (number)
+                buf_put(b, val, vlen);
+            else
+                buf_json_str(b, val, vlen), str = 1;
         }
+        if (buf_failed(b) && (!str || b->len == vstart)) buf_setlen(b, mark);
     }
 }
 
-/* Formats one line (with its newline) into line; its length, or -1. */
-static int format_line(char *line, size_t cap, enum log_level lvl, const char *msg, const char *kvfmt, va_list ap)
+/* Formats one line, its newline included, into line[0..LOG_LINE); returns
+ * its length. A fixed struct buf: never allocates, cuts what does not fit
+ * (a JSON line stays one valid object). */
+static size_t format_line(char *line, enum log_level lvl, const char *msg, const char *kvfmt,
+                          va_list ap)
 {
     char q[1024];
     struct timespec now;
@@ -163,19 +148,24 @@ static int format_line(char *line, size_t cap, enum log_level lvl, const char *m
     char kv[3072];
     kv[0] = 0;
     if (kvfmt) vsnprintf(kv, sizeof kv, kvfmt, ap);
-    int n;
+    struct buf b;
+    size_t n;
     if (format == LOG_JSON) {
-        size_t j = (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[lvl]);
-        json_str(line, cap - 2, &j, msg ? msg : "", msg ? strlen(msg) : 0);
-        kv_to_json(line, cap - 2, &j, kv);
-        line[j++] = '}';
-        n = (int)j;
+        buf_init(&b, line, LOG_LINE, LOG_LINE - 2); /* keeps "}\n" out of the max */
+        buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[lvl]);
+        buf_json_str(&b, msg ? msg : "", msg ? strlen(msg) : 0);
+        kv_to_json(&b, kv);
+        n = b.len; /* b.p is line: a fixed buffer never moves */
+        line[n++] = '}';
     } else {
-        n = snprintf(line, cap, "ts=%s level=%s msg=%s%s%s", ts, level_names[lvl], log_quote(q, sizeof q, msg),
-                     *kv ? " " : "", kv);
+        buf_init(&b, line, LOG_LINE, LOG_LINE - 1);
+        buf_printf(&b, "ts=%s level=%s msg=%s", ts, level_names[lvl], log_quote(q, sizeof q, msg));
+        if (*kv) {
+            buf_putc(&b, ' ');
+            buf_puts(&b, kv);
+        }
+        n = b.len;
     }
-    if (n < 0) return -1;
-    if ((size_t)n > cap - 2) n = (int)cap - 2;
     line[n++] = '\n';
     return n;
 }
@@ -197,12 +187,12 @@ static void write_all(const char *p, size_t n)
 void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
 {
     if (!log_enabled(lvl)) return;
-    char line[4096];
+    char line[LOG_LINE];
     va_list ap;
     va_start(ap, kvfmt);
-    int n = format_line(line, sizeof line, lvl, msg, kvfmt, ap);
+    size_t n = format_line(line, lvl, msg, kvfmt, ap);
     va_end(ap);
-    if (n > 0) write_all(line, (size_t)n);
+    write_all(line, n);
 }
 
 /* ---- buffered access lines ---- */
@@ -211,55 +201,54 @@ void log_write(enum log_level lvl, const char *msg, const char *kvfmt, ...)
 
 struct abuf {
     pthread_mutex_t mu; /* its thread appends, log_flush writes it out */
-    size_t n;
     struct abuf *next;
-    char data[ACCESS_BUF];
+    struct buf b; /* fixed, over data */
+    char data[ACCESS_BUF + 1];
 };
 
 static _Thread_local struct abuf *mine;
 static pthread_mutex_t abufs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct abuf *abufs; /* never freed: one per thread that logged, for the process */
 
-static void abuf_drain(struct abuf *b) /* under b->mu */
+static void abuf_drain(struct abuf *a) /* under a->mu */
 {
-    write_all(b->data, b->n);
-    b->n = 0;
+    write_all(a->b.p, a->b.len);
+    buf_reset(&a->b);
 }
 
 void log_access(const char *msg, const char *kvfmt, ...)
 {
     if (!log_enabled(LOG_INFO)) return;
-    char line[4096];
+    char line[LOG_LINE];
     va_list ap;
     va_start(ap, kvfmt);
-    int n = format_line(line, sizeof line, LOG_INFO, msg, kvfmt, ap);
+    size_t n = format_line(line, LOG_INFO, msg, kvfmt, ap);
     va_end(ap);
-    if (n <= 0) return;
     if (!mine && (mine = calloc(1, sizeof *mine))) {
         pthread_mutex_init(&mine->mu, NULL);
+        buf_init(&mine->b, mine->data, sizeof mine->data, ACCESS_BUF);
         pthread_mutex_lock(&abufs_mu);
         mine->next = abufs;
         abufs = mine;
         pthread_mutex_unlock(&abufs_mu);
     }
     if (!mine) { /* no buffer: unbuffered */
-        write_all(line, (size_t)n);
+        write_all(line, n);
         return;
     }
     pthread_mutex_lock(&mine->mu);
-    if (mine->n + (size_t)n > ACCESS_BUF) abuf_drain(mine);
-    memcpy(mine->data + mine->n, line, (size_t)n);
-    mine->n += (size_t)n;
+    if (mine->b.len + n > ACCESS_BUF) abuf_drain(mine);
+    buf_put(&mine->b, line, n); /* whole: LOG_LINE < ACCESS_BUF */
     pthread_mutex_unlock(&mine->mu);
 }
 
 void log_flush(void)
 {
     pthread_mutex_lock(&abufs_mu);
-    for (struct abuf *b = abufs; b; b = b->next) {
-        pthread_mutex_lock(&b->mu);
-        if (b->n) abuf_drain(b);
-        pthread_mutex_unlock(&b->mu);
+    for (struct abuf *a = abufs; a; a = a->next) {
+        pthread_mutex_lock(&a->mu);
+        if (a->b.len) abuf_drain(a);
+        pthread_mutex_unlock(&a->mu);
     }
     pthread_mutex_unlock(&abufs_mu);
 }

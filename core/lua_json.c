@@ -3,6 +3,7 @@
  * cJSON and builds Lua values, marking arrays so that [] round-trips. */
 #include "lua_json.h"
 
+#include "buf.h"
 #include "lua_tf.h"
 #include "mem.h"
 
@@ -36,79 +37,25 @@ static void push_array_mt(lua_State *L)
     }
 }
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    const char *err; /* first error, static text */
+/* An encoding under way: the text, and the first error that is not the
+ * buffer's own (static text, or errbuf). */
+struct enc {
+    struct buf b;
+    const char *err;
     char errbuf[128];
 };
 
-static int grow(struct buf *b, size_t need)
+static int failed(const struct enc *e)
 {
-    if (b->len + need < b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap <= b->len + need) cap *= 2;
-    char *q = mem_realloc(b->p, cap);
-    if (!q) {
-        b->err = "out of memory";
-        return -1;
-    }
-    b->p = q;
-    b->cap = cap;
-    return 0;
-}
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-    if (b->err || grow(b, n)) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void put_string(struct buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (b->err || grow(b, n * 6 + 2)) return;
-    char *o = b->p + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u', *o++ = '0', *o++ = '0';
-            *o++ = hex[c >> 4], *o++ = hex[c & 15];
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
+    return e->err || buf_failed(&e->b);
 }
 
 static void put_number(struct buf *b, lua_State *L, int idx)
 {
-    char tmp[40];
-    int n;
-    if (lua_isinteger(L, idx)) {
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
-    } else {
-        double d = lua_tonumber(L, idx);
-        if (!isfinite(d)) {
-            put(b, "null", 4);
-            return;
-        }
-        n = snprintf(tmp, sizeof tmp, "%.15g", d);
-        if (strtod(tmp, NULL) != d) n = snprintf(tmp, sizeof tmp, "%.17g", d);
-    }
-    put(b, tmp, (size_t)n);
+    if (lua_isinteger(L, idx))
+        buf_json_int(b, (long long)lua_tointeger(L, idx));
+    else
+        buf_json_double(b, lua_tonumber(L, idx));
 }
 
 /* Is the table at idx a sequence 1..n (n >= 1), or marked as an array? */
@@ -178,25 +125,26 @@ static int okey_cmp(const void *pa, const void *pb)
     return c ? c : (a->n > b->n) - (a->n < b->n);
 }
 
-static void encode(struct buf *b, lua_State *L, int idx, int depth);
+static void encode(struct enc *e, lua_State *L, int idx, int depth);
 
 /* Writes key k (an okey) and the table's value for it. */
-static void put_member(struct buf *b, lua_State *L, int idx, const struct okey *k, int *first, int depth)
+static void put_member(struct enc *e, lua_State *L, int idx, const struct okey *k, int *first,
+                       int depth)
 {
-    if (!*first) put(b, ",", 1);
+    if (!*first) buf_putc(&e->b, ',');
     *first = 0;
     if (!k->isnum) {
-        put_string(b, k->s, k->n);
+        buf_json_str(&e->b, k->s, k->n);
     } else {
         char tmp[40];
         int kn = lua_isinteger(L, k->slot) ? snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, k->slot))
                                            : snprintf(tmp, sizeof tmp, "%.17g", k->d);
-        put_string(b, tmp, (size_t)kn);
+        buf_json_str(&e->b, tmp, (size_t)kn);
     }
-    put(b, ":", 1);
+    buf_putc(&e->b, ':');
     lua_pushvalue(L, k->slot);
     lua_rawget(L, idx);
-    encode(b, L, lua_gettop(L), depth + 1);
+    encode(e, L, lua_gettop(L), depth + 1);
     lua_pop(L, 1);
 }
 
@@ -204,7 +152,7 @@ static void put_member(struct buf *b, lua_State *L, int idx, const struct okey *
  * lists first, in that order (after "ok" when the list does not place it),
  * then the others in okey_cmp's order. The keys are copied onto the stack
  * while they are written, so nothing here allocates Lua memory. */
-static void encode_object(struct buf *b, lua_State *L, int idx, int depth)
+static void encode_object(struct enc *e, lua_State *L, int idx, int depth)
 {
     int base = lua_gettop(L), order = 0, nkeys = 0, first = 1;
     lua_pushnil(L);
@@ -213,12 +161,12 @@ static void encode_object(struct buf *b, lua_State *L, int idx, int depth)
         nkeys++;
     }
     if (!lua_checkstack(L, nkeys + 8)) {
-        b->err = "an object with too many keys";
+        e->err = "an object with too many keys";
         return;
     }
     struct okey small[8], *keys = nkeys <= 8 ? small : mem_alloc(sizeof *keys * (size_t)nkeys);
     if (!keys) {
-        b->err = "out of memory";
+        e->err = "out of memory";
         return;
     }
     int n = 0, ok = -1;
@@ -227,7 +175,7 @@ static void encode_object(struct buf *b, lua_State *L, int idx, int depth)
         lua_pop(L, 1);
         int kt = lua_type(L, -1);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
-            if (!b->err) b->err = "object keys must be strings or numbers";
+            if (!e->err) e->err = "object keys must be strings or numbers";
         } else if (n < nkeys) {
             struct okey *k = &keys[n++];
             k->slot = lua_gettop(L);
@@ -238,21 +186,22 @@ static void encode_object(struct buf *b, lua_State *L, int idx, int depth)
         }
         lua_pushvalue(L, -1);
     }
-    if (b->err) goto out;
-    put(b, "{", 1);
+    if (failed(e)) goto out;
+    buf_putc(&e->b, '{');
     if (lua_getmetatable(L, idx)) {
         lua_getfield(L, -1, "__jsonorder");
         lua_remove(L, -2);
         if (lua_istable(L, -1)) order = lua_gettop(L);
         else lua_pop(L, 1);
     }
-    if (ok >= 0 && (!order || !in_order(L, order, keys[ok].slot))) put_member(b, L, idx, &keys[ok], &first, depth);
-    for (lua_Integer i = 1; order && !b->err && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
+    if (ok >= 0 && (!order || !in_order(L, order, keys[ok].slot)))
+        put_member(e, L, idx, &keys[ok], &first, depth);
+    for (lua_Integer i = 1; order && !failed(e) && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
         size_t kn;
         const char *ks = lua_tolstring(L, -1, &kn);
         for (int k = 0; k < n; k++)
             if (!keys[k].isnum && keys[k].n == kn && !memcmp(keys[k].s, ks, kn)) {
-                put_member(b, L, idx, &keys[k], &first, depth);
+                put_member(e, L, idx, &keys[k], &first, depth);
                 keys[k].slot = 0; /* written */
                 break;
             }
@@ -264,75 +213,91 @@ static void encode_object(struct buf *b, lua_State *L, int idx, int depth)
     for (int k = 0; k < n; k++)
         if (keys[k].slot) keys[m++] = keys[k];
     qsort(keys, (size_t)m, sizeof *keys, okey_cmp);
-    for (int k = 0; k < m && !b->err; k++) put_member(b, L, idx, &keys[k], &first, depth);
-    put(b, "}", 1);
+    for (int k = 0; k < m && !failed(e); k++)
+        put_member(e, L, idx, &keys[k], &first, depth);
+    buf_putc(&e->b, '}');
 out:
     if (keys != small) mem_free(keys);
     lua_settop(L, base);
 }
 
-static void encode(struct buf *b, lua_State *L, int idx, int depth)
+static void encode(struct enc *e, lua_State *L, int idx, int depth)
 {
-    if (b->err) return;
+    if (failed(e)) return;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: put(b, "null", 4); return;
-    case LUA_TBOOLEAN: lua_toboolean(L, idx) ? put(b, "true", 4) : put(b, "false", 5); return;
-    case LUA_TNUMBER: put_number(b, L, idx); return;
+    case LUA_TNIL:
+        buf_put(&e->b, "null", 4);
+        return;
+    case LUA_TBOOLEAN:
+        lua_toboolean(L, idx) ? buf_put(&e->b, "true", 4) : buf_put(&e->b, "false", 5);
+        return;
+    case LUA_TNUMBER:
+        put_number(&e->b, L, idx);
+        return;
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        put_string(b, s, n);
+        buf_json_str(&e->b, s, n);
         return;
     }
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == &json_null) {
-            put(b, "null", 4);
+            buf_put(&e->b, "null", 4);
             return;
         }
         break;
     case LUA_TTABLE: {
         if (depth >= MAX_DEPTH) {
-            b->err = "nested too deep (a cycle?)";
+            e->err = "nested too deep (a cycle?)";
             return;
         }
         if (!lua_checkstack(L, 4)) {
-            b->err = "out of Lua stack";
+            e->err = "out of Lua stack";
             return;
         }
         lua_Integer n;
         if (array_length(L, idx, &n)) {
-            put(b, "[", 1);
-            for (lua_Integer i = 1; i <= n && !b->err; i++) {
-                if (i > 1) put(b, ",", 1);
+            buf_putc(&e->b, '[');
+            for (lua_Integer i = 1; i <= n && !failed(e); i++) {
+                if (i > 1) buf_putc(&e->b, ',');
                 lua_rawgeti(L, idx, i);
-                encode(b, L, lua_gettop(L), depth + 1);
+                encode(e, L, lua_gettop(L), depth + 1);
                 lua_pop(L, 1);
             }
-            put(b, "]", 1);
+            buf_putc(&e->b, ']');
             return;
         }
-        encode_object(b, L, idx, depth);
+        encode_object(e, L, idx, depth);
         return;
     }
     default: break;
     }
-    snprintf(b->errbuf, sizeof b->errbuf, "cannot encode a %s", luaL_typename(L, idx));
-    b->err = b->errbuf;
+    snprintf(e->errbuf, sizeof e->errbuf, "cannot encode a %s", luaL_typename(L, idx));
+    e->err = e->errbuf;
+}
+
+/* Encodes the value at idx into e (set up by the caller); 0, or -1 with
+ * the reason in err. e's buffer is the caller's to free either way. */
+static int encode_value(struct enc *e, lua_State *L, int idx, char *err, size_t errlen)
+{
+    e->err = NULL;
+    encode(e, L, lua_absindex(L, idx), 0);
+    if (!failed(e)) return 0;
+    snprintf(err, errlen, "json: %s", e->err ? e->err : "out of memory");
+    return -1;
 }
 
 char *lua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen)
 {
-    struct buf b = {0};
-    idx = lua_absindex(L, idx);
-    encode(&b, L, idx, 0);
-    put(&b, "", 1); /* NUL */
-    if (b.err) {
-        snprintf(err, errlen, "json: %s", b.err);
-        mem_free(b.p);
+    struct enc e;
+    buf_init(&e.b, NULL, 0, 0);
+    if (encode_value(&e, L, idx, err, errlen)) {
+        buf_free(&e.b);
         return NULL;
     }
-    if (len) *len = b.len - 1;
-    return b.p;
+    char *s = buf_detach(&e.b, len);
+    if (!s) snprintf(err, errlen, "json: out of memory");
+    return s;
 }
 
 static int push_json(lua_State *L, const cJSON *j, int depth)
@@ -478,17 +443,36 @@ static int l_order(lua_State *L)
     return 1;
 }
 
-/* tf.json.encode(v) -> string | raises */
+/* Pushes the text of the struct buf that is the light userdata at 1. */
+static int push_text(lua_State *L)
+{
+    const struct buf *b = lua_touserdata(L, 1);
+    lua_pushlstring(L, b->p, b->len);
+    return 1;
+}
+
+/* tf.json.encode(v) -> string | raises. A short text is built on the C
+ * stack; a longer one in the heap is copied into Lua under pcall, so the
+ * VM's memory limit striking then cannot leak it. */
 static int l_encode(lua_State *L)
 {
-    char err[160];
-    size_t n;
+    char err[160], small[1024];
+    struct enc e;
     luaL_checkany(L, 1);
-    char *s = lua_json_encode(L, 1, &n, err, sizeof err);
-    if (!s) return luaL_error(L, "%s", err);
-    lua_pushlstring(L, s, n);
-    mem_free(s);
-    return 1;
+    buf_init(&e.b, small, sizeof small, 0);
+    if (encode_value(&e, L, 1, err, sizeof err)) {
+        buf_free(&e.b);
+        return luaL_error(L, "%s", err);
+    }
+    if (!e.b.heap) {
+        lua_pushlstring(L, e.b.p, e.b.len);
+        return 1;
+    }
+    lua_pushcfunction(L, push_text);
+    lua_pushlightuserdata(L, &e.b);
+    int rc = lua_pcall(L, 1, 1, 0);
+    buf_free(&e.b);
+    return rc == LUA_OK ? 1 : lua_error(L);
 }
 
 /* tf.json.decode(s) -> value | nil, "byte N: why" */

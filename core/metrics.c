@@ -7,12 +7,12 @@
  * and collectors refresh mirrored series (the cache) before each render. */
 #include "metrics.h"
 
+#include "buf.h"
 #include "mem.h"
 
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,53 +473,26 @@ static int by_name(const void *a, const void *b)
     return c ? c : strcmp(x->labels, y->labels);
 }
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        if (b->oom) return;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) return;
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        char *q = mem_realloc(b->p, b->cap * 2 + (size_t)n);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = b->cap * 2 + (size_t)n;
-    }
-}
-
 /* Label list for a histogram line: the series' labels plus le. */
 static void put_bucket(struct buf *b, const struct series *s, const char *le, uint64_t v)
 {
-    put(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->name, s->labels, *s->labels ? "," : "", le,
-        (unsigned long long)v);
+    buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->name, s->labels, *s->labels ? "," : "", le,
+               (unsigned long long)v);
 }
 
 /* "# HELP name text" with text escaped (backslash, newline). */
 static void put_help(struct buf *b, const char *name, const char *help)
 {
-    put(b, "# HELP %s ", name);
+    buf_printf(b, "# HELP %s ", name);
     for (const char *p = help; *p; p++) {
-        if (*p == '\\') put(b, "\\\\");
-        else if (*p == '\n') put(b, "\\n");
-        else put(b, "%c", *p);
+        if (*p == '\\')
+            buf_put(b, "\\\\", 2);
+        else if (*p == '\n')
+            buf_put(b, "\\n", 2);
+        else
+            buf_putc(b, *p);
     }
-    put(b, "\n");
+    buf_putc(b, '\n');
 }
 
 /* The shortest of %.15g..%.17g that reads back as v ("0.005", not "0.0050000000000000001"). */
@@ -537,28 +510,26 @@ static const char *fmt_double(char *out, size_t n, double v)
 static void put_value(struct buf *b, double v)
 {
     char num[40];
-    put(b, "%s\n", fmt_double(num, sizeof num, v));
+    buf_printf(b, "%s\n", fmt_double(num, sizeof num, v));
 }
 
-/* The plugin families, by name, each series by labels; under lock. */
-static void render_families(struct buf *b)
+/* The plugin families, by name, each series by labels; under lock. 0, or
+ * -1 when a sort array cannot be allocated. */
+static int render_families(struct buf *b)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
     struct metrics_family **fs = mem_alloc(sizeof *fs * (size_t)(nfamilies ? nfamilies : 1));
-    if (!fs) {
-        b->oom = 1;
-        return;
-    }
+    if (!fs) return -1;
     memcpy(fs, families, sizeof *fs * (size_t)nfamilies);
     qsort(fs, (size_t)nfamilies, sizeof *fs, family_by_name);
     for (int i = 0; i < nfamilies; i++) {
         struct metrics_family *f = fs[i];
         if (*f->help) put_help(b, f->name, f->help);
-        put(b, "# TYPE %s %s\n", f->name, type_names[f->kind]);
+        buf_printf(b, "# TYPE %s %s\n", f->name, type_names[f->kind]);
         struct pseries **ss = mem_alloc(sizeof *ss * (size_t)(f->nseries ? f->nseries : 1));
         if (!ss) {
-            b->oom = 1;
-            break;
+            mem_free(fs);
+            return -1;
         }
         int n = 0;
         for (size_t k = 0; k < f->cap; k++)
@@ -568,7 +539,7 @@ static void render_families(struct buf *b)
             const struct pseries *s = ss[k];
             const char *lb = s->labels, *open = *lb ? "{" : "", *close = *lb ? "}" : "";
             if (f->kind != METRICS_HISTOGRAM) {
-                put(b, "%s%s%s%s ", f->name, open, lb, close);
+                buf_printf(b, "%s%s%s%s ", f->name, open, lb, close);
                 put_value(b, s->value);
                 continue;
             }
@@ -576,25 +547,29 @@ static void render_families(struct buf *b)
             char num[40];
             for (int j = 0; j < f->nbuckets; j++) {
                 cum += s->buckets[j];
-                put(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, lb, *lb ? "," : "",
-                    fmt_double(num, sizeof num, f->buckets[j]), (unsigned long long)cum);
+                buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, lb, *lb ? "," : "",
+                           fmt_double(num, sizeof num, f->buckets[j]), (unsigned long long)cum);
             }
-            put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, lb, *lb ? "," : "", (unsigned long long)s->count);
-            put(b, "%s_sum%s%s%s ", f->name, open, lb, close);
+            buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, lb, *lb ? "," : "",
+                       (unsigned long long)s->count);
+            buf_printf(b, "%s_sum%s%s%s ", f->name, open, lb, close);
             put_value(b, s->value);
-            put(b, "%s_count%s%s%s %llu\n", f->name, open, lb, close, (unsigned long long)s->count);
+            buf_printf(b, "%s_count%s%s%s %llu\n", f->name, open, lb, close,
+                       (unsigned long long)s->count);
         }
         mem_free(ss);
     }
     mem_free(fs);
+    return 0;
 }
 
 char *metrics_render(size_t *len)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
     collect();
-    struct buf b = {mem_alloc(8192), 0, 8192, 0};
-    if (!b.p) return NULL;
+    struct buf b;
+    buf_init(&b, NULL, 0, 0);
+    buf_reserve(&b, 8192); /* the usual size at once; a failure shows at the end */
     pthread_mutex_lock(&lock);
     struct series **all = mem_alloc(sizeof *all * (size_t)(nseries ? nseries : 1));
     int n = 0;
@@ -607,7 +582,7 @@ char *metrics_render(size_t *len)
         const struct series *s = all[i];
         if (i == 0 || strcmp(all[i - 1]->name, s->name) != 0) {
             if (*s->help) put_help(&b, s->name, s->help);
-            put(&b, "# TYPE %s %s\n", s->name, type_names[s->kind]);
+            buf_printf(&b, "# TYPE %s %s\n", s->name, type_names[s->kind]);
         }
         if (s->kind == HISTOGRAM) {
             uint64_t cum = 0;
@@ -618,28 +593,31 @@ char *metrics_render(size_t *len)
                 put_bucket(&b, s, le, cum);
             }
             put_bucket(&b, s, "+Inf", s->count);
-            put(&b, "%s_sum%s%s%s %.9g\n", s->name, *s->labels ? "{" : "", s->labels,
-                *s->labels ? "}" : "", s->value);
-            put(&b, "%s_count%s%s%s %llu\n", s->name, *s->labels ? "{" : "", s->labels,
-                *s->labels ? "}" : "", (unsigned long long)s->count);
+            buf_printf(&b, "%s_sum%s%s%s %.9g\n", s->name, *s->labels ? "{" : "", s->labels,
+                       *s->labels ? "}" : "", s->value);
+            buf_printf(&b, "%s_count%s%s%s %llu\n", s->name, *s->labels ? "{" : "", s->labels,
+                       *s->labels ? "}" : "", (unsigned long long)s->count);
         } else {
-            put(&b, "%s%s%s%s %.17g\n", s->name, *s->labels ? "{" : "", s->labels,
-                *s->labels ? "}" : "", s->value);
+            buf_printf(&b, "%s%s%s%s %.17g\n", s->name, *s->labels ? "{" : "", s->labels,
+                       *s->labels ? "}" : "", s->value);
         }
     }
-    render_families(&b);
-    put(&b, "# HELP tf_metrics_dropped_total Metric updates dropped: the series table was full (no label), or "
-            "a plugin metric's max_series was reached (metric)\n"
-            "# TYPE tf_metrics_dropped_total counter\ntf_metrics_dropped_total %.17g\n", dropped);
+    int rc = all ? render_families(&b) : -1;
+    buf_printf(&b,
+               "# HELP tf_metrics_dropped_total Metric updates dropped: the series table was full "
+               "(no label), or "
+               "a plugin metric's max_series was reached (metric)\n"
+               "# TYPE tf_metrics_dropped_total counter\ntf_metrics_dropped_total %.17g\n",
+               dropped);
     for (int i = 0; i < nfamilies; i++)
         if (families[i]->dropped > 0)
-            put(&b, "tf_metrics_dropped_total{metric=\"%s\"} %.17g\n", families[i]->name, families[i]->dropped);
+            buf_printf(&b, "tf_metrics_dropped_total{metric=\"%s\"} %.17g\n", families[i]->name,
+                       families[i]->dropped);
     pthread_mutex_unlock(&lock);
     mem_free(all);
-    if (b.oom || !all) {
-        mem_free(b.p);
+    if (rc) {
+        buf_free(&b);
         return NULL;
     }
-    *len = b.len;
-    return b.p;
+    return buf_detach(&b, len); /* NULL when b failed */
 }
