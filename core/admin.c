@@ -5,6 +5,7 @@
 #include "admin.h"
 
 #include "acct.h"
+#include "buf.h"
 #include "clock.h"
 #include "config.h"
 #include "db.h"
@@ -101,16 +102,19 @@ static int db_ok(struct db_pool *db)
 
 static int send_health(struct http_req *r)
 {
-    char out[512];
+    char out[256];
+    struct buf b;
     struct lvm_host *h = http_host(r->s);
     int ok = db_ok(h->db);
-    int n = snprintf(out, sizeof out,
-                     "{\"status\":\"%s\",\"version\":\"%s\",\"generation\":%ld,\"uptime_s\":%ld,"
-                     "\"database\":\"%s\"}",
-                     ok ? "healthy" : "unhealthy", TF_VERSION, lvm_gen_current_id(),
-                     (long)(time(NULL) - http_started(r->s)),
-                     !h->db ? "not configured" : ok ? "ok" : "unavailable");
-    return http_send(r, ok ? 200 : 503, "application/json", out, (size_t)n, 0);
+    buf_init(&b, out, sizeof out, sizeof out - 1);
+    buf_puts(&b, ok ? "{\"status\":\"healthy\",\"version\":" : "{\"status\":\"unhealthy\",\"version\":");
+    buf_json_str(&b, TF_VERSION, strlen(TF_VERSION));
+    buf_puts(&b, ",\"generation\":");
+    buf_json_int(&b, lvm_gen_current_id());
+    buf_puts(&b, ",\"uptime_s\":");
+    buf_json_int(&b, (long long)(time(NULL) - http_started(r->s)));
+    buf_puts(&b, !h->db ? ",\"database\":\"not configured\"}" : ok ? ",\"database\":\"ok\"}" : ",\"database\":\"unavailable\"}");
+    return http_send(r, ok ? 200 : 503, "application/json", b.p, b.len, 0);
 }
 
 static int send_metrics(struct http_req *r)

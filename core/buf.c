@@ -294,6 +294,14 @@ static size_t fmt_short_decimal(char *out, double d)
     return 0;
 }
 
+size_t buf_short_decimal(char *out, double d)
+{
+    if (!isfinite(d) || d == 0) return 0;
+    size_t n = fmt_short_decimal(out + (d < 0), fabs(d));
+    if (n && d < 0) out[0] = '-', n++;
+    return n;
+}
+
 void buf_json_double(struct buf *b, double d)
 {
     char tmp[40];

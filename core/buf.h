@@ -127,5 +127,9 @@ void buf_json_int(struct buf *b, long long v);
 /* Appends d as tf.json.encode writes a float: "%.15g", or "%.17g" when the
  * 15 digits do not read back as d; null when d is NaN or infinite. */
 void buf_json_double(struct buf *b, double d);
+/* d as "%.15g" writes it into out (at most 22 bytes, no NUL), without
+ * printf, when d is the double nearest to a decimal of at most 15
+ * significant digits with 1e-4 <= |d| < 1e15 (prices, sizes); else 0. */
+size_t buf_short_decimal(char *out, double d);
 
 #endif

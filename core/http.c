@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include "admin.h"
+#include "buf.h"
 #include "clock.h"
 #include "config.h"
 #include "gen.h"
@@ -100,18 +101,18 @@ int http_send(struct http_req *r, int status, const char *ctype, char *body, siz
 
 int http_send_error(struct http_req *r, int status, const char *msg)
 {
-    char q[1200], out[1400];
-    size_t j = 0;
-    for (const char *p = msg; *p && j < sizeof q - 8; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\') q[j++] = '\\', q[j++] = (char)ch;
-        else if (ch == '\n') q[j++] = '\\', q[j++] = 'n';
-        else if (ch == '\t') q[j++] = '\\', q[j++] = 't';
-        else if (ch >= 0x20) q[j++] = (char)ch;
-    }
-    q[j] = 0;
-    int n = snprintf(out, sizeof out, "{\"ok\":false,\"error\":\"%s\",\"request_id\":\"%s\"}", q, r->rid);
-    return http_send(r, status, "application/json", out, (size_t)n, 0);
+    char out[1400];
+    struct buf b;
+    buf_init(&b, out, sizeof out, 0); /* the stack, the heap past it */
+    buf_puts(&b, "{\"ok\":false,\"error\":");
+    buf_json_str(&b, msg, strnlen(msg, 1200));
+    buf_puts(&b, ",\"request_id\":");
+    buf_json_str(&b, r->rid, strlen(r->rid));
+    buf_putc(&b, '}');
+    int ok = buf_failed(&b) ? http_send(r, status, "application/json", (char *)"{\"ok\":false}", 12, 0)
+                            : http_send(r, status, "application/json", b.p, b.len, 0);
+    buf_free(&b);
+    return ok;
 }
 
 void http_suspend(struct http_req *r)

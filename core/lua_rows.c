@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "lua_series.h"
 #include "lua_tf.h"
 #include "mem.h"
@@ -26,41 +27,14 @@ struct col {
     long long off;      /* row i reads element i + off */
 };
 
-/* The fast path of fmt_number, for the values a market stores (prices and
- * volumes of at most 8 decimals, numeric(18,8)): v as fixed digits when
- * 1e-4 <= |v| < 1e7 and v is the double nearest to a decimal d of at most
- * 8 decimals. That text is what "%.15g" writes (d has at most 15
- * significant digits and %g keeps fixed notation there) and reads back as
- * v (r / 1e8 is correctly rounded), without snprintf and strtod. 0 when
- * it does not apply. */
-static int fmt_fixed8(char *out, double v)
-{
-    double a = fabs(v);
-    if (!(a >= 1e-4 && a < 1e7)) return 0;
-    double r = nearbyint(a * 1e8);
-    if (r / 1e8 != a) return 0;
-    unsigned long long n = (unsigned long long)r, ip = n / 100000000u, fp = n % 100000000u;
-    char digits[24];
-    int k = 0, len = 0;
-    do digits[k++] = (char)('0' + ip % 10); while ((ip /= 10) != 0);
-    if (v < 0) out[len++] = '-';
-    while (k) out[len++] = digits[--k];
-    if (fp) {
-        out[len++] = '.';
-        int w = 8;
-        while (fp % 10 == 0) fp /= 10, w--;
-        for (int i = w - 1; i >= 0; i--, fp /= 10) out[len + i] = (char)('0' + fp % 10);
-        len += w;
-    }
-    out[len] = 0;
-    return len;
-}
-
 /* Shortest "%.*g" text that reads back as the same double. */
 static int fmt_number(char *out, size_t cap, double v)
 {
-    int n = fmt_fixed8(out, v);
-    if (n) return n;
+    int n = (int)buf_short_decimal(out, v);
+    if (n) {
+        out[n] = 0;
+        return n;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(out, cap, "%.*g", prec, v);
         if (strtod(out, NULL) == v) break;
@@ -77,24 +51,8 @@ static int fmt_time(char *out, size_t cap, double t)
 
 static void add_json_string(luaL_Buffer *b, const char *s, size_t len)
 {
-    luaL_addchar(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            luaL_addchar(b, '\\');
-            luaL_addchar(b, (char)c);
-        } else if (c == '\n' || c == '\r' || c == '\t') {
-            luaL_addchar(b, '\\');
-            luaL_addchar(b, c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
-        } else if (c < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            luaL_addstring(b, esc);
-        } else {
-            luaL_addchar(b, (char)c);
-        }
-    }
-    luaL_addchar(b, '"');
+    char *p = luaL_prepbuffsize(b, BUF_JSON_QUOTED_MAX(len));
+    luaL_addsize(b, buf_json_quote(p, s, len));
 }
 
 static void add_csv_string(luaL_Buffer *b, const char *s, size_t len)
