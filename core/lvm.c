@@ -212,17 +212,24 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
 /* Adds a traceback; an error object that is a table (tf.db raises
  * { code = "unavailable", message = ... }) is shown through its __tostring
  * and its code kept for lvm_error_code. */
-static int msgh(lua_State *L)
+/* A message handler's work: the error at 1 keeps its `code` (a tf.* error
+ * table) in code, and becomes its text with co's traceback from level. */
+static int traceback_keeping_code(lua_State *L, lua_State *co, int level, char *code, size_t codelen)
 {
-    struct lvm *vm = ctx(L);
-    if (lua_type(L, 1) == LUA_TTABLE && vm) {
+    if (lua_type(L, 1) == LUA_TTABLE && code) {
         lua_getfield(L, 1, "code");
-        if (lua_type(L, -1) == LUA_TSTRING) snprintf(vm->err_code, sizeof vm->err_code, "%s", lua_tostring(L, -1));
+        if (lua_type(L, -1) == LUA_TSTRING) snprintf(code, codelen, "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
     const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_tolstring(L, 1, NULL);
-    luaL_traceback(L, L, msg, 1);
+    luaL_traceback(L, co, msg, level);
     return 1;
+}
+
+static int msgh(lua_State *L)
+{
+    struct lvm *vm = ctx(L);
+    return traceback_keeping_code(L, L, 1, vm ? vm->err_code : NULL, vm ? sizeof vm->err_code : 0);
 }
 
 const char *lvm_error_code(struct lvm *vm)
@@ -431,14 +438,7 @@ static int task_msg(lua_State *L)
 {
     struct lvm_task *t = lua_touserdata(L, 3);
     lua_State *co = lua_tothread(L, 2);
-    if (lua_type(L, 1) == LUA_TTABLE) {
-        lua_getfield(L, 1, "code");
-        if (lua_type(L, -1) == LUA_TSTRING) snprintf(t->err_code, sizeof t->err_code, "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_tolstring(L, 1, NULL);
-    luaL_traceback(L, co, msg, 0);
-    return 1;
+    return traceback_keeping_code(L, co, 0, t->err_code, sizeof t->err_code);
 }
 
 enum lvm_status lvm_task_resume(struct lvm *vm, struct lvm_task *t, char *err, size_t errlen)
