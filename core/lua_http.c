@@ -785,6 +785,13 @@ void lua_http_free(struct http_req *r)
     h->gone = 1;
     h->t.deadline_ns = 1;
     pthread_mutex_lock(&h->mu);
+    if (h->stream && !h->stream->blocked) {
+        /* A streaming task waits with its connection not suspended (what it
+         * wrote was still going out): its wait may still run. End it early
+         * as the reaper would, then wait for its wake. */
+        if (!h->woken && h->t.abort && h->t.abort(h->t.abort_ud)) h->woken = 1;
+        while (!h->woken) pthread_cond_wait(&h->cv, &h->mu);
+    }
     h->woken = 0;
     pthread_mutex_unlock(&h->mu);
     char err[256];

@@ -27,6 +27,19 @@ tf.route("GET", "/fail_early", function(req)
   error("failed before any byte went out")
 end, { auth = "none" })
 
+tf.route("GET", "/stall", function(req)
+  -- fills the socket buffers, then waits on the database with unsent text queued
+  local s = req:stream()
+  local chunk = string.rep("y", 200000) .. "\n"
+  for _ = 1, 40 do
+    s:write(chunk)
+    tf.db.query("SELECT pg_sleep(0.01)")
+  end
+  s:write(chunk)
+  tf.db.query("SELECT pg_sleep(20)")
+  s:write("never\n")
+end, { auth = "none" })
+
 local kept
 tf.route("GET", "/twice", function(req)
   local s = req:stream()
@@ -134,6 +147,21 @@ describe("a streamed answer", function()
     assert.is_true(v.here)
     assert.are.equal(false, v.ok)
     assert.matches("the request it answers is over", v.error)
+  end)
+
+  it("cancels the statement of a client that leaves while unsent text waits behind it", function()
+    local t0 = os.time()
+    H.sh(string.format("curl -s --max-time 3 --limit-rate 1k '%s/stall' -o /dev/null", srv.base))
+    local deadline = os.time() + 10
+    while (metric(srv, "tf_http_inflight") > 1 or metric(srv, "tf_db_pool_in_use") > 0) and os.time() < deadline do
+      H.sleep(0.1)
+    end
+    assert.are.equal(0, metric(srv, "tf_db_pool_in_use"))
+    assert.are.equal(1, metric(srv, "tf_http_inflight"))
+    assert.is_true(os.time() - t0 < 12) -- not the 20 s of its pg_sleep
+    local st, body = srv:request("GET", "/wait_first")
+    assert.are.equal(200, st)
+    assert.are.equal("answer 42\n", body)
   end)
 
   it("leaves nothing behind when its clients leave mid-stream", function()
