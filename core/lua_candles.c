@@ -59,16 +59,16 @@ static int raise_db(lua_State *L, int rc, const char *msg)
 
 /* Reads decode options from the table at idx (may be absent). so must hold
  * MAX_SYMBOL_OFFSETS entries. */
-static void read_opts(lua_State *L, int idx, struct candles_opts *o, struct candles_offset *so)
+static void read_opts(lua_State *L, int idx, struct ingest_opts *o, struct ingest_offset *so)
 {
     memset(o, 0, sizeof *o);
     if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "shape") != LUA_TNIL) {
         const char *s = luaL_checkstring(L, -1);
-        if (!strcmp(s, "array")) o->shape = CANDLES_SHAPE_ARRAY;
-        else if (!strcmp(s, "object")) o->shape = CANDLES_SHAPE_OBJECT;
-        else if (!strcmp(s, "any")) o->shape = CANDLES_SHAPE_ANY;
+        if (!strcmp(s, "array")) o->shape = INGEST_SHAPE_ARRAY;
+        else if (!strcmp(s, "object")) o->shape = INGEST_SHAPE_OBJECT;
+        else if (!strcmp(s, "any")) o->shape = INGEST_SHAPE_ANY;
         else luaL_error(L, "decode: shape must be \"array\", \"object\" or \"any\", got \"%s\"", s);
     }
     lua_pop(L, 1);
@@ -87,7 +87,7 @@ static void read_opts(lua_State *L, int idx, struct candles_opts *o, struct cand
         while (lua_next(L, -2)) {
             if (n == MAX_SYMBOL_OFFSETS) luaL_error(L, "decode: more than %d symbol_offsets", MAX_SYMBOL_OFFSETS);
             const char *sym = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-            if (!sym || strlen(sym) > CANDLES_SYMBOL_MAX || !lua_isnumber(L, -1))
+            if (!sym || strlen(sym) > INGEST_SYMBOL_MAX || !lua_isnumber(L, -1))
                 luaL_error(L, "decode: symbol_offsets must map symbols to seconds");
             snprintf(so[n].symbol, sizeof so[n].symbol, "%s", sym);
             so[n].offset_us = (int64_t)(lua_tonumber(L, -1) * 1e6);
@@ -119,7 +119,7 @@ static const char *const answer_keys[] = {"ok", "received", "inserted", "duplica
 static const char *const detail_keys[] = {"symbol", "timeframe", "ts_original", "ts_bucket", "status", "error",
                                           NULL};
 
-static void push_counts(lua_State *L, const struct candles_counts *n, const char *kind)
+static void push_counts(lua_State *L, const struct ingest_counts *n, const char *kind)
 {
     lua_json_order(L, -1, answer_keys);
     lua_pushboolean(L, 1);
@@ -156,15 +156,15 @@ struct detail {
 
 struct kind {
     const char *mt, *name; /* metatable; "candles" | "ticks" for metrics */
-    int (*decode)(const char *body, size_t len, const struct candles_opts *o, void **out, int *status,
+    int (*decode)(const char *body, size_t len, const struct ingest_opts *o, void **out, int *status,
                   char *err, size_t errlen);
     void (*free)(void *batch);
     size_t (*len)(const void *batch);
-    void (*count)(const void *batch, struct candles_counts *c);
+    void (*count)(const void *batch, struct ingest_counts *c);
     void (*detail)(const void *batch, size_t i, struct detail *d);
 };
 
-static int decode_candles(const char *body, size_t len, const struct candles_opts *o, void **out,
+static int decode_candles(const char *body, size_t len, const struct ingest_opts *o, void **out,
                           int *status, char *err, size_t errlen)
 {
     struct candles_batch *b;
@@ -174,14 +174,14 @@ static int decode_candles(const char *body, size_t len, const struct candles_opt
 }
 static void free_candles(void *b) { candles_free(b); }
 static size_t len_candles(const void *b) { return ((const struct candles_batch *)b)->n; }
-static void count_candles(const void *b, struct candles_counts *c) { candles_count(b, c); }
+static void count_candles(const void *b, struct ingest_counts *c) { candles_count(b, c); }
 static void detail_candle(const void *b, size_t i, struct detail *d)
 {
     const struct candle *c = &((const struct candles_batch *)b)->items[i];
     *d = (struct detail){c->symbol, (int)c->tf, c->ts_original, c->error, c->status, c->bucket_us};
 }
 
-static int decode_ticks(const char *body, size_t len, const struct candles_opts *o, void **out,
+static int decode_ticks(const char *body, size_t len, const struct ingest_opts *o, void **out,
                         int *status, char *err, size_t errlen)
 {
     struct ticks_batch *b;
@@ -191,7 +191,7 @@ static int decode_ticks(const char *body, size_t len, const struct candles_opts 
 }
 static void free_ticks(void *b) { ticks_free(b); }
 static size_t len_ticks(const void *b) { return ((const struct ticks_batch *)b)->n; }
-static void count_ticks(const void *b, struct candles_counts *c) { ticks_count(b, c); }
+static void count_ticks(const void *b, struct ingest_counts *c) { ticks_count(b, c); }
 static void detail_tick(const void *b, size_t i, struct detail *d)
 {
     const struct tick *t = &((const struct ticks_batch *)b)->items[i];
@@ -234,8 +234,8 @@ static int l_decode(lua_State *L)
     const struct kind *k = kind_of(L);
     size_t len;
     const char *body = luaL_checklstring(L, 1, &len);
-    struct candles_opts o;
-    struct candles_offset so[MAX_SYMBOL_OFFSETS];
+    struct ingest_opts o;
+    struct ingest_offset so[MAX_SYMBOL_OFFSETS];
     read_opts(L, 2, &o, so);
     struct ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->batch = NULL;
@@ -254,7 +254,7 @@ static int l_decode(lua_State *L)
 /* The answer for batch b: the old API's keys, then details per item. */
 static int answer(lua_State *L, const struct kind *k, const void *b)
 {
-    struct candles_counts n;
+    struct ingest_counts n;
     k->count(b, &n);
     size_t items = k->len(b);
     lua_createtable(L, 0, 7);
@@ -270,7 +270,7 @@ static int answer(lua_State *L, const struct kind *k, const void *b)
         if (d.tf >= 0) set_str(L, "timeframe", ts_tf_name((enum ts_tf)d.tf));
         if (d.ts_original[0]) set_str(L, "ts_original", d.ts_original);
         else lua_json_pushnull(L), lua_setfield(L, -2, "ts_original");
-        if (d.status == CANDLES_REJECTED) {
+        if (d.status == INGEST_REJECTED) {
             lua_json_pushnull(L);
             lua_setfield(L, -2, "ts_bucket");
             set_str(L, "error", d.error);
@@ -278,7 +278,7 @@ static int answer(lua_State *L, const struct kind *k, const void *b)
             ts_format(d.bucket_us, buf, sizeof buf);
             set_str(L, "ts_bucket", buf);
         }
-        set_str(L, "status", candles_status_name(d.status));
+        set_str(L, "status", ingest_status_name(d.status));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     if (items == 0) lua_json_mark_array(L, -1); /* an empty list encodes as [] */
@@ -314,12 +314,12 @@ static void invalidate(struct lvm_host *h, const struct candles_batch *b)
     int nseen = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct candle *c = &b->items[i];
-        if (c->status != CANDLES_INSERTED && c->status != CANDLES_UPDATED) continue;
+        if (c->status != INGEST_INSERTED && c->status != INGEST_UPDATED) continue;
         int k = 0;
         while (k < nseen && !(seen[k]->tf == c->tf && !strcmp(seen[k]->symbol, c->symbol))) k++;
         if (k < nseen) continue;
         if (nseen < 64) seen[nseen++] = c;
-        char prefix[CANDLES_SYMBOL_MAX + 32];
+        char prefix[INGEST_SYMBOL_MAX + 32];
         int n = snprintf(prefix, sizeof prefix, "candles:%s:%s:", c->symbol, ts_tf_name((enum ts_tf)c->tf));
         cache_delete_prefix(h->cache, prefix, (size_t)n);
     }

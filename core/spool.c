@@ -702,8 +702,8 @@ static void put8(struct wbuf *b, unsigned v)
     put(b, &c, 1);
 }
 
-#define CANDLE_MAX (1 + CANDLES_SYMBOL_MAX + 2 + 4 + 16 + 48)
-#define TICK_MAX (1 + CANDLES_SYMBOL_MAX + 1 + 4 + 16 + 40 + 16)
+#define CANDLE_MAX (1 + INGEST_SYMBOL_MAX + 2 + 4 + 16 + 48)
+#define TICK_MAX (1 + INGEST_SYMBOL_MAX + 1 + 4 + 16 + 40 + 16)
 
 static int append_record(struct spool *s, struct wbuf *b, int only_if_busy, char *err, size_t errlen)
 {
@@ -746,7 +746,7 @@ int spool_append_candles(struct spool *s, struct candles_batch *b, enum candles_
     int32_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct candle *c = &b->items[i];
-        if (c->status != CANDLES_VALID) continue;
+        if (c->status != INGEST_VALID) continue;
         map[i] = k++;
         int32_t leader = c->leader >= 0 ? map[c->leader] : -1;
         size_t sl = strlen(c->symbol);
@@ -764,7 +764,7 @@ int spool_append_candles(struct spool *s, struct candles_batch *b, enum candles_
     int rc = append_record(s, &w, only_if_busy, err, errlen);
     if (rc == SPOOL_OK)
         for (size_t i = 0; i < b->n; i++)
-            if (b->items[i].status == CANDLES_VALID) b->items[i].status = CANDLES_QUEUED;
+            if (b->items[i].status == INGEST_VALID) b->items[i].status = INGEST_QUEUED;
     return rc;
 }
 
@@ -780,7 +780,7 @@ int spool_append_ticks(struct spool *s, struct ticks_batch *b, int only_if_busy,
     int32_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct tick *t = &b->items[i];
-        if (t->status != CANDLES_VALID) continue;
+        if (t->status != INGEST_VALID) continue;
         map[i] = k++;
         int32_t leader = t->leader >= 0 ? map[t->leader] : -1;
         size_t sl = strlen(t->symbol);
@@ -800,7 +800,7 @@ int spool_append_ticks(struct spool *s, struct ticks_batch *b, int only_if_busy,
     int rc = append_record(s, &w, only_if_busy, err, errlen);
     if (rc == SPOOL_OK)
         for (size_t i = 0; i < b->n; i++)
-            if (b->items[i].status == CANDLES_VALID) b->items[i].status = CANDLES_QUEUED;
+            if (b->items[i].status == INGEST_VALID) b->items[i].status = INGEST_QUEUED;
     return rc;
 }
 
@@ -850,7 +850,7 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
         for (uint32_t i = 0; i < n && !r.bad; i++) {
             struct candle *c = &b->items[i];
             size_t k = get8(&r);
-            if (k > CANDLES_SYMBOL_MAX) r.bad = 1;
+            if (k > INGEST_SYMBOL_MAX) r.bad = 1;
             get(&r, c->symbol, k);
             c->tf = (uint8_t)get8(&r);
             c->has_spread = (uint8_t)get8(&r);
@@ -861,7 +861,7 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
             double v[6];
             get(&r, v, sizeof v);
             c->open = v[0], c->high = v[1], c->low = v[2], c->close = v[3], c->volume = v[4], c->spread = v[5];
-            c->status = CANDLES_VALID;
+            c->status = INGEST_VALID;
         }
         if (r.bad) {
             candles_free(b);
@@ -880,7 +880,7 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
         for (uint32_t i = 0; i < n && !r.bad; i++) {
             struct tick *t = &b->items[i];
             size_t k = get8(&r);
-            if (k > CANDLES_SYMBOL_MAX) r.bad = 1;
+            if (k > INGEST_SYMBOL_MAX) r.bad = 1;
             get(&r, t->symbol, k);
             unsigned f = get8(&r);
             t->has_last = f & 1, t->has_volume = f >> 1 & 1, t->has_flags = f >> 2 & 1;
@@ -894,7 +894,7 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
             t->bid = v[0], t->ask = v[1], t->last = v[2], t->volume = v[3], t->spread = v[4];
             get(&r, &t->flags, 8);
             get(&r, &t->ts_msc, 8);
-            t->status = CANDLES_VALID;
+            t->status = INGEST_VALID;
         }
         if (r.bad) {
             ticks_free(b);
@@ -914,14 +914,14 @@ static void invalidate(struct cache *cache, const struct candles_batch *b)
 {
     for (size_t i = 0; cache && i < b->n; i++) {
         const struct candle *c = &b->items[i];
-        if (c->status != CANDLES_INSERTED && c->status != CANDLES_UPDATED) continue;
-        char prefix[CANDLES_SYMBOL_MAX + 32];
+        if (c->status != INGEST_INSERTED && c->status != INGEST_UPDATED) continue;
+        char prefix[INGEST_SYMBOL_MAX + 32];
         int n = snprintf(prefix, sizeof prefix, "candles:%s:%s:", c->symbol, ts_tf_name((enum ts_tf)c->tf));
         cache_delete_prefix(cache, prefix, (size_t)n);
     }
 }
 
-static void count_replayed(const struct candles_counts *n)
+static void count_replayed(const struct ingest_counts *n)
 {
     static const char *names[] = {"inserted", "duplicate", "updated"};
     const size_t v[] = {n->inserted, n->duplicates, n->updated};
@@ -1043,7 +1043,7 @@ static void *replayer_main(void *arg)
             rc = ticks_store(s->pool, g.ticks, err, sizeof err);
         }
         if (rc == DB_OK) {
-            struct candles_counts n = {0};
+            struct ingest_counts n = {0};
             if (g.candles) candles_count(g.candles, &n), invalidate(s->cache, g.candles);
             else ticks_count(g.ticks, &n);
             count_replayed(&n);
