@@ -59,7 +59,7 @@ int candles_fold(struct candles_batch *b);
  * (a stored key fails the COPY as a whole; the batch is then redone as one
  * call of tf_put_candles, sql/004_put_candle.sql). A batch with one row to
  * send shares its statement with the single candles of other requests
- * waiting at the same time (see "single candles" in candles.c). source
+ * waiting at the same time (the lanes, lane.h). source
  * labels the rows ("ea", "ticks"). Returns DB_OK, or DB_ERROR /
  * DB_UNAVAILABLE with err; then nothing was stored and the statuses stay
  * VALID. Items with the same key inside one batch are folded in order by
@@ -86,6 +86,32 @@ int candles_job_step(struct candles_job *job, char *err, size_t errlen);
 /* At most this many statements storing single candles run at once; the
  * requests arriving meanwhile share the next one (database.single_lanes). */
 void candles_set_lanes(int lanes);
+
+/* ---- the statement, for lane.c ----
+ * One tf_put_candles call (sql/004_put_candle.sql, where the policies are
+ * spelled) for the leaders among items[0..n) (valid, leader < 0, each key
+ * once), sent and collected in two halves so a lane can send the next one
+ * before waking anyone. The caller owns pt and frees what the halves
+ * allocated with candles_put_free. */
+struct candles_put {
+    struct candle *items;
+    size_t n;
+    struct db_buf col[9];
+    struct ingest_index returned; /* returned rows -> items, by key */
+};
+/* Sends the statement (DB_OK), or fails with nothing sent. */
+int candles_put_send(struct db_conn *c, struct candles_put *pt, enum candles_policy pol,
+                     const char *source, char *err, size_t errlen);
+/* Waits for its result and sets the statuses: the rows it returned were
+ * inserted or changed, the other leaders are duplicates. On failure nothing
+ * was stored and the statuses stay VALID. */
+int candles_put_recv(struct db_conn *c, struct candles_put *pt, char *err, size_t errlen);
+/* Sets the statuses from a result collected elsewhere (and frees it). */
+void candles_put_apply(struct candles_put *pt, PGresult *res);
+void candles_put_free(struct candles_put *pt);
+/* Both halves: stores the leaders among items[0..n) and sets their statuses. */
+int candles_put_rows(struct db_conn *c, struct candle *items, size_t n, enum candles_policy pol,
+                     const char *source, char *err, size_t errlen);
 
 /* Counts per status, for the answer's received/inserted/... keys. */
 void candles_count(const struct candles_batch *b, struct ingest_counts *c);
