@@ -130,7 +130,7 @@ static void candle_ref(void *item, struct ingest_ref *r)
                              {c->symbol, c->tf, (uint64_t)c->bucket_us}};
 }
 
-static const struct ingest_kind candle_kind = {"items", sizeof(struct candle), candle_ref, decode_item};
+const struct ingest_kind candles_kind = {"items", sizeof(struct candle), candle_ref, decode_item};
 
 
 int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
@@ -180,7 +180,7 @@ int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
         goto done;
     }
     void *items;
-    if (ingest_decode_items(&candle_kind, arr, single, o, &items, &b->n, &b->nvalid, http_status,
+    if (ingest_decode_items(&candles_kind, arr, single, o, &items, &b->n, &b->nvalid, http_status,
                             err, errlen) < 0)
         goto done;
     b->items = items;
@@ -203,12 +203,12 @@ void candles_free(struct candles_batch *b)
 
 int candles_fold(struct candles_batch *b)
 {
-    return ingest_fold(&candle_kind, b->items, b->n, b->nvalid);
+    return ingest_fold(&candles_kind, b->items, b->n, b->nvalid);
 }
 
 void candles_count(const struct candles_batch *b, struct ingest_counts *c)
 {
-    ingest_count(&candle_kind, b->items, b->n, c);
+    ingest_count(&candles_kind, b->items, b->n, c);
 }
 
 
@@ -347,14 +347,14 @@ void candles_put_apply(struct candles_put *pt, PGresult *res)
      * (xmax = 0 would say so, but system columns are not returned from a
      * partitioned table). The leaders it returned no row for are
      * duplicates. */
-    ingest_index_leaders(&pt->returned, &candle_kind, pt->items, pt->n);
+    ingest_index_leaders(&pt->returned, &candles_kind, pt->items, pt->n);
     int nrows = PQntuples(res);
     for (int r = 0; r < nrows; r++) {
         struct ingest_key key = {PQgetvalue(res, r, 0),
                                  ts_tf_parse(PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1)),
                                  (uint64_t)strtoll(PQgetvalue(res, r, 2), NULL, 10)};
         int inserted = PQgetvalue(res, r, 3)[0] == 't';
-        ingest_returned(&pt->returned, &candle_kind, pt->items, &key,
+        ingest_returned(&pt->returned, &candles_kind, pt->items, &key,
                         inserted ? INGEST_INSERTED : INGEST_UPDATED);
     }
     for (size_t i = 0; i < pt->n; i++) {

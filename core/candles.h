@@ -41,6 +41,9 @@ struct candles_batch {
     struct candle *items; /* n items, in body order */
 };
 
+/* struct candle as the ingest layer sees it (key: symbol, timeframe, bucket). */
+extern const struct ingest_kind candles_kind;
+
 /* Decodes body[0..len) (trailing whitespace or NULs tolerated). On success
  * returns 0 and *out, a batch the caller frees with candles_free; invalid
  * items are in it with status REJECTED. On a body that does not parse or has

@@ -112,11 +112,11 @@ static void tick_ref(void *item, struct ingest_ref *r)
 }
 
 /* Ticks fold on (symbol, ts_msc); a tick without ts_msc has no key. */
-static const struct ingest_kind tick_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick};
+const struct ingest_kind ticks_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick};
 
 int ticks_fold(struct ticks_batch *b)
 {
-    return ingest_fold(&tick_kind, b->items, b->n, b->nvalid);
+    return ingest_fold(&ticks_kind, b->items, b->n, b->nvalid);
 }
 
 int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
@@ -152,7 +152,7 @@ int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
         goto done;
     }
     void *items;
-    if (ingest_decode_items(&tick_kind, arr, NULL, o, &items, &b->n, &b->nvalid, http_status, err,
+    if (ingest_decode_items(&ticks_kind, arr, NULL, o, &items, &b->n, &b->nvalid, http_status, err,
                             errlen) < 0)
         goto done;
     b->items = items;
@@ -175,7 +175,7 @@ void ticks_free(struct ticks_batch *b)
 
 void ticks_count(const struct ticks_batch *b, struct ingest_counts *c)
 {
-    ingest_count(&tick_kind, b->items, b->n, c);
+    ingest_count(&ticks_kind, b->items, b->n, c);
 }
 
 static void put_opt(struct db_buf *b, int has, double v)
@@ -317,11 +317,11 @@ int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errl
     /* Without ts_msc a tick cannot conflict: inserted. With it, inserted
      * only when RETURNING names it. */
     if (nmsc) {
-        ingest_index_leaders(&returned, &tick_kind, b->items, b->n);
+        ingest_index_leaders(&returned, &ticks_kind, b->items, b->n);
         for (int r = 0; r < PQntuples(res); r++) {
             struct ingest_key key = {PQgetvalue(res, r, 0), 0,
                                      (uint64_t)strtoll(PQgetvalue(res, r, 1), NULL, 10)};
-            ingest_returned(&returned, &tick_kind, b->items, &key, INGEST_INSERTED);
+            ingest_returned(&returned, &ticks_kind, b->items, &key, INGEST_INSERTED);
         }
     }
     size_t inserted = 0;

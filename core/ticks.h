@@ -30,6 +30,10 @@ struct ticks_batch {
     struct tick *items;
 };
 
+/* struct tick as the ingest layer sees it (key: symbol, ts_msc; none without
+ * ts_msc). */
+extern const struct ingest_kind ticks_kind;
+
 /* Decodes {"ticks": [...]} (a bare array is accepted too). Options as for
  * candles (shape is ignored). Same contract as candles_decode: 0 and a batch
  * the caller frees with ticks_free, or -1 with *http_status 400/413/500. */
