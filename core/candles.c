@@ -130,67 +130,57 @@ static void candle_ref(void *item, struct ingest_ref *r)
                              {c->symbol, c->tf, (uint64_t)c->bucket_us}};
 }
 
-const struct ingest_kind candles_kind = {"items", sizeof(struct candle), candle_ref, decode_item};
 
 
-int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
-                   struct candles_batch **out, int *http_status, char *err, size_t errlen)
+/* Where a candle body keeps its items, by o->shape. */
+static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **arr,
+                  const cJSON **one, char *err, size_t errlen)
 {
-    static const struct ingest_opts defaults = {0};
-    if (!o) o = &defaults;
-    *out = NULL;
-    *http_status = 400;
-    cJSON *root = ingest_json_parse(body, len, o->max_items, "items", http_status, err, errlen);
-    if (!root) return -1;
-    const cJSON *arr = NULL, *single = NULL;
-    int rc = -1;
-    struct candles_batch *b = NULL;
     if (cJSON_IsArray(root)) {
         if (o->shape == INGEST_SHAPE_OBJECT) {
             snprintf(err, errlen, "body: want a candle object or {\"items\": [...]}, got an array");
-            goto done;
+            return -1;
         }
-        arr = root;
+        *arr = root;
     } else if (cJSON_IsObject(root)) {
         if (o->shape == INGEST_SHAPE_ARRAY) {
             snprintf(err, errlen, "body: want a JSON array of candles, got an object");
-            goto done;
+            return -1;
         }
         const cJSON *items = ingest_json_field(root, "items");
-        if (items) {
-            if (!cJSON_IsArray(items)) {
-                snprintf(err, errlen, "items: must be an array");
-                goto done;
-            }
-            arr = items;
-        } else {
-            single = root;
+        if (items && !cJSON_IsArray(items)) {
+            snprintf(err, errlen, "items: must be an array");
+            return -1;
         }
+        if (items) *arr = items;
+        else *one = root;
     } else {
         snprintf(err, errlen, "body: want %s",
                  o->shape == INGEST_SHAPE_ARRAY    ? "a JSON array of candles"
                  : o->shape == INGEST_SHAPE_OBJECT ? "a candle object or {\"items\": [...]}"
-                                                    : "an array, {\"items\": [...]} or a candle");
-        goto done;
+                                                   : "an array, {\"items\": [...]} or a candle");
+        return -1;
     }
-    b = mem_calloc(1, sizeof *b);
-    if (!b) {
-        *http_status = 500;
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    void *items;
-    if (ingest_decode_items(&candles_kind, arr, single, o, &items, &b->n, &b->nvalid, http_status,
-                            err, errlen) < 0)
-        goto done;
-    b->items = items;
+    return 0;
+}
+
+/* The batch around decoded items; NULL when out of memory. */
+static void *wrap(void *items, size_t n, size_t nvalid)
+{
+    struct candles_batch *b = mem_calloc(1, sizeof *b);
+    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
+    return b;
+}
+
+const struct ingest_kind candles_kind = {"items", sizeof(struct candle), candle_ref, decode_item,
+                                         locate,  wrap};
+
+int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
+                   struct candles_batch **out, int *http_status, char *err, size_t errlen)
+{
+    void *b;
+    int rc = ingest_decode(&candles_kind, body, len, o, &b, http_status, err, errlen);
     *out = b;
-    b = NULL;
-    *http_status = 200;
-    rc = 0;
-done:
-    candles_free(b);
-    cJSON_Delete(root);
     return rc;
 }
 

@@ -542,7 +542,10 @@ void ingest_count(const struct ingest_kind *k, void *items, size_t n, struct ing
     }
 }
 
-int ingest_decode_items(const struct ingest_kind *k, const cJSON *arr, const cJSON *one,
+/* Decodes the items of arr (an array), or the one object `one` when arr is
+ * NULL, into a mem_calloc'd array, counts the valid ones and folds their
+ * keys. 0, or -1 with *http_status 413 or 500 and err. */
+static int decode_items(const struct ingest_kind *k, const cJSON *arr, const cJSON *one,
                         const struct ingest_opts *o, void **items, size_t *n, size_t *nvalid,
                         int *http_status, char *err, size_t errlen)
 {
@@ -572,6 +575,36 @@ oom:
     *http_status = 500;
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+int ingest_decode(const struct ingest_kind *k, const char *body, size_t len,
+                  const struct ingest_opts *o, void **batch, int *http_status, char *err,
+                  size_t errlen)
+{
+    static const struct ingest_opts defaults = {0};
+    if (!o) o = &defaults;
+    *batch = NULL;
+    *http_status = 400;
+    cJSON *root = ingest_json_parse(body, len, o->max_items, k->noun, http_status, err, errlen);
+    if (!root) return -1;
+    const cJSON *arr = NULL, *one = NULL;
+    void *items = NULL;
+    size_t n = 0, nvalid = 0;
+    int rc = -1;
+    if (k->locate(root, o, &arr, &one, err, errlen) < 0 ||
+        decode_items(k, arr, one, o, &items, &n, &nvalid, http_status, err, errlen) < 0)
+        goto done;
+    if (!(*batch = k->wrap(items, n, nvalid))) {
+        mem_free(items);
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    *http_status = 200;
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    return rc;
 }
 
 /* ---- COPY ---- */

@@ -122,15 +122,24 @@ struct ingest_kind {
     void (*ref)(void *item, struct ingest_ref *r);
     /* Fills *item from the JSON value it (rejected items name the field). */
     void (*decode)(const struct cJSON *it, const struct ingest_opts *o, void *item);
+    /* Finds the items in a body: *arr, an array, or *one, the only item. 0,
+     * or -1 with err for a body of the wrong shape. */
+    int (*locate)(const struct cJSON *root, const struct ingest_opts *o, const struct cJSON **arr,
+                  const struct cJSON **one, char *err, size_t errlen);
+    /* The kind's batch around n decoded items (it takes items over); NULL
+     * when out of memory. */
+    void *(*wrap)(void *items, size_t n, size_t nvalid);
 };
 
-/* Decodes the items of arr (an array), or the one object `one` when arr is
- * NULL, into a mem_calloc'd array (*items, the caller frees it with
- * mem_free), counts the valid ones and folds their keys. 0, or -1 with
- * *http_status 413 (more than o->max_items) or 500 and err. */
-int ingest_decode_items(const struct ingest_kind *k, const struct cJSON *arr,
-                        const struct cJSON *one, const struct ingest_opts *o, void **items,
-                        size_t *n, size_t *nvalid, int *http_status, char *err, size_t errlen);
+/* Decodes body[0..len) (o may be NULL: no limit, no offset) into a batch of
+ * kind k, which the caller frees with the kind's free function: items
+ * located, decoded one by one (a bad one is REJECTED with its reason), keys
+ * folded. 0 and *batch; or -1 with *http_status 400 (a body that does not
+ * parse or has the wrong shape: the reason, with the byte position for a
+ * syntax error), 413 (more than o->max_items) or 500 (out of memory). */
+int ingest_decode(const struct ingest_kind *k, const char *body, size_t len,
+                  const struct ingest_opts *o, void **batch, int *http_status, char *err,
+                  size_t errlen);
 
 /* Sets each valid item's leader to the first valid item with its key (or
  * -1). 0, or -1 when out of memory. */

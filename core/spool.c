@@ -943,16 +943,14 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
     const struct rec_kind *rk = out->kind == SPOOL_CANDLES ? &rec_candles
                                 : out->kind == SPOOL_TICKS ? &rec_ticks
                                                            : NULL;
-    void *items = NULL;
+    void *items = NULL, *b;
     if (!rk || get_items(&r, rk, n, &items) < 0) return -1;
-    if (rk == &rec_candles && (out->candles = mem_calloc(1, sizeof *out->candles)))
-        out->candles->items = items, out->candles->n = out->candles->nvalid = n;
-    else if (rk == &rec_ticks && (out->ticks = mem_calloc(1, sizeof *out->ticks)))
-        out->ticks->items = items, out->ticks->n = out->ticks->nvalid = n;
-    else {
+    if (!(b = rk->items->wrap(items, n, n))) {
         mem_free(items);
         return -1;
     }
+    if (rk == &rec_candles) out->candles = b;
+    else out->ticks = b;
     return 0;
 }
 

@@ -111,58 +111,51 @@ static void tick_ref(void *item, struct ingest_ref *r)
                              {t->symbol, 0, (uint64_t)t->ts_msc}};
 }
 
-/* Ticks fold on (symbol, ts_msc); a tick without ts_msc has no key. */
-const struct ingest_kind ticks_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick};
 
 int ticks_fold(struct ticks_batch *b)
 {
     return ingest_fold(&ticks_kind, b->items, b->n, b->nvalid);
 }
 
-int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
-                 struct ticks_batch **out, int *http_status, char *err, size_t errlen)
+/* A tick body is {"ticks": [...]} or a bare array. */
+static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **arr,
+                  const cJSON **one, char *err, size_t errlen)
 {
-    static const struct ingest_opts defaults = {0};
-    if (!o) o = &defaults;
-    *out = NULL;
-    *http_status = 400;
-    cJSON *root = ingest_json_parse(body, len, o->max_items, "ticks", http_status, err, errlen);
-    if (!root) return -1;
-    int rc = -1;
-    struct ticks_batch *b = NULL;
-    const cJSON *arr = root;
+    *arr = root;
     if (cJSON_IsObject(root)) {
-        arr = ingest_json_field(root, "ticks");
-        if (!arr) {
+        *arr = ingest_json_field(root, "ticks");
+        if (!*arr) {
             snprintf(err, errlen, "body: want {\"ticks\": [...]}, \"ticks\" is missing");
-            goto done;
+            return -1;
         }
-        if (!cJSON_IsArray(arr)) {
+        if (!cJSON_IsArray(*arr)) {
             snprintf(err, errlen, "ticks: must be an array");
-            goto done;
+            return -1;
         }
     } else if (!cJSON_IsArray(root)) {
         snprintf(err, errlen, "body: want {\"ticks\": [...]}");
-        goto done;
+        return -1;
     }
-    b = mem_calloc(1, sizeof *b);
-    if (!b) {
-        *http_status = 500;
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    void *items;
-    if (ingest_decode_items(&ticks_kind, arr, NULL, o, &items, &b->n, &b->nvalid, http_status, err,
-                            errlen) < 0)
-        goto done;
-    b->items = items;
+    return 0;
+}
+
+/* The batch around decoded ticks; NULL when out of memory. */
+static void *wrap(void *items, size_t n, size_t nvalid)
+{
+    struct ticks_batch *b = mem_calloc(1, sizeof *b);
+    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
+    return b;
+}
+
+/* Ticks fold on (symbol, ts_msc); a tick without ts_msc has no key. */
+const struct ingest_kind ticks_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick, locate, wrap};
+
+int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
+                 struct ticks_batch **out, int *http_status, char *err, size_t errlen)
+{
+    void *b;
+    int rc = ingest_decode(&ticks_kind, body, len, o, &b, http_status, err, errlen);
     *out = b;
-    b = NULL;
-    *http_status = 200;
-    rc = 0;
-done:
-    ticks_free(b);
-    cJSON_Delete(root);
     return rc;
 }
 
