@@ -172,8 +172,20 @@ static void *wrap(void *items, size_t n, size_t nvalid)
     return b;
 }
 
+static void *items_of(const void *batch, size_t *n)
+{
+    const struct candles_batch *b = batch;
+    *n = b->n;
+    return b->items;
+}
+
+static void free_batch(void *b)
+{
+    candles_free(b);
+}
+
 const struct ingest_kind candles_kind = {"items", sizeof(struct candle), candle_ref, decode_item,
-                                         locate,  wrap};
+                                         locate,  wrap,  items_of,   free_batch};
 
 int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen)

@@ -127,8 +127,11 @@ struct ingest_kind {
     int (*locate)(const struct cJSON *root, const struct ingest_opts *o, const struct cJSON **arr,
                   const struct cJSON **one, char *err, size_t errlen);
     /* The kind's batch around n decoded items (it takes items over); NULL
-     * when out of memory. */
+     * when out of memory. items_of gives them back (*n of them); free frees
+     * the batch (NULL is fine). */
     void *(*wrap)(void *items, size_t n, size_t nvalid);
+    void *(*items_of)(const void *batch, size_t *n);
+    void (*free)(void *batch);
 };
 
 /* Decodes body[0..len) (o may be NULL: no limit, no offset) into a batch of

@@ -155,53 +155,32 @@ struct detail {
 };
 
 struct kind {
-    const char *mt, *name; /* metatable; "candles" | "ticks" for metrics */
-    int (*decode)(const char *body, size_t len, const struct ingest_opts *o, void **out, int *status,
-                  char *err, size_t errlen);
-    void (*free)(void *batch);
-    size_t (*len)(const void *batch);
-    void (*count)(const void *batch, struct ingest_counts *c);
+    const char *mt, *name;          /* metatable; "candles" | "ticks" for metrics */
+    const struct ingest_kind *items; /* decode, free, count (ingest.h) */
     void (*detail)(const void *batch, size_t i, struct detail *d);
 };
 
-static int decode_candles(const char *body, size_t len, const struct ingest_opts *o, void **out,
-                          int *status, char *err, size_t errlen)
-{
-    struct candles_batch *b;
-    int rc = candles_decode(body, len, o, &b, status, err, errlen);
-    *out = rc < 0 ? NULL : b;
-    return rc;
-}
-static void free_candles(void *b) { candles_free(b); }
-static size_t len_candles(const void *b) { return ((const struct candles_batch *)b)->n; }
-static void count_candles(const void *b, struct ingest_counts *c) { candles_count(b, c); }
 static void detail_candle(const void *b, size_t i, struct detail *d)
 {
     const struct candle *c = &((const struct candles_batch *)b)->items[i];
     *d = (struct detail){c->symbol, (int)c->tf, c->ts_original, c->error, c->status, c->bucket_us};
 }
 
-static int decode_ticks(const char *body, size_t len, const struct ingest_opts *o, void **out,
-                        int *status, char *err, size_t errlen)
-{
-    struct ticks_batch *b;
-    int rc = ticks_decode(body, len, o, &b, status, err, errlen);
-    *out = rc < 0 ? NULL : b;
-    return rc;
-}
-static void free_ticks(void *b) { ticks_free(b); }
-static size_t len_ticks(const void *b) { return ((const struct ticks_batch *)b)->n; }
-static void count_ticks(const void *b, struct ingest_counts *c) { ticks_count(b, c); }
 static void detail_tick(const void *b, size_t i, struct detail *d)
 {
     const struct tick *t = &((const struct ticks_batch *)b)->items[i];
     *d = (struct detail){t->symbol, -1, t->ts_original, t->error, t->status, t->bucket_us};
 }
 
-static const struct kind CANDLES = {CANDLES_MT, "candles", decode_candles, free_candles,
-                                    len_candles, count_candles, detail_candle};
-static const struct kind TICKS = {TICKS_MT, "ticks", decode_ticks, free_ticks, len_ticks, count_ticks,
-                                  detail_tick};
+static const struct kind CANDLES = {CANDLES_MT, "candles", &candles_kind, detail_candle};
+static const struct kind TICKS = {TICKS_MT, "ticks", &ticks_kind, detail_tick};
+
+static size_t batch_len(const struct kind *k, const void *b)
+{
+    size_t n;
+    k->items->items_of(b, &n);
+    return n;
+}
 
 static struct ud *check_batch(lua_State *L, int idx, const struct kind *k)
 {
@@ -217,7 +196,7 @@ static int l_gc(lua_State *L)
 {
     const struct kind *k = kind_of(L);
     struct ud *u = luaL_checkudata(L, 1, k->mt);
-    k->free(u->batch);
+    k->items->free(u->batch);
     u->batch = NULL;
     return 0;
 }
@@ -225,7 +204,7 @@ static int l_gc(lua_State *L)
 static int l_len(lua_State *L)
 {
     const struct kind *k = kind_of(L);
-    lua_pushinteger(L, (lua_Integer)k->len(check_batch(L, 1, k)->batch));
+    lua_pushinteger(L, (lua_Integer)batch_len(k, check_batch(L, 1, k)->batch));
     return 1;
 }
 
@@ -242,7 +221,7 @@ static int l_decode(lua_State *L)
     luaL_setmetatable(L, k->mt);
     char err[256];
     int status;
-    if (k->decode(body, len, &o, &u->batch, &status, err, sizeof err) < 0) {
+    if (ingest_decode(k->items, body, len, &o, &u->batch, &status, err, sizeof err) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         lua_pushinteger(L, status);
@@ -255,8 +234,9 @@ static int l_decode(lua_State *L)
 static int answer(lua_State *L, const struct kind *k, const void *b)
 {
     struct ingest_counts n;
-    k->count(b, &n);
-    size_t items = k->len(b);
+    size_t items;
+    void *it = k->items->items_of(b, &items);
+    ingest_count(k->items, it, items, &n);
     lua_createtable(L, 0, 7);
     push_counts(L, &n, k->name);
     lua_createtable(L, (int)items, 0);

@@ -148,7 +148,20 @@ static void *wrap(void *items, size_t n, size_t nvalid)
 }
 
 /* Ticks fold on (symbol, ts_msc); a tick without ts_msc has no key. */
-const struct ingest_kind ticks_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick, locate, wrap};
+static void *items_of(const void *batch, size_t *n)
+{
+    const struct ticks_batch *b = batch;
+    *n = b->n;
+    return b->items;
+}
+
+static void free_batch(void *b)
+{
+    ticks_free(b);
+}
+
+const struct ingest_kind ticks_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick,
+                                       locate,  wrap,  items_of, free_batch};
 
 int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
                  struct ticks_batch **out, int *http_status, char *err, size_t errlen)
