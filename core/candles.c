@@ -179,13 +179,9 @@ static void *items_of(const void *batch, size_t *n)
     return b->items;
 }
 
-static void free_batch(void *b)
-{
-    candles_free(b);
-}
-
-const struct ingest_kind candles_kind = {"items", sizeof(struct candle), candle_ref, decode_item,
-                                         locate,  wrap,  items_of,   free_batch};
+const struct ingest_kind candles_kind = {
+    .noun = "items", .size = sizeof(struct candle), .ref = candle_ref, .decode = decode_item,
+    .locate = locate, .wrap = wrap, .items_of = items_of};
 
 int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen)
@@ -198,9 +194,7 @@ int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
 
 void candles_free(struct candles_batch *b)
 {
-    if (!b) return;
-    mem_free(b->items);
-    mem_free(b);
+    ingest_free(&candles_kind, b);
 }
 
 int candles_fold(struct candles_batch *b)

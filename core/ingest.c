@@ -607,6 +607,14 @@ done:
     return rc;
 }
 
+void ingest_free(const struct ingest_kind *k, void *batch)
+{
+    size_t n;
+    if (!batch) return;
+    mem_free(k->items_of(batch, &n));
+    mem_free(batch);
+}
+
 /* ---- COPY ---- */
 
 int ingest_copy_ready(const struct ingest_copy_gate *g, size_t nsend)

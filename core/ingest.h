@@ -127,12 +127,13 @@ struct ingest_kind {
     int (*locate)(const struct cJSON *root, const struct ingest_opts *o, const struct cJSON **arr,
                   const struct cJSON **one, char *err, size_t errlen);
     /* The kind's batch around n decoded items (it takes items over); NULL
-     * when out of memory. items_of gives them back (*n of them); free frees
-     * the batch (NULL is fine). */
+     * when out of memory. items_of gives them back (*n of them). A batch is
+     * these two allocations (mem_alloc), freed by ingest_free. */
     void *(*wrap)(void *items, size_t n, size_t nvalid);
     void *(*items_of)(const void *batch, size_t *n);
-    void (*free)(void *batch);
 };
+/* Frees a batch of kind k and its items (NULL is fine). */
+void ingest_free(const struct ingest_kind *k, void *batch);
 
 /* Decodes body[0..len) (o may be NULL: no limit, no offset) into a batch of
  * kind k, which the caller frees with the kind's free function: items

@@ -196,7 +196,7 @@ static int l_gc(lua_State *L)
 {
     const struct kind *k = kind_of(L);
     struct ud *u = luaL_checkudata(L, 1, k->mt);
-    k->items->free(u->batch);
+    ingest_free(k->items, u->batch);
     u->batch = NULL;
     return 0;
 }

@@ -834,12 +834,11 @@ static void tick_get_values(struct rbuf *r, void *item)
     get(r, &t->ts_msc, 8);
 }
 
-static const struct rec_kind rec_candles = {SPOOL_CANDLES,    &candles_kind,    CANDLE_MAX,
+static const struct rec_kind rec_candles = {SPOOL_CANDLES, &candles_kind, CANDLE_MAX,
                                             candle_put_flags, candle_put_values, candle_get_flags,
                                             candle_get_values};
-static const struct rec_kind rec_ticks = {SPOOL_TICKS,    &ticks_kind,    TICK_MAX,
-                                          tick_put_flags, tick_put_values, tick_get_flags,
-                                          tick_get_values};
+static const struct rec_kind rec_ticks = {SPOOL_TICKS, &ticks_kind, TICK_MAX, tick_put_flags,
+                                          tick_put_values, tick_get_flags, tick_get_values};
 
 /* Appends the valid items among items[0..n) as one record of kind rk and
  * marks them INGEST_QUEUED once it is on disk. */

@@ -155,13 +155,9 @@ static void *items_of(const void *batch, size_t *n)
     return b->items;
 }
 
-static void free_batch(void *b)
-{
-    ticks_free(b);
-}
-
-const struct ingest_kind ticks_kind = {"ticks", sizeof(struct tick), tick_ref, decode_tick,
-                                       locate,  wrap,  items_of, free_batch};
+const struct ingest_kind ticks_kind = {
+    .noun = "ticks", .size = sizeof(struct tick), .ref = tick_ref, .decode = decode_tick,
+    .locate = locate, .wrap = wrap, .items_of = items_of};
 
 int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
                  struct ticks_batch **out, int *http_status, char *err, size_t errlen)
@@ -174,9 +170,7 @@ int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
 
 void ticks_free(struct ticks_batch *b)
 {
-    if (!b) return;
-    mem_free(b->items);
-    mem_free(b);
+    ingest_free(&ticks_kind, b);
 }
 
 void ticks_count(const struct ticks_batch *b, struct ingest_counts *c)
