@@ -517,28 +517,16 @@ void ingest_count(const struct ingest_kind *k, void *items, size_t n, struct ing
 {
     memset(c, 0, sizeof *c);
     c->received = n;
+    size_t *by_status[] = {[INGEST_INSERTED] = &c->inserted,
+                           [INGEST_DUPLICATE] = &c->duplicates,
+                           [INGEST_UPDATED] = &c->updated,
+                           [INGEST_REJECTED] = &c->rejected,
+                           [INGEST_QUEUED] = &c->queued}; /* VALID is not counted */
     for (size_t i = 0; i < n; i++) {
         struct ingest_ref r;
         k->ref(item_at(k, items, i), &r);
-        switch (*r.status) {
-        case INGEST_INSERTED:
-            c->inserted++;
-            break;
-        case INGEST_DUPLICATE:
-            c->duplicates++;
-            break;
-        case INGEST_UPDATED:
-            c->updated++;
-            break;
-        case INGEST_REJECTED:
-            c->rejected++;
-            break;
-        case INGEST_QUEUED:
-            c->queued++;
-            break;
-        default:
-            break;
-        }
+        if (*r.status < sizeof by_status / sizeof *by_status && by_status[*r.status])
+            (*by_status[*r.status])++;
     }
 }
 

@@ -136,7 +136,7 @@ struct ingest_kind {
 void ingest_free(const struct ingest_kind *k, void *batch);
 
 /* Decodes body[0..len) (o may be NULL: no limit, no offset) into a batch of
- * kind k, which the caller frees with the kind's free function: items
+ * kind k, which the caller frees with ingest_free (or the kind's own): items
  * located, decoded one by one (a bad one is REJECTED with its reason), keys
  * folded. 0 and *batch; or -1 with *http_status 400 (a body that does not
  * parse or has the wrong shape: the reason, with the byte position for a
@@ -148,6 +148,7 @@ int ingest_decode(const struct ingest_kind *k, const char *body, size_t len,
 /* Sets each valid item's leader to the first valid item with its key (or
  * -1). 0, or -1 when out of memory. */
 int ingest_fold(const struct ingest_kind *k, void *items, size_t n, size_t nvalid);
+/* Counts items[0..n) per status (VALID ones are only received). */
 void ingest_count(const struct ingest_kind *k, void *items, size_t n, struct ingest_counts *c);
 
 /* Items by key: open addressing over indexes into one batch's items. */
