@@ -130,8 +130,6 @@ static void candle_ref(void *item, struct ingest_ref *r)
                              {c->symbol, c->tf, (uint64_t)c->bucket_us}};
 }
 
-
-
 /* Where a candle body keeps its items, by o->shape. */
 static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **arr,
                   const cJSON **one, char *err, size_t errlen)
@@ -207,7 +205,6 @@ void candles_count(const struct candles_batch *b, struct ingest_counts *c)
     ingest_count(&candles_kind, b->items, b->n, c);
 }
 
-
 /* ---- store ---- */
 
 /* Folds follower f into its leader l under the policy; returns 1 when it
@@ -234,7 +231,6 @@ static int fold_into(struct candle *l, const struct candle *f, enum candles_poli
            before.close != l->close || before.volume != l->volume ||
            before.has_spread != l->has_spread || (l->has_spread && before.spread != l->spread);
 }
-
 
 /* The text of one row's values, shared by the COPY, array and scalar paths. */
 struct row_text {
@@ -292,8 +288,8 @@ static const char *const policy_name[] = {
 
 /* Everything that can fail is allocated before the statement goes: once it
  * has, the rows are stored and their statuses must be reported. */
-int candles_put_send(struct db_conn *c, struct candles_put *pt, enum candles_policy pol, const char *source,
-                    char *err, size_t errlen)
+int candles_put_send(struct db_conn *c, struct candles_put *pt, enum candles_policy pol,
+                     const char *source, char *err, size_t errlen)
 {
     struct row_text rt;
     size_t nsend = 0;
@@ -368,7 +364,7 @@ void candles_put_free(struct candles_put *pt)
 }
 
 int candles_put_rows(struct db_conn *c, struct candle *items, size_t n, enum candles_policy pol,
-                    const char *source, char *err, size_t errlen)
+                     const char *source, char *err, size_t errlen)
 {
     struct candles_put pt = {.items = items, .n = n};
     int rc = candles_put_send(c, &pt, pol, source, err, errlen);

@@ -112,7 +112,6 @@ static void set_int(lua_State *L, const char *k, size_t v)
     lua_setfield(L, -2, k);
 }
 
-
 /* The old API's key order, so answers read as EAs' authors saw them. */
 static const char *const answer_keys[] = {"ok", "received", "inserted", "duplicates", "updated", "rejected",
                                           "queued", "details", NULL};

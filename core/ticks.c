@@ -111,7 +111,6 @@ static void tick_ref(void *item, struct ingest_ref *r)
                              {t->symbol, 0, (uint64_t)t->ts_msc}};
 }
 
-
 int ticks_fold(struct ticks_batch *b)
 {
     return ingest_fold(&ticks_kind, b->items, b->n, b->nvalid);
