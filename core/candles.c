@@ -163,17 +163,17 @@ static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **
 }
 
 /* The batch around decoded items; NULL when out of memory. */
-static void *wrap(void *items, size_t n, size_t nvalid)
+static void *wrap(void *batch, void *items, size_t n, size_t nvalid)
 {
-    struct candles_batch *b = mem_calloc(1, sizeof *b);
+    struct candles_batch *b = batch ? batch : mem_calloc(1, sizeof *b);
     if (b) b->items = items, b->n = n, b->nvalid = nvalid;
     return b;
 }
 
-static void *items_of(const void *batch, size_t *n)
+static void *items_of(const void *batch, size_t *n, size_t *nvalid)
 {
     const struct candles_batch *b = batch;
-    *n = b->n;
+    *n = b->n, *nvalid = b->nvalid;
     return b->items;
 }
 

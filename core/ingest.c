@@ -582,7 +582,7 @@ int ingest_decode(const struct ingest_kind *k, const char *body, size_t len,
     if (k->locate(root, o, &arr, &one, err, errlen) < 0 ||
         decode_items(k, arr, one, o, &items, &n, &nvalid, http_status, err, errlen) < 0)
         goto done;
-    if (!(*batch = k->wrap(items, n, nvalid))) {
+    if (!(*batch = k->wrap(NULL, items, n, nvalid))) {
         mem_free(items);
         *http_status = 500;
         snprintf(err, errlen, "out of memory");
@@ -597,9 +597,9 @@ done:
 
 void ingest_free(const struct ingest_kind *k, void *batch)
 {
-    size_t n;
+    size_t n, nvalid;
     if (!batch) return;
-    mem_free(k->items_of(batch, &n));
+    mem_free(k->items_of(batch, &n, &nvalid));
     mem_free(batch);
 }
 

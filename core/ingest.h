@@ -126,11 +126,12 @@ struct ingest_kind {
      * or -1 with err for a body of the wrong shape. */
     int (*locate)(const struct cJSON *root, const struct ingest_opts *o, const struct cJSON **arr,
                   const struct cJSON **one, char *err, size_t errlen);
-    /* The kind's batch around n decoded items (it takes items over); NULL
-     * when out of memory. items_of gives them back (*n of them). A batch is
-     * these two allocations (mem_alloc), freed by ingest_free. */
-    void *(*wrap)(void *items, size_t n, size_t nvalid);
-    void *(*items_of)(const void *batch, size_t *n);
+    /* Puts n items (nvalid of them valid) into batch, or into a new batch
+     * when batch is NULL, which takes them over; returns the batch, NULL
+     * when out of memory. items_of gives them back. A batch is these two
+     * allocations (mem_alloc), freed by ingest_free. */
+    void *(*wrap)(void *batch, void *items, size_t n, size_t nvalid);
+    void *(*items_of)(const void *batch, size_t *n, size_t *nvalid);
 };
 /* Frees a batch of kind k and its items (NULL is fine). */
 void ingest_free(const struct ingest_kind *k, void *batch);

@@ -120,22 +120,23 @@ static const char *const detail_keys[] = {"symbol", "timeframe", "ts_original", 
 
 static void push_counts(lua_State *L, const struct ingest_counts *n, const char *kind)
 {
+    /* answer key, status in tf_ingest_items_total (none: not a status), count */
+    const struct {
+        const char *key, *status;
+        size_t v;
+    } f[] = {{"received", NULL, n->received},         {"inserted", "inserted", n->inserted},
+             {"duplicates", "duplicate", n->duplicates}, {"updated", "updated", n->updated},
+             {"rejected", "rejected", n->rejected},     {"queued", "queued", n->queued}};
     lua_json_order(L, -1, answer_keys);
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "ok");
-    set_int(L, "received", n->received);
-    set_int(L, "inserted", n->inserted);
-    set_int(L, "duplicates", n->duplicates);
-    set_int(L, "updated", n->updated);
-    set_int(L, "rejected", n->rejected);
-    if (n->queued) set_int(L, "queued", n->queued); /* only then: other answers keep their old shape */
     char lab[64];
-    static const char *names[] = {"inserted", "duplicate", "updated", "rejected", "queued"};
-    const size_t vals[] = {n->inserted, n->duplicates, n->updated, n->rejected, n->queued};
-    for (int i = 0; i < 5; i++) {
-        if (!vals[i]) continue;
-        snprintf(lab, sizeof lab, "kind=\"%s\",status=\"%s\"", kind, names[i]);
-        metrics_add("tf_ingest_items_total", lab, (double)vals[i], "Ingested items by kind and status");
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        /* "queued" only when some are: other answers keep their old shape */
+        if (f[i].v || strcmp(f[i].key, "queued") != 0) set_int(L, f[i].key, f[i].v);
+        if (!f[i].v || !f[i].status) continue;
+        snprintf(lab, sizeof lab, "kind=\"%s\",status=\"%s\"", kind, f[i].status);
+        metrics_add("tf_ingest_items_total", lab, (double)f[i].v, "Ingested items by kind and status");
     }
 }
 
@@ -174,10 +175,10 @@ static void detail_tick(const void *b, size_t i, struct detail *d)
 static const struct kind CANDLES = {CANDLES_MT, "candles", &candles_kind, detail_candle};
 static const struct kind TICKS = {TICKS_MT, "ticks", &ticks_kind, detail_tick};
 
-static size_t batch_len(const struct kind *k, const void *b)
+static size_t batch_len(const struct kind *k, const void *b, size_t *nvalid)
 {
     size_t n;
-    k->items->items_of(b, &n);
+    k->items->items_of(b, &n, nvalid);
     return n;
 }
 
@@ -203,7 +204,8 @@ static int l_gc(lua_State *L)
 static int l_len(lua_State *L)
 {
     const struct kind *k = kind_of(L);
-    lua_pushinteger(L, (lua_Integer)batch_len(k, check_batch(L, 1, k)->batch));
+    size_t nvalid;
+    lua_pushinteger(L, (lua_Integer)batch_len(k, check_batch(L, 1, k)->batch, &nvalid));
     return 1;
 }
 
@@ -233,8 +235,8 @@ static int l_decode(lua_State *L)
 static int answer(lua_State *L, const struct kind *k, const void *b)
 {
     struct ingest_counts n;
-    size_t items;
-    void *it = k->items->items_of(b, &items);
+    size_t items, nvalid;
+    void *it = k->items->items_of(b, &items, &nvalid);
     ingest_count(k->items, it, items, &n);
     lua_createtable(L, 0, 7);
     push_counts(L, &n, k->name);
@@ -512,36 +514,40 @@ static int store_here(lua_State *L, int candles, void *b, enum candles_policy po
     return answer(L, candles ? &CANDLES : &TICKS, b);
 }
 
-static int l_candles_store(lua_State *L)
+/* Stores the batch at index 1 (candles, else ticks) and answers. */
+static int store_batch(lua_State *L, int candles, enum candles_policy pol, const char *source,
+                       struct spool *spool)
 {
-    struct candles_batch *b = check_batch(L, 1, &CANDLES)->batch;
-    enum candles_policy pol = CANDLES_MERGE;
-    const char *source = "ea";
-    struct spool *spool;
-    read_store_opts(L, 2, "tf.candles.store", &pol, &source, &spool);
-    if (b->nvalid) {
+    const struct kind *k = candles ? &CANDLES : &TICKS;
+    void *b = check_batch(L, 1, k)->batch;
+    size_t nvalid;
+    batch_len(k, b, &nvalid);
+    if (nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         lvm_acct(L)->statements++;
-        if (t) return store_in_task(L, t, 1, pol, source, spool);
-        return store_here(L, 1, b, pol, source, spool);
+        if (t) return store_in_task(L, t, candles, pol, source, spool);
+        return store_here(L, candles, b, pol, source, spool);
     }
-    return answer(L, &CANDLES, b);
+    return answer(L, k, b);
+}
+
+static int l_candles_store(lua_State *L)
+{
+    enum candles_policy pol = CANDLES_MERGE;
+    const char *source = "ea";
+    struct spool *spool;
+    check_batch(L, 1, &CANDLES);
+    read_store_opts(L, 2, "tf.candles.store", &pol, &source, &spool);
+    return store_batch(L, 1, pol, source, spool);
 }
 
 static int l_ticks_store(lua_State *L)
 {
-    struct ticks_batch *b = check_batch(L, 1, &TICKS)->batch;
     struct spool *spool;
+    check_batch(L, 1, &TICKS);
     read_store_opts(L, 2, "tf.ticks.store", NULL, NULL, &spool);
-    if (b->nvalid) {
-        if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
-        struct lvm_task *t = lvm_task_of(L);
-        lvm_acct(L)->statements++;
-        if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL, spool);
-        return store_here(L, 0, b, CANDLES_MERGE, NULL, spool);
-    }
-    return answer(L, &TICKS, b);
+    return store_batch(L, 0, CANDLES_MERGE, NULL, spool);
 }
 
 /* Registers k's metatable and returns its library (decode, store, answer);

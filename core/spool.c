@@ -944,7 +944,7 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
                                                            : NULL;
     void *items = NULL, *b;
     if (!rk || get_items(&r, rk, n, &items) < 0) return -1;
-    if (!(b = rk->items->wrap(items, n, n))) {
+    if (!(b = rk->items->wrap(NULL, items, n, n))) {
         mem_free(items);
         return -1;
     }
@@ -991,36 +991,46 @@ static void nap(struct spool *s, int ms)
     pthread_cond_timedwait(&s->work, &s->mu, &ts);
 }
 
-/* Appends b's items to g (the same kind) and frees b's shell. 0, or -1
- * when out of memory (b untouched). */
+/* A record's batch and its kind. */
+static void *batch_of(const struct spool_batch *b)
+{
+    return b->candles ? (void *)b->candles : (void *)b->ticks;
+}
+
+static const struct ingest_kind *kind_of(const struct spool_batch *b)
+{
+    return b->candles ? &candles_kind : &ticks_kind;
+}
+
+/* Appends b's items to g (the same kind) and frees b. 0, or -1 when out of
+ * memory (b untouched). */
 static int join(struct spool_batch *g, struct spool_batch *b)
 {
-    if (g->candles) {
-        struct candles_batch *x = g->candles, *y = b->candles;
-        struct candle *items = mem_realloc(x->items, (x->n + y->n) * sizeof *items);
-        if (!items) return -1;
-        memcpy(items + x->n, y->items, y->n * sizeof *items);
-        x->items = items, x->n += y->n, x->nvalid += y->nvalid;
-        candles_free(y);
-    } else {
-        struct ticks_batch *x = g->ticks, *y = b->ticks;
-        struct tick *items = mem_realloc(x->items, (x->n + y->n) * sizeof *items);
-        if (!items) return -1;
-        memcpy(items + x->n, y->items, y->n * sizeof *items);
-        x->items = items, x->n += y->n, x->nvalid += y->nvalid;
-        ticks_free(y);
-    }
+    const struct ingest_kind *k = kind_of(g);
+    size_t xn, xv, yn, yv;
+    char *x = k->items_of(batch_of(g), &xn, &xv);
+    const char *y = k->items_of(batch_of(b), &yn, &yv);
+    char *items = mem_realloc(x, (xn + yn) * k->size);
+    if (!items) return -1;
+    if (yn) memcpy(items + xn * k->size, y, yn * k->size);
+    k->wrap(batch_of(g), items, xn + yn, xv + yv);
+    ingest_free(k, batch_of(b));
+    b->candles = NULL, b->ticks = NULL;
     return 0;
 }
 
 static void batch_free(struct spool_batch *b)
 {
-    if (b->candles) candles_free(b->candles);
-    if (b->ticks) ticks_free(b->ticks);
+    ingest_free(kind_of(b), batch_of(b));
     b->candles = NULL, b->ticks = NULL;
 }
 
-static size_t batch_len(const struct spool_batch *b) { return b->candles ? b->candles->n : b->ticks->n; }
+static size_t batch_len(const struct spool_batch *b)
+{
+    size_t n, nvalid;
+    kind_of(b)->items_of(batch_of(b), &n, &nvalid);
+    return n;
+}
 
 /* Consecutive records of one kind, policy and source are stored as one
  * batch of up to REPLAY_ITEMS items: one statement for many small spooled

@@ -58,17 +58,17 @@ static int toy_locate(const cJSON *root, const struct ingest_opts *o, const cJSO
     return 0;
 }
 
-static void *toy_wrap(void *items, size_t n, size_t nvalid)
+static void *toy_wrap(void *batch, void *items, size_t n, size_t nvalid)
 {
-    struct toys *b = mem_calloc(1, sizeof *b);
+    struct toys *b = batch ? batch : mem_calloc(1, sizeof *b);
     if (b) b->items = items, b->n = n, b->nvalid = nvalid;
     return b;
 }
 
-static void *toy_items(const void *batch, size_t *n)
+static void *toy_items(const void *batch, size_t *n, size_t *nvalid)
 {
     const struct toys *b = batch;
-    *n = b->n;
+    *n = b->n, *nvalid = b->nvalid;
     return b->items;
 }
 
