@@ -64,7 +64,7 @@ static void decode_item(const cJSON *it, const struct ingest_opts *o, void *item
     char tserr[INGEST_ERR_MAX];
     int64_t us = 0;
     int ts_ok = ingest_json_ts(it, "ts", &us, c->ts_original, sizeof c->ts_original, tserr,
-                                sizeof tserr) == 0;
+                               sizeof tserr) == 0;
     if (!sym_ok) return;
     if (c->tf == TS_TF_NONE) {
         if (!tf || cJSON_IsNull(tf)) snprintf(err, el, "timeframe: missing");

@@ -50,7 +50,7 @@ static void decode_tick(const cJSON *it, const struct ingest_opts *o, void *item
     char tserr[INGEST_ERR_MAX];
     int64_t us = 0;
     int ts_ok = ingest_json_ts(it, "ts", &us, t->ts_original, sizeof t->ts_original, tserr,
-                                sizeof tserr) == 0;
+                               sizeof tserr) == 0;
     if (!sym_ok) return;
     double msc = 0;
     int r = ingest_json_number(it, "ts_msc", &msc, &why);
