@@ -2,25 +2,19 @@
  * new rows) or one INSERT ... ON CONFLICT over unnest()ed array parameters
  * (see candles.h). Values reach SQL only as parameters or COPY data. A batch
  * is two allocations (the struct and its items) freed by candles_free; the
- * only state kept between calls is the COPY pause below (one atomic). */
+ * only state kept between calls is the COPY gate below (one atomic). What
+ * ticks share is in ingest.c; single-candle requests go through lane.c. */
 #include "candles.h"
 
 #include <cJSON.h>
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "clock.h"
-#include "log.h"
 #include "mem.h"
+#include "lane.h"
 #include "metrics.h"
 
 /* NUMERIC(18,8) holds values below 1e10; NUMERIC(18,2) below 1e16. A value
@@ -28,19 +22,6 @@
  * here, item by item. */
 #define PRICE_MAX 1e10
 #define VOLUME_MAX 1e16
-
-const char *candles_status_name(int status)
-{
-    switch (status) {
-    case CANDLES_VALID: return "valid";
-    case CANDLES_INSERTED: return "inserted";
-    case CANDLES_DUPLICATE: return "duplicate";
-    case CANDLES_UPDATED: return "updated";
-    case CANDLES_REJECTED: return "rejected";
-    case CANDLES_QUEUED: return "queued";
-    }
-    return "unknown";
-}
 
 int candles_policy_parse(const char *s, enum candles_policy *out)
 {
@@ -51,314 +32,39 @@ int candles_policy_parse(const char *s, enum candles_policy *out)
     return 0;
 }
 
-/* ---- JSON helpers shared with ticks.c ---- */
-
-/* cJSON allocates through mem_*: its trees count in tf_memory_c_bytes and
- * fault injection reaches them. The hooks are installed before main, so no
- * tree is ever freed by another allocator than the one that made it. */
-static _Thread_local int json_oom;
-
-static void *json_alloc(size_t n)
-{
-    void *p = mem_alloc(n);
-    if (!p) json_oom = 1;
-    return p;
-}
-
-__attribute__((constructor)) static void json_hooks(void)
-{
-    cJSON_Hooks h = {json_alloc, mem_free};
-    cJSON_InitHooks(&h);
-}
-
-/* What cJSON would build from s, counted without building it: nesting
- * depth, JSON values (a tree node each, ~64 bytes), and the elements of the
- * batch arrays (the top-level array, or an array member of the top-level
- * object). A 16MB "[0,0,...]" is refused here, before it costs 500MB. Syntax
- * errors are left to the parser. 0, or -1 with *http_status and err. */
-static int json_prescan(const char *s, size_t n, size_t max_items, const char *noun,
-                        int *http_status, char *err, size_t errlen)
-{
-    struct {
-        size_t elems;
-        unsigned char nonempty, is_array;
-    } st[CANDLES_JSON_MAX_DEPTH];
-    int d = 0;
-    size_t values = 1, items = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-        if (c == ']' || c == '}') {
-            if (d == 0) return 0;
-            d--;
-            size_t e = st[d].elems + st[d].nonempty;
-            values += e;
-            if (st[d].is_array && (d == 0 || (d == 1 && !st[0].is_array)) && e > items) items = e;
-            continue;
-        }
-        if (d > 0) {
-            if (c == ',') {
-                st[d - 1].elems++;
-                continue;
-            }
-            st[d - 1].nonempty = 1;
-        }
-        if (c == '[' || c == '{') {
-            if (d == CANDLES_JSON_MAX_DEPTH) {
-                *http_status = 400;
-                snprintf(err, errlen, "invalid JSON at byte %zu: nested deeper than %d levels", i,
-                         CANDLES_JSON_MAX_DEPTH);
-                return -1;
-            }
-            st[d].elems = 0;
-            st[d].nonempty = 0;
-            st[d].is_array = c == '[';
-            d++;
-        } else if (c == '"') {
-            for (i++; i < n && s[i] != '"'; i++) {
-                if (s[i] == '\\') i++;
-                else if (s[i] == '\0') { /* cJSON would cut the string here: "A\0B" read as "A" */
-                    *http_status = 400;
-                    snprintf(err, errlen, "invalid JSON at byte %zu: a NUL byte in a string", i);
-                    return -1;
-                }
-            }
-        }
-    }
-    if (max_items && items > max_items) {
-        *http_status = 413;
-        snprintf(err, errlen, "too many %s: %zu > %zu; split the batch", noun, items, max_items);
-        return -1;
-    }
-    if (max_items && values / CANDLES_JSON_VALUES_PER_ITEM > max_items) {
-        *http_status = 413;
-        snprintf(err, errlen, "body: %zu JSON values is too many for at most %zu %s (%d values each); split the batch",
-                 values, max_items, noun, CANDLES_JSON_VALUES_PER_ITEM);
-        return -1;
-    }
-    return 0;
-}
-
-/* cJSON ends a string at an escaped NUL, so "EUR\u0000USD" would become
- * "EUR". In a copy of the body each "\u0000" inside a string becomes
- * "\ufffd" (same length): the item is then rejected for its bad character
- * instead of stored under a cut name. NULL when there is none (or no memory,
- * *oom set). Caller frees with mem_free. */
-/* Walks the strings of s; with fix, rewrites each escaped NUL to U+FFFD.
- * Returns how many there are. */
-static size_t nul_escapes(char *s, size_t n, int fix)
-{
-    size_t found = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '"') continue;
-        for (i++; i < n && s[i] != '"'; i++) {
-            if (s[i] != '\\') continue;
-            if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) {
-                found++;
-                if (fix) memcpy(s + i + 2, "fffd", 4);
-            }
-            i++;
-        }
-    }
-    return found;
-}
-
-static char *replace_nul_escapes(const char *s, size_t n, int *oom)
-{
-    *oom = 0;
-    if (!memmem(s, n, "\\u0000", 6) || !nul_escapes((char *)s, n, 0)) return NULL;
-    char *c = mem_alloc(n);
-    if (!c) {
-        *oom = 1;
-        return NULL;
-    }
-    memcpy(c, s, n);
-    nul_escapes(c, n, 1);
-    return c;
-}
-
-cJSON *candles_json_parse(const char *body, size_t len, size_t max_items, const char *noun,
-                          int *http_status, char *err, size_t errlen)
-{
-    size_t n = len;
-    *http_status = 400;
-    while (n && (body[n - 1] == '\0' || isspace((unsigned char)body[n - 1]))) n--;
-    if (n == 0) {
-        snprintf(err, errlen, "empty body");
-        return NULL;
-    }
-    if (json_prescan(body, n, max_items, noun, http_status, err, errlen) < 0) return NULL;
-    int oom;
-    char *copy = replace_nul_escapes(body, n, &oom);
-    if (oom) {
-        *http_status = 500;
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    const char *end = NULL;
-    json_oom = 0;
-    cJSON *root = cJSON_ParseWithLengthOpts(copy ? copy : body, n, &end, 0);
-    if (copy) end = end ? body + (end - copy) : NULL, mem_free(copy);
-    if (!root && json_oom) {
-        *http_status = 500;
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (!root) {
-        size_t pos = end && end >= body && end <= body + n ? (size_t)(end - body) : 0;
-        snprintf(err, errlen, "invalid JSON at byte %zu", pos);
-        return NULL;
-    }
-    if (end && end < body + n) {
-        snprintf(err, errlen, "invalid JSON at byte %zu: unexpected data after the value",
-                 (size_t)(end - body));
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
-}
-
-/* An object's member by exact name: the first byte is compared before the
- * string, which makes this several times cheaper than a strcmp per member. */
-const cJSON *candles_json_field(const cJSON *obj, const char *key)
-{
-    for (const cJSON *c = obj ? obj->child : NULL; c; c = c->next)
-        if (c->string && c->string[0] == key[0] && strcmp(c->string, key) == 0) return c;
-    return NULL;
-}
-
-int candles_json_number(const cJSON *obj, const char *key, double *v, const char **why)
-{
-    const cJSON *f = candles_json_field(obj, key);
-    if (!f || cJSON_IsNull(f)) return 1;
-    if (cJSON_IsNumber(f)) {
-        *v = f->valuedouble;
-    } else if (cJSON_IsString(f) && f->valuestring[0]) {
-        char *end;
-        errno = 0;
-        *v = strtod(f->valuestring, &end);
-        while (isspace((unsigned char)*end)) end++;
-        if (*end || end == f->valuestring) {
-            *why = "must be a number";
-            return -1;
-        }
-    } else {
-        *why = "must be a number";
-        return -1;
-    }
-    if (!isfinite(*v)) {
-        *why = "must be finite";
-        return -1;
-    }
-    return 0;
-}
-
-int candles_json_symbol(const cJSON *obj, char *dst, char *err, size_t errlen)
-{
-    const cJSON *f = candles_json_field(obj, "symbol");
-    if (!f || cJSON_IsNull(f)) {
-        snprintf(err, errlen, "symbol: missing");
-        return -1;
-    }
-    if (!cJSON_IsString(f)) {
-        snprintf(err, errlen, "symbol: must be a string");
-        return -1;
-    }
-    const char *s = f->valuestring;
-    size_t n = strlen(s);
-    if (n < 1 || n > CANDLES_SYMBOL_MAX) {
-        snprintf(err, errlen, "symbol: must be 1..%d characters, got %zu", CANDLES_SYMBOL_MAX, n);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
-            snprintf(err, errlen, "symbol: must be printable ASCII (byte %zu is 0x%02x)", i,
-                     (unsigned char)s[i]);
-            return -1;
-        }
-    }
-    memcpy(dst, s, n + 1);
-    return 0;
-}
-
-int candles_json_ts(const cJSON *obj, const char *key, int64_t *us, char *orig, size_t origlen,
-                    char *err, size_t errlen)
-{
-    const cJSON *f = candles_json_field(obj, key);
-    char why[96];
-    orig[0] = '\0';
-    if (!f || cJSON_IsNull(f)) {
-        snprintf(err, errlen, "%s: missing", key);
-        return -1;
-    }
-    if (cJSON_IsString(f)) {
-        size_t n = strlen(f->valuestring);
-        if (n >= origlen) n = origlen - 1;
-        memcpy(orig, f->valuestring, n);
-        orig[n] = '\0';
-        if (ts_parse(f->valuestring, strlen(f->valuestring), us, why, sizeof why) < 0) {
-            snprintf(err, errlen, "%s: %s", key, why);
-            return -1;
-        }
-        return 0;
-    }
-    if (cJSON_IsNumber(f)) {
-        snprintf(orig, origlen, "%.17g", f->valuedouble);
-        if (f->valuedouble == floor(f->valuedouble) && fabs(f->valuedouble) < 1e17)
-            snprintf(orig, origlen, "%.0f", f->valuedouble);
-        if (ts_from_epoch(f->valuedouble, us, why, sizeof why) < 0) {
-            snprintf(err, errlen, "%s: %s", key, why);
-            return -1;
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "%s: must be a string or an epoch number", key);
-    return -1;
-}
-
 /* ---- decode ---- */
-
-static int64_t offset_for(const struct candles_opts *o, const char *symbol)
-{
-    for (size_t i = 0; i < o->nsymbol_offsets; i++)
-        if (strcmp(o->symbol_offsets[i].symbol, symbol) == 0) return o->symbol_offsets[i].offset_us;
-    return o->offset_us;
-}
 
 /* A required price: finite, > 0, storable. */
 static int price(const cJSON *obj, const char *key, double *v, char *err, size_t errlen)
 {
-    const char *why = NULL;
-    int r = candles_json_number(obj, key, v, &why);
-    if (r == 1) snprintf(err, errlen, "%s: missing", key);
-    else if (r < 0) snprintf(err, errlen, "%s: %s", key, why);
-    else if (!(*v > 0)) snprintf(err, errlen, "%s: must be > 0, got %.10g", key, *v);
-    else if (*v >= PRICE_MAX) snprintf(err, errlen, "%s: must be < 1e10, got %.10g", key, *v);
-    else return 0;
+    if (ingest_json_positive(obj, key, v, err, errlen) < 0) return -1;
+    if (*v < PRICE_MAX) return 0;
+    snprintf(err, errlen, "%s: must be < 1e10, got %.10g", key, *v);
     return -1;
 }
 
-static void decode_item(const cJSON *it, const struct candles_opts *o, struct candle *c)
+static void decode_item(const cJSON *it, const struct ingest_opts *o, void *item)
 {
+    struct candle *c = item;
     char *err = c->error;
     size_t el = sizeof c->error;
     const char *why = NULL;
     int r;
-    c->status = CANDLES_REJECTED;
+    c->status = INGEST_REJECTED;
     c->leader = -1;
     if (!cJSON_IsObject(it)) {
         snprintf(err, el, "item: must be a JSON object");
         return;
     }
     /* Identity first, so even a rejected item names itself in details. */
-    int sym_ok = candles_json_symbol(it, c->symbol, err, el) == 0;
-    const cJSON *tf = candles_json_field(it, "timeframe");
+    int sym_ok = ingest_json_symbol(it, c->symbol, err, el) == 0;
+    const cJSON *tf = ingest_json_field(it, "timeframe");
     if (cJSON_IsString(tf)) c->tf = (uint8_t)ts_tf_parse(tf->valuestring, strlen(tf->valuestring));
     else if (cJSON_IsNumber(tf)) c->tf = (uint8_t)ts_tf_from_enum(tf->valuedouble);
-    char tserr[CANDLES_ERR_MAX];
+    char tserr[INGEST_ERR_MAX];
     int64_t us = 0;
-    int ts_ok = candles_json_ts(it, "ts", &us, c->ts_original, sizeof c->ts_original, tserr,
-                                sizeof tserr) == 0;
+    int ts_ok = ingest_json_ts(it, "ts", &us, c->ts_original, sizeof c->ts_original, tserr,
+                               sizeof tserr) == 0;
     if (!sym_ok) return;
     if (c->tf == TS_TF_NONE) {
         if (!tf || cJSON_IsNull(tf)) snprintf(err, el, "timeframe: missing");
@@ -376,7 +82,7 @@ static void decode_item(const cJSON *it, const struct candles_opts *o, struct ca
         price(it, "low", &c->low, err, el) || price(it, "close", &c->close, err, el))
         return;
     c->volume = 0;
-    r = candles_json_number(it, "volume", &c->volume, &why);
+    r = ingest_json_number(it, "volume", &c->volume, &why);
     if (r < 0) {
         snprintf(err, el, "volume: %s", why);
         return;
@@ -385,7 +91,7 @@ static void decode_item(const cJSON *it, const struct candles_opts *o, struct ca
         snprintf(err, el, "volume: must be >= 0 and < 1e16, got %.10g", c->volume);
         return;
     }
-    r = candles_json_number(it, "spread", &c->spread, &why);
+    r = ingest_json_number(it, "spread", &c->spread, &why);
     if (r < 0) {
         snprintf(err, el, "spread: %s", why);
         return;
@@ -405,211 +111,98 @@ static void decode_item(const cJSON *it, const struct candles_opts *o, struct ca
         return;
     }
     /* The old API echoed the parsed time in isoformat, before bucketing. */
-    if (c->ts_original[0] && cJSON_IsString(candles_json_field(it, "ts")))
+    if (c->ts_original[0] && cJSON_IsString(ingest_json_field(it, "ts")))
         ts_format(us, c->ts_original, sizeof c->ts_original);
-    c->ts_us = us - offset_for(o, c->symbol);
+    c->ts_us = us - ingest_offset_for(o, c->symbol);
     c->bucket_us = ts_bucket(c->ts_us, (enum ts_tf)c->tf);
     if (!ts_in_range(c->ts_us) || !ts_in_range(c->bucket_us)) { /* shifted or bucketed out */
         snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset and bucketing)");
         return;
     }
     c->error[0] = '\0';
-    c->status = CANDLES_VALID;
+    c->status = INGEST_VALID;
 }
 
-/* Open addressing over (symbol, tf, bucket): marks later items with the key
- * of an earlier one as its followers. */
-/* SipHash-1-3 under a key drawn once per process: a client cannot craft
- * keys that collide in the folding tables (which would make a batch O(n^2)
- * in C, where the handler time limit cannot reach). */
-static uint64_t sip_k0, sip_k1;
-
-__attribute__((constructor)) static void sip_seed(void)
+static void candle_ref(void *item, struct ingest_ref *r)
 {
-    uint64_t k[2];
-    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) { /* no entropy yet: still unguessable enough */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
-        k[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
-    }
-    sip_k0 = k[0];
-    sip_k1 = k[1];
+    struct candle *c = item;
+    *r = (struct ingest_ref){c->symbol, &c->status, &c->leader, &c->ts_us, &c->bucket_us, 1,
+                             {c->symbol, c->tf, (uint64_t)c->bucket_us}};
 }
 
-#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                  \
-        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                     \
-        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                     \
-        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                  \
-    } while (0)
-
-uint64_t candles_key_hash(const char *sym, uint64_t a, uint64_t b)
+/* Where a candle body keeps its items, by o->shape. */
+static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **arr,
+                  const cJSON **one, char *err, size_t errlen)
 {
-    unsigned char buf[CANDLES_SYMBOL_MAX + 1 + 16 + 8];
-    size_t n = strnlen(sym, CANDLES_SYMBOL_MAX + 1);
-    memcpy(buf, sym, n);
-    buf[n++] = 0; /* the symbol's end: "AB"+x never equals "A"+y */
-    memcpy(buf + n, &a, 8), n += 8;
-    memcpy(buf + n, &b, 8), n += 8;
-    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ULL, v1 = sip_k1 ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ULL, v3 = sip_k1 ^ 0x7465646279746573ULL;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t m;
-        memcpy(&m, buf + i, 8);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t m = (uint64_t)n << 56;
-    for (size_t j = 0; i + j < n; j++) m |= (uint64_t)buf[i + j] << (8 * j);
-    v3 ^= m;
-    SIPROUND;
-    v0 ^= m;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static uint64_t key_hash(const char *sym, unsigned tf, int64_t us)
-{
-    return candles_key_hash(sym, tf, (uint64_t)us);
-}
-
-static int fold_keys(struct candles_batch *b)
-{
-    size_t cap = 16;
-    while (cap < b->nvalid * 2) cap <<= 1;
-    int32_t *slot = mem_alloc(cap * sizeof *slot);
-    if (!slot) return -1;
-    memset(slot, 0xff, cap * sizeof *slot);
-    for (size_t i = 0; i < b->n; i++) {
-        struct candle *c = &b->items[i];
-        if (c->status != CANDLES_VALID) continue;
-        size_t h = key_hash(c->symbol, c->tf, c->bucket_us) & (cap - 1);
-        for (;; h = (h + 1) & (cap - 1)) {
-            if (slot[h] < 0) {
-                slot[h] = (int32_t)i;
-                break;
-            }
-            struct candle *l = &b->items[slot[h]];
-            if (l->tf == c->tf && l->bucket_us == c->bucket_us && strcmp(l->symbol, c->symbol) == 0) {
-                c->leader = slot[h];
-                break;
-            }
+    if (cJSON_IsArray(root)) {
+        if (o->shape == INGEST_SHAPE_OBJECT) {
+            snprintf(err, errlen, "body: want a candle object or {\"items\": [...]}, got an array");
+            return -1;
         }
+        *arr = root;
+    } else if (cJSON_IsObject(root)) {
+        if (o->shape == INGEST_SHAPE_ARRAY) {
+            snprintf(err, errlen, "body: want a JSON array of candles, got an object");
+            return -1;
+        }
+        const cJSON *items = ingest_json_field(root, "items");
+        if (items && !cJSON_IsArray(items)) {
+            snprintf(err, errlen, "items: must be an array");
+            return -1;
+        }
+        if (items) *arr = items;
+        else *one = root;
+    } else {
+        snprintf(err, errlen, "body: want %s",
+                 o->shape == INGEST_SHAPE_ARRAY    ? "a JSON array of candles"
+                 : o->shape == INGEST_SHAPE_OBJECT ? "a candle object or {\"items\": [...]}"
+                                                   : "an array, {\"items\": [...]} or a candle");
+        return -1;
     }
-    mem_free(slot);
     return 0;
 }
 
-int candles_fold(struct candles_batch *b)
+/* The batch around decoded items; NULL when out of memory. */
+static void *wrap(void *batch, void *items, size_t n, size_t nvalid)
 {
-    for (size_t i = 0; i < b->n; i++) b->items[i].leader = -1;
-    return fold_keys(b);
+    struct candles_batch *b = batch ? batch : mem_calloc(1, sizeof *b);
+    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
+    return b;
 }
 
-int candles_decode(const char *body, size_t len, const struct candles_opts *o,
+static void *items_of(const void *batch, size_t *n, size_t *nvalid)
+{
+    const struct candles_batch *b = batch;
+    *n = b->n, *nvalid = b->nvalid;
+    return b->items;
+}
+
+const struct ingest_kind candles_kind = {
+    .noun = "items", .size = sizeof(struct candle), .ref = candle_ref, .decode = decode_item,
+    .locate = locate, .wrap = wrap, .items_of = items_of};
+
+int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
                    struct candles_batch **out, int *http_status, char *err, size_t errlen)
 {
-    static const struct candles_opts defaults = {0};
-    if (!o) o = &defaults;
-    *out = NULL;
-    *http_status = 400;
-    cJSON *root = candles_json_parse(body, len, o->max_items, "items", http_status, err, errlen);
-    if (!root) return -1;
-    const cJSON *arr = NULL, *single = NULL;
-    int rc = -1;
-    struct candles_batch *b = NULL;
-    if (cJSON_IsArray(root)) {
-        if (o->shape == CANDLES_SHAPE_OBJECT) {
-            snprintf(err, errlen, "body: want a candle object or {\"items\": [...]}, got an array");
-            goto done;
-        }
-        arr = root;
-    } else if (cJSON_IsObject(root)) {
-        if (o->shape == CANDLES_SHAPE_ARRAY) {
-            snprintf(err, errlen, "body: want a JSON array of candles, got an object");
-            goto done;
-        }
-        const cJSON *items = candles_json_field(root, "items");
-        if (items) {
-            if (!cJSON_IsArray(items)) {
-                snprintf(err, errlen, "items: must be an array");
-                goto done;
-            }
-            arr = items;
-        } else {
-            single = root;
-        }
-    } else {
-        snprintf(err, errlen, "body: want %s",
-                 o->shape == CANDLES_SHAPE_ARRAY    ? "a JSON array of candles"
-                 : o->shape == CANDLES_SHAPE_OBJECT ? "a candle object or {\"items\": [...]}"
-                                                    : "an array, {\"items\": [...]} or a candle");
-        goto done;
-    }
-    size_t n = single ? 1 : (size_t)cJSON_GetArraySize(arr);
-    if (o->max_items && n > o->max_items) {
-        *http_status = 413;
-        snprintf(err, errlen, "too many items: %zu > %zu; split the batch", n, o->max_items);
-        goto done;
-    }
-    b = mem_calloc(1, sizeof *b);
-    if (!b || (n && !(b->items = mem_calloc(n, sizeof *b->items)))) {
-        *http_status = 500;
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    b->n = n;
-    if (single) {
-        decode_item(single, o, &b->items[0]);
-    } else {
-        size_t i = 0;
-        for (const cJSON *it = arr->child; it; it = it->next, i++) decode_item(it, o, &b->items[i]);
-    }
-    for (size_t i = 0; i < n; i++) b->nvalid += b->items[i].status == CANDLES_VALID;
-    if (fold_keys(b) < 0) {
-        *http_status = 500;
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
+    void *b;
+    int rc = ingest_decode(&candles_kind, body, len, o, &b, http_status, err, errlen);
     *out = b;
-    b = NULL;
-    *http_status = 200;
-    rc = 0;
-done:
-    candles_free(b);
-    cJSON_Delete(root);
     return rc;
 }
 
 void candles_free(struct candles_batch *b)
 {
-    if (!b) return;
-    mem_free(b->items);
-    mem_free(b);
+    ingest_free(&candles_kind, b);
 }
 
-void candles_count(const struct candles_batch *b, struct candles_counts *c)
+int candles_fold(struct candles_batch *b)
 {
-    memset(c, 0, sizeof *c);
-    c->received = b->n;
-    for (size_t i = 0; i < b->n; i++) {
-        switch (b->items[i].status) {
-        case CANDLES_INSERTED: c->inserted++; break;
-        case CANDLES_DUPLICATE: c->duplicates++; break;
-        case CANDLES_UPDATED: c->updated++; break;
-        case CANDLES_REJECTED: c->rejected++; break;
-        case CANDLES_QUEUED: c->queued++; break;
-        default: break;
-        }
-    }
+    return ingest_fold(&candles_kind, b->items, b->n, b->nvalid);
+}
+
+void candles_count(const struct candles_batch *b, struct ingest_counts *c)
+{
+    ingest_count(&candles_kind, b->items, b->n, c);
 }
 
 /* ---- store ---- */
@@ -639,26 +232,6 @@ static int fold_into(struct candle *l, const struct candle *f, enum candles_poli
            before.has_spread != l->has_spread || (l->has_spread && before.spread != l->spread);
 }
 
-/* Writes v >= 0 with at most `scale` decimals, trailing zeros trimmed: what
- * the NUMERIC(18,scale) column keeps, produced without printf. v * 10^scale
- * stays below 2^63 for every value validation lets through. */
-int candles_fmt_fixed(char *out, double v, int scale)
-{
-    static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-    uint64_t n = (uint64_t)llround(v * pow10[scale]);
-    char tmp[32];
-    int i = (int)sizeof tmp, frac = scale;
-    while (frac > 0 && n % 10 == 0) n /= 10, frac--; /* trim trailing zeros */
-    for (int k = 0; k < frac; k++) tmp[--i] = (char)('0' + n % 10), n /= 10;
-    if (frac) tmp[--i] = '.';
-    do tmp[--i] = (char)('0' + n % 10), n /= 10;
-    while (n);
-    int len = (int)sizeof tmp - i;
-    memcpy(out, tmp + i, (size_t)len);
-    out[len] = '\0';
-    return len;
-}
-
 /* The text of one row's values, shared by the COPY, array and scalar paths. */
 struct row_text {
     char v[6][32]; /* open, high, low, close, volume, spread ("" = NULL) */
@@ -668,19 +241,15 @@ struct row_text {
 static void row_text(const struct candle *it, struct row_text *r)
 {
     const double v[5] = {it->open, it->high, it->low, it->close, it->volume};
-    for (int k = 0; k < 5; k++) r->len[k] = candles_fmt_fixed(r->v[k], v[k], k == 4 ? 2 : 8);
-    r->len[5] = it->has_spread ? candles_fmt_fixed(r->v[5], it->spread, 8) : 0;
+    for (int k = 0; k < 5; k++) r->len[k] = ingest_fmt_fixed(r->v[k], v[k], k == 4 ? 2 : 8);
+    r->len[5] = it->has_spread ? ingest_fmt_fixed(r->v[5], it->spread, 8) : 0;
     if (!it->has_spread) r->v[5][0] = '\0';
 }
 
-/* COPY into market_data is the bulk path for new data: when a batch of at
- * least COPY_MIN rows meets no stored key it is PostgreSQL's fastest load.
- * A batch that does meet one fails as a whole (unique_violation, nothing
- * stored) and goes the ON CONFLICT way; COPY is then left alone for
- * COPY_PAUSE_MS, as resends tend to come in runs. */
-#define COPY_MIN 64
-#define COPY_PAUSE_MS 30000
-static _Atomic long long copy_paused_until;
+/* COPY into market_data (see ingest.h): the bulk path for new rows. */
+static struct ingest_copy_gate copy_gate = {
+    0, "tf_candles_copy_fallbacks_total",
+    "Candle batches whose COPY met a stored key and went the ON CONFLICT way"};
 
 static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, const char *source,
                     int *fell_back, char *err, size_t errlen)
@@ -688,14 +257,10 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
     struct db_buf data = {0};
     char ts[40];
     struct row_text r = {{{0}}, {0}};
-    *fell_back = 0;
     for (size_t i = 0; i < n; i++) {
         const struct candle *it = &merged[i];
-        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
-        for (const char *q = it->symbol; *q; q++) { /* printable ASCII: only \ needs escaping */
-            if (*q == '\\') db_buf_putc(&data, '\\');
-            db_buf_putc(&data, *q);
-        }
+        if (it->status != INGEST_VALID || it->leader >= 0) continue;
+        ingest_copy_text(&data, it->symbol);
         db_buf_putc(&data, '\t');
         db_buf_put(&data, ts_tf_name((enum ts_tf)it->tf), strlen(ts_tf_name((enum ts_tf)it->tf)));
         db_buf_putc(&data, '\t');
@@ -710,52 +275,28 @@ static int try_copy(struct db_conn *c, const struct candle *merged, size_t n, co
         db_buf_put(&data, source, strlen(source));
         db_buf_putc(&data, '\n');
     }
-    if (data.oom) {
-        db_buf_free(&data);
-        snprintf(err, errlen, "out of memory");
-        return DB_ERROR;
-    }
-    long rows;
-    int rc = db_copy_in(c,
-                        "COPY market_data (symbol, timeframe, ts, open, high, low, close, volume, "
-                        "spread, source) FROM STDIN",
-                        data.data, data.len, &rows, err, errlen);
-    db_buf_free(&data);
-    if (rc == DB_ERROR && strcmp(db_sqlstate(c), "23505") == 0) {
-        copy_paused_until = clock_ms() + COPY_PAUSE_MS;
-        *fell_back = 1;
-        metrics_add("tf_candles_copy_fallbacks_total", NULL, 1,
-                    "Candle batches whose COPY met a stored key and went the ON CONFLICT way");
-        return DB_OK;
-    }
-    return rc;
+    return ingest_copy_run(&copy_gate, c,
+                           "COPY market_data (symbol, timeframe, ts, open, high, low, close, volume, "
+                           "spread, source) FROM STDIN",
+                           &data, fell_back, err, errlen);
 }
 
 static const char *const policy_name[] = {
     [CANDLES_MERGE] = "merge", [CANDLES_IGNORE] = "ignore", [CANDLES_REPLACE] = "replace"};
 
-/* One tf_put_candles statement (sql/004_put_candle.sql, where the policies
- * are spelled) in flight, for the leaders among items[0..n) (valid, leader
- * < 0, each key once). */
-struct put {
-    struct candle *items;
-    size_t n, cap;
-    struct db_buf col[9];
-    int32_t *slot; /* returned rows -> items, by key */
-};
+/* ---- the statement (candles.h): one tf_put_candles call ---- */
 
-/* Sends the statement. Everything that can fail is allocated before it
- * goes: once it has, the rows are stored and their statuses must be
- * reported. */
-static int put_send(struct db_conn *c, struct put *pt, enum candles_policy pol, const char *source,
-                    char *err, size_t errlen)
+/* Everything that can fail is allocated before the statement goes: once it
+ * has, the rows are stored and their statuses must be reported. */
+int candles_put_send(struct db_conn *c, struct candles_put *pt, enum candles_policy pol,
+                     const char *source, char *err, size_t errlen)
 {
     struct row_text rt;
     size_t nsend = 0;
     for (int k = 0; k < 9; k++) db_buf_putc(&pt->col[k], '{');
     for (size_t i = 0; i < pt->n; i++) {
         const struct candle *it = &pt->items[i];
-        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
+        if (it->status != INGEST_VALID || it->leader >= 0) continue;
         if (nsend++)
             for (int k = 0; k < 9; k++) db_buf_putc(&pt->col[k], ',');
         db_buf_quoted(&pt->col[0], it->symbol);
@@ -771,13 +312,10 @@ static int put_send(struct db_conn *c, struct put *pt, enum candles_policy pol, 
         db_buf_put(&pt->col[k], "}", 2); /* with the NUL */
         oom |= pt->col[k].oom;
     }
-    for (pt->cap = 16; pt->cap < nsend * 2;) pt->cap <<= 1;
-    if (!oom) pt->slot = mem_alloc(pt->cap * sizeof *pt->slot);
-    if (!pt->slot) {
+    if (oom || ingest_index_init(&pt->returned, nsend) < 0) {
         snprintf(err, errlen, "out of memory");
         return DB_ERROR;
     }
-    memset(pt->slot, 0xff, pt->cap * sizeof *pt->slot);
     const char *vals[11] = {policy_name[pol], source};
     for (int k = 0; k < 9; k++) vals[2 + k] = pt->col[k].data;
     return db_send(c,
@@ -786,347 +324,104 @@ static int put_send(struct db_conn *c, struct put *pt, enum candles_policy pol, 
                    11, vals, NULL, err, errlen);
 }
 
-/* Waits for the statement and sets the statuses: the rows it returned were
- * inserted or changed, the rest were duplicates. On failure nothing was
- * stored and the statuses stay VALID. */
-static void put_apply(struct put *pt, PGresult *res);
-
-static int put_recv(struct db_conn *c, struct put *pt, char *err, size_t errlen)
+int candles_put_recv(struct db_conn *c, struct candles_put *pt, char *err, size_t errlen)
 {
     PGresult *res;
     int rc = db_wait(c, &res, err, errlen);
     if (rc != DB_OK) return rc;
-    put_apply(pt, res);
+    candles_put_apply(pt, res);
     return DB_OK;
 }
 
-/* Sets the statuses from the statement's result (and frees it). */
-static void put_apply(struct put *pt, PGresult *res)
+void candles_put_apply(struct candles_put *pt, PGresult *res)
 {
     /* A row whose created_at is this transaction's now() was inserted by it
      * (xmax = 0 would say so, but system columns are not returned from a
-     * partitioned table). */
-    for (size_t i = 0; i < pt->n; i++) {
-        struct candle *it = &pt->items[i];
-        if (it->status != CANDLES_VALID || it->leader >= 0) continue;
-        it->status = CANDLES_DUPLICATE;
-        size_t h = key_hash(it->symbol, it->tf, it->bucket_us) & (pt->cap - 1);
-        while (pt->slot[h] >= 0) h = (h + 1) & (pt->cap - 1);
-        pt->slot[h] = (int32_t)i;
-    }
+     * partitioned table). The leaders it returned no row for are
+     * duplicates. */
+    ingest_index_leaders(&pt->returned, &candles_kind, pt->items, pt->n);
     int nrows = PQntuples(res);
     for (int r = 0; r < nrows; r++) {
-        const char *sym = PQgetvalue(res, r, 0);
-        unsigned tf = ts_tf_parse(PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1));
-        int64_t us = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        struct ingest_key key = {PQgetvalue(res, r, 0),
+                                 ts_tf_parse(PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1)),
+                                 (uint64_t)strtoll(PQgetvalue(res, r, 2), NULL, 10)};
         int inserted = PQgetvalue(res, r, 3)[0] == 't';
-        for (size_t h = key_hash(sym, tf, us) & (pt->cap - 1); pt->slot[h] >= 0; h = (h + 1) & (pt->cap - 1)) {
-            struct candle *l = &pt->items[pt->slot[h]];
-            if (l->tf == tf && l->bucket_us == us && strcmp(l->symbol, sym) == 0) {
-                l->status = inserted ? CANDLES_INSERTED : CANDLES_UPDATED;
-                break;
-            }
-        }
+        ingest_returned(&pt->returned, &candles_kind, pt->items, &key,
+                        inserted ? INGEST_INSERTED : INGEST_UPDATED);
+    }
+    for (size_t i = 0; i < pt->n; i++) {
+        struct candle *it = &pt->items[i];
+        if (it->status == INGEST_VALID && it->leader < 0) it->status = INGEST_DUPLICATE;
     }
     PQclear(res);
     metrics_add("tf_candles_stored_total", NULL, (double)nrows, "Candle rows inserted or updated in market_data");
 }
 
-static void put_free(struct put *pt)
+void candles_put_free(struct candles_put *pt)
 {
     for (int k = 0; k < 9; k++) db_buf_free(&pt->col[k]);
-    mem_free(pt->slot);
-    pt->slot = NULL;
+    ingest_index_free(&pt->returned);
 }
 
-/* Both halves: stores the leaders among items[0..n) and sets their statuses. */
-static int put_rows(struct db_conn *c, struct candle *items, size_t n, enum candles_policy pol,
-                    const char *source, char *err, size_t errlen)
+int candles_put_rows(struct db_conn *c, struct candle *items, size_t n, enum candles_policy pol,
+                     const char *source, char *err, size_t errlen)
 {
-    struct put pt = {.items = items, .n = n};
-    int rc = put_send(c, &pt, pol, source, err, errlen);
-    if (rc == DB_OK) rc = put_recv(c, &pt, err, errlen);
-    put_free(&pt);
+    struct candles_put pt = {.items = items, .n = n};
+    int rc = candles_put_send(c, &pt, pol, source, err, errlen);
+    if (rc == DB_OK) rc = candles_put_recv(c, &pt, err, errlen);
+    candles_put_free(&pt);
     return rc;
 }
 
-/* ---- single candles: one statement for many requests ----
- * The EAs' commonest request carries one candle. At most `lanes` statements
- * storing such candles run at once. A request arriving while they all run
- * queues; when a statement's result arrives, its lane takes the queued
- * requests that can share the next statement (same policy and source, a bar
- * no other request in it has), sends it at once on the same connection, so
- * PostgreSQL never waits for a thread to wake, and hands it to the first of
- * them to collect (a lane without a connection hands it over unsent: its
- * new leader checks one out). One round trip, one transaction, one wake-up
- * of a server process for many requests. A request for a bar already in the
- * statement waits for the next one, so every request gets exactly the
- * status it would have got alone, in arrival order. A statement that fails
- * for a reason other than the database being unavailable is redone one
- * request at a time, so a bad neighbour costs nobody else their candle.
- * A request waits either blocking on its condition (threads) or, started
- * by candles_store_start, as a job its owner steps when woken (tasks). */
-
-#define GROUP_MAX 64
-
-struct single;
-
-struct group {
-    struct single *m[GROUP_MAX];
-    struct candle items[GROUP_MAX];
-    int n;
-    int rc;   /* of sending, then of the whole */
-    int sent; /* its statement is on its way */
-    char err[256];
-    struct put pt;
-};
-
-struct single {
-    struct db_pool *p;
-    struct candle *it;
-    enum candles_policy pol;
-    const char *source;
-    int state; /* QUEUED, LEAD (of g, sent on c, or unsent when c is NULL), DONE */
-    int rc;
-    char err[256];
-    struct group *g;
-    struct db_conn *c;
-    pthread_cond_t cv;               /* a blocking waiter's */
-    void (*wake)(struct single *s);  /* a job's, instead (called under singles.mu) */
-    struct single *next;
-};
-enum { QUEUED, LEAD, DONE };
-
-static struct {
-    pthread_mutex_t mu;
-    struct single *head, **tail;
-    int running; /* lanes with a statement in flight */
-    int lanes;
-} singles = {PTHREAD_MUTEX_INITIALIZER, NULL, &singles.head, 0, 1};
+/* ---- storing ---- */
 
 void candles_set_lanes(int lanes)
 {
-    pthread_mutex_lock(&singles.mu);
-    singles.lanes = lanes < 1 ? 1 : lanes;
-    pthread_mutex_unlock(&singles.mu);
+    lane_set(lanes);
 }
 
-/* Under singles.mu: s's state changed. */
-static void notify(struct single *s)
+/* Folds followers into their leaders in merged (a copy of b's items, so a
+ * failed round trip leaves the batch as it was), noting in changed[] which
+ * follower changed what came before it. Returns the rows to send. */
+static size_t merge(const struct candles_batch *b, enum candles_policy pol, struct candle *merged,
+                    int8_t *changed)
 {
-    if (s->wake) s->wake(s);
-    else pthread_cond_signal(&s->cv);
+    size_t nsend = 0;
+    memcpy(merged, b->items, b->n * sizeof *merged);
+    for (size_t i = 0; i < b->n; i++) {
+        struct candle *it = &merged[i];
+        if (it->status != INGEST_VALID) continue;
+        if (it->leader < 0) nsend++;
+        else changed[i] = (int8_t)fold_into(&merged[it->leader], it, pol);
+    }
+    return nsend;
 }
 
-static int can_join(const struct single *s, const struct group *g)
+/* The first row to send among merged (there is one). */
+static struct candle *first_leader(struct candle *merged)
 {
-    const struct single *l = g->m[0];
-    if (s->p != l->p || s->pol != l->pol || strcmp(s->source, l->source) != 0) return 0;
-    for (int i = 0; i < g->n; i++) {
-        const struct candle *a = g->m[i]->it, *b = s->it;
-        if (a->tf == b->tf && a->bucket_us == b->bucket_us && strcmp(a->symbol, b->symbol) == 0) return 0;
-    }
-    return 1;
+    while (merged->status != INGEST_VALID || merged->leader >= 0) merged++;
+    return merged;
 }
 
-/* Under the lock: a group led by `first`, with the queued requests that can
- * join it, in arrival order, its items copied. NULL when out of memory. */
-static struct group *group_take(struct single *first)
+/* Followers: a change to what came before them in the batch is an update;
+ * the same values again are a duplicate. Leaders take their row's status. */
+static void settle(struct candles_batch *b, const struct candle *merged, const int8_t *changed)
 {
-    struct group *g = mem_alloc(sizeof *g);
-    if (!g) return NULL;
-    g->n = 0;
-    g->m[g->n++] = first;
-    for (struct single **q = &singles.head; *q && g->n < GROUP_MAX;) {
-        struct single *s = *q;
-        if (can_join(s, g)) {
-            g->m[g->n++] = s;
-            *q = s->next;
-            if (!*q) singles.tail = q;
-        } else {
-            q = &s->next;
-        }
+    for (size_t i = 0; i < b->n; i++) {
+        struct candle *it = &b->items[i];
+        if (it->status != INGEST_VALID) continue;
+        if (it->leader < 0) it->status = merged[i].status;
+        else it->status = changed[i] ? INGEST_UPDATED : INGEST_DUPLICATE;
     }
-    g->rc = DB_OK;
-    g->sent = 0;
-    g->err[0] = 0;
-    memset(&g->pt, 0, sizeof g->pt);
-    for (int i = 0; i < g->n; i++) {
-        g->items[i] = *g->m[i]->it;
-        g->items[i].status = CANDLES_VALID;
-        g->items[i].leader = -1;
-    }
-    g->pt.items = g->items;
-    g->pt.n = (size_t)g->n;
-    return g;
 }
-
-/* Sends g's statement on c; a failure is kept in g for its leader. */
-static void group_send(struct group *g, struct db_conn *c)
-{
-    g->rc = put_send(c, &g->pt, g->m[0]->pol, g->m[0]->source, g->err, sizeof g->err);
-    g->sent = g->rc == DB_OK;
-}
-
-/* Collects g's result into its requests: waits for it when res_rc is 1,
- * else takes res_rc/res/err as db_wait would have given them. */
-static void group_finish(struct group *g, struct db_conn *c, int res_rc, PGresult *res, const char *err)
-{
-    if (g->rc == DB_OK && res_rc == 1) {
-        g->rc = put_recv(c, &g->pt, g->err, sizeof g->err);
-    } else if (g->rc == DB_OK) {
-        g->rc = res_rc;
-        if (res_rc == DB_OK) put_apply(&g->pt, res);
-        else snprintf(g->err, sizeof g->err, "%s", err);
-    }
-    put_free(&g->pt);
-    if (g->rc == DB_ERROR && g->n > 1 && c) { /* find the one that failed: each alone */
-        for (int i = 0; i < g->n; i++) {
-            struct single *s = g->m[i];
-            s->rc = put_rows(c, &g->items[i], 1, s->pol, s->source, s->err, sizeof s->err);
-            if (s->rc == DB_OK) s->it->status = g->items[i].status;
-        }
-        return;
-    }
-    for (int i = 0; i < g->n; i++) {
-        struct single *s = g->m[i];
-        s->rc = g->rc;
-        if (g->rc == DB_OK) s->it->status = g->items[i].status;
-        else snprintf(s->err, sizeof s->err, "%s", g->err);
-    }
-    if (g->n > 1)
-        metrics_add("tf_candles_shared_statement_total", NULL, g->n,
-                    "Single-candle requests stored by a statement shared with other requests");
-}
-
-/* Answers the requests of g other than me. */
-static void group_wake(struct group *g, const struct single *me)
-{
-    pthread_mutex_lock(&singles.mu);
-    for (int i = 0; i < g->n; i++) {
-        if (g->m[i] == me) continue;
-        g->m[i]->state = DONE;
-        notify(g->m[i]);
-    }
-    pthread_mutex_unlock(&singles.mu);
-}
-
-/* The lane's statement g (led by me, on c) is finished: hands the lane to
- * the next queued request, with the next statement already sent when c is
- * still good, answers g's other requests, frees g. Never waits. */
-static void lane_next(struct group *g, struct single *me, struct db_pool *p, struct db_conn *c)
-{
-    if (g->rc != DB_OK && c) { /* a failed connection is not handed on */
-        db_release(p, c);
-        c = NULL;
-    }
-    /* With a connection in hand, send the next statement before waking
-     * anyone; without one, answer first. */
-    int woken = !c;
-    if (woken) group_wake(g, me);
-    for (;;) {
-        pthread_mutex_lock(&singles.mu);
-        struct single *next = singles.head;
-        if (!next) {
-            singles.running--;
-            pthread_mutex_unlock(&singles.mu);
-            if (c) db_release(p, c);
-            break;
-        }
-        singles.head = next->next;
-        if (!singles.head) singles.tail = &singles.head;
-        struct group *ng = group_take(next);
-        pthread_mutex_unlock(&singles.mu);
-        if (ng && c && next->p != p) {
-            db_release(p, c);
-            c = NULL;
-        }
-        if (ng && c) group_send(ng, c);
-        pthread_mutex_lock(&singles.mu);
-        if (!ng) { /* out of memory: answer it, try the one after */
-            next->rc = DB_ERROR;
-            snprintf(next->err, sizeof next->err, "out of memory");
-            next->state = DONE;
-            notify(next);
-            pthread_mutex_unlock(&singles.mu);
-            continue;
-        }
-        next->g = ng;
-        next->c = c;
-        next->state = LEAD;
-        notify(next);
-        pthread_mutex_unlock(&singles.mu);
-        break;
-    }
-    if (!woken) group_wake(g, me);
-    mem_free(g);
-}
-
-/* Stores one candle, the only row of its request, and sets its status
- * (blocking). */
-static int store_single(struct db_pool *p, struct candle *it, enum candles_policy pol,
-                        const char *source, char *err, size_t errlen)
-{
-    struct single me = {.p = p, .it = it, .pol = pol, .source = source, .state = QUEUED};
-    struct group *g = NULL;
-    struct db_conn *c = NULL;
-    pthread_cond_init(&me.cv, NULL);
-
-    pthread_mutex_lock(&singles.mu);
-    if (singles.running < singles.lanes) { /* a free lane: lead a statement */
-        g = group_take(&me);
-        singles.running += g != NULL;
-    } else {
-        *singles.tail = &me;
-        singles.tail = &me.next;
-        while (me.state == QUEUED) pthread_cond_wait(&me.cv, &singles.mu);
-        g = me.g, c = me.c; /* handed over by the lane before me; NULL when DONE */
-    }
-    pthread_mutex_unlock(&singles.mu);
-    if (me.state != DONE && !g) { /* out of memory for a group */
-        me.rc = DB_ERROR;
-        snprintf(me.err, sizeof me.err, "out of memory");
-    }
-    if (g) {
-        if (!g->sent && g->rc == DB_OK) { /* handed over unsent: check a connection out for it */
-            if ((c = db_acquire(p, &g->rc, g->err, sizeof g->err))) group_send(g, c);
-        }
-        group_finish(g, c, 1, NULL, NULL);
-        lane_next(g, &me, p, c);
-    }
-    pthread_cond_destroy(&me.cv);
-    if (me.rc != DB_OK) snprintf(err, errlen, "%s", me.err);
-    return me.rc;
-}
-
-/* ---- storing without blocking ---- */
 
 struct candles_job {
-    struct db_pool *p;
     struct candles_batch *b;
     struct candle *merged;
     int8_t *changed;
-    void (*wake)(void *ud);
-    void *ud;
-    long long deadline_ms;
-    struct single me;
-    struct group *g;
-    struct db_conn *c;
-    struct db_op op;
-    enum { J_QUEUED, J_ACQ, J_WAIT } state;
+    struct lane_job *lane;
 };
-
-static void job_single_wake(struct single *s)
-{
-    struct candles_job *j = (struct candles_job *)((char *)s - offsetof(struct candles_job, me));
-    j->wake(j->ud);
-}
-
-static void job_op_done(struct db_op *op)
-{
-    struct candles_job *j = op->ud;
-    j->wake(j->ud);
-}
 
 static void job_free(struct candles_job *j)
 {
@@ -1135,105 +430,11 @@ static void job_free(struct candles_job *j)
     mem_free(j);
 }
 
-/* Followers take their status from their leader; the job ends. */
-static int job_end(struct candles_job *j, int rc, const char *msg, char *err, size_t errlen)
+static int job_end(struct candles_job *j, int rc)
 {
-    struct candles_batch *b = j->b;
-    if (rc == DB_OK) {
-        for (size_t i = 0; i < b->n; i++) {
-            struct candle *it = &b->items[i];
-            if (it->status != CANDLES_VALID) continue;
-            if (it->leader < 0) it->status = j->merged[i].status;
-            else it->status = j->changed[i] ? CANDLES_UPDATED : CANDLES_DUPLICATE;
-        }
-    } else {
-        snprintf(err, errlen, "%s", msg);
-    }
+    if (rc == DB_OK) settle(j->b, j->merged, j->changed);
     job_free(j);
     return rc;
-}
-
-static int job_step_collect(struct candles_job *j, int rc, char *err, size_t errlen);
-
-/* Waits for the result of the lane's statement, sent on j->c. */
-static int job_wait(struct candles_job *j)
-{
-    j->state = J_WAIT;
-    j->op.done = job_op_done;
-    j->op.ud = j;
-    j->op.deadline_ms = j->deadline_ms;
-    j->op.release = 0;
-    db_wait_async(j->c, &j->op);
-    return DB_PENDING;
-}
-
-/* Sends the lane's statement on j->c, or records why it could not. */
-static int job_send(struct candles_job *j, char *err, size_t errlen)
-{
-    group_send(j->g, j->c);
-    if (!j->g->sent) return job_step_collect(j, DB_ERROR, err, errlen);
-    return job_wait(j);
-}
-
-/* The lane's statement is over (rc: DB_OK with j->op.res, or its failure). */
-static int job_step_collect(struct candles_job *j, int rc, char *err, size_t errlen)
-{
-    struct group *g = j->g;
-    if (g->sent) group_finish(g, j->c, j->op.rc, j->op.res, j->op.err);
-    else group_finish(g, j->c, g->rc, NULL, g->err);
-    j->op.res = NULL;
-    lane_next(g, &j->me, j->p, j->c);
-    j->g = NULL;
-    j->c = NULL;
-    return job_end(j, j->me.rc, j->me.err, err, errlen);
-}
-
-static int job_acquired(struct candles_job *j, int rc, char *err, size_t errlen)
-{
-    if (rc != DB_OK) {
-        j->g->rc = rc;
-        snprintf(j->g->err, sizeof j->g->err, "%.250s", j->op.err);
-        return job_step_collect(j, rc, err, errlen);
-    }
-    j->c = j->op.conn;
-    return job_send(j, err, errlen);
-}
-
-static int job_acquire(struct candles_job *j, char *err, size_t errlen)
-{
-    j->state = J_ACQ;
-    j->op.done = job_op_done;
-    j->op.ud = j;
-    j->op.deadline_ms = j->deadline_ms;
-    int rc = db_acquire_async(j->p, &j->op);
-    if (rc == DB_PENDING) return DB_PENDING;
-    j->state = J_WAIT; /* not waiting: the next step is now */
-    return job_acquired(j, rc, err, errlen);
-}
-
-int candles_job_step(struct candles_job *j, char *err, size_t errlen)
-{
-    switch (j->state) {
-    case J_QUEUED:
-        pthread_mutex_lock(&singles.mu);
-        if (j->me.state == QUEUED) { /* woken early: not its turn yet */
-            pthread_mutex_unlock(&singles.mu);
-            return DB_PENDING;
-        }
-        pthread_mutex_unlock(&singles.mu);
-        if (j->me.state == DONE) return job_end(j, j->me.rc, j->me.err, err, errlen);
-        j->g = j->me.g;
-        j->c = j->me.c;
-        if (!j->g->sent && j->g->rc == DB_OK) return job_acquire(j, err, errlen);
-        if (!j->g->sent) return job_step_collect(j, j->g->rc, err, errlen); /* sending on the handed connection failed */
-        return job_wait(j);
-    case J_ACQ:
-        if (j->op.rc == DB_OK) db_acquire_finish(&j->op);
-        return job_acquired(j, j->op.rc, err, errlen);
-    case J_WAIT:
-        return job_step_collect(j, j->op.rc, err, errlen);
-    }
-    return DB_ERROR;
 }
 
 int candles_store_start(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
@@ -1253,53 +454,30 @@ int candles_store_start(struct db_pool *p, struct candles_batch *b, enum candles
         snprintf(err, errlen, "out of memory");
         return DB_ERROR;
     }
-    size_t nsend = 0, first = 0;
-    memcpy(j->merged, b->items, b->n * sizeof *j->merged);
-    for (size_t i = 0; i < b->n; i++) {
-        struct candle *it = &j->merged[i];
-        if (it->status != CANDLES_VALID) continue;
-        if (it->leader < 0) {
-            if (!nsend++) first = i;
-        } else {
-            j->changed[i] = (int8_t)fold_into(&j->merged[it->leader], it, pol);
-        }
-    }
+    j->b = b;
+    size_t nsend = merge(b, pol, j->merged, j->changed);
     if (nsend != 1) { /* several rows: the caller stores it with candles_store */
         job_free(j);
         return CANDLES_NOT_SINGLE;
     }
-    j->p = p;
-    j->b = b;
-    j->wake = wake;
-    j->ud = ud;
-    j->deadline_ms = deadline_ms;
-    j->me = (struct single){.p = p, .it = &j->merged[first], .pol = pol, .source = source, .state = QUEUED,
-                            .wake = job_single_wake};
-    pthread_mutex_lock(&singles.mu);
-    if (singles.running < singles.lanes) { /* a free lane: lead a statement */
-        j->g = group_take(&j->me);
-        singles.running += j->g != NULL;
-        pthread_mutex_unlock(&singles.mu);
-        if (!j->g) return job_end(j, DB_ERROR, "out of memory", err, errlen);
-        j->me.state = LEAD;
-        *out = j;
-        int rc = job_acquire(j, err, errlen);
-        if (rc != DB_PENDING) *out = NULL;
-        return rc;
-    }
-    *singles.tail = &j->me;
-    singles.tail = &j->me.next;
-    j->state = J_QUEUED;
-    pthread_mutex_unlock(&singles.mu);
-    *out = j;
-    return DB_PENDING;
+    *out = j; /* before the lane may wake its owner */
+    int rc = lane_start(p, first_leader(j->merged), pol, source, deadline_ms, wake, ud, &j->lane,
+                        err, errlen);
+    if (rc == DB_PENDING) return rc;
+    *out = NULL;
+    return job_end(j, rc);
+}
+
+int candles_job_step(struct candles_job *j, char *err, size_t errlen)
+{
+    int rc = lane_step(j->lane, err, errlen);
+    if (rc == DB_PENDING) return rc;
+    return job_end(j, rc);
 }
 
 int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_policy pol,
                   const char *source, char *err, size_t errlen)
 {
-    /* Fold followers into leaders on copies, so a failed round trip leaves
-     * the batch as it was. */
     struct candle *merged = NULL;
     int8_t *changed = NULL;
     struct db_conn *c = NULL;
@@ -1314,43 +492,27 @@ int candles_store(struct db_pool *p, struct candles_batch *b, enum candles_polic
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    memcpy(merged, b->items, b->n * sizeof *merged);
-    for (size_t i = 0; i < b->n; i++) {
-        struct candle *it = &merged[i];
-        if (it->status != CANDLES_VALID) continue;
-        if (it->leader < 0) nsend++;
-        else changed[i] = (int8_t)fold_into(&merged[it->leader], it, pol);
-    }
-
+    nsend = merge(b, pol, merged, changed);
     if (nsend == 1) {
-        struct candle *it = merged;
-        while (it->status != CANDLES_VALID || it->leader >= 0) it++;
-        rc = store_single(p, it, pol, source, err, errlen);
+        rc = lane_store(p, first_leader(merged), pol, source, err, errlen);
     } else if ((c = db_acquire(p, &rc, err, errlen))) {
         int fell_back = 1;
-        if (nsend >= COPY_MIN && clock_ms() >= copy_paused_until) {
+        if (ingest_copy_ready(&copy_gate, nsend)) {
             rc = try_copy(c, merged, b->n, source, &fell_back, err, errlen);
             if (rc == DB_OK && !fell_back) {
                 for (size_t i = 0; i < b->n; i++)
-                    if (merged[i].status == CANDLES_VALID && merged[i].leader < 0)
-                        merged[i].status = CANDLES_INSERTED;
+                    if (merged[i].status == INGEST_VALID && merged[i].leader < 0)
+                        merged[i].status = INGEST_INSERTED;
                 metrics_add("tf_candles_stored_total", NULL, (double)nsend,
                             "Candle rows inserted or updated in market_data");
             }
         }
-        if (fell_back && rc == DB_OK) rc = put_rows(c, merged, b->n, pol, source, err, errlen);
+        if (fell_back && rc == DB_OK) rc = candles_put_rows(c, merged, b->n, pol, source, err, errlen);
         db_release(p, c);
     }
     if (rc != DB_OK) goto done;
 
-    /* Followers: a change to what came before them in the batch is an
-     * update; the same values again are a duplicate. */
-    for (size_t i = 0; i < b->n; i++) {
-        struct candle *it = &b->items[i];
-        if (it->status != CANDLES_VALID) continue;
-        if (it->leader < 0) it->status = merged[i].status;
-        else it->status = changed[i] ? CANDLES_UPDATED : CANDLES_DUPLICATE;
-    }
+    settle(b, merged, changed);
 done:
     mem_free(merged);
     mem_free(changed);

@@ -59,16 +59,16 @@ static int raise_db(lua_State *L, int rc, const char *msg)
 
 /* Reads decode options from the table at idx (may be absent). so must hold
  * MAX_SYMBOL_OFFSETS entries. */
-static void read_opts(lua_State *L, int idx, struct candles_opts *o, struct candles_offset *so)
+static void read_opts(lua_State *L, int idx, struct ingest_opts *o, struct ingest_offset *so)
 {
     memset(o, 0, sizeof *o);
     if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "shape") != LUA_TNIL) {
         const char *s = luaL_checkstring(L, -1);
-        if (!strcmp(s, "array")) o->shape = CANDLES_SHAPE_ARRAY;
-        else if (!strcmp(s, "object")) o->shape = CANDLES_SHAPE_OBJECT;
-        else if (!strcmp(s, "any")) o->shape = CANDLES_SHAPE_ANY;
+        if (!strcmp(s, "array")) o->shape = INGEST_SHAPE_ARRAY;
+        else if (!strcmp(s, "object")) o->shape = INGEST_SHAPE_OBJECT;
+        else if (!strcmp(s, "any")) o->shape = INGEST_SHAPE_ANY;
         else luaL_error(L, "decode: shape must be \"array\", \"object\" or \"any\", got \"%s\"", s);
     }
     lua_pop(L, 1);
@@ -87,7 +87,7 @@ static void read_opts(lua_State *L, int idx, struct candles_opts *o, struct cand
         while (lua_next(L, -2)) {
             if (n == MAX_SYMBOL_OFFSETS) luaL_error(L, "decode: more than %d symbol_offsets", MAX_SYMBOL_OFFSETS);
             const char *sym = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-            if (!sym || strlen(sym) > CANDLES_SYMBOL_MAX || !lua_isnumber(L, -1))
+            if (!sym || strlen(sym) > INGEST_SYMBOL_MAX || !lua_isnumber(L, -1))
                 luaL_error(L, "decode: symbol_offsets must map symbols to seconds");
             snprintf(so[n].symbol, sizeof so[n].symbol, "%s", sym);
             so[n].offset_us = (int64_t)(lua_tonumber(L, -1) * 1e6);
@@ -112,31 +112,31 @@ static void set_int(lua_State *L, const char *k, size_t v)
     lua_setfield(L, -2, k);
 }
 
-
 /* The old API's key order, so answers read as EAs' authors saw them. */
 static const char *const answer_keys[] = {"ok", "received", "inserted", "duplicates", "updated", "rejected",
                                           "queued", "details", NULL};
 static const char *const detail_keys[] = {"symbol", "timeframe", "ts_original", "ts_bucket", "status", "error",
                                           NULL};
 
-static void push_counts(lua_State *L, const struct candles_counts *n, const char *kind)
+static void push_counts(lua_State *L, const struct ingest_counts *n, const char *kind)
 {
+    /* answer key, status in tf_ingest_items_total (none: not a status), count */
+    const struct {
+        const char *key, *status;
+        size_t v;
+    } f[] = {{"received", NULL, n->received},         {"inserted", "inserted", n->inserted},
+             {"duplicates", "duplicate", n->duplicates}, {"updated", "updated", n->updated},
+             {"rejected", "rejected", n->rejected},     {"queued", "queued", n->queued}};
     lua_json_order(L, -1, answer_keys);
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "ok");
-    set_int(L, "received", n->received);
-    set_int(L, "inserted", n->inserted);
-    set_int(L, "duplicates", n->duplicates);
-    set_int(L, "updated", n->updated);
-    set_int(L, "rejected", n->rejected);
-    if (n->queued) set_int(L, "queued", n->queued); /* only then: other answers keep their old shape */
     char lab[64];
-    static const char *names[] = {"inserted", "duplicate", "updated", "rejected", "queued"};
-    const size_t vals[] = {n->inserted, n->duplicates, n->updated, n->rejected, n->queued};
-    for (int i = 0; i < 5; i++) {
-        if (!vals[i]) continue;
-        snprintf(lab, sizeof lab, "kind=\"%s\",status=\"%s\"", kind, names[i]);
-        metrics_add("tf_ingest_items_total", lab, (double)vals[i], "Ingested items by kind and status");
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        /* "queued" only when some are: other answers keep their old shape */
+        if (f[i].v || strcmp(f[i].key, "queued") != 0) set_int(L, f[i].key, f[i].v);
+        if (!f[i].v || !f[i].status) continue;
+        snprintf(lab, sizeof lab, "kind=\"%s\",status=\"%s\"", kind, f[i].status);
+        metrics_add("tf_ingest_items_total", lab, (double)f[i].v, "Ingested items by kind and status");
     }
 }
 
@@ -155,53 +155,32 @@ struct detail {
 };
 
 struct kind {
-    const char *mt, *name; /* metatable; "candles" | "ticks" for metrics */
-    int (*decode)(const char *body, size_t len, const struct candles_opts *o, void **out, int *status,
-                  char *err, size_t errlen);
-    void (*free)(void *batch);
-    size_t (*len)(const void *batch);
-    void (*count)(const void *batch, struct candles_counts *c);
+    const char *mt, *name;          /* metatable; "candles" | "ticks" for metrics */
+    const struct ingest_kind *items; /* decode, free, count (ingest.h) */
     void (*detail)(const void *batch, size_t i, struct detail *d);
 };
 
-static int decode_candles(const char *body, size_t len, const struct candles_opts *o, void **out,
-                          int *status, char *err, size_t errlen)
-{
-    struct candles_batch *b;
-    int rc = candles_decode(body, len, o, &b, status, err, errlen);
-    *out = rc < 0 ? NULL : b;
-    return rc;
-}
-static void free_candles(void *b) { candles_free(b); }
-static size_t len_candles(const void *b) { return ((const struct candles_batch *)b)->n; }
-static void count_candles(const void *b, struct candles_counts *c) { candles_count(b, c); }
 static void detail_candle(const void *b, size_t i, struct detail *d)
 {
     const struct candle *c = &((const struct candles_batch *)b)->items[i];
     *d = (struct detail){c->symbol, (int)c->tf, c->ts_original, c->error, c->status, c->bucket_us};
 }
 
-static int decode_ticks(const char *body, size_t len, const struct candles_opts *o, void **out,
-                        int *status, char *err, size_t errlen)
-{
-    struct ticks_batch *b;
-    int rc = ticks_decode(body, len, o, &b, status, err, errlen);
-    *out = rc < 0 ? NULL : b;
-    return rc;
-}
-static void free_ticks(void *b) { ticks_free(b); }
-static size_t len_ticks(const void *b) { return ((const struct ticks_batch *)b)->n; }
-static void count_ticks(const void *b, struct candles_counts *c) { ticks_count(b, c); }
 static void detail_tick(const void *b, size_t i, struct detail *d)
 {
     const struct tick *t = &((const struct ticks_batch *)b)->items[i];
     *d = (struct detail){t->symbol, -1, t->ts_original, t->error, t->status, t->bucket_us};
 }
 
-static const struct kind CANDLES = {CANDLES_MT, "candles", decode_candles, free_candles,
-                                    len_candles, count_candles, detail_candle};
-static const struct kind TICKS = {TICKS_MT, "ticks", decode_ticks, free_ticks, len_ticks, count_ticks,
-                                  detail_tick};
+static const struct kind CANDLES = {CANDLES_MT, "candles", &candles_kind, detail_candle};
+static const struct kind TICKS = {TICKS_MT, "ticks", &ticks_kind, detail_tick};
+
+static size_t batch_len(const struct kind *k, const void *b, size_t *nvalid)
+{
+    size_t n;
+    k->items->items_of(b, &n, nvalid);
+    return n;
+}
 
 static struct ud *check_batch(lua_State *L, int idx, const struct kind *k)
 {
@@ -217,7 +196,7 @@ static int l_gc(lua_State *L)
 {
     const struct kind *k = kind_of(L);
     struct ud *u = luaL_checkudata(L, 1, k->mt);
-    k->free(u->batch);
+    ingest_free(k->items, u->batch);
     u->batch = NULL;
     return 0;
 }
@@ -225,7 +204,8 @@ static int l_gc(lua_State *L)
 static int l_len(lua_State *L)
 {
     const struct kind *k = kind_of(L);
-    lua_pushinteger(L, (lua_Integer)k->len(check_batch(L, 1, k)->batch));
+    size_t nvalid;
+    lua_pushinteger(L, (lua_Integer)batch_len(k, check_batch(L, 1, k)->batch, &nvalid));
     return 1;
 }
 
@@ -234,15 +214,15 @@ static int l_decode(lua_State *L)
     const struct kind *k = kind_of(L);
     size_t len;
     const char *body = luaL_checklstring(L, 1, &len);
-    struct candles_opts o;
-    struct candles_offset so[MAX_SYMBOL_OFFSETS];
+    struct ingest_opts o;
+    struct ingest_offset so[MAX_SYMBOL_OFFSETS];
     read_opts(L, 2, &o, so);
     struct ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->batch = NULL;
     luaL_setmetatable(L, k->mt);
     char err[256];
     int status;
-    if (k->decode(body, len, &o, &u->batch, &status, err, sizeof err) < 0) {
+    if (ingest_decode(k->items, body, len, &o, &u->batch, &status, err, sizeof err) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         lua_pushinteger(L, status);
@@ -254,9 +234,10 @@ static int l_decode(lua_State *L)
 /* The answer for batch b: the old API's keys, then details per item. */
 static int answer(lua_State *L, const struct kind *k, const void *b)
 {
-    struct candles_counts n;
-    k->count(b, &n);
-    size_t items = k->len(b);
+    struct ingest_counts n;
+    size_t items, nvalid;
+    void *it = k->items->items_of(b, &items, &nvalid);
+    ingest_count(k->items, it, items, &n);
     lua_createtable(L, 0, 7);
     push_counts(L, &n, k->name);
     lua_createtable(L, (int)items, 0);
@@ -270,7 +251,7 @@ static int answer(lua_State *L, const struct kind *k, const void *b)
         if (d.tf >= 0) set_str(L, "timeframe", ts_tf_name((enum ts_tf)d.tf));
         if (d.ts_original[0]) set_str(L, "ts_original", d.ts_original);
         else lua_json_pushnull(L), lua_setfield(L, -2, "ts_original");
-        if (d.status == CANDLES_REJECTED) {
+        if (d.status == INGEST_REJECTED) {
             lua_json_pushnull(L);
             lua_setfield(L, -2, "ts_bucket");
             set_str(L, "error", d.error);
@@ -278,7 +259,7 @@ static int answer(lua_State *L, const struct kind *k, const void *b)
             ts_format(d.bucket_us, buf, sizeof buf);
             set_str(L, "ts_bucket", buf);
         }
-        set_str(L, "status", candles_status_name(d.status));
+        set_str(L, "status", ingest_status_name(d.status));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     if (items == 0) lua_json_mark_array(L, -1); /* an empty list encodes as [] */
@@ -314,12 +295,12 @@ static void invalidate(struct lvm_host *h, const struct candles_batch *b)
     int nseen = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct candle *c = &b->items[i];
-        if (c->status != CANDLES_INSERTED && c->status != CANDLES_UPDATED) continue;
+        if (c->status != INGEST_INSERTED && c->status != INGEST_UPDATED) continue;
         int k = 0;
         while (k < nseen && !(seen[k]->tf == c->tf && !strcmp(seen[k]->symbol, c->symbol))) k++;
         if (k < nseen) continue;
         if (nseen < 64) seen[nseen++] = c;
-        char prefix[CANDLES_SYMBOL_MAX + 32];
+        char prefix[INGEST_SYMBOL_MAX + 32];
         int n = snprintf(prefix, sizeof prefix, "candles:%s:%s:", c->symbol, ts_tf_name((enum ts_tf)c->tf));
         cache_delete_prefix(h->cache, prefix, (size_t)n);
     }
@@ -533,36 +514,40 @@ static int store_here(lua_State *L, int candles, void *b, enum candles_policy po
     return answer(L, candles ? &CANDLES : &TICKS, b);
 }
 
-static int l_candles_store(lua_State *L)
+/* Stores the batch at index 1 (candles, else ticks) and answers. */
+static int store_batch(lua_State *L, int candles, enum candles_policy pol, const char *source,
+                       struct spool *spool)
 {
-    struct candles_batch *b = check_batch(L, 1, &CANDLES)->batch;
-    enum candles_policy pol = CANDLES_MERGE;
-    const char *source = "ea";
-    struct spool *spool;
-    read_store_opts(L, 2, "tf.candles.store", &pol, &source, &spool);
-    if (b->nvalid) {
+    const struct kind *k = candles ? &CANDLES : &TICKS;
+    void *b = check_batch(L, 1, k)->batch;
+    size_t nvalid;
+    batch_len(k, b, &nvalid);
+    if (nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         lvm_acct(L)->statements++;
-        if (t) return store_in_task(L, t, 1, pol, source, spool);
-        return store_here(L, 1, b, pol, source, spool);
+        if (t) return store_in_task(L, t, candles, pol, source, spool);
+        return store_here(L, candles, b, pol, source, spool);
     }
-    return answer(L, &CANDLES, b);
+    return answer(L, k, b);
+}
+
+static int l_candles_store(lua_State *L)
+{
+    enum candles_policy pol = CANDLES_MERGE;
+    const char *source = "ea";
+    struct spool *spool;
+    check_batch(L, 1, &CANDLES);
+    read_store_opts(L, 2, "tf.candles.store", &pol, &source, &spool);
+    return store_batch(L, 1, pol, source, spool);
 }
 
 static int l_ticks_store(lua_State *L)
 {
-    struct ticks_batch *b = check_batch(L, 1, &TICKS)->batch;
     struct spool *spool;
+    check_batch(L, 1, &TICKS);
     read_store_opts(L, 2, "tf.ticks.store", NULL, NULL, &spool);
-    if (b->nvalid) {
-        if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
-        struct lvm_task *t = lvm_task_of(L);
-        lvm_acct(L)->statements++;
-        if (t) return store_in_task(L, t, 0, CANDLES_MERGE, NULL, spool);
-        return store_here(L, 0, b, CANDLES_MERGE, NULL, spool);
-    }
-    return answer(L, &TICKS, b);
+    return store_batch(L, 0, CANDLES_MERGE, NULL, spool);
 }
 
 /* Registers k's metatable and returns its library (decode, store, answer);

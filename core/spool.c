@@ -702,8 +702,8 @@ static void put8(struct wbuf *b, unsigned v)
     put(b, &c, 1);
 }
 
-#define CANDLE_MAX (1 + CANDLES_SYMBOL_MAX + 2 + 4 + 16 + 48)
-#define TICK_MAX (1 + CANDLES_SYMBOL_MAX + 1 + 4 + 16 + 40 + 16)
+#define CANDLE_MAX (1 + INGEST_SYMBOL_MAX + 2 + 4 + 16 + 48)
+#define TICK_MAX (1 + INGEST_SYMBOL_MAX + 1 + 4 + 16 + 40 + 16)
 
 static int append_record(struct spool *s, struct wbuf *b, int only_if_busy, char *err, size_t errlen)
 {
@@ -733,77 +733,6 @@ static int begin(struct wbuf *b, enum spool_kind kind, enum candles_policy pol, 
     return 0;
 }
 
-int spool_append_candles(struct spool *s, struct candles_batch *b, enum candles_policy pol, const char *source,
-                         int only_if_busy, char *err, size_t errlen)
-{
-    struct wbuf w;
-    int32_t *map = mem_alloc((b->n ? b->n : 1) * sizeof *map);
-    if (!map || begin(&w, SPOOL_CANDLES, pol, source ? source : "ea", b->nvalid, CANDLE_MAX, err, errlen)) {
-        if (map) mem_free(map);
-        else snprintf(err, errlen, "out of memory");
-        return SPOOL_ERROR;
-    }
-    int32_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct candle *c = &b->items[i];
-        if (c->status != CANDLES_VALID) continue;
-        map[i] = k++;
-        int32_t leader = c->leader >= 0 ? map[c->leader] : -1;
-        size_t sl = strlen(c->symbol);
-        put8(&w, (unsigned)sl);
-        put(&w, c->symbol, sl);
-        put8(&w, c->tf);
-        put8(&w, c->has_spread);
-        put(&w, &leader, 4);
-        put(&w, &c->ts_us, 8);
-        put(&w, &c->bucket_us, 8);
-        const double v[6] = {c->open, c->high, c->low, c->close, c->volume, c->spread};
-        put(&w, v, sizeof v);
-    }
-    mem_free(map);
-    int rc = append_record(s, &w, only_if_busy, err, errlen);
-    if (rc == SPOOL_OK)
-        for (size_t i = 0; i < b->n; i++)
-            if (b->items[i].status == CANDLES_VALID) b->items[i].status = CANDLES_QUEUED;
-    return rc;
-}
-
-int spool_append_ticks(struct spool *s, struct ticks_batch *b, int only_if_busy, char *err, size_t errlen)
-{
-    struct wbuf w;
-    int32_t *map = mem_alloc((b->n ? b->n : 1) * sizeof *map);
-    if (!map || begin(&w, SPOOL_TICKS, CANDLES_MERGE, "ticks", b->nvalid, TICK_MAX, err, errlen)) {
-        if (map) mem_free(map);
-        else snprintf(err, errlen, "out of memory");
-        return SPOOL_ERROR;
-    }
-    int32_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct tick *t = &b->items[i];
-        if (t->status != CANDLES_VALID) continue;
-        map[i] = k++;
-        int32_t leader = t->leader >= 0 ? map[t->leader] : -1;
-        size_t sl = strlen(t->symbol);
-        put8(&w, (unsigned)sl);
-        put(&w, t->symbol, sl);
-        put8(&w, (unsigned)(t->has_last | t->has_volume << 1 | t->has_flags << 2 | t->has_msc << 3 |
-                            t->has_spread << 4));
-        put(&w, &leader, 4);
-        put(&w, &t->ts_us, 8);
-        put(&w, &t->bucket_us, 8);
-        const double v[5] = {t->bid, t->ask, t->last, t->volume, t->spread};
-        put(&w, v, sizeof v);
-        put(&w, &t->flags, 8);
-        put(&w, &t->ts_msc, 8);
-    }
-    mem_free(map);
-    int rc = append_record(s, &w, only_if_busy, err, errlen);
-    if (rc == SPOOL_OK)
-        for (size_t i = 0; i < b->n; i++)
-            if (b->items[i].status == CANDLES_VALID) b->items[i].status = CANDLES_QUEUED;
-    return rc;
-}
-
 struct rbuf {
     const unsigned char *p;
     size_t n, at;
@@ -827,6 +756,176 @@ static unsigned get8(struct rbuf *r)
     return c;
 }
 
+/* ---- the two kinds of record ----
+ * An item is: symbol length, symbol, the kind's flag bytes, leader (an
+ * index among the record's items, or -1), ts_us, bucket_us, then the kind's
+ * values. The shared fields are reached through the kind's ingest ref. */
+
+struct rec_kind {
+    enum spool_kind kind;
+    const struct ingest_kind *items;
+    size_t item_max; /* bytes of one item at most */
+    void (*put_flags)(struct wbuf *w, const void *item);
+    void (*put_values)(struct wbuf *w, const void *item);
+    void (*get_flags)(struct rbuf *r, void *item);
+    void (*get_values)(struct rbuf *r, void *item);
+};
+
+static void candle_put_flags(struct wbuf *w, const void *item)
+{
+    const struct candle *c = item;
+    put8(w, c->tf);
+    put8(w, c->has_spread);
+}
+
+static void candle_put_values(struct wbuf *w, const void *item)
+{
+    const struct candle *c = item;
+    const double v[6] = {c->open, c->high, c->low, c->close, c->volume, c->spread};
+    put(w, v, sizeof v);
+}
+
+static void candle_get_flags(struct rbuf *r, void *item)
+{
+    struct candle *c = item;
+    c->tf = (uint8_t)get8(r);
+    c->has_spread = (uint8_t)get8(r);
+}
+
+static void candle_get_values(struct rbuf *r, void *item)
+{
+    struct candle *c = item;
+    double v[6];
+    get(r, v, sizeof v);
+    c->open = v[0], c->high = v[1], c->low = v[2], c->close = v[3], c->volume = v[4], c->spread = v[5];
+}
+
+static void tick_put_flags(struct wbuf *w, const void *item)
+{
+    const struct tick *t = item;
+    put8(w, (unsigned)(t->has_last | t->has_volume << 1 | t->has_flags << 2 | t->has_msc << 3 |
+                       t->has_spread << 4));
+}
+
+static void tick_put_values(struct wbuf *w, const void *item)
+{
+    const struct tick *t = item;
+    const double v[5] = {t->bid, t->ask, t->last, t->volume, t->spread};
+    put(w, v, sizeof v);
+    put(w, &t->flags, 8);
+    put(w, &t->ts_msc, 8);
+}
+
+static void tick_get_flags(struct rbuf *r, void *item)
+{
+    struct tick *t = item;
+    unsigned f = get8(r);
+    t->has_last = f & 1, t->has_volume = f >> 1 & 1, t->has_flags = f >> 2 & 1;
+    t->has_msc = f >> 3 & 1, t->has_spread = f >> 4 & 1;
+}
+
+static void tick_get_values(struct rbuf *r, void *item)
+{
+    struct tick *t = item;
+    double v[5];
+    get(r, v, sizeof v);
+    t->bid = v[0], t->ask = v[1], t->last = v[2], t->volume = v[3], t->spread = v[4];
+    get(r, &t->flags, 8);
+    get(r, &t->ts_msc, 8);
+}
+
+static const struct rec_kind rec_candles = {SPOOL_CANDLES, &candles_kind, CANDLE_MAX,
+                                            candle_put_flags, candle_put_values, candle_get_flags,
+                                            candle_get_values};
+static const struct rec_kind rec_ticks = {SPOOL_TICKS, &ticks_kind, TICK_MAX, tick_put_flags,
+                                          tick_put_values, tick_get_flags, tick_get_values};
+
+/* Appends the valid items among items[0..n) as one record of kind rk and
+ * marks them INGEST_QUEUED once it is on disk. */
+static int append_items(struct spool *s, const struct rec_kind *rk, enum candles_policy pol,
+                        const char *source, void *items, size_t n, size_t nvalid, int only_if_busy,
+                        char *err, size_t errlen)
+{
+    struct wbuf w;
+    size_t size = rk->items->size;
+    int32_t *map = mem_alloc((n ? n : 1) * sizeof *map);
+    if (!map || begin(&w, rk->kind, pol, source, nvalid, rk->item_max, err, errlen)) {
+        if (map) mem_free(map);
+        else snprintf(err, errlen, "out of memory");
+        return SPOOL_ERROR;
+    }
+    int32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const void *it = (char *)items + i * size;
+        struct ingest_ref r;
+        rk->items->ref((void *)it, &r);
+        if (*r.status != INGEST_VALID) continue;
+        map[i] = k++;
+        int32_t leader = *r.leader >= 0 ? map[*r.leader] : -1;
+        size_t sl = strlen(r.symbol);
+        put8(&w, (unsigned)sl);
+        put(&w, r.symbol, sl);
+        rk->put_flags(&w, it);
+        put(&w, &leader, 4);
+        put(&w, r.ts_us, 8);
+        put(&w, r.bucket_us, 8);
+        rk->put_values(&w, it);
+    }
+    mem_free(map);
+    int rc = append_record(s, &w, only_if_busy, err, errlen);
+    for (size_t i = 0; rc == SPOOL_OK && i < n; i++) {
+        struct ingest_ref r;
+        rk->items->ref((char *)items + i * size, &r);
+        if (*r.status == INGEST_VALID) *r.status = INGEST_QUEUED;
+    }
+    return rc;
+}
+
+int spool_append_candles(struct spool *s, struct candles_batch *b, enum candles_policy pol,
+                         const char *source, int only_if_busy, char *err, size_t errlen)
+{
+    return append_items(s, &rec_candles, pol, source ? source : "ea", b->items, b->n, b->nvalid,
+                        only_if_busy, err, errlen);
+}
+
+int spool_append_ticks(struct spool *s, struct ticks_batch *b, int only_if_busy, char *err,
+                       size_t errlen)
+{
+    return append_items(s, &rec_ticks, CANDLES_MERGE, "ticks", b->items, b->n, b->nvalid,
+                        only_if_busy, err, errlen);
+}
+
+/* n items of kind rk from r into a mem_calloc'd array (*out, NULL for none;
+ * the caller frees it with mem_free), every one VALID. 0, or -1 when out of
+ * memory or the bytes are not n items. */
+static int get_items(struct rbuf *r, const struct rec_kind *rk, uint32_t n, void **out)
+{
+    size_t size = rk->items->size;
+    char *items = NULL;
+    if (n && !(items = mem_calloc(n, size))) return -1;
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        void *it = items + i * size;
+        struct ingest_ref ref;
+        rk->items->ref(it, &ref);
+        size_t k = get8(r);
+        if (k > INGEST_SYMBOL_MAX) r->bad = 1;
+        get(r, ref.symbol, k);
+        rk->get_flags(r, it);
+        get(r, ref.leader, 4);
+        if (*ref.leader >= (int32_t)i) r->bad = 1;
+        get(r, ref.ts_us, 8);
+        get(r, ref.bucket_us, 8);
+        rk->get_values(r, it);
+        *ref.status = INGEST_VALID;
+    }
+    if (r->bad) {
+        mem_free(items);
+        return -1;
+    }
+    *out = items;
+    return 0;
+}
+
 int spool_decode(const void *payload, size_t len, struct spool_batch *out)
 {
     struct rbuf r = {payload, len, 0, 0};
@@ -840,70 +939,18 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
     uint32_t n;
     get(&r, &n, 4);
     if (r.bad || n > len) return -1;
-    if (out->kind == SPOOL_CANDLES) {
-        struct candles_batch *b = mem_calloc(1, sizeof *b);
-        if (!b || (n && !(b->items = mem_calloc(n, sizeof *b->items)))) {
-            mem_free(b);
-            return -1;
-        }
-        b->n = b->nvalid = n;
-        for (uint32_t i = 0; i < n && !r.bad; i++) {
-            struct candle *c = &b->items[i];
-            size_t k = get8(&r);
-            if (k > CANDLES_SYMBOL_MAX) r.bad = 1;
-            get(&r, c->symbol, k);
-            c->tf = (uint8_t)get8(&r);
-            c->has_spread = (uint8_t)get8(&r);
-            get(&r, &c->leader, 4);
-            if (c->leader >= (int32_t)i) r.bad = 1;
-            get(&r, &c->ts_us, 8);
-            get(&r, &c->bucket_us, 8);
-            double v[6];
-            get(&r, v, sizeof v);
-            c->open = v[0], c->high = v[1], c->low = v[2], c->close = v[3], c->volume = v[4], c->spread = v[5];
-            c->status = CANDLES_VALID;
-        }
-        if (r.bad) {
-            candles_free(b);
-            return -1;
-        }
-        out->candles = b;
-        return 0;
+    const struct rec_kind *rk = out->kind == SPOOL_CANDLES ? &rec_candles
+                                : out->kind == SPOOL_TICKS ? &rec_ticks
+                                                           : NULL;
+    void *items = NULL, *b;
+    if (!rk || get_items(&r, rk, n, &items) < 0) return -1;
+    if (!(b = rk->items->wrap(NULL, items, n, n))) {
+        mem_free(items);
+        return -1;
     }
-    if (out->kind == SPOOL_TICKS) {
-        struct ticks_batch *b = mem_calloc(1, sizeof *b);
-        if (!b || (n && !(b->items = mem_calloc(n, sizeof *b->items)))) {
-            mem_free(b);
-            return -1;
-        }
-        b->n = b->nvalid = n;
-        for (uint32_t i = 0; i < n && !r.bad; i++) {
-            struct tick *t = &b->items[i];
-            size_t k = get8(&r);
-            if (k > CANDLES_SYMBOL_MAX) r.bad = 1;
-            get(&r, t->symbol, k);
-            unsigned f = get8(&r);
-            t->has_last = f & 1, t->has_volume = f >> 1 & 1, t->has_flags = f >> 2 & 1;
-            t->has_msc = f >> 3 & 1, t->has_spread = f >> 4 & 1;
-            get(&r, &t->leader, 4);
-            if (t->leader >= (int32_t)i) r.bad = 1;
-            get(&r, &t->ts_us, 8);
-            get(&r, &t->bucket_us, 8);
-            double v[5];
-            get(&r, v, sizeof v);
-            t->bid = v[0], t->ask = v[1], t->last = v[2], t->volume = v[3], t->spread = v[4];
-            get(&r, &t->flags, 8);
-            get(&r, &t->ts_msc, 8);
-            t->status = CANDLES_VALID;
-        }
-        if (r.bad) {
-            ticks_free(b);
-            return -1;
-        }
-        out->ticks = b;
-        return 0;
-    }
-    return -1;
+    if (rk == &rec_candles) out->candles = b;
+    else out->ticks = b;
+    return 0;
 }
 
 /* ---- the replayer ---- */
@@ -914,14 +961,14 @@ static void invalidate(struct cache *cache, const struct candles_batch *b)
 {
     for (size_t i = 0; cache && i < b->n; i++) {
         const struct candle *c = &b->items[i];
-        if (c->status != CANDLES_INSERTED && c->status != CANDLES_UPDATED) continue;
-        char prefix[CANDLES_SYMBOL_MAX + 32];
+        if (c->status != INGEST_INSERTED && c->status != INGEST_UPDATED) continue;
+        char prefix[INGEST_SYMBOL_MAX + 32];
         int n = snprintf(prefix, sizeof prefix, "candles:%s:%s:", c->symbol, ts_tf_name((enum ts_tf)c->tf));
         cache_delete_prefix(cache, prefix, (size_t)n);
     }
 }
 
-static void count_replayed(const struct candles_counts *n)
+static void count_replayed(const struct ingest_counts *n)
 {
     static const char *names[] = {"inserted", "duplicate", "updated"};
     const size_t v[] = {n->inserted, n->duplicates, n->updated};
@@ -944,36 +991,46 @@ static void nap(struct spool *s, int ms)
     pthread_cond_timedwait(&s->work, &s->mu, &ts);
 }
 
-/* Appends b's items to g (the same kind) and frees b's shell. 0, or -1
- * when out of memory (b untouched). */
+/* A record's batch and its kind. */
+static void *batch_of(const struct spool_batch *b)
+{
+    return b->candles ? (void *)b->candles : (void *)b->ticks;
+}
+
+static const struct ingest_kind *kind_of(const struct spool_batch *b)
+{
+    return b->candles ? &candles_kind : &ticks_kind;
+}
+
+/* Appends b's items to g (the same kind) and frees b. 0, or -1 when out of
+ * memory (b untouched). */
 static int join(struct spool_batch *g, struct spool_batch *b)
 {
-    if (g->candles) {
-        struct candles_batch *x = g->candles, *y = b->candles;
-        struct candle *items = mem_realloc(x->items, (x->n + y->n) * sizeof *items);
-        if (!items) return -1;
-        memcpy(items + x->n, y->items, y->n * sizeof *items);
-        x->items = items, x->n += y->n, x->nvalid += y->nvalid;
-        candles_free(y);
-    } else {
-        struct ticks_batch *x = g->ticks, *y = b->ticks;
-        struct tick *items = mem_realloc(x->items, (x->n + y->n) * sizeof *items);
-        if (!items) return -1;
-        memcpy(items + x->n, y->items, y->n * sizeof *items);
-        x->items = items, x->n += y->n, x->nvalid += y->nvalid;
-        ticks_free(y);
-    }
+    const struct ingest_kind *k = kind_of(g);
+    size_t xn, xv, yn, yv;
+    char *x = k->items_of(batch_of(g), &xn, &xv);
+    const char *y = k->items_of(batch_of(b), &yn, &yv);
+    char *items = mem_realloc(x, (xn + yn) * k->size);
+    if (!items) return -1;
+    if (yn) memcpy(items + xn * k->size, y, yn * k->size);
+    k->wrap(batch_of(g), items, xn + yn, xv + yv);
+    ingest_free(k, batch_of(b));
+    b->candles = NULL, b->ticks = NULL;
     return 0;
 }
 
 static void batch_free(struct spool_batch *b)
 {
-    if (b->candles) candles_free(b->candles);
-    if (b->ticks) ticks_free(b->ticks);
+    ingest_free(kind_of(b), batch_of(b));
     b->candles = NULL, b->ticks = NULL;
 }
 
-static size_t batch_len(const struct spool_batch *b) { return b->candles ? b->candles->n : b->ticks->n; }
+static size_t batch_len(const struct spool_batch *b)
+{
+    size_t n, nvalid;
+    kind_of(b)->items_of(batch_of(b), &n, &nvalid);
+    return n;
+}
 
 /* Consecutive records of one kind, policy and source are stored as one
  * batch of up to REPLAY_ITEMS items: one statement for many small spooled
@@ -1043,7 +1100,7 @@ static void *replayer_main(void *arg)
             rc = ticks_store(s->pool, g.ticks, err, sizeof err);
         }
         if (rc == DB_OK) {
-            struct candles_counts n = {0};
+            struct ingest_counts n = {0};
             if (g.candles) candles_count(g.candles, &n), invalidate(s->cache, g.candles);
             else ticks_count(g.ticks, &n);
             count_replayed(&n);

@@ -86,7 +86,7 @@ void spool_metrics(void *s); /* a metrics collector: the gauges */
  * is local to its machine). */
 enum spool_kind { SPOOL_CANDLES = 1, SPOOL_TICKS = 2 };
 
-/* Appends b's valid items and marks them CANDLES_QUEUED once they are on
+/* Appends b's valid items and marks them INGEST_QUEUED once they are on
  * disk. Same results as spool_append. */
 int spool_append_candles(struct spool *s, struct candles_batch *b, enum candles_policy pol, const char *source,
                          int only_if_busy, char *err, size_t errlen);

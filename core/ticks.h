@@ -9,20 +9,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "candles.h"
 #include "db.h"
+#include "ingest.h"
 
 struct tick {
-    char symbol[CANDLES_SYMBOL_MAX + 1];
-    uint8_t status; /* enum candles_status: VALID, INSERTED, DUPLICATE, REJECTED */
+    char symbol[INGEST_SYMBOL_MAX + 1];
+    uint8_t status; /* enum ingest_status: VALID, INSERTED, DUPLICATE, REJECTED */
     uint8_t has_last, has_volume, has_flags, has_msc, has_spread;
     int32_t leader;    /* first valid tick with the same (symbol, ts_msc), or -1 */
     int64_t ts_us;     /* stored time: ts_msc when sent, else ts; minus the offset */
     int64_t bucket_us; /* its M1 bucket, echoed as ts_bucket */
     double bid, ask, last, volume, spread;
     int64_t flags, ts_msc;
-    char ts_original[CANDLES_TSORIG_MAX]; /* the ts as sent */
-    char error[CANDLES_ERR_MAX];
+    char ts_original[INGEST_TSORIG_MAX]; /* the ts as sent */
+    char error[INGEST_ERR_MAX];
 };
 
 struct ticks_batch {
@@ -30,10 +30,14 @@ struct ticks_batch {
     struct tick *items;
 };
 
+/* struct tick as the ingest layer sees it (key: symbol, ts_msc; none without
+ * ts_msc). */
+extern const struct ingest_kind ticks_kind;
+
 /* Decodes {"ticks": [...]} (a bare array is accepted too). Options as for
  * candles (shape is ignored). Same contract as candles_decode: 0 and a batch
  * the caller frees with ticks_free, or -1 with *http_status 400/413/500. */
-int ticks_decode(const char *body, size_t len, const struct candles_opts *o,
+int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
                  struct ticks_batch **out, int *http_status, char *err, size_t errlen);
 void ticks_free(struct ticks_batch *b);
 int ticks_fold(struct ticks_batch *b); /* as candles_fold */
@@ -43,6 +47,6 @@ int ticks_fold(struct ticks_batch *b); /* as candles_fold */
  * with err and nothing stored. */
 int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errlen);
 
-void ticks_count(const struct ticks_batch *b, struct candles_counts *c);
+void ticks_count(const struct ticks_batch *b, struct ingest_counts *c);
 
 #endif

@@ -16,10 +16,10 @@
 
 static struct db_pool *pool;
 
-static struct candles_batch *decode(const char *body, enum candles_shape shape, int *status,
+static struct candles_batch *decode(const char *body, enum ingest_shape shape, int *status,
                                     char *err)
 {
-    struct candles_opts o = {.shape = shape, .max_items = 5000};
+    struct ingest_opts o = {.shape = shape, .max_items = 5000};
     struct candles_batch *b = NULL;
     candles_decode(body, strlen(body), &o, &b, status, err, 256);
     return b;
@@ -29,12 +29,12 @@ TEST(the_documented_bodies_decode)
 {
     int st;
     char err[256] = "";
-    struct candles_batch *b = decode("{\"items\":[" C1 "]}", CANDLES_SHAPE_OBJECT, &st, err);
+    struct candles_batch *b = decode("{\"items\":[" C1 "]}", INGEST_SHAPE_OBJECT, &st, err);
     CHECK(b != NULL);
     if (!b) return;
     CHECK_INT(st, 200);
     CHECK_INT(b->n, 1);
-    CHECK_INT(b->items[0].status, CANDLES_VALID);
+    CHECK_INT(b->items[0].status, INGEST_VALID);
     CHECK_STR(b->items[0].symbol, "EURUSD");
     CHECK_STR(b->items[0].ts_original, "2025-10-20T03:00:00+00:00");
     char buf[40];
@@ -43,11 +43,11 @@ TEST(the_documented_bodies_decode)
     CHECK_NEAR(b->items[0].spread, 2, 0);
     candles_free(b);
 
-    b = decode("[" C1 "," C2 "]", CANDLES_SHAPE_ARRAY, &st, err);
+    b = decode("[" C1 "," C2 "]", INGEST_SHAPE_ARRAY, &st, err);
     CHECK(b && b->n == 2 && b->nvalid == 2);
     candles_free(b);
 
-    b = decode(C1, CANDLES_SHAPE_OBJECT, &st, err); /* a single candle */
+    b = decode(C1, INGEST_SHAPE_OBJECT, &st, err); /* a single candle */
     CHECK(b && b->n == 1 && b->nvalid == 1);
     candles_free(b);
 }
@@ -56,19 +56,19 @@ TEST(unparseable_bodies_and_wrong_shapes_are_400_with_a_position)
 {
     static const struct {
         const char *body;
-        enum candles_shape shape;
+        enum ingest_shape shape;
         int status;
         const char *err;
     } t[] = {
-        {"[" C1 ",", CANDLES_SHAPE_ARRAY, 400, "invalid JSON at byte"},
-        {"[{\"symbol\": }]", CANDLES_SHAPE_ARRAY, 400, "invalid JSON at byte 12"},
-        {"", CANDLES_SHAPE_ARRAY, 400, "empty body"},
-        {"42", CANDLES_SHAPE_ANY, 400, "body: want"},
-        {"\"x\"", CANDLES_SHAPE_ARRAY, 400, "body: want a JSON array"},
-        {C1, CANDLES_SHAPE_ARRAY, 400, "body: want a JSON array of candles, got an object"},
-        {"[" C1 "]", CANDLES_SHAPE_OBJECT, 400, "got an array"},
-        {"{\"items\": 3}", CANDLES_SHAPE_OBJECT, 400, "items: must be an array"},
-        {"[" C1 "] x", CANDLES_SHAPE_ARRAY, 400, "unexpected data"},
+        {"[" C1 ",", INGEST_SHAPE_ARRAY, 400, "invalid JSON at byte"},
+        {"[{\"symbol\": }]", INGEST_SHAPE_ARRAY, 400, "invalid JSON at byte 12"},
+        {"", INGEST_SHAPE_ARRAY, 400, "empty body"},
+        {"42", INGEST_SHAPE_ANY, 400, "body: want"},
+        {"\"x\"", INGEST_SHAPE_ARRAY, 400, "body: want a JSON array"},
+        {C1, INGEST_SHAPE_ARRAY, 400, "body: want a JSON array of candles, got an object"},
+        {"[" C1 "]", INGEST_SHAPE_OBJECT, 400, "got an array"},
+        {"{\"items\": 3}", INGEST_SHAPE_OBJECT, 400, "items: must be an array"},
+        {"[" C1 "] x", INGEST_SHAPE_ARRAY, 400, "unexpected data"},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         int st = 0;
@@ -85,7 +85,7 @@ TEST(unparseable_bodies_and_wrong_shapes_are_400_with_a_position)
 TEST(trailing_whitespace_and_nul_are_tolerated)
 {
     static const char body[] = "[" C1 "]\r\n \0";
-    struct candles_opts o = {.shape = CANDLES_SHAPE_ARRAY};
+    struct ingest_opts o = {.shape = INGEST_SHAPE_ARRAY};
     struct candles_batch *b = NULL;
     int st;
     char err[256] = "";
@@ -96,7 +96,7 @@ TEST(trailing_whitespace_and_nul_are_tolerated)
 
 TEST(too_many_items_is_413)
 {
-    struct candles_opts o = {.shape = CANDLES_SHAPE_ARRAY, .max_items = 1};
+    struct ingest_opts o = {.shape = INGEST_SHAPE_ARRAY, .max_items = 1};
     struct candles_batch *b = NULL;
     int st;
     char err[256] = "";
@@ -147,7 +147,7 @@ TEST(every_bad_item_is_rejected_with_its_field_and_its_neighbours_survive)
     snprintf(body + len, sizeof body - len, "," C2 "]");
     int st;
     char err[256] = "";
-    struct candles_batch *b = decode(body, CANDLES_SHAPE_ARRAY, &st, err);
+    struct candles_batch *b = decode(body, INGEST_SHAPE_ARRAY, &st, err);
     CHECK(b != NULL);
     if (!b) {
         printf("# %s\n", err);
@@ -155,11 +155,11 @@ TEST(every_bad_item_is_rejected_with_its_field_and_its_neighbours_survive)
     }
     CHECK_INT(b->n, sizeof t / sizeof *t + 2);
     CHECK_INT(b->nvalid, 2);
-    CHECK_INT(b->items[0].status, CANDLES_VALID);
-    CHECK_INT(b->items[b->n - 1].status, CANDLES_VALID);
+    CHECK_INT(b->items[0].status, INGEST_VALID);
+    CHECK_INT(b->items[b->n - 1].status, INGEST_VALID);
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         const struct candle *c = &b->items[i + 1];
-        CHECK_INT(c->status, CANDLES_REJECTED);
+        CHECK_INT(c->status, INGEST_REJECTED);
         if (!strstr(c->error, t[i].err)) printf("# case %zu: \"%s\" lacks \"%s\"\n", i, c->error, t[i].err);
         CHECK(strstr(c->error, t[i].err) != NULL);
     }
@@ -176,7 +176,7 @@ TEST(numbers_in_any_json_form_and_extra_keys)
         "\"low\":1,\"close\":1}]";
     int st;
     char err[256] = "";
-    struct candles_batch *b = decode(body, CANDLES_SHAPE_ARRAY, &st, err);
+    struct candles_batch *b = decode(body, INGEST_SHAPE_ARRAY, &st, err);
     CHECK(b && b->nvalid == 2);
     if (!b) return;
     char buf[40];
@@ -195,8 +195,8 @@ TEST(numbers_in_any_json_form_and_extra_keys)
 
 TEST(a_configured_offset_moves_the_bucket)
 {
-    struct candles_offset so[] = {{"GBPUSD", 3 * 3600 * TS_US_PER_S}};
-    struct candles_opts o = {.offset_us = 2 * 3600 * TS_US_PER_S, .symbol_offsets = so,
+    struct ingest_offset so[] = {{"GBPUSD", 3 * 3600 * TS_US_PER_S}};
+    struct ingest_opts o = {.offset_us = 2 * 3600 * TS_US_PER_S, .symbol_offsets = so,
                              .nsymbol_offsets = 1};
     struct candles_batch *b = NULL;
     int st;
@@ -218,7 +218,7 @@ TEST(every_allocation_failure_is_a_clean_error)
     size_t base = mem_in_use();
     int failures = 0;
     for (long n = 0; n < 50; n++) {
-        struct candles_opts o = {.shape = CANDLES_SHAPE_ARRAY};
+        struct ingest_opts o = {.shape = INGEST_SHAPE_ARRAY};
         struct candles_batch *b = NULL;
         int st = 0;
         char err[256] = "";
@@ -247,13 +247,13 @@ TEST(deep_nesting_and_huge_numbers_are_errors_not_crashes)
     deep[n] = '\0';
     int st;
     char err[256] = "";
-    struct candles_batch *b = decode(deep, CANDLES_SHAPE_ANY, &st, err);
+    struct candles_batch *b = decode(deep, INGEST_SHAPE_ANY, &st, err);
     CHECK(b == NULL);
     CHECK_INT(st, 400);
     free(deep);
     b = decode("[{\"symbol\":\"E\",\"timeframe\":\"M1\",\"ts\":1,\"open\":1e999,\"high\":1,\"low\":1,\"close\":1}]",
-               CANDLES_SHAPE_ANY, &st, err);
-    CHECK(b && b->items[0].status == CANDLES_REJECTED && strstr(b->items[0].error, "open: must be finite"));
+               INGEST_SHAPE_ANY, &st, err);
+    CHECK(b && b->items[0].status == INGEST_REJECTED && strstr(b->items[0].error, "open: must be finite"));
     candles_free(b);
 }
 
@@ -263,7 +263,7 @@ static struct candles_batch *store(const char *body, enum candles_policy pol, in
 {
     int st;
     char err[512] = "";
-    struct candles_batch *b = decode(body, CANDLES_SHAPE_ANY, &st, err);
+    struct candles_batch *b = decode(body, INGEST_SHAPE_ANY, &st, err);
     if (!b) {
         printf("# decode: %s\n", err);
         *rc = -99;
@@ -281,12 +281,12 @@ static struct candles_batch *store(const char *body, enum candles_policy pol, in
 TEST(a_resend_is_a_duplicate_and_is_not_stored_twice)
 {
     int rc;
-    struct candles_counts n;
+    struct ingest_counts n;
     struct candles_batch *b = store("[" C1 "," C2 "]", CANDLES_MERGE, &rc);
     CHECK_INT(rc, DB_OK);
     candles_count(b, &n);
     CHECK_INT(n.inserted, 2);
-    CHECK_STR(candles_status_name(b->items[0].status), "inserted");
+    CHECK_STR(ingest_status_name(b->items[0].status), "inserted");
     candles_free(b);
     for (int pol = CANDLES_MERGE; pol <= CANDLES_REPLACE; pol++) {
         b = store("[" C1 "," C2 "]", (enum candles_policy)pol, &rc);
@@ -305,17 +305,17 @@ TEST(merge_keeps_open_extends_high_low_takes_close_and_max_volume)
 {
     int rc;
     struct candles_batch *b = store(BAR("MRG", "2025-10-21T00:00:10Z", 1.10, 1.12, 1.09, 1.11, 10), CANDLES_MERGE, &rc);
-    CHECK_INT(b->items[0].status, CANDLES_INSERTED);
+    CHECK_INT(b->items[0].status, INGEST_INSERTED);
     candles_free(b);
     b = store(BAR("MRG", "2025-10-21T00:00:50Z", 1.105, 1.15, 1.095, 1.14, 25), CANDLES_MERGE, &rc);
     CHECK_INT(rc, DB_OK);
-    CHECK_STR(candles_status_name(b->items[0].status), "updated");
+    CHECK_STR(ingest_status_name(b->items[0].status), "updated");
     candles_free(b);
     CHECK_STR(fixture_value("SELECT open || ' ' || high || ' ' || low || ' ' || close || ' ' || volume FROM market_data WHERE symbol = 'MRG'"),
               "1.10000000 1.15000000 1.09000000 1.14000000 25.00");
     /* a stale snapshot changes nothing it should not: lower high, lower volume */
     b = store(BAR("MRG", "2025-10-21T00:00:30Z", 1.10, 1.14, 1.09, 1.14, 5), CANDLES_MERGE, &rc);
-    CHECK_STR(candles_status_name(b->items[0].status), "duplicate");
+    CHECK_STR(ingest_status_name(b->items[0].status), "duplicate");
     candles_free(b);
 }
 
@@ -325,14 +325,14 @@ TEST(ignore_keeps_the_first_and_replace_takes_the_latest)
     struct candles_batch *b = store(BAR("IGN", "2025-10-21T00:00:00Z", 1.1, 1.2, 1.0, 1.15, 1), CANDLES_IGNORE, &rc);
     candles_free(b);
     b = store(BAR("IGN", "2025-10-21T00:00:00Z", 1.1, 1.3, 1.0, 1.25, 2), CANDLES_IGNORE, &rc);
-    CHECK_STR(candles_status_name(b->items[0].status), "duplicate");
+    CHECK_STR(ingest_status_name(b->items[0].status), "duplicate");
     candles_free(b);
     CHECK_STR(fixture_value("SELECT high || ' ' || close FROM market_data WHERE symbol = 'IGN'"), "1.20000000 1.15000000");
 
     b = store(BAR("REP", "2025-10-21T00:00:00Z", 1.1, 1.3, 1.0, 1.25, 9), CANDLES_REPLACE, &rc);
     candles_free(b);
     b = store(BAR("REP", "2025-10-21T00:00:00Z", 1.2, 1.22, 1.19, 1.21, 3), CANDLES_REPLACE, &rc);
-    CHECK_STR(candles_status_name(b->items[0].status), "updated");
+    CHECK_STR(ingest_status_name(b->items[0].status), "updated");
     candles_free(b);
     CHECK_STR(fixture_value("SELECT open || ' ' || high || ' ' || low || ' ' || close || ' ' || volume FROM market_data WHERE symbol = 'REP'"),
               "1.20000000 1.22000000 1.19000000 1.21000000 3.00");
@@ -346,9 +346,9 @@ TEST(the_same_bar_twice_in_one_batch_is_folded_not_an_error)
                                     BAR("DUP", "2025-10-21T00:00:30Z", 1.1, 1.25, 1.0, 1.2, 2) "]",
                                     CANDLES_MERGE, &rc);
     CHECK_INT(rc, DB_OK);
-    CHECK_STR(candles_status_name(b->items[0].status), "inserted");
-    CHECK_STR(candles_status_name(b->items[1].status), "updated");
-    CHECK_STR(candles_status_name(b->items[2].status), "duplicate");
+    CHECK_STR(ingest_status_name(b->items[0].status), "inserted");
+    CHECK_STR(ingest_status_name(b->items[1].status), "updated");
+    CHECK_STR(ingest_status_name(b->items[2].status), "duplicate");
     candles_free(b);
     CHECK_STR(fixture_value("SELECT count(*) || ' ' || max(high) || ' ' || max(close) FROM market_data WHERE symbol = 'DUP'"),
               "1 1.25000000 1.20000000");
@@ -357,7 +357,7 @@ TEST(the_same_bar_twice_in_one_batch_is_folded_not_an_error)
 TEST(a_batch_with_a_bad_item_stores_the_rest)
 {
     int rc;
-    struct candles_counts n;
+    struct ingest_counts n;
     struct candles_batch *b = store("[" BAR("BAD1", "2025-10-21T00:00:00Z", 1.1, 1.2, 1.0, 1.15, 1) ","
                                     BAR("BAD1", "2025-10-21T00:01:00Z", 1.1, 1.0, 1.0, 1.15, 1) ","
                                     BAR("BAD1", "2025-10-21T00:02:00Z", 1.1, 1.2, 1.0, 1.15, 1) "]",
@@ -379,8 +379,8 @@ TEST(odd_symbols_and_far_timestamps_are_stored_verbatim)
                                     BAR("XAUUSD#", "2099-06-01T00:00:59Z", 1, 1, 1, 1, 0) "]",
                                     CANDLES_MERGE, &rc);
     CHECK_INT(rc, DB_OK);
-    CHECK_INT(b->items[0].status, CANDLES_INSERTED);
-    CHECK_INT(b->items[1].status, CANDLES_INSERTED);
+    CHECK_INT(b->items[0].status, INGEST_INSERTED);
+    CHECK_INT(b->items[1].status, INGEST_INSERTED);
     candles_free(b);
     CHECK_STR(fixture_value("SELECT symbol FROM market_data WHERE ts = '1999-01-01'"), "X\"{,}\\ 1");
     CHECK_STR(fixture_value("SELECT tableoid::regclass FROM market_data WHERE symbol = 'XAUUSD#'"), "market_data_default");
@@ -393,7 +393,7 @@ TEST(big_batches_load_by_copy_and_fall_back_on_a_stored_key)
     char *body = malloc(200 * 200 + 16);
     size_t len = 0, mlen;
     int rc;
-    struct candles_counts n;
+    struct ingest_counts n;
     len += (size_t)sprintf(body + len, "[");
     for (int i = 0; i < 100; i++)
         len += (size_t)sprintf(body + len, "%s{\"symbol\":\"CPY\",\"timeframe\":\"M1\",\"ts\":%d,\"open\":1.1,\"high\":1.2,\"low\":1.0,\"close\":1.15,\"volume\":%d}",
@@ -441,7 +441,7 @@ TEST(an_allocation_failure_while_storing_stores_nothing)
             sprintf(body + len, "]");
             int st;
             char err[256] = "", q[128];
-            struct candles_batch *b = decode(body, CANDLES_SHAPE_ARRAY, &st, err);
+            struct candles_batch *b = decode(body, INGEST_SHAPE_ARRAY, &st, err);
             size_t base = mem_in_use();
             mem_fail_after(n);
             int rc = candles_store(pool, b, CANDLES_MERGE, "ea", err, sizeof err);
@@ -450,12 +450,12 @@ TEST(an_allocation_failure_while_storing_stores_nothing)
             CHECK_INT(mem_in_use(), base);
             snprintf(q, sizeof q, "SELECT count(*) FROM market_data WHERE symbol = 'OOM%d_%ld'", size, n);
             if (rc == DB_OK) {
-                CHECK_INT(b->items[0].status, CANDLES_INSERTED);
+                CHECK_INT(b->items[0].status, INGEST_INSERTED);
                 CHECK_INT(atoi(fixture_value(q)), size);
             } else {
                 CHECK_INT(rc, DB_ERROR);
                 CHECK_STR(err, "out of memory");
-                CHECK_INT(b->items[0].status, CANDLES_VALID);
+                CHECK_INT(b->items[0].status, INGEST_VALID);
                 CHECK_STR(fixture_value(q), "0");
             }
             candles_free(b);
@@ -475,7 +475,7 @@ TEST(a_database_error_leaves_the_batch_unstored)
     b = store("[" BAR("ROLL2", "2025-10-21T00:00:00Z", 1.1, 1.2, 1.0, 1.15, 1) ","
               BAR("ZZZ", "2025-10-21T00:00:00Z", 1.1, 1.2, 1.0, 1.15, 1) "]", CANDLES_MERGE, &rc);
     CHECK_INT(rc, DB_ERROR);
-    CHECK_INT(b->items[0].status, CANDLES_VALID);
+    CHECK_INT(b->items[0].status, INGEST_VALID);
     candles_free(b);
     PQclear(PQexec(pg, "ALTER TABLE market_data DROP CONSTRAINT no_zzz"));
     PQfinish(pg);
@@ -495,7 +495,7 @@ TEST(oversized_batches_are_refused_before_the_parse)
     mem_fail_after(0); /* the refusal allocates nothing at all */
     int st = 0;
     char err[256] = "";
-    struct candles_opts o = {.max_items = 50000};
+    struct ingest_opts o = {.max_items = 50000};
     struct candles_batch *b = NULL;
     CHECK_INT(candles_decode(body, len, &o, &b, &st, err, sizeof err), -1);
     mem_fail_after(-1);
@@ -526,7 +526,7 @@ TEST(oversized_batches_are_refused_before_the_parse)
         o.max_items = 0;
         CHECK_INT(candles_decode(body, len, &o, &b, &st, err, sizeof err), depth == 64 ? 0 : -1);
         if (depth == 64) {
-            CHECK_INT(b->items[0].status, CANDLES_REJECTED);
+            CHECK_INT(b->items[0].status, INGEST_REJECTED);
             candles_free(b);
         } else {
             CHECK_INT(st, 400);
@@ -545,9 +545,9 @@ TEST(oversized_batches_are_refused_before_the_parse)
  * places the same keys elsewhere, so nobody can precompute colliding keys. */
 TEST(batch_keys_hash_with_a_per_process_key)
 {
-    CHECK(candles_key_hash("EURUSD", 1, 2) == candles_key_hash("EURUSD", 1, 2));
-    CHECK(candles_key_hash("EURUSD", 1, 2) != candles_key_hash("EURUSD", 1, 3));
-    CHECK(candles_key_hash("AB", 0, 0) != candles_key_hash("A", 0, 0));
+    CHECK(ingest_key_hash("EURUSD", 1, 2) == ingest_key_hash("EURUSD", 1, 2));
+    CHECK(ingest_key_hash("EURUSD", 1, 2) != ingest_key_hash("EURUSD", 1, 3));
+    CHECK(ingest_key_hash("AB", 0, 0) != ingest_key_hash("A", 0, 0));
     char cmd[64], line[2][64] = {"", ""};
     snprintf(cmd, sizeof cmd, "TF_PRINT_HASH=1 /proc/%d/exe", (int)getpid());
     for (int i = 0; i < 2; i++) {
@@ -561,7 +561,7 @@ TEST(batch_keys_hash_with_a_per_process_key)
 int main(void)
 {
     if (getenv("TF_PRINT_HASH")) {
-        printf("%llu\n", (unsigned long long)candles_key_hash("EURUSD", 1, 2));
+        printf("%llu\n", (unsigned long long)ingest_key_hash("EURUSD", 1, 2));
         return 0;
     }
     RUN(the_documented_bodies_decode);

@@ -362,7 +362,7 @@ TEST(a_candle_batch_survives_the_trip_through_a_record)
                        "{\"symbol\":\"EURUSD\",\"timeframe\":\"M1\",\"ts\":\"bad\",\"open\":1,\"high\":1,\"low\":1,\"close\":1},"
                        "{\"symbol\":\"EURUSD\",\"timeframe\":\"M5\",\"ts\":\"2025-10-20T03:08:00\",\"open\":1.1,"
                        "\"high\":1.3,\"low\":1.0,\"close\":1.25,\"volume\":12}]";
-    struct candles_opts o = {.offset_us = 3600LL * 1000000};
+    struct ingest_opts o = {.offset_us = 3600LL * 1000000};
     struct candles_batch *b;
     int st;
     char err[256];
@@ -370,10 +370,10 @@ TEST(a_candle_batch_survives_the_trip_through_a_record)
     CHECK_INT(b->nvalid, 2);
     CHECK_INT(b->items[2].leader, 0);
     CHECK_INT(spool_append_candles(s, b, CANDLES_REPLACE, "ea-test", 0, err, sizeof err), SPOOL_OK);
-    CHECK_INT(b->items[0].status, CANDLES_QUEUED);
-    CHECK_INT(b->items[1].status, CANDLES_REJECTED);
-    CHECK_INT(b->items[2].status, CANDLES_QUEUED);
-    struct candles_counts n;
+    CHECK_INT(b->items[0].status, INGEST_QUEUED);
+    CHECK_INT(b->items[1].status, INGEST_REJECTED);
+    CHECK_INT(b->items[2].status, INGEST_QUEUED);
+    struct ingest_counts n;
     candles_count(b, &n);
     CHECK_INT(n.queued, 2);
 
@@ -397,7 +397,7 @@ TEST(a_candle_batch_survives_the_trip_through_a_record)
         CHECK_INT(a->leader, -1);
         CHECK_INT(c->leader, 0); /* the follower still follows, its index remapped */
         CHECK(!c->has_spread && c->close == 1.25);
-        CHECK_INT(a->status, CANDLES_VALID);
+        CHECK_INT(a->status, INGEST_VALID);
     }
     candles_free(sb.candles);
     candles_free(b);

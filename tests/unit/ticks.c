@@ -4,13 +4,14 @@
 #include "db_fixture.h"
 #include "mem.h"
 #include "ticks.h"
+#include "ts.h"
 #include "unit.h"
 
 static struct db_pool *pool;
 
 static struct ticks_batch *decode(const char *body, int *st, char *err)
 {
-    struct candles_opts o = {.max_items = 20000};
+    struct ingest_opts o = {.max_items = 20000};
     struct ticks_batch *b = NULL;
     ticks_decode(body, strlen(body), &o, &b, st, err, 256);
     return b;
@@ -72,7 +73,7 @@ TEST(bad_bodies_are_400_and_bad_ticks_are_rejected_by_field)
     if (!b) return;
     CHECK_INT(b->nvalid, 1);
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        CHECK_INT(b->items[i + 1].status, CANDLES_REJECTED);
+        CHECK_INT(b->items[i + 1].status, INGEST_REJECTED);
         if (!strstr(b->items[i + 1].error, t[i].err))
             printf("# case %zu: \"%s\" lacks \"%s\"\n", i, b->items[i + 1].error, t[i].err);
         CHECK(strstr(b->items[i + 1].error, t[i].err) != NULL);
@@ -111,7 +112,7 @@ TEST(a_big_batch_decodes)
     struct ticks_batch *b = decode(body, &st, err);
     CHECK(b && b->nvalid == n);
     ticks_free(b);
-    struct candles_opts o = {.max_items = 10000};
+    struct ingest_opts o = {.max_items = 10000};
     CHECK_INT(ticks_decode(body, strlen(body), &o, &b, &st, err, sizeof err), -1);
     CHECK_INT(st, 413);
     free(body);
@@ -135,7 +136,7 @@ static struct ticks_batch *store(const char *body, int *rc)
 TEST(ticks_without_ts_msc_sharing_a_second_are_all_kept)
 {
     int rc;
-    struct candles_counts n;
+    struct ingest_counts n;
     const char *body = "{\"ticks\":[{\"symbol\":\"NOMSC\",\"ts\":\"2025-10-20T03:01:10Z\",\"bid\":1.1,\"ask\":1.2},"
                        "{\"symbol\":\"NOMSC\",\"ts\":\"2025-10-20T03:01:10Z\",\"bid\":1.1,\"ask\":1.2}]}";
     struct ticks_batch *b = store(body, &rc);
@@ -153,7 +154,7 @@ TEST(ticks_without_ts_msc_sharing_a_second_are_all_kept)
 TEST(ticks_with_ts_msc_deduplicate_on_symbol_and_ts_msc)
 {
     int rc;
-    struct candles_counts n;
+    struct ingest_counts n;
     const char *body =
         "{\"ticks\":[{\"symbol\":\"MSC\",\"ts\":\"2025-10-20T03:01:10.123Z\",\"ts_msc\":1760929270123,\"bid\":1.1,\"ask\":1.2,\"last\":0,\"volume\":3,\"flags\":6,\"spread\":10},"
         "{\"symbol\":\"MSC\",\"ts\":\"2025-10-20T03:01:10.123Z\",\"ts_msc\":1760929270123,\"bid\":1.1,\"ask\":1.2},"
@@ -164,7 +165,7 @@ TEST(ticks_with_ts_msc_deduplicate_on_symbol_and_ts_msc)
     ticks_count(b, &n);
     CHECK_INT(n.inserted, 3);
     CHECK_INT(n.duplicates, 1);
-    CHECK_STR(candles_status_name(b->items[1].status), "duplicate");
+    CHECK_STR(ingest_status_name(b->items[1].status), "duplicate");
     ticks_free(b);
     b = store(body, &rc);
     ticks_count(b, &n);
@@ -196,7 +197,7 @@ TEST(big_batches_load_by_copy_and_a_resend_falls_back_to_duplicates)
                                i ? "," : "", 1760929270000LL + i * 7, i % 10, i);
     sprintf(body + len, "]}");
     int rc;
-    struct candles_counts n;
+    struct ingest_counts n;
     struct ticks_batch *b = store(body, &rc);
     CHECK_INT(rc, DB_OK);
     ticks_count(b, &n);
@@ -234,11 +235,11 @@ TEST(an_allocation_failure_while_storing_stores_nothing)
             CHECK_INT(mem_in_use(), base);
             snprintf(q, sizeof q, "SELECT count(*) FROM ticks WHERE symbol = 'OOM%d_%ld'", size, n);
             if (rc == DB_OK) {
-                CHECK_INT(b->items[0].status, CANDLES_INSERTED);
+                CHECK_INT(b->items[0].status, INGEST_INSERTED);
                 CHECK_INT(atoi(fixture_value(q)), size);
             } else {
                 CHECK_STR(err, "out of memory");
-                CHECK_INT(b->items[0].status, CANDLES_VALID);
+                CHECK_INT(b->items[0].status, INGEST_VALID);
                 CHECK_STR(fixture_value(q), "0");
             }
             ticks_free(b);
