@@ -11,6 +11,8 @@
  * to, except when closing it at rotation. */
 #include "spool.h"
 
+#include "buf.h"
+
 #include <assert.h>
 #include <cJSON.h>
 #include <dirent.h>
@@ -685,51 +687,36 @@ cJSON *spool_to_json(struct spool *s)
 
 /* ---- batches as records ---- */
 
-struct wbuf {
-    unsigned char *p;
-    size_t n, cap;
-};
-
-static void put(struct wbuf *b, const void *v, size_t n)
-{
-    if (b->n + n > b->cap) return; /* sized up front: cannot happen */
-    memcpy(b->p + b->n, v, n);
-    b->n += n;
-}
-static void put8(struct wbuf *b, unsigned v)
-{
-    unsigned char c = (unsigned char)v;
-    put(b, &c, 1);
-}
-
 #define CANDLE_MAX (1 + INGEST_SYMBOL_MAX + 2 + 4 + 16 + 48)
 #define TICK_MAX (1 + INGEST_SYMBOL_MAX + 1 + 4 + 16 + 40 + 16)
 
-static int append_record(struct spool *s, struct wbuf *b, int only_if_busy, char *err, size_t errlen)
+static int append_record(struct spool *s, struct buf *b, int only_if_busy, char *err, size_t errlen)
 {
-    int rc = spool_append(s, b->p, b->n, only_if_busy, err, errlen);
-    mem_free(b->p);
+    int rc = SPOOL_ERROR;
+    if (buf_failed(b)) snprintf(err, errlen, "out of memory");
+    else rc = spool_append(s, b->p, b->len, only_if_busy, err, errlen);
+    buf_free(b);
     return rc;
 }
 
-static int begin(struct wbuf *b, enum spool_kind kind, enum candles_policy pol, const char *source, size_t items,
+static int begin(struct buf *b, enum spool_kind kind, enum candles_policy pol, const char *source, size_t items,
                  size_t per_item, char *err, size_t errlen)
 {
     size_t sl = strlen(source);
     if (sl > 63) sl = 63;
-    b->cap = 8 + sl + items * per_item;
-    b->n = 0;
-    if (!(b->p = mem_alloc(b->cap))) {
+    buf_init(b, NULL, 0, 0);
+    if (!buf_reserve(b, 8 + sl + items * per_item)) { /* sized up front: no growth item by item */
+        buf_free(b);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    put8(b, 1); /* format version */
-    put8(b, kind);
-    put8(b, pol);
-    put8(b, (unsigned)sl);
-    put(b, source, sl);
+    buf_putc(b, (char)1); /* format version */
+    buf_putc(b, (char)kind);
+    buf_putc(b, (char)pol);
+    buf_putc(b, (char)sl);
+    buf_put(b, source, sl);
     uint32_t n = (uint32_t)items;
-    put(b, &n, 4);
+    buf_put(b, &n, 4);
     return 0;
 }
 
@@ -765,24 +752,24 @@ struct rec_kind {
     enum spool_kind kind;
     const struct ingest_kind *items;
     size_t item_max; /* bytes of one item at most */
-    void (*put_flags)(struct wbuf *w, const void *item);
-    void (*put_values)(struct wbuf *w, const void *item);
+    void (*put_flags)(struct buf *w, const void *item);
+    void (*put_values)(struct buf *w, const void *item);
     void (*get_flags)(struct rbuf *r, void *item);
     void (*get_values)(struct rbuf *r, void *item);
 };
 
-static void candle_put_flags(struct wbuf *w, const void *item)
+static void candle_put_flags(struct buf *w, const void *item)
 {
     const struct candle *c = item;
-    put8(w, c->tf);
-    put8(w, c->has_spread);
+    buf_putc(w, (char)c->tf);
+    buf_putc(w, (char)c->has_spread);
 }
 
-static void candle_put_values(struct wbuf *w, const void *item)
+static void candle_put_values(struct buf *w, const void *item)
 {
     const struct candle *c = item;
     const double v[6] = {c->open, c->high, c->low, c->close, c->volume, c->spread};
-    put(w, v, sizeof v);
+    buf_put(w, v, sizeof v);
 }
 
 static void candle_get_flags(struct rbuf *r, void *item)
@@ -800,20 +787,20 @@ static void candle_get_values(struct rbuf *r, void *item)
     c->open = v[0], c->high = v[1], c->low = v[2], c->close = v[3], c->volume = v[4], c->spread = v[5];
 }
 
-static void tick_put_flags(struct wbuf *w, const void *item)
+static void tick_put_flags(struct buf *w, const void *item)
 {
     const struct tick *t = item;
-    put8(w, (unsigned)(t->has_last | t->has_volume << 1 | t->has_flags << 2 | t->has_msc << 3 |
+    buf_putc(w, (char)(unsigned)(t->has_last | t->has_volume << 1 | t->has_flags << 2 | t->has_msc << 3 |
                        t->has_spread << 4));
 }
 
-static void tick_put_values(struct wbuf *w, const void *item)
+static void tick_put_values(struct buf *w, const void *item)
 {
     const struct tick *t = item;
     const double v[5] = {t->bid, t->ask, t->last, t->volume, t->spread};
-    put(w, v, sizeof v);
-    put(w, &t->flags, 8);
-    put(w, &t->ts_msc, 8);
+    buf_put(w, v, sizeof v);
+    buf_put(w, &t->flags, 8);
+    buf_put(w, &t->ts_msc, 8);
 }
 
 static void tick_get_flags(struct rbuf *r, void *item)
@@ -846,7 +833,7 @@ static int append_items(struct spool *s, const struct rec_kind *rk, enum candles
                         const char *source, void *items, size_t n, size_t nvalid, int only_if_busy,
                         char *err, size_t errlen)
 {
-    struct wbuf w;
+    struct buf w;
     size_t size = rk->items->size;
     int32_t *map = mem_alloc((n ? n : 1) * sizeof *map);
     if (!map || begin(&w, rk->kind, pol, source, nvalid, rk->item_max, err, errlen)) {
@@ -863,12 +850,12 @@ static int append_items(struct spool *s, const struct rec_kind *rk, enum candles
         map[i] = k++;
         int32_t leader = *r.leader >= 0 ? map[*r.leader] : -1;
         size_t sl = strlen(r.symbol);
-        put8(&w, (unsigned)sl);
-        put(&w, r.symbol, sl);
+        buf_putc(&w, (char)sl);
+        buf_put(&w, r.symbol, sl);
         rk->put_flags(&w, it);
-        put(&w, &leader, 4);
-        put(&w, r.ts_us, 8);
-        put(&w, r.bucket_us, 8);
+        buf_put(&w, &leader, 4);
+        buf_put(&w, r.ts_us, 8);
+        buf_put(&w, r.bucket_us, 8);
         rk->put_values(&w, it);
     }
     mem_free(map);
