@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct series {
     double value;                  /* counter/gauge; histogram sum */
     uint64_t count;                /* histogram */
     uint64_t buckets[NBUCKETS];    /* histogram, cumulative at render */
+    /* metrics_request's updates, without the lock; added in at render */
+    _Atomic unsigned long long fast_n, fast_ns, fast_b[NBUCKETS];
 };
 
 static const double bucket_le[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -131,17 +134,17 @@ struct metrics_series *metrics_series(const char *name, const char *labels, int 
 
 void metrics_request(struct metrics_series *count, struct metrics_series *latency, double seconds)
 {
+    /* every request of every worker comes here: atomic adds, no lock; the
+     * count before the bucket, and the render reads the buckets first, so
+     * a rendered count is never below its buckets */
     struct series *c = (struct series *)count, *h = (struct series *)latency;
+    if (c) atomic_fetch_add(&c->fast_n, 1);
+    if (!h) return;
     int b = 0;
     while (b < NBUCKETS && seconds > bucket_le[b]) b++;
-    pthread_mutex_lock(&lock);
-    if (c) c->value += 1;
-    if (h) {
-        h->value += seconds;
-        h->count++;
-        if (b < NBUCKETS) h->buckets[b]++;
-    }
-    pthread_mutex_unlock(&lock);
+    atomic_fetch_add(&h->fast_n, 1);
+    atomic_fetch_add(&h->fast_ns, (unsigned long long)(seconds * 1e9));
+    if (b < NBUCKETS) atomic_fetch_add(&h->fast_b[b], 1);
 }
 
 void metrics_escape_label(char *out, size_t n, const char *v)
@@ -584,22 +587,26 @@ char *metrics_render(size_t *len)
             if (*s->help) put_help(&b, s->name, s->help);
             buf_printf(&b, "# TYPE %s %s\n", s->name, type_names[s->kind]);
         }
+        /* metrics_request's part: buckets before the count (see there) */
+        unsigned long long fb[NBUCKETS], fns = atomic_load(&s->fast_ns);
+        for (int k = 0; k < NBUCKETS; k++) fb[k] = atomic_load(&s->fast_b[k]);
+        unsigned long long fn = atomic_load(&s->fast_n);
         if (s->kind == HISTOGRAM) {
             uint64_t cum = 0;
             char le[32];
             for (int k = 0; k < NBUCKETS; k++) {
-                cum += s->buckets[k];
+                cum += s->buckets[k] + fb[k];
                 snprintf(le, sizeof le, "%g", bucket_le[k]);
                 put_bucket(&b, s, le, cum);
             }
-            put_bucket(&b, s, "+Inf", s->count);
+            put_bucket(&b, s, "+Inf", s->count + fn);
             buf_printf(&b, "%s_sum%s%s%s %.9g\n", s->name, *s->labels ? "{" : "", s->labels,
-                       *s->labels ? "}" : "", s->value);
+                       *s->labels ? "}" : "", s->value + (double)fns / 1e9);
             buf_printf(&b, "%s_count%s%s%s %llu\n", s->name, *s->labels ? "{" : "", s->labels,
-                       *s->labels ? "}" : "", (unsigned long long)s->count);
+                       *s->labels ? "}" : "", (unsigned long long)s->count + fn);
         } else {
             buf_printf(&b, "%s%s%s%s %.17g\n", s->name, *s->labels ? "{" : "", s->labels,
-                       *s->labels ? "}" : "", s->value);
+                       *s->labels ? "}" : "", s->value + (double)fn);
         }
     }
     int rc = all ? render_families(&b) : -1;
