@@ -9,7 +9,22 @@
 
 #define HDR 16 /* keeps the user pointer 16-byte aligned */
 
-static atomic_size_t in_use;
+/* Bytes in use, counted in per-thread shards (each its own cache line) so
+ * that two HTTP workers allocating per request do not fight over one
+ * counter; a thread's frees may land in another shard than its mallocs, so
+ * only the sum means anything. */
+#define SHARDS 16
+static struct {
+    _Alignas(64) atomic_llong n;
+} in_use[SHARDS];
+static atomic_uint next_shard;
+static _Thread_local int my_shard = -1;
+
+static void count(long long d)
+{
+    if (my_shard < 0) my_shard = (int)(atomic_fetch_add(&next_shard, 1) % SHARDS);
+    atomic_fetch_add_explicit(&in_use[my_shard].n, d, memory_order_relaxed);
+}
 static atomic_long fail_countdown = -1;
 
 static int should_fail(void)
@@ -25,7 +40,7 @@ void *mem_alloc(size_t n)
     char *p = malloc(n + HDR);
     if (!p) return NULL;
     memcpy(p, &n, sizeof n);
-    atomic_fetch_add(&in_use, n);
+    count((long long)n);
     return p + HDR;
 }
 
@@ -47,8 +62,7 @@ void *mem_realloc(void *p, size_t n)
     char *q = realloc(base, n + HDR);
     if (!q) return NULL;
     memcpy(q, &n, sizeof n);
-    atomic_fetch_add(&in_use, n);
-    atomic_fetch_sub(&in_use, old);
+    count((long long)n - (long long)old);
     return q + HDR;
 }
 
@@ -67,13 +81,15 @@ void mem_free(void *p)
     char *base = (char *)p - HDR;
     size_t n;
     memcpy(&n, base, sizeof n);
-    atomic_fetch_sub(&in_use, n);
+    count(-(long long)n);
     free(base);
 }
 
 size_t mem_in_use(void)
 {
-    return atomic_load(&in_use);
+    long long sum = 0;
+    for (int i = 0; i < SHARDS; i++) sum += atomic_load_explicit(&in_use[i].n, memory_order_relaxed);
+    return sum > 0 ? (size_t)sum : 0;
 }
 
 void mem_fail_after(long n)
