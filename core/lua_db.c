@@ -15,7 +15,7 @@
  * should answer 503 (the client may retry); "error" is the statement's fault. A connection is never kept past the call (or the tx).
  * query, exec and columns go through the connection's prepared-statement
  * cache (db_send_cached) unless database.prepare is false: a statement
- * text repeated on a connection is planned once there.
+ * text repeated on a connection outside a transaction is planned once there.
  * In a handler task (lvm_task_of) every wait yields: the checkout, the
  * statement's result, BEGIN/COMMIT; each C function continues in a
  * continuation (…_k) when the task is resumed. Elsewhere the same calls block. */
@@ -492,7 +492,6 @@ static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai
     /* with the cache, sql (index 1) and the parameters stay on the stack until the wait ends */
     int rc = a->cache ? db_send_cached(a->conn, sql, a->nvals, a->vals, a->op.err, sizeof a->op.err)
                       : db_send(a->conn, sql, a->nvals, a->vals, NULL, a->op.err, sizeof a->op.err);
-    a->cache = 0; /* a tx's COMMIT after it is a statement of its own */
     a->vals = NULL;
     a->nvals = 0;
     if (rc != DB_OK) {
