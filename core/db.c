@@ -148,7 +148,7 @@ struct db_pool *db_pool_open(const char *conninfo, const struct db_options *o, c
     p->backoff_ms = BACKOFF_MIN_MS;
     p->wait_tail = &p->wait_head;
     p->ep = p->efd = -1;
-    p->nonce = (unsigned)getpid() * 2654435761u ^ (unsigned)clock_ms();
+    p->nonce = ((unsigned)getpid() * 2654435761u) ^ (unsigned)clock_ms() ^ (unsigned)((uintptr_t)p >> 4);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     return p;
@@ -489,7 +489,7 @@ static int pipe_result(struct db_conn *c, PGresult *r)
     }
     if (st == PGRES_PIPELINE_SYNC) {
         PQclear(r);
-        PQexitPipelineMode(c->pg); /* idle now: cannot fail */
+        if (!PQexitPipelineMode(c->pg)) c->broken = 1; /* idle now: should not fail */
         c->pipe = PIPE_OFF;
         return 1;
     }
@@ -529,11 +529,7 @@ static int take_results(struct db_conn *c, PGresult **keep, int stop_at_copy)
         }
         if (PQisBusy(pg)) return 0;
         PGresult *r = PQgetResult(pg);
-        if (c->pipe) {
-            if (PQstatus(pg) != CONNECTION_OK) {
-                if (r) PQclear(r);
-                return 1;
-            }
+        if (c->pipe && PQstatus(pg) == CONNECTION_OK) { /* (a lost connection: as ever, below) */
             if (!r && c->pipe == PIPE_SYNC) return 0; /* its sync has not come yet */
             if (pipe_result(c, r)) continue;
         }
@@ -1032,7 +1028,9 @@ static int send_again(struct db_conn *c, const PGresult *r)
 {
     struct prep *e = c->sent;
     c->sent = NULL;
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR || PQstatus(c->pg) != CONNECTION_OK) return 0;
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || PQstatus(c->pg) != CONNECTION_OK || c->broken ||
+        PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF)
+        return 0;
     const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     if (!st) return 0;
