@@ -4,7 +4,8 @@
 #     values): served from tf.cache (a server with read.cache_ttl = 3600) vs
 #     read from PostgreSQL every time (the same request to a second server
 #     with read.cache_ttl = 0) vs pgbench running the route's own SELECT (no
-#     HTTP, no JSON), all with the same client concurrency.
+#     HTTP, no JSON; -M simple, as a plain client sends it, and -M prepared,
+#     planned once per connection), all with the same client concurrency.
 #  2. A 1M-bar CSV export (GET /candles?...&format=csv) vs
 #     psql \copy (SELECT ...) TO STDOUT WITH CSV HEADER of the same columns.
 #   BENCH_SECONDS=10 BENCH_CONNS=16 BENCH_BARS=1000000 bash bench/read_bench.sh
@@ -81,15 +82,16 @@ SELECT * FROM (SELECT m.ts AS t_, extract(epoch FROM m.ts)::float8 AS ts, m.open
    AND m."atr" IS NOT NULL AND m."bb_upper" IS NOT NULL AND m."bb_middle" IS NOT NULL AND m."bb_lower" IS NOT NULL)::int AS stored_
   FROM market_data m WHERE m.symbol = 'BENCHRD' AND m.timeframe = 'M1' ORDER BY m.ts DESC LIMIT 500) s ORDER BY t_;
 SQL
-pgbench_tps() {
-    command pgbench "$URL" -n -f "$dir/select.sql" -c "$conns" -j 2 -T "$secs" 2>/dev/null |
+pgbench_tps() { # [-M prepared]
+    command pgbench "$URL" -n "$@" -f "$dir/select.sql" -c "$conns" -j 2 -T "$secs" 2>/dev/null |
         awk '/^tps/ {print $3; exit}'
 }
-# warm-up, then alternate so drift on a shared machine hits all three alike
+# warm-up, then alternate so drift on a shared machine hits all four alike
 wrk_rps "$port" "$q" >/dev/null
-c1=$(wrk_rps "$port" "$q"); u1=$(wrk_rps "$uport" "$q"); p1=$(pgbench_tps)
-c2=$(wrk_rps "$port" "$q"); u2=$(wrk_rps "$uport" "$q"); p2=$(pgbench_tps)
+c1=$(wrk_rps "$port" "$q"); u1=$(wrk_rps "$uport" "$q"); p1=$(pgbench_tps); m1=$(pgbench_tps -M prepared)
+c2=$(wrk_rps "$port" "$q"); u2=$(wrk_rps "$uport" "$q"); p2=$(pgbench_tps); m2=$(pgbench_tps -M prepared)
 c=$(echo "($c1 + $c2) / 2" | bc -l); u=$(echo "($u1 + $u2) / 2" | bc -l); p=$(echo "($p1 + $p2) / 2" | bc -l)
+m=$(echo "($m1 + $m2) / 2" | bc -l)
 
 # CSV export: best of 2 each, alternating
 csvq="/candles?symbol=BENCHCSV&timeframe=M1&from=2000-01-01&format=csv"
@@ -109,7 +111,8 @@ echo "| GET /candles, newest 500 M1 bars + mt5_default (stored) | req/s | vs pgb
 echo "|---|---|---|"
 printf '| cached (tf.cache) | %.0f | %.2f |\n' "$c" "$(echo "$c / $p" | bc -l)"
 printf '| uncached (PostgreSQL every request) | %.0f | %.2f |\n' "$u" "$(echo "$u / $p" | bc -l)"
-printf '| pgbench, the same SELECT (no HTTP, no JSON) | %.0f | 1.00 |\n' "$p"
+printf '| pgbench -M simple, the same SELECT (no HTTP, no JSON) | %.0f | 1.00 |\n' "$p"
+printf '| pgbench -M prepared, the same SELECT planned once per connection | %.0f | %.2f |\n' "$m" "$(echo "$m / $p" | bc -l)"
 echo
 echo "| $bars-bar CSV export (best of 2) | seconds | MB | speed vs psql |"
 echo "|---|---|---|---|"

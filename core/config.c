@@ -46,6 +46,7 @@ static const struct field schema[] = {
     F("database.connect_timeout_s", T_INT, "5", 1, 600, db_connect_timeout_s),
     F("database.statement_timeout_ms", T_INT, "30000", 0, 3600000, db_statement_timeout_ms),
     F("database.single_lanes", T_INT, "1", 1, 256, db_single_lanes),
+    F("database.prepare", T_BOOL, "true", 0, 0, db_prepare),
     F("database.migrations", T_STR, "sql", 0, 0, migrations_dir),
     F("auth.metrics_open", T_BOOL, "true", 0, 0, metrics_open),
     F("log.access", T_BOOL, "true", 0, 0, log_access),

@@ -45,6 +45,7 @@ struct config {
     int db_connect_timeout_s;
     int db_statement_timeout_ms;
     int db_single_lanes;
+    int db_prepare; /* tf.db.query/exec/columns prepare repeated statements per connection */
 
     /* auth */
     struct config_key *keys;

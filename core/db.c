@@ -1,8 +1,11 @@
 /* The libpq pool (see db.h). Slots are handed out under one mutex; connecting,
  * querying and closing happen outside it. Statements run asynchronously so
  * the statement timeout is a client-side deadline followed by a cancel
- * request: no SET, no prepared statements, nothing that would leak between
- * checkouts behind PgBouncer in transaction mode. */
+ * request: no SET, nothing that would leak between checkouts. The one piece
+ * of session state is each connection's prepared-statement cache
+ * (db_send_cached), which belongs to that session: it goes when the
+ * connection is closed, and the pool stops preparing as soon as a session
+ * turns out not to keep its statements (PgBouncer in transaction mode). */
 #include "db.h"
 
 #include <dirent.h>
@@ -10,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +30,23 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define CANCEL_GRACE_MS 3000 /* how long a cancelled statement may take to stop */
+#define PREP_MAX 128         /* statements a connection remembers, prepared or seen once */
+
+/* One statement text in a connection's cache. Seen once it is only
+ * remembered; seen again it is prepared (pipelined with its first run);
+ * from then on it runs by name. Prepared entries are never evicted (no
+ * DEALLOCATE): a full cache sends new text unnamed, as before. */
+enum { PREP_SEEN = 1, PREP_READY, PREP_NEVER /* its result type changed: runs unnamed */ };
+struct prep {
+    uint64_t hash;
+    char *sql;               /* mem_strdup'd; NULL: a free entry */
+    unsigned long long used; /* the connection's tick at its last use */
+    int state;
+    char name[40];
+};
+
+/* Where a pipelined prepare + run stands in take_results. */
+enum { PIPE_OFF = 0, PIPE_PREPARE, PIPE_STMT, PIPE_SYNC };
 
 struct db_conn {
     PGconn *pg;
@@ -35,6 +56,14 @@ struct db_conn {
     char sqlstate[6];
     struct db_buf *copy_out; /* where COPY ... TO STDOUT data goes (db_set_copy_out) */
     int in_copy_out;         /* between its COPY OUT result and its last row */
+    /* the prepared-statement cache of this session (dropped with it) */
+    struct prep *preps; /* PREP_MAX entries, allocated at first use */
+    unsigned long long tick;
+    struct prep *sent;  /* the statement in flight went through the cache */
+    int pipe;           /* PIPE_*: a prepare and its first run are in flight */
+    const char *rs_sql; /* what to send again unprepared (db_send_cached's contract) */
+    int rs_n;
+    const char *const *rs_vals;
 };
 
 struct db_pool {
@@ -55,6 +84,9 @@ struct db_pool {
     int ep, efd;
     pthread_t ev_thread;
     struct db_op *incoming; /* result waits not yet watched (under mu) */
+    _Atomic int no_prepare;   /* a session lost its prepared statements: stop preparing */
+    _Atomic unsigned prep_seq; /* statement names: unique in this process */
+    unsigned nonce;            /* and, behind a shared pooler, across processes */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -116,6 +148,7 @@ struct db_pool *db_pool_open(const char *conninfo, const struct db_options *o, c
     p->backoff_ms = BACKOFF_MIN_MS;
     p->wait_tail = &p->wait_head;
     p->ep = p->efd = -1;
+    p->nonce = ((unsigned)getpid() * 2654435761u) ^ (unsigned)clock_ms() ^ (unsigned)((uintptr_t)p >> 4);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     return p;
@@ -131,12 +164,32 @@ oom:
 
 static void ev_stop(struct db_pool *p);
 
+/* Forgets the statements of c's session: it is being closed. */
+static void prep_drop(struct db_conn *c)
+{
+    if (c->preps)
+        for (int i = 0; i < PREP_MAX; i++) mem_free(c->preps[i].sql);
+    mem_free(c->preps);
+    c->preps = NULL;
+    c->sent = NULL;
+    c->pipe = PIPE_OFF;
+}
+
+/* Closes c's session and everything that belonged to it. */
+static void conn_close(struct db_conn *c)
+{
+    PQfinish(c->pg);
+    c->pg = NULL;
+    c->broken = 0;
+    prep_drop(c);
+}
+
 void db_pool_close(struct db_pool *p)
 {
     if (!p) return;
     ev_stop(p);
     for (int i = 0; i < p->o.pool_size; i++)
-        if (p->slots[i].pg) PQfinish(p->slots[i].pg);
+        if (p->slots[i].pg) conn_close(&p->slots[i]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     mem_free(p->slots);
@@ -244,9 +297,7 @@ static int slot_prepare(struct db_pool *p, struct db_conn *c, char *err, size_t 
     metrics_add("tf_db_checkouts_total", NULL, 1, "Connections checked out of the pool");
     int need_connect = !c->pg;
     if (c->pg && (c->broken || looks_dead(c->pg))) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-        c->broken = 0;
+        conn_close(c);
         need_connect = 1;
         pthread_mutex_lock(&p->mu);
         p->connected--;
@@ -372,6 +423,9 @@ void db_release(struct db_pool *p, struct db_conn *c)
     if (!c) return;
     c->copy_out = NULL; /* its COPY OUT buffer was the last user's */
     c->in_copy_out = 0;
+    if (c->pg && !c->broken && (c->pipe || PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF))
+        c->broken = 1; /* left with a pipeline's results unread */
+    c->sent = NULL;
     if (c->pg && !c->broken) {
         switch (PQtransactionStatus(c->pg)) {
         case PQTRANS_IDLE: break;
@@ -387,9 +441,7 @@ void db_release(struct db_pool *p, struct db_conn *c)
         }
     }
     if (c->broken && c->pg) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-        c->broken = 0;
+        conn_close(c);
         pthread_mutex_lock(&p->mu);
         p->connected--;
         pthread_mutex_unlock(&p->mu);
@@ -423,10 +475,44 @@ static int classify(struct db_conn *c, const PGresult *r, char *err, size_t errl
     return DB_ERROR;
 }
 
+static int send_again(struct db_conn *c, const PGresult *r);
+
+/* Takes a pipeline's own results (the prepare's, the separators, the sync)
+ * out of the way: 1 when r was one of them (and is freed), 0 when r is the
+ * statement's to keep. r may be NULL (a separator). */
+static int pipe_result(struct db_conn *c, PGresult *r)
+{
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_EMPTY_QUERY;
+    if (!r) { /* the end of one command's results */
+        if (c->pipe != PIPE_SYNC) c->pipe++;
+        return 1;
+    }
+    if (st == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        if (!PQexitPipelineMode(c->pg)) c->broken = 1; /* idle now: should not fail */
+        c->pipe = PIPE_OFF;
+        return 1;
+    }
+    if (st == PGRES_PIPELINE_ABORTED) { /* after the prepare failed: its error is kept */
+        PQclear(r);
+        return 1;
+    }
+    if (c->pipe == PIPE_PREPARE && st == PGRES_COMMAND_OK) {
+        PQclear(r);
+        if (c->sent) {
+            c->sent->state = PREP_READY;
+            metrics_add("tf_db_prepared_total", NULL, 1, "Statements prepared on a pool connection");
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* Reads the results that have arrived without blocking. Keeps the first
  * error (or the last success) in *keep. 0: more is coming (PQisBusy);
  * 1: all read (or the connection failed); 2: stopped at a COPY IN result,
- * left in *keep, when stop_at_copy. */
+ * left in *keep, when stop_at_copy. A statement of the cache that the
+ * session refused for being prepared is sent again unprepared here (0). */
 static int take_results(struct db_conn *c, PGresult **keep, int stop_at_copy)
 {
     PGconn *pg = c->pg;
@@ -443,7 +529,19 @@ static int take_results(struct db_conn *c, PGresult **keep, int stop_at_copy)
         }
         if (PQisBusy(pg)) return 0;
         PGresult *r = PQgetResult(pg);
-        if (!r) return 1;
+        if (c->pipe && PQstatus(pg) == CONNECTION_OK) { /* (a lost connection: as ever, below) */
+            if (!r && c->pipe == PIPE_SYNC) return 0; /* its sync has not come yet */
+            if (pipe_result(c, r)) continue;
+        }
+        if (!r) {
+            if (c->sent && *keep && send_again(c, *keep)) {
+                PQclear(*keep);
+                *keep = NULL;
+                return 0;
+            }
+            c->sent = NULL;
+            return 1;
+        }
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COPY_OUT) {
             PQclear(r);
@@ -807,6 +905,8 @@ int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
 {
     int ok;
     c->sqlstate[0] = '\0';
+    c->sent = NULL;
+    c->pipe = PIPE_OFF;
     if (!c->pg) {
         seterr(err, errlen, "database unavailable: not connected");
         return DB_UNAVAILABLE;
@@ -836,6 +936,123 @@ int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
     return DB_OK;
 }
 
+/* ---- the prepared-statement cache ---- */
+
+static uint64_t sql_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The entry of sql in c's cache, added (seen once) when new; NULL when the
+ * cache is full of prepared statements or memory is short. */
+static struct prep *prep_get(struct db_conn *c, const char *sql, int *added)
+{
+    *added = 0;
+    if (!c->preps && !(c->preps = mem_calloc(PREP_MAX, sizeof *c->preps))) return NULL;
+    uint64_t h = sql_hash(sql);
+    struct prep *spare = NULL; /* a free entry, else the least recently seen unprepared one */
+    for (int i = 0; i < PREP_MAX; i++) {
+        struct prep *e = &c->preps[i];
+        if (!e->sql) {
+            if (!spare || spare->sql) spare = e;
+            continue;
+        }
+        if (e->hash == h && strcmp(e->sql, sql) == 0) {
+            e->used = ++c->tick;
+            return e;
+        }
+        if (e->state == PREP_SEEN && (!spare || (spare->sql && e->used < spare->used))) spare = e;
+    }
+    if (!spare) return NULL;
+    char *copy = mem_strdup(sql);
+    if (!copy) return NULL;
+    mem_free(spare->sql);
+    spare->sql = copy;
+    spare->hash = h;
+    spare->used = ++c->tick;
+    spare->state = PREP_SEEN;
+    snprintf(spare->name, sizeof spare->name, "tf_%08x_%u", c->pool->nonce,
+             atomic_fetch_add(&c->pool->prep_seq, 1) + 1);
+    *added = 1;
+    return spare;
+}
+
+int db_send_cached(struct db_conn *c, const char *sql, int n, const char *const *vals, char *err,
+                   size_t errlen)
+{
+    struct db_pool *p = c->pool;
+    if (n <= 0 || !c->pg || atomic_load(&p->no_prepare) || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        return db_send(c, sql, n, vals, NULL, err, errlen);
+    int added;
+    struct prep *e = prep_get(c, sql, &added);
+    if (!e || added || e->state == PREP_NEVER) return db_send(c, sql, n, vals, NULL, err, errlen);
+    c->sqlstate[0] = '\0';
+    c->pipe = PIPE_OFF;
+    int ok;
+    if (e->state == PREP_READY) {
+        metrics_add("tf_db_prepared_hits_total", NULL, 1, "Statements run by name, prepared earlier on their connection");
+        ok = PQsendQueryPrepared(c->pg, e->name, n, vals, NULL, NULL, 0);
+    } else { /* seen before: prepare it and run it in one round trip */
+        ok = PQenterPipelineMode(c->pg) && PQsendPrepare(c->pg, e->name, sql, n, NULL) &&
+             PQsendQueryPrepared(c->pg, e->name, n, vals, NULL, NULL, 0) && PQpipelineSync(c->pg);
+        c->pipe = PIPE_PREPARE;
+    }
+    if (!ok) {
+        c->broken = 1;
+        c->pipe = PIPE_OFF;
+        char m[256];
+        copy_msg(m, sizeof m, PQerrorMessage(c->pg));
+        seterr(err, errlen, "database unavailable: %s", m);
+        return DB_UNAVAILABLE;
+    }
+    c->sent = e;
+    c->rs_sql = sql;
+    c->rs_n = n;
+    c->rs_vals = vals;
+    return DB_OK;
+}
+
+/* After a statement of the cache failed with r, once all its results are
+ * in: when the failure came from its being prepared, sends it again
+ * unprepared (1). It ran outside a transaction block (db_send_cached), so
+ * nothing else was undone with it. Two cases: the session does not keep
+ * prepared statements (a pooler handing each transaction another server
+ * session: "does not exist" / "already exists"), and then the whole pool
+ * stops preparing; or the statement's result type changed under it (a
+ * SELECT * after ALTER TABLE), and then that text runs unnamed from now on.
+ * The resend writes on the waiting thread, which may be the event thread: a
+ * statement's parameters fit in the socket buffer. */
+static int send_again(struct db_conn *c, const PGresult *r)
+{
+    struct prep *e = c->sent;
+    c->sent = NULL;
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || PQstatus(c->pg) != CONNECTION_OK || c->broken ||
+        PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF)
+        return 0;
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (!st) return 0;
+    if (strcmp(st, "26000") == 0 || strcmp(st, "42P05") == 0) {
+        if (!atomic_exchange(&c->pool->no_prepare, 1)) {
+            char m[300];
+            log_warn("db sessions do not keep prepared statements (a pooler in transaction mode?); "
+                     "statements run unprepared from now on (database.prepare = false avoids this)",
+                     "err=%s", log_quote(m, sizeof m, msg ? msg : st));
+        }
+        prep_drop(c);
+    } else if (strcmp(st, "0A000") == 0 && msg && strstr(msg, "cached plan must not change result type")) {
+        e->state = PREP_NEVER;
+    } else {
+        return 0;
+    }
+    metrics_add("tf_db_prepared_retries_total", NULL, 1, "Cached statements sent again unprepared");
+    if (PQsendQueryParams(c->pg, c->rs_sql, c->rs_n, NULL, c->rs_vals, NULL, NULL, 0)) return 1;
+    c->broken = 1;
+    return 0;
+}
+
 int db_wait(struct db_conn *c, PGresult **res, char *err, size_t errlen)
 {
     PGresult *r;
@@ -855,9 +1072,19 @@ int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
     return rc == DB_OK ? db_wait(c, res, err, errlen) : rc;
 }
 
+int db_exec_cached(struct db_conn *c, const char *sql, int n, const char *const *vals, PGresult **res,
+                   char *err, size_t errlen)
+{
+    if (res) *res = NULL;
+    int rc = db_send_cached(c, sql, n, vals, err, errlen);
+    return rc == DB_OK ? db_wait(c, res, err, errlen) : rc;
+}
+
 int db_copy_start(struct db_conn *c, const char *copy_sql, char *err, size_t errlen)
 {
     c->sqlstate[0] = '\0';
+    c->sent = NULL;
+    c->pipe = PIPE_OFF;
     if (!c->pg) {
         seterr(err, errlen, "database unavailable: not connected");
         return DB_UNAVAILABLE;

@@ -2,7 +2,9 @@
  * by every thread, checked out one statement (or transaction) at a time, in
  * arrival order, with a checkout timeout, lazy connect, reconnect with
  * backoff and a client-side statement timeout (cancel request), so it needs
- * no session state and works through PgBouncer in transaction mode. Callers
+ * no session state and works through PgBouncer in transaction mode; the
+ * one exception, a per-connection cache of prepared statements
+ * (db_send_cached), turns itself off when sessions do not keep it. Callers
  * that must not block (handler coroutines) wait asynchronously: an event
  * thread watches the sockets with epoll. Never holds the pool lock during
  * I/O and never keeps a transaction open across a release. */
@@ -88,6 +90,20 @@ int db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals,
 int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
             const int *binary_lens, char *err, size_t errlen);
 int db_wait(struct db_conn *c, PGresult **res, char *err, size_t errlen);
+
+/* db_send through c's cache of prepared statements (text parameters only):
+ * a parameterised statement (n > 0) sent outside a transaction block for
+ * the second time on this connection is prepared, pipelined with its run,
+ * and runs by name afterwards, so PostgreSQL plans it once per connection.
+ * The results, errors and SQLSTATEs are those of db_send; a failure that
+ * comes from the preparing itself (the session lost the statement, or its
+ * result type changed) is retried once unprepared inside the wait, so sql
+ * and vals must stay valid until the wait (db_wait, db_wait_async) ends.
+ * The cache holds up to 128 texts per connection and goes with it. */
+int db_send_cached(struct db_conn *c, const char *sql, int n, const char *const *vals, char *err,
+                   size_t errlen);
+int db_exec_cached(struct db_conn *c, const char *sql, int n, const char *const *vals, PGresult **res,
+                   char *err, size_t errlen);
 
 /* ---- waiting without blocking (handler coroutines) ----
  * A checkout or a statement's results can be awaited without holding the

@@ -13,6 +13,9 @@
  * "unavailable" means no connection (down, lost, pool exhausted) and
  * "timeout" a statement cancelled at the statement timeout: for both a route
  * should answer 503 (the client may retry); "error" is the statement's fault. A connection is never kept past the call (or the tx).
+ * query, exec and columns go through the connection's prepared-statement
+ * cache (db_send_cached) unless database.prepare is false: a statement
+ * text repeated on a connection outside a transaction is planned once there.
  * In a handler task (lvm_task_of) every wait yields: the checkout, the
  * statement's result, BEGIN/COMMIT; each C function continues in a
  * continuation (…_k) when the task is resumed. Elsewhere the same calls block. */
@@ -193,10 +196,18 @@ static int params_into(lua_State *L, int first, int n, const char ***vals)
     return n;
 }
 
+/* Whether query, exec and columns use the prepared-statement cache. */
+static int use_cache(lua_State *L)
+{
+    const struct config *cfg = lvm_config(L);
+    return !cfg || cfg->db_prepare;
+}
+
 /* Runs sql with the arguments from index 2 on the transaction's connection,
  * or on a checkout released before returning. Returns the PGresult, which
- * the caller hands to own() at once so a later Lua error cannot leak it. */
-static PGresult *run(lua_State *L)
+ * the caller hands to own() at once so a later Lua error cannot leak it.
+ * The parameters stay on the stack until the wait is over (db_exec_cached). */
+static PGresult *run(lua_State *L, int cache)
 {
     const char *sql = luaL_checkstring(L, 1);
     const char **vals = NULL;
@@ -207,7 +218,8 @@ static PGresult *run(lua_State *L)
     if (!b) b = push_checkout(L); /* on the stack until the end of the C function */
     PGresult *res = NULL;
     char err[1024];
-    int rc = db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
+    int rc = cache ? db_exec_cached(b->conn, sql, n, vals, &res, err, sizeof err)
+                   : db_exec(b->conn, sql, n, vals, NULL, &res, err, sizeof err);
     lvm_acct(L)->wait_ns += clock_ns() - t0;
     char sqlstate[6];
     snprintf(sqlstate, sizeof sqlstate, "%s", db_sqlstate(b->conn));
@@ -371,8 +383,9 @@ struct await {
     struct db_pool *pool;
     struct db_conn *own; /* checked out by this call, released by it */
     struct db_conn *conn; /* what the statement runs on (own or the tx's) */
-    const char **vals;    /* the parameters until sent (a userdata above the await) */
+    const char **vals;    /* the parameters (a userdata above the await, kept until the end) */
     int nvals, kind;
+    int cache;   /* the statement goes through the prepared-statement cache */
     int granted; /* a checkout that waited: the slot still needs db_acquire_finish */
     struct db_buf copy; /* K_COPY_OUT: the rows as the server wrote them */
 };
@@ -476,7 +489,9 @@ static int wait_statement(lua_State *L, struct await *a, const char *sql, int ai
         a->nvals = 0;
         return k(L, LUA_OK, ai);
     }
-    int rc = db_send(a->conn, sql, a->nvals, a->vals, NULL, a->op.err, sizeof a->op.err);
+    /* with the cache, sql (index 1) and the parameters stay on the stack until the wait ends */
+    int rc = a->cache ? db_send_cached(a->conn, sql, a->nvals, a->vals, a->op.err, sizeof a->op.err)
+                      : db_send(a->conn, sql, a->nvals, a->vals, NULL, a->op.err, sizeof a->op.err);
     a->vals = NULL;
     a->nvals = 0;
     if (rc != DB_OK) {
@@ -581,13 +596,15 @@ static int statement(lua_State *L, int kind)
     lvm_acct(L)->statements++;
     struct lvm_task *t = lvm_task_of(L);
     if (!t && kind == K_COPY_OUT) return copy_out_blocking(L);
-    if (!t) return convert[kind](L, own(L, run(L)));
+    int cache = kind <= K_COLUMNS && use_cache(L);
+    if (!t) return convert[kind](L, own(L, run(L, cache)));
     luaL_checkstring(L, 1);
     int n = lua_gettop(L) - 1;
     struct db_pool *p = pool_of(L);
     struct box *tx = tx_box(L);
     struct await *a = push_await(L, t, p, kind);
     int ai = lua_gettop(L);
+    a->cache = cache;
     a->nvals = params_into(L, 2, n, &a->vals);
     if (tx) {
         a->conn = tx->conn;
