@@ -56,6 +56,8 @@ return {
     checkout_timeout_ms = 5000,-- wait for a free connection before answering 503 (1..600000)
     connect_timeout_s = 5,     -- libpq connect_timeout (1..600)
     statement_timeout_ms = 30000, -- per statement; 0 = none (0..3600000)
+    prepare = true,            -- prepare a parameterised statement a connection runs twice
+                               -- (plans once per connection; falls back by itself behind PgBouncer)
     single_lanes = 1,          -- statements storing single-candle requests at once (1..256);
                                -- requests arriving meanwhile share the next one (docs/ingest.md)
     migrations = "sql",        -- folder of numbered *.sql migrations
