@@ -55,9 +55,20 @@ tf.route("GET", "/kept", function()
 end, { auth = "none" })
 ]]
 
-local function metric(srv, name)
-  local _, text = srv:request("GET", "/metrics")
-  return tonumber(text:match("\n" .. name:gsub("%p", "%%%0") .. " ([%d%.e%+]+)"))
+-- The pool's connections in use and the requests in flight, from one /metrics
+-- answer once no more than that request is in flight (10 s at most). A
+-- request counts until its completion callback has run, which may be just
+-- after its client read the answer: one probe can see its predecessor.
+local function settle(srv)
+  local deadline, in_use, inflight = os.time() + 10, nil, nil
+  repeat
+    local _, text = srv:request("GET", "/metrics")
+    in_use = tonumber(text:match("\ntf_db_pool_in_use ([%d%.e%+]+)"))
+    inflight = tonumber(text:match("\ntf_http_inflight ([%d%.e%+]+)"))
+    if in_use == 0 and inflight == 1 then break end
+    H.sleep(0.1)
+  until os.time() >= deadline
+  return in_use, inflight
 end
 
 local function rss_kb(pid)
@@ -155,12 +166,9 @@ describe("a streamed answer", function()
   it("cancels the statement of a client that leaves while unsent text waits behind it", function()
     local t0 = os.time()
     H.sh(string.format("curl -s --max-time 3 --limit-rate 1k '%s/stall' -o /dev/null", srv.base))
-    local deadline = os.time() + 10
-    while (metric(srv, "tf_http_inflight") > 1 or metric(srv, "tf_db_pool_in_use") > 0) and os.time() < deadline do
-      H.sleep(0.1)
-    end
-    assert.are.equal(0, metric(srv, "tf_db_pool_in_use"))
-    assert.are.equal(1, metric(srv, "tf_http_inflight"))
+    local in_use, inflight = settle(srv)
+    assert.are.equal(0, in_use)
+    assert.are.equal(1, inflight)
     assert.is_true(os.time() - t0 < 12) -- not the 20 s of its pg_sleep
     local st, body = srv:request("GET", "/wait_first")
     assert.are.equal(200, st)
@@ -171,10 +179,9 @@ describe("a streamed answer", function()
     for _ = 1, 8 do
       H.sh(string.format("curl -s --max-time 0.3 --limit-rate 100k '%s/lines?n=200000&db=1' -o /dev/null", srv.base))
     end
-    local deadline = os.time() + 10
-    while metric(srv, "tf_http_inflight") > 1 and os.time() < deadline do H.sleep(0.1) end
-    assert.are.equal(1, metric(srv, "tf_http_inflight")) -- the /metrics request itself
-    assert.are.equal(0, metric(srv, "tf_db_pool_in_use"))
+    local in_use, inflight = settle(srv)
+    assert.are.equal(1, inflight) -- the /metrics request itself
+    assert.are.equal(0, in_use)
     local st, body = srv:request("GET", "/wait_first")
     assert.are.equal(200, st)
     assert.are.equal("answer 42\n", body)
