@@ -43,18 +43,15 @@ static int price(const cJSON *obj, const char *key, double *v, char *err, size_t
     return -1;
 }
 
-static void decode_item(const cJSON *it, const struct ingest_opts *o, void *item)
+static int decode_item(const cJSON *it, const struct ingest_opts *o, void *item, char *err,
+                       size_t el)
 {
     struct candle *c = item;
-    char *err = c->error;
-    size_t el = sizeof c->error;
     const char *why = NULL;
     int r;
-    c->status = INGEST_REJECTED;
-    c->leader = -1;
     if (!cJSON_IsObject(it)) {
         snprintf(err, el, "item: must be a JSON object");
-        return;
+        return -1;
     }
     /* Identity first, so even a rejected item names itself in details. */
     int sym_ok = ingest_json_symbol(it, c->symbol, err, el) == 0;
@@ -65,69 +62,68 @@ static void decode_item(const cJSON *it, const struct ingest_opts *o, void *item
     int64_t us = 0;
     int ts_ok = ingest_json_ts(it, "ts", &us, c->ts_original, sizeof c->ts_original, tserr,
                                sizeof tserr) == 0;
-    if (!sym_ok) return;
+    if (!sym_ok) return -1;
     if (c->tf == TS_TF_NONE) {
         if (!tf || cJSON_IsNull(tf)) snprintf(err, el, "timeframe: missing");
         else if (cJSON_IsString(tf))
             snprintf(err, el, "timeframe: unknown \"%.24s\" (want M1..MN1 or an ENUM_TIMEFRAMES value)",
                      tf->valuestring);
         else snprintf(err, el, "timeframe: unknown (want M1..MN1 or an ENUM_TIMEFRAMES value)");
-        return;
+        return -1;
     }
     if (!ts_ok) {
         snprintf(err, el, "%s", tserr);
-        return;
+        return -1;
     }
     if (price(it, "open", &c->open, err, el) || price(it, "high", &c->high, err, el) ||
         price(it, "low", &c->low, err, el) || price(it, "close", &c->close, err, el))
-        return;
+        return -1;
     c->volume = 0;
     r = ingest_json_number(it, "volume", &c->volume, &why);
     if (r < 0) {
         snprintf(err, el, "volume: %s", why);
-        return;
+        return -1;
     }
     if (c->volume < 0 || c->volume >= VOLUME_MAX) {
         snprintf(err, el, "volume: must be >= 0 and < 1e16, got %.10g", c->volume);
-        return;
+        return -1;
     }
     r = ingest_json_number(it, "spread", &c->spread, &why);
     if (r < 0) {
         snprintf(err, el, "spread: %s", why);
-        return;
+        return -1;
     }
     c->has_spread = r == 0;
     if (c->has_spread && (c->spread < 0 || c->spread >= PRICE_MAX)) {
         snprintf(err, el, "spread: must be >= 0 and < 1e10, got %.10g", c->spread);
-        return;
+        return -1;
     }
     double omax = fmax(c->open, c->close), omin = fmin(c->open, c->close);
     if (c->high < omax) {
         snprintf(err, el, "high: must be >= max(open, close), got %.10g < %.10g", c->high, omax);
-        return;
+        return -1;
     }
     if (c->low > omin) {
         snprintf(err, el, "low: must be <= min(open, close), got %.10g > %.10g", c->low, omin);
-        return;
+        return -1;
     }
     /* The old API echoed the parsed time in isoformat, before bucketing. */
     if (c->ts_original[0] && cJSON_IsString(ingest_json_field(it, "ts")))
         ts_format(us, c->ts_original, sizeof c->ts_original);
-    c->ts_us = us - ingest_offset_for(o, c->symbol);
-    c->bucket_us = ts_bucket(c->ts_us, (enum ts_tf)c->tf);
-    if (!ts_in_range(c->ts_us) || !ts_in_range(c->bucket_us)) { /* shifted or bucketed out */
-        snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset and bucketing)");
-        return;
-    }
-    c->error[0] = '\0';
-    c->status = INGEST_VALID;
+    return ingest_place(o, c->symbol, us, (enum ts_tf)c->tf, &c->ts_us, &c->bucket_us, err, el);
 }
 
 static void candle_ref(void *item, struct ingest_ref *r)
 {
     struct candle *c = item;
-    *r = (struct ingest_ref){c->symbol, &c->status, &c->leader, &c->ts_us, &c->bucket_us, 1,
-                             {c->symbol, c->tf, (uint64_t)c->bucket_us}};
+    *r = (struct ingest_ref){.symbol = c->symbol,
+                             .status = &c->status,
+                             .leader = &c->leader,
+                             .error = c->error,
+                             .ts_us = &c->ts_us,
+                             .bucket_us = &c->bucket_us,
+                             .has_key = 1,
+                             .key = {c->symbol, c->tf, (uint64_t)c->bucket_us}};
 }
 
 /* Where a candle body keeps its items, by o->shape. */
@@ -162,48 +158,13 @@ static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **
     return 0;
 }
 
-/* The batch around decoded items; NULL when out of memory. */
-static void *wrap(void *batch, void *items, size_t n, size_t nvalid)
-{
-    struct candles_batch *b = batch ? batch : mem_calloc(1, sizeof *b);
-    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
-    return b;
-}
+INGEST_BATCH_LAYOUT(struct candles_batch);
 
-static void *items_of(const void *batch, size_t *n, size_t *nvalid)
-{
-    const struct candles_batch *b = batch;
-    *n = b->n, *nvalid = b->nvalid;
-    return b->items;
-}
-
-const struct ingest_kind candles_kind = {
-    .noun = "items", .size = sizeof(struct candle), .ref = candle_ref, .decode = decode_item,
-    .locate = locate, .wrap = wrap, .items_of = items_of};
-
-int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
-                   struct candles_batch **out, int *http_status, char *err, size_t errlen)
-{
-    void *b;
-    int rc = ingest_decode(&candles_kind, body, len, o, &b, http_status, err, errlen);
-    *out = b;
-    return rc;
-}
-
-void candles_free(struct candles_batch *b)
-{
-    ingest_free(&candles_kind, b);
-}
-
-int candles_fold(struct candles_batch *b)
-{
-    return ingest_fold(&candles_kind, b->items, b->n, b->nvalid);
-}
-
-void candles_count(const struct candles_batch *b, struct ingest_counts *c)
-{
-    ingest_count(&candles_kind, b->items, b->n, c);
-}
+const struct ingest_kind candles_kind = {.noun = "items",
+                                         .size = sizeof(struct candle),
+                                         .ref = candle_ref,
+                                         .decode = decode_item,
+                                         .locate = locate};
 
 /* ---- store ---- */
 

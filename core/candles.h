@@ -44,18 +44,16 @@ struct candles_batch {
 /* struct candle as the ingest layer sees it (key: symbol, timeframe, bucket). */
 extern const struct ingest_kind candles_kind;
 
-/* Decodes body[0..len) (trailing whitespace or NULs tolerated). On success
- * returns 0 and *out, a batch the caller frees with candles_free; invalid
- * items are in it with status REJECTED. On a body that does not parse or has
- * the wrong top-level shape returns -1, *http_status = 400 and the reason with
- * the byte position in err; over o->max_items: -1 and 413. */
-int candles_decode(const char *body, size_t len, const struct ingest_opts *o,
-                   struct candles_batch **out, int *http_status, char *err, size_t errlen);
-void candles_free(struct candles_batch *b);
-/* Recomputes every valid item's leader (the first valid item with its key),
- * as decode does: for a batch put together from others (spool.c). 0, or -1
- * when out of memory. */
-int candles_fold(struct candles_batch *b);
+/* candles_decode(body, len, opts, &batch, &http_status, err, errlen): body[0..len)
+ * (trailing whitespace or NULs tolerated). On success 0 and a batch the caller
+ * frees with candles_free; invalid items are in it with status REJECTED. On a
+ * body that does not parse or has the wrong top-level shape -1, http_status
+ * 400 and the reason with the byte position in err; over o->max_items: -1 and
+ * 413. candles_fold recomputes every valid item's leader (the first valid item
+ * with its key), as decode does, for a batch put together from others
+ * (spool.c); candles_count counts per status, for the answer's
+ * received/inserted/... keys. */
+INGEST_TYPED(candles, struct candles_batch, candles_kind)
 
 /* Stores the batch's valid items in one statement and sets each item's
  * status: COPY when there are at least 64 of them and none is stored yet
@@ -115,8 +113,5 @@ void candles_put_free(struct candles_put *pt);
 /* Both halves: stores the leaders among items[0..n) and sets their statuses. */
 int candles_put_rows(struct db_conn *c, struct candle *items, size_t n, enum candles_policy pol,
                      const char *source, char *err, size_t errlen);
-
-/* Counts per status, for the answer's received/inserted/... keys. */
-void candles_count(const struct candles_batch *b, struct ingest_counts *c);
 
 #endif

@@ -530,6 +530,16 @@ void ingest_count(const struct ingest_kind *k, void *items, size_t n, struct ing
     }
 }
 
+int ingest_place(const struct ingest_opts *o, const char *symbol, int64_t us, int tf,
+                 int64_t *ts_us, int64_t *bucket_us, char *err, size_t errlen)
+{
+    *ts_us = us - ingest_offset_for(o, symbol);
+    *bucket_us = ts_bucket(*ts_us, (enum ts_tf)tf);
+    if (ts_in_range(*ts_us) && ts_in_range(*bucket_us)) return 0;
+    snprintf(err, errlen, "ts: " TS_RANGE_ERROR " (after the server time offset and bucketing)");
+    return -1;
+}
+
 /* Decodes the items of arr (an array), or the one object `one` when arr is
  * NULL, into a mem_calloc'd array, counts the valid ones and folds their
  * keys. 0, or -1 with *http_status 413 or 500 and err. */
@@ -551,9 +561,15 @@ static int decode_items(const struct ingest_kind *k, const cJSON *arr, const cJS
     size_t i = 0, valid = 0;
     for (const cJSON *v = arr ? arr->child : one; v && i < cnt; v = arr ? v->next : NULL, i++) {
         struct ingest_ref r;
-        k->decode(v, o, it + i * k->size);
-        k->ref(it + i * k->size, &r);
-        valid += *r.status == INGEST_VALID;
+        k->ref(it + i * k->size, &r); /* its pointers; the key is known once decoded */
+        *r.leader = -1;
+        if (k->decode(v, o, it + i * k->size, r.error, INGEST_ERR_MAX) == 0) {
+            r.error[0] = '\0';
+            *r.status = INGEST_VALID;
+            valid++;
+        } else {
+            *r.status = INGEST_REJECTED;
+        }
     }
     if (ingest_fold(k, it, cnt, valid) < 0) goto oom;
     *items = it, *n = cnt, *nvalid = valid;
@@ -582,7 +598,7 @@ int ingest_decode(const struct ingest_kind *k, const char *body, size_t len,
     if (k->locate(root, o, &arr, &one, err, errlen) < 0 ||
         decode_items(k, arr, one, o, &items, &n, &nvalid, http_status, err, errlen) < 0)
         goto done;
-    if (!(*batch = k->wrap(NULL, items, n, nvalid))) {
+    if (!(*batch = ingest_batch_new(items, n, nvalid))) {
         mem_free(items);
         *http_status = 500;
         snprintf(err, errlen, "out of memory");
@@ -595,12 +611,19 @@ done:
     return rc;
 }
 
-void ingest_free(const struct ingest_kind *k, void *batch)
+struct ingest_batch *ingest_batch_new(void *items, size_t n, size_t nvalid)
 {
-    size_t n, nvalid;
-    if (!batch) return;
-    mem_free(k->items_of(batch, &n, &nvalid));
-    mem_free(batch);
+    struct ingest_batch *b = mem_alloc(sizeof *b);
+    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
+    return b;
+}
+
+void ingest_batch_free(void *batch)
+{
+    struct ingest_batch *b = batch;
+    if (!b) return;
+    mem_free(b->items);
+    mem_free(b);
 }
 
 /* ---- COPY ---- */

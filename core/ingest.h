@@ -110,34 +110,56 @@ struct ingest_ref {
     char *symbol;
     uint8_t *status; /* enum ingest_status */
     int32_t *leader; /* the first valid item with the same key, or -1 */
+    char *error;     /* INGEST_ERR_MAX bytes: why it was rejected */
     int64_t *ts_us, *bucket_us;
     int has_key; /* a tick without ts_msc has none: it never folds */
     struct ingest_key key;
 };
+
+/* An item sent at us (µs since epoch UTC, as sent) for symbol, as stored:
+ * *ts_us minus the symbol's offset and *bucket_us its bucket in tf. 0, or -1
+ * with the reason in err when either is outside the range ts.c stores. */
+int ingest_place(const struct ingest_opts *o, const char *symbol, int64_t us, int tf,
+                 int64_t *ts_us, int64_t *bucket_us, char *err, size_t errlen);
 
 /* A kind of batch item, as the shared code sees it. */
 struct ingest_kind {
     const char *noun; /* in "too many <noun>" */
     size_t size;      /* of one item */
     void (*ref)(void *item, struct ingest_ref *r);
-    /* Fills *item from the JSON value it (rejected items name the field). */
-    void (*decode)(const struct cJSON *it, const struct ingest_opts *o, void *item);
+    /* Fills *item from the JSON value it: 0, or -1 with the reason in err,
+     * naming the field (the item is then REJECTED; its symbol, when it was
+     * read, names it in the answer). */
+    int (*decode)(const struct cJSON *it, const struct ingest_opts *o, void *item, char *err,
+                  size_t errlen);
     /* Finds the items in a body: *arr, an array, or *one, the only item. 0,
      * or -1 with err for a body of the wrong shape. */
     int (*locate)(const struct cJSON *root, const struct ingest_opts *o, const struct cJSON **arr,
                   const struct cJSON **one, char *err, size_t errlen);
-    /* Puts n items (nvalid of them valid) into batch, or into a new batch
-     * when batch is NULL, which takes them over; returns the batch, NULL
-     * when out of memory. items_of gives them back. A batch is these two
-     * allocations (mem_alloc), freed by ingest_free. */
-    void *(*wrap)(void *batch, void *items, size_t n, size_t nvalid);
-    void *(*items_of)(const void *batch, size_t *n, size_t *nvalid);
 };
-/* Frees a batch of kind k and its items (NULL is fine). */
-void ingest_free(const struct ingest_kind *k, void *batch);
+
+/* A batch of any kind: struct candles_batch and struct ticks_batch are this
+ * with typed items (the same members in the same order, asserted where they
+ * are defined). Two allocations (mem_alloc): the batch and its items. */
+struct ingest_batch {
+    size_t n, nvalid;
+    void *items;
+};
+/* A new batch taking over n items (nvalid of them valid); NULL when out of
+ * memory (the items are then still the caller's). */
+struct ingest_batch *ingest_batch_new(void *items, size_t n, size_t nvalid);
+/* Frees a batch of any kind and its items (NULL is fine). */
+void ingest_batch_free(void *batch);
+/* Asserts that a kind's typed batch struct T is laid out as struct ingest_batch. */
+#define INGEST_BATCH_LAYOUT(T)                                                                     \
+    _Static_assert(offsetof(T, n) == offsetof(struct ingest_batch, n) &&                           \
+                       offsetof(T, nvalid) == offsetof(struct ingest_batch, nvalid) &&             \
+                       offsetof(T, items) == offsetof(struct ingest_batch, items) &&               \
+                       sizeof(T) == sizeof(struct ingest_batch),                                   \
+                   #T " is laid out as struct ingest_batch")
 
 /* Decodes body[0..len) (o may be NULL: no limit, no offset) into a batch of
- * kind k, which the caller frees with ingest_free (or the kind's own): items
+ * kind k, which the caller frees with ingest_batch_free (or the kind's own): items
  * located, decoded one by one (a bad one is REJECTED with its reason), keys
  * folded. 0 and *batch; or -1 with *http_status 400 (a body that does not
  * parse or has the wrong shape: the reason, with the byte position for a
@@ -151,6 +173,33 @@ int ingest_decode(const struct ingest_kind *k, const char *body, size_t len,
 int ingest_fold(const struct ingest_kind *k, void *items, size_t n, size_t nvalid);
 /* Counts items[0..n) per status (VALID ones are only received). */
 void ingest_count(const struct ingest_kind *k, void *items, size_t n, struct ingest_counts *c);
+
+/* The typed entry points of a kind whose batch is struct T (laid out as
+ * struct ingest_batch) and whose ingest_kind is K, named <p>_decode,
+ * <p>_free, <p>_fold and <p>_count: ingest_decode, ingest_batch_free,
+ * ingest_fold (a batch put together from others, spool.c) and ingest_count,
+ * taking and giving struct T. */
+#define INGEST_TYPED(p, T, K)                                                                      \
+    static inline int p##_decode(const char *body, size_t len, const struct ingest_opts *o,        \
+                                 T **out, int *http_status, char *err, size_t errlen)              \
+    {                                                                                              \
+        void *b;                                                                                   \
+        int rc = ingest_decode(&(K), body, len, o, &b, http_status, err, errlen);                  \
+        *out = b;                                                                                  \
+        return rc;                                                                                 \
+    }                                                                                              \
+    static inline void p##_free(T *b)                                                              \
+    {                                                                                              \
+        ingest_batch_free(b);                                                                      \
+    }                                                                                              \
+    static inline int p##_fold(T *b)                                                               \
+    {                                                                                              \
+        return ingest_fold(&(K), b->items, b->n, b->nvalid);                                       \
+    }                                                                                              \
+    static inline void p##_count(const T *b, struct ingest_counts *c)                              \
+    {                                                                                              \
+        ingest_count(&(K), b->items, b->n, c);                                                     \
+    }
 
 /* Items by key: open addressing over indexes into one batch's items. */
 struct ingest_index {

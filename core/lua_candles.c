@@ -175,13 +175,6 @@ static void detail_tick(const void *b, size_t i, struct detail *d)
 static const struct kind CANDLES = {CANDLES_MT, "candles", &candles_kind, detail_candle};
 static const struct kind TICKS = {TICKS_MT, "ticks", &ticks_kind, detail_tick};
 
-static size_t batch_len(const struct kind *k, const void *b, size_t *nvalid)
-{
-    size_t n;
-    k->items->items_of(b, &n, nvalid);
-    return n;
-}
-
 static struct ud *check_batch(lua_State *L, int idx, const struct kind *k)
 {
     struct ud *u = luaL_checkudata(L, idx, k->mt);
@@ -196,7 +189,7 @@ static int l_gc(lua_State *L)
 {
     const struct kind *k = kind_of(L);
     struct ud *u = luaL_checkudata(L, 1, k->mt);
-    ingest_free(k->items, u->batch);
+    ingest_batch_free(u->batch);
     u->batch = NULL;
     return 0;
 }
@@ -204,8 +197,8 @@ static int l_gc(lua_State *L)
 static int l_len(lua_State *L)
 {
     const struct kind *k = kind_of(L);
-    size_t nvalid;
-    lua_pushinteger(L, (lua_Integer)batch_len(k, check_batch(L, 1, k)->batch, &nvalid));
+    const struct ingest_batch *b = check_batch(L, 1, k)->batch;
+    lua_pushinteger(L, (lua_Integer)b->n);
     return 1;
 }
 
@@ -235,14 +228,13 @@ static int l_decode(lua_State *L)
 static int answer(lua_State *L, const struct kind *k, const void *b)
 {
     struct ingest_counts n;
-    size_t items, nvalid;
-    void *it = k->items->items_of(b, &items, &nvalid);
-    ingest_count(k->items, it, items, &n);
+    const struct ingest_batch *ib = b;
+    ingest_count(k->items, ib->items, ib->n, &n);
     lua_createtable(L, 0, 7);
     push_counts(L, &n, k->name);
-    lua_createtable(L, (int)items, 0);
+    lua_createtable(L, (int)ib->n, 0);
     char buf[40];
-    for (size_t i = 0; i < items; i++) {
+    for (size_t i = 0; i < ib->n; i++) {
         struct detail d;
         k->detail(b, i, &d);
         lua_createtable(L, 0, 6);
@@ -262,7 +254,7 @@ static int answer(lua_State *L, const struct kind *k, const void *b)
         set_str(L, "status", ingest_status_name(d.status));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    if (items == 0) lua_json_mark_array(L, -1); /* an empty list encodes as [] */
+    if (ib->n == 0) lua_json_mark_array(L, -1); /* an empty list encodes as [] */
     lua_setfield(L, -2, "details");
     return 1;
 }
@@ -520,9 +512,7 @@ static int store_batch(lua_State *L, int candles, enum candles_policy pol, const
 {
     const struct kind *k = candles ? &CANDLES : &TICKS;
     void *b = check_batch(L, 1, k)->batch;
-    size_t nvalid;
-    batch_len(k, b, &nvalid);
-    if (nvalid) {
+    if (((const struct ingest_batch *)b)->nvalid) {
         if (lvm_task_dead(L)) return raise_db(L, DB_TIMEOUT, DEAD_MSG);
         struct lvm_task *t = lvm_task_of(L);
         lvm_acct(L)->statements++;

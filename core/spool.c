@@ -931,7 +931,7 @@ int spool_decode(const void *payload, size_t len, struct spool_batch *out)
                                                            : NULL;
     void *items = NULL, *b;
     if (!rk || get_items(&r, rk, n, &items) < 0) return -1;
-    if (!(b = rk->items->wrap(NULL, items, n, n))) {
+    if (!(b = ingest_batch_new(items, n, n))) {
         mem_free(items);
         return -1;
     }
@@ -979,7 +979,7 @@ static void nap(struct spool *s, int ms)
 }
 
 /* A record's batch and its kind. */
-static void *batch_of(const struct spool_batch *b)
+static struct ingest_batch *batch_of(const struct spool_batch *b)
 {
     return b->candles ? (void *)b->candles : (void *)b->ticks;
 }
@@ -993,30 +993,26 @@ static const struct ingest_kind *kind_of(const struct spool_batch *b)
  * memory (b untouched). */
 static int join(struct spool_batch *g, struct spool_batch *b)
 {
-    const struct ingest_kind *k = kind_of(g);
-    size_t xn, xv, yn, yv;
-    char *x = k->items_of(batch_of(g), &xn, &xv);
-    const char *y = k->items_of(batch_of(b), &yn, &yv);
-    char *items = mem_realloc(x, (xn + yn) * k->size);
+    size_t size = kind_of(g)->size;
+    struct ingest_batch *x = batch_of(g), *y = batch_of(b);
+    char *items = mem_realloc(x->items, (x->n + y->n) * size);
     if (!items) return -1;
-    if (yn) memcpy(items + xn * k->size, y, yn * k->size);
-    k->wrap(batch_of(g), items, xn + yn, xv + yv);
-    ingest_free(k, batch_of(b));
+    if (y->n) memcpy(items + x->n * size, y->items, y->n * size);
+    x->items = items, x->n += y->n, x->nvalid += y->nvalid;
+    ingest_batch_free(y);
     b->candles = NULL, b->ticks = NULL;
     return 0;
 }
 
 static void batch_free(struct spool_batch *b)
 {
-    ingest_free(kind_of(b), batch_of(b));
+    ingest_batch_free(batch_of(b));
     b->candles = NULL, b->ticks = NULL;
 }
 
 static size_t batch_len(const struct spool_batch *b)
 {
-    size_t n, nvalid;
-    kind_of(b)->items_of(batch_of(b), &n, &nvalid);
-    return n;
+    return batch_of(b)->n;
 }
 
 /* Consecutive records of one kind, policy and source are stored as one

@@ -34,34 +34,31 @@ static int opt_number(const cJSON *it, const char *key, double *v, double min, c
     return r;
 }
 
-static void decode_tick(const cJSON *it, const struct ingest_opts *o, void *item)
+static int decode_tick(const cJSON *it, const struct ingest_opts *o, void *item, char *err,
+                       size_t el)
 {
     struct tick *t = item;
-    char *err = t->error;
-    size_t el = sizeof t->error;
     const char *why = NULL;
-    t->status = INGEST_REJECTED;
-    t->leader = -1;
     if (!cJSON_IsObject(it)) {
         snprintf(err, el, "item: must be a JSON object");
-        return;
+        return -1;
     }
     int sym_ok = ingest_json_symbol(it, t->symbol, err, el) == 0;
     char tserr[INGEST_ERR_MAX];
     int64_t us = 0;
     int ts_ok = ingest_json_ts(it, "ts", &us, t->ts_original, sizeof t->ts_original, tserr,
                                sizeof tserr) == 0;
-    if (!sym_ok) return;
+    if (!sym_ok) return -1;
     double msc = 0;
     int r = ingest_json_number(it, "ts_msc", &msc, &why);
     if (r < 0) {
         snprintf(err, el, "ts_msc: %s", why);
-        return;
+        return -1;
     }
     if (r == 0) {
         if (msc < 0 || msc != floor(msc) || msc >= 2.5e14) {
             snprintf(err, el, "ts_msc: must be whole epoch milliseconds, got %.17g", msc);
-            return;
+            return -1;
         }
         t->has_msc = 1;
         t->ts_msc = (int64_t)msc;
@@ -70,50 +67,44 @@ static void decode_tick(const cJSON *it, const struct ingest_opts *o, void *item
         const cJSON *f = ingest_json_field(it, "ts");
         if (!t->has_msc || (f && !cJSON_IsNull(f))) {
             snprintf(err, el, "%s", tserr);
-            return;
+            return -1;
         }
     }
     if (ingest_json_positive(it, "bid", &t->bid, err, el) ||
         ingest_json_positive(it, "ask", &t->ask, err, el))
-        return;
-    if ((r = opt_number(it, "last", &t->last, 0, err, el)) < 0) return;
+        return -1;
+    if ((r = opt_number(it, "last", &t->last, 0, err, el)) < 0) return -1;
     t->has_last = r == 0;
-    if ((r = opt_number(it, "volume", &t->volume, 0, err, el)) < 0) return;
+    if ((r = opt_number(it, "volume", &t->volume, 0, err, el)) < 0) return -1;
     t->has_volume = r == 0;
-    if ((r = opt_number(it, "spread", &t->spread, 0, err, el)) < 0) return;
+    if ((r = opt_number(it, "spread", &t->spread, 0, err, el)) < 0) return -1;
     t->has_spread = r == 0;
     double fl = 0;
-    if ((r = opt_number(it, "flags", &fl, 0, err, el)) < 0) return;
+    if ((r = opt_number(it, "flags", &fl, 0, err, el)) < 0) return -1;
     if (r == 0) {
         if (fl != floor(fl) || fl > 2147483647.0) {
             snprintf(err, el, "flags: must be a 32-bit unsigned integer, got %.17g", fl);
-            return;
+            return -1;
         }
         t->has_flags = 1;
         t->flags = (int64_t)fl;
     }
     /* MqlTick.time_msc is the precise time; ts is the same instant rounded. */
     if (t->has_msc) us = t->ts_msc * 1000;
-    t->ts_us = us - ingest_offset_for(o, t->symbol);
-    t->bucket_us = ts_bucket(t->ts_us, TS_M1);
-    if (!ts_in_range(t->ts_us) || !ts_in_range(t->bucket_us)) { /* shifted out */
-        snprintf(err, el, "ts: " TS_RANGE_ERROR " (after the server time offset)");
-        return;
-    }
-    t->error[0] = '\0';
-    t->status = INGEST_VALID;
+    return ingest_place(o, t->symbol, us, TS_M1, &t->ts_us, &t->bucket_us, err, el);
 }
 
 static void tick_ref(void *item, struct ingest_ref *r)
 {
     struct tick *t = item;
-    *r = (struct ingest_ref){t->symbol, &t->status, &t->leader, &t->ts_us, &t->bucket_us, t->has_msc,
-                             {t->symbol, 0, (uint64_t)t->ts_msc}};
-}
-
-int ticks_fold(struct ticks_batch *b)
-{
-    return ingest_fold(&ticks_kind, b->items, b->n, b->nvalid);
+    *r = (struct ingest_ref){.symbol = t->symbol,
+                             .status = &t->status,
+                             .leader = &t->leader,
+                             .error = t->error,
+                             .ts_us = &t->ts_us,
+                             .bucket_us = &t->bucket_us,
+                             .has_key = t->has_msc,
+                             .key = {t->symbol, 0, (uint64_t)t->ts_msc}};
 }
 
 /* A tick body is {"ticks": [...]} or a bare array. */
@@ -138,44 +129,14 @@ static int locate(const cJSON *root, const struct ingest_opts *o, const cJSON **
     return 0;
 }
 
-/* The batch around decoded ticks; NULL when out of memory. */
-static void *wrap(void *batch, void *items, size_t n, size_t nvalid)
-{
-    struct ticks_batch *b = batch ? batch : mem_calloc(1, sizeof *b);
-    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
-    return b;
-}
+INGEST_BATCH_LAYOUT(struct ticks_batch);
 
 /* Ticks fold on (symbol, ts_msc); a tick without ts_msc has no key. */
-static void *items_of(const void *batch, size_t *n, size_t *nvalid)
-{
-    const struct ticks_batch *b = batch;
-    *n = b->n, *nvalid = b->nvalid;
-    return b->items;
-}
-
-const struct ingest_kind ticks_kind = {
-    .noun = "ticks", .size = sizeof(struct tick), .ref = tick_ref, .decode = decode_tick,
-    .locate = locate, .wrap = wrap, .items_of = items_of};
-
-int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
-                 struct ticks_batch **out, int *http_status, char *err, size_t errlen)
-{
-    void *b;
-    int rc = ingest_decode(&ticks_kind, body, len, o, &b, http_status, err, errlen);
-    *out = b;
-    return rc;
-}
-
-void ticks_free(struct ticks_batch *b)
-{
-    ingest_free(&ticks_kind, b);
-}
-
-void ticks_count(const struct ticks_batch *b, struct ingest_counts *c)
-{
-    ingest_count(&ticks_kind, b->items, b->n, c);
-}
+const struct ingest_kind ticks_kind = {.noun = "ticks",
+                                       .size = sizeof(struct tick),
+                                       .ref = tick_ref,
+                                       .decode = decode_tick,
+                                       .locate = locate};
 
 static void put_opt(struct db_buf *b, int has, double v)
 {

@@ -34,19 +34,14 @@ struct ticks_batch {
  * ts_msc). */
 extern const struct ingest_kind ticks_kind;
 
-/* Decodes {"ticks": [...]} (a bare array is accepted too). Options as for
- * candles (shape is ignored). Same contract as candles_decode: 0 and a batch
- * the caller frees with ticks_free, or -1 with *http_status 400/413/500. */
-int ticks_decode(const char *body, size_t len, const struct ingest_opts *o,
-                 struct ticks_batch **out, int *http_status, char *err, size_t errlen);
-void ticks_free(struct ticks_batch *b);
-int ticks_fold(struct ticks_batch *b); /* as candles_fold */
+/* ticks_decode takes {"ticks": [...]} (a bare array is accepted too), options
+ * as for candles (shape is ignored); ticks_decode, ticks_free, ticks_fold and
+ * ticks_count as their candles_ namesakes. */
+INGEST_TYPED(ticks, struct ticks_batch, ticks_kind)
 
 /* Inserts the valid ticks in one statement; a tick whose (symbol, ts_msc)
  * is stored already becomes DUPLICATE. DB_OK, or DB_ERROR / DB_UNAVAILABLE
  * with err and nothing stored. */
 int ticks_store(struct db_pool *p, struct ticks_batch *b, char *err, size_t errlen);
-
-void ticks_count(const struct ticks_batch *b, struct ingest_counts *c);
 
 #endif

@@ -26,24 +26,20 @@ struct toys {
 static void toy_ref(void *item, struct ingest_ref *r)
 {
     struct toy *t = item;
-    *r = (struct ingest_ref){t->symbol,
-                             &t->status,
-                             &t->leader,
-                             &t->ts_us,
-                             &t->bucket_us,
-                             t->symbol[0] != '-',
-                             {t->symbol, 7, (uint64_t)t->v}};
+    *r = (struct ingest_ref){
+        t->symbol, &t->status,    &t->leader,          t->error,
+        &t->ts_us, &t->bucket_us, t->symbol[0] != '-', {t->symbol, 7, (uint64_t)t->v}};
 }
 
-static void toy_decode(const cJSON *it, const struct ingest_opts *o, void *item)
+static int toy_decode(const cJSON *it, const struct ingest_opts *o, void *item, char *err,
+                      size_t el)
 {
     struct toy *t = item;
-    t->status = INGEST_REJECTED;
-    if (ingest_json_symbol(it, t->symbol, t->error, sizeof t->error) < 0 ||
-        ingest_json_positive(it, "v", &t->v, t->error, sizeof t->error) < 0)
-        return;
+    if (ingest_json_symbol(it, t->symbol, err, el) < 0 ||
+        ingest_json_positive(it, "v", &t->v, err, el) < 0)
+        return -1;
     t->ts_us = (int64_t)t->v - ingest_offset_for(o, t->symbol);
-    t->status = INGEST_VALID;
+    return 0;
 }
 
 static int toy_locate(const cJSON *root, const struct ingest_opts *o, const cJSON **arr,
@@ -58,27 +54,13 @@ static int toy_locate(const cJSON *root, const struct ingest_opts *o, const cJSO
     return 0;
 }
 
-static void *toy_wrap(void *batch, void *items, size_t n, size_t nvalid)
-{
-    struct toys *b = batch ? batch : mem_calloc(1, sizeof *b);
-    if (b) b->items = items, b->n = n, b->nvalid = nvalid;
-    return b;
-}
-
-static void *toy_items(const void *batch, size_t *n, size_t *nvalid)
-{
-    const struct toys *b = batch;
-    *n = b->n, *nvalid = b->nvalid;
-    return b->items;
-}
+INGEST_BATCH_LAYOUT(struct toys);
 
 static const struct ingest_kind toy_kind = {.noun = "toys",
                                             .size = sizeof(struct toy),
                                             .ref = toy_ref,
                                             .decode = toy_decode,
-                                            .locate = toy_locate,
-                                            .wrap = toy_wrap,
-                                            .items_of = toy_items};
+                                            .locate = toy_locate};
 
 static struct toys *decode(const char *body, const struct ingest_opts *o, int *st, char *err)
 {
@@ -108,7 +90,7 @@ TEST(repeats_fold_onto_their_first_item_and_keyless_items_never_fold)
     CHECK_INT(ingest_fold(&toy_kind, b->items, b->n, b->nvalid), 0);
     for (int i = 0; i < 7; i++)
         CHECK_INT(b->items[i].leader, want[i]);
-    ingest_free(&toy_kind, b);
+    ingest_batch_free(b);
 }
 
 TEST(returned_rows_map_back_to_the_leaders_that_sent_them)
@@ -141,7 +123,7 @@ TEST(returned_rows_map_back_to_the_leaders_that_sent_them)
     CHECK_INT(n.updated, 1);
     CHECK_INT(n.duplicates + n.rejected + n.queued, 0);
     CHECK_STR(ingest_status_name(b->items[0].status), "updated");
-    ingest_free(&toy_kind, b);
+    ingest_batch_free(b);
 }
 
 TEST(decode_limits_shapes_and_offsets)
@@ -161,10 +143,10 @@ TEST(decode_limits_shapes_and_offsets)
     CHECK_INT(st, 400);
     struct toys *b = decode("{\"symbol\":\"B\",\"v\":10}", &o, &st, err);
     CHECK(b && b->n == 1 && b->items[0].ts_us == 5);
-    ingest_free(&toy_kind, b);
+    ingest_batch_free(b);
     b = decode("[{\"symbol\":\"A\",\"v\":10}]", &o, &st, err);
     CHECK(b && b->n == 1 && b->items[0].ts_us == 9);
-    ingest_free(&toy_kind, b);
+    ingest_batch_free(b);
 }
 
 TEST(every_allocation_failure_while_decoding_is_a_clean_500)
@@ -184,7 +166,7 @@ TEST(every_allocation_failure_while_decoding_is_a_clean_500)
             CHECK_STR(err, "out of memory");
         } else {
             CHECK(b->nvalid == 2 && b->items[1].leader == 0);
-            ingest_free(&toy_kind, b);
+            ingest_batch_free(b);
         }
     }
     CHECK(failures > 0);
