@@ -194,7 +194,7 @@ int luaopen_tf_job(lua_State *L)
     return 1;
 }
 
-void lua_job_free(struct lvm_job *jobs, int n)
+static void jobs_free(struct lvm_job *jobs, int n)
 {
     for (int i = 0; jobs && i < n; i++) {
         mem_free(jobs[i].name);
@@ -204,7 +204,10 @@ void lua_job_free(struct lvm_job *jobs, int n)
     mem_free(jobs);
 }
 
-int lua_job_extract(lua_State *L, struct lvm_job **out, int *nout)
+/* Copies the jobs registered in L into a C array (mem_*; jobs_free). May
+ * raise; *out is set first, so the caller frees it after an error or a -1
+ * alike. */
+static int extract(lua_State *L, struct lvm_job **out, int *nout)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &jobs_key);
     int n = lua_istable(L, -1) ? (int)luaL_len(L, -1) : 0;
@@ -244,6 +247,32 @@ int lua_job_extract(lua_State *L, struct lvm_job **out, int *nout)
     lua_pop(L, 1);
     return rc;
 }
+
+/* ---- the generation's copy (lua_tf.h) ---- */
+
+static int take(lua_State *L, struct lvm_gen *g)
+{
+    return extract(L, &g->jobs, &g->njobs);
+}
+
+static void drop(struct lvm_gen *g)
+{
+    jobs_free(g->jobs, g->njobs);
+    g->jobs = NULL, g->njobs = 0;
+}
+
+/* The same job names in the same order. */
+static int same(lua_State *L, const struct lvm_gen *g)
+{
+    struct lvm_gen mine = {0};
+    int same = take(L, &mine) == 0 && mine.njobs == g->njobs;
+    for (int i = 0; same && i < mine.njobs; i++)
+        same = !strcmp(mine.jobs[i].name, g->jobs[i].name);
+    drop(&mine);
+    return same;
+}
+
+const struct lua_tf_decl lua_job_decl = {take, same, drop};
 
 /* ---- one run, in a job worker's VM ---- */
 

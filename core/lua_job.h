@@ -10,12 +10,6 @@
 
 #include <stddef.h>
 
-/* Copies the jobs registered in L into a C array (mem_*; lua_job_free).
- * May raise (run it protected); *out is set first, so the caller frees it
- * after an error or a -1 alike. */
-int lua_job_extract(lua_State *L, struct lvm_job **out, int *n);
-void lua_job_free(struct lvm_job *jobs, int n);
-
 /* One run of a job: what the scheduler hands in, and what the job's answer
  * ({ rows =, note =, watermark = }) said. */
 struct lua_job_run {

@@ -19,12 +19,6 @@
 
 static const char routes_key = 0; /* registry: array of route tables */
 
-void lua_route_init(lua_State *L)
-{
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &routes_key);
-}
-
 static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
 static const char *const reserved[] = {"/health", "/metrics", "/admin/reload", "/admin/status", "/admin/jobs", NULL};
 
@@ -176,6 +170,8 @@ static int check_doc(lua_State *L, int idx)
 
 int luaopen_tf_route(lua_State *L)
 {
+    lua_newtable(L); /* the VM's routes, empty */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &routes_key);
     lua_pushcfunction(L, l_route);
     return 1;
 }
@@ -223,7 +219,10 @@ void lua_route_push_handler(lua_State *L, int i)
     lua_pop(L, 1);
 }
 
-int lua_route_extract(lua_State *L, struct lvm_route **out, int *nout)
+/* The registered routes as a C array (mem_*) in *out, *nout. Raises on a Lua
+ * error; -1 when out of memory. *out is set at once, so a caller frees it
+ * (routes_free) either way. */
+static int extract(lua_State *L, struct lvm_route **out, int *nout)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &routes_key);
     int n = (int)luaL_len(L, -1);
@@ -255,7 +254,7 @@ int lua_route_extract(lua_State *L, struct lvm_route **out, int *nout)
     return 0;
 }
 
-void lua_route_free(struct lvm_route *routes, int n)
+static void routes_free(struct lvm_route *routes, int n)
 {
     for (int i = 0; routes && i < n; i++) {
         mem_free(routes[i].path);
@@ -263,3 +262,32 @@ void lua_route_free(struct lvm_route *routes, int n)
     }
     mem_free(routes);
 }
+
+/* ---- the generation's copy (lua_tf.h) ---- */
+
+static int take(lua_State *L, struct lvm_gen *g)
+{
+    return extract(L, &g->routes, &g->nroutes);
+}
+
+static void drop(struct lvm_gen *g)
+{
+    routes_free(g->routes, g->nroutes);
+    g->routes = NULL, g->nroutes = 0;
+}
+
+/* The same methods, paths, roles and body limits in the same order. */
+static int same(lua_State *L, const struct lvm_gen *g)
+{
+    struct lvm_gen mine = {0};
+    int same = take(L, &mine) == 0 && mine.nroutes == g->nroutes;
+    for (int i = 0; same && i < mine.nroutes; i++) {
+        const struct lvm_route *a = &mine.routes[i], *b = &g->routes[i];
+        same = !strcmp(a->method, b->method) && !strcmp(a->path, b->path) && a->roles == b->roles &&
+               a->max_body == b->max_body;
+    }
+    drop(&mine);
+    return same;
+}
+
+const struct lua_tf_decl lua_route_decl = {take, same, drop};

@@ -1,5 +1,6 @@
 /* Builds the `tf` global from the namespace openers declared in lua_tf.h.
- * The list below is the one place a namespace is added. */
+ * The lists below are the one place a namespace, or a kind of declaration a
+ * generation keeps, is added. */
 #include "lua_tf.h"
 
 #include <lauxlib.h>
@@ -32,6 +33,8 @@ static const luaL_Reg tf_namespaces[] = {
     /* new namespaces go above this line */
     {NULL, NULL},
 };
+
+const struct lua_tf_decl *const lua_tf_decls[] = {&lua_route_decl, &lua_job_decl, NULL};
 
 /* Namespaces written in Lua: tf.X is require(module) on first use. */
 static const char *const lua_namespaces[][2] = {

@@ -29,6 +29,23 @@ int luaopen_tf_metrics(lua_State *L); /* tf.metrics lua_metrics.c */
 int luaopen_tf_duration(lua_State *L); /* tf.duration lua_units.c */
 int luaopen_tf_size(lua_State *L);     /* tf.size     lua_units.c */
 
+/* What the plugins of a VM declare while they load and its generation keeps
+ * as C data (tf.route's routes, tf.job's jobs). lvm.c knows them only through
+ * this list, as lua_tf_open knows the namespaces: take copies a loaded VM's
+ * declarations into g (0, or -1 when out of memory; what it took by then is
+ * g's, for drop), same answers whether they equal what g holds, drop frees
+ * g's (nothing taken is fine). take and same may raise on a Lua error: lvm.c
+ * runs them protected. */
+struct lvm_gen;
+struct lua_tf_decl {
+    int (*take)(lua_State *L, struct lvm_gen *g);
+    int (*same)(lua_State *L, const struct lvm_gen *g);
+    void (*drop)(struct lvm_gen *g);
+};
+extern const struct lua_tf_decl lua_route_decl;        /* lua_route.c */
+extern const struct lua_tf_decl lua_job_decl;          /* lua_job.c */
+extern const struct lua_tf_decl *const lua_tf_decls[]; /* lua_tf.c; NULL-terminated */
+
 /* Raises a tf error, the convention for a failure of the environment (the
  * README's "Errors" rule): a table { code = code, message = ... } whose
  * tostring is the message. The host answers an uncaught one 503 when code

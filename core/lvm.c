@@ -7,14 +7,11 @@
  * A VM is owned by one thread; generations are shared and refcounted. */
 #include "lvm.h"
 
-#include "acct.h"
 #include "clock.h"
 #include "config.h"
 #include "lint.h"
 #include "log.h"
 #include "lua_json.h"
-#include "lua_job.h"
-#include "lua_route.h"
 #include "lua_tf.h"
 #include "mem.h"
 
@@ -554,60 +551,60 @@ long long lvm_task_deadline_ms(const struct lvm_task *t)
     return t->deadline_ns ? t->deadline_ns / 1000000LL : 0;
 }
 
-struct extract_args {
-    struct lvm_route **routes;
-    int *nroutes;
-    struct lvm_job **jobs;
-    int *njobs;
+/* ---- what plugins declare (lua_tf.h) ---- */
+
+struct decl_call {
+    const struct lua_tf_decl *d;
+    struct lvm_gen *g;
+    int take; /* else same */
     int rc;
 };
 
-static int extract_protected(lua_State *L)
+static int decl_protected(lua_State *L)
 {
-    struct extract_args *a = lua_touserdata(L, 1);
-    a->rc = 0;
-    if (a->routes) a->rc = lua_route_extract(L, a->routes, a->nroutes);
-    if (!a->rc && a->jobs) a->rc = lua_job_extract(L, a->jobs, a->njobs);
+    struct decl_call *c = lua_touserdata(L, 1);
+    c->rc = c->take ? c->d->take(L, c->g) : c->d->same(L, c->g);
     return 0;
 }
 
-/* Routes and/or jobs (either pair may be NULL) into C arrays; -1 when out of
- * memory (nothing allocated then is kept). */
-static int extract(struct lvm *vm, struct lvm_route **routes, int *nroutes, struct lvm_job **jobs, int *njobs)
+/* d's take or same under lua_pcall; -1 (take) or 0 (same) on a Lua error. */
+static int decl_call(struct lvm *vm, const struct lua_tf_decl *d, struct lvm_gen *g, int take)
 {
-    struct extract_args a = {routes, nroutes, jobs, njobs, -1};
-    if (routes) *routes = NULL, *nroutes = 0;
-    if (jobs) *jobs = NULL, *njobs = 0;
-    lua_pushcfunction(vm->L, extract_protected);
-    lua_pushlightuserdata(vm->L, &a);
+    struct decl_call c = {d, g, take, take ? -1 : 0};
+    lua_pushcfunction(vm->L, decl_protected);
+    lua_pushlightuserdata(vm->L, &c);
     if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
         lua_pop(vm->L, 1);
-        a.rc = -1;
+        return take ? -1 : 0;
     }
-    if (a.rc) {
-        if (routes) lua_route_free(*routes, *nroutes), *routes = NULL;
-        if (jobs) lua_job_free(*jobs, *njobs), *jobs = NULL;
-    }
-    return a.rc;
+    return c.rc;
 }
 
-static int same_routes(struct lvm *vm, const struct lvm_gen *g)
+static void drop_decls(struct lvm_gen *g)
 {
-    struct lvm_route *r;
-    struct lvm_job *j;
-    int n = 0, nj = 0, same;
-    if (extract(vm, &r, &n, &j, &nj)) return 0;
-    same = n == g->nroutes;
-    for (int i = 0; i < n; i++) {
-        if (same)
-            same = !strcmp(r[i].method, g->routes[i].method) && !strcmp(r[i].path, g->routes[i].path) &&
-                   r[i].roles == g->routes[i].roles && r[i].max_body == g->routes[i].max_body;
+    for (const struct lua_tf_decl *const *d = lua_tf_decls; *d; d++)
+        (*d)->drop(g);
+}
+
+/* Copies everything vm's plugins declared into g; -1 when out of memory
+ * (nothing is kept then). */
+static int take_decls(struct lvm *vm, struct lvm_gen *g)
+{
+    for (const struct lua_tf_decl *const *d = lua_tf_decls; *d; d++) {
+        if (decl_call(vm, *d, g, 1) != 0) {
+            drop_decls(g);
+            return -1;
+        }
     }
-    lua_route_free(r, n);
-    same = same && nj == g->njobs;
-    for (int i = 0; same && i < nj; i++) same = !strcmp(j[i].name, g->jobs[i].name);
-    lua_job_free(j, nj);
-    return same;
+    g->declared = 1;
+    return 0;
+}
+
+static int same_decls(struct lvm *vm, struct lvm_gen *g)
+{
+    for (const struct lua_tf_decl *const *d = lua_tf_decls; *d; d++)
+        if (!decl_call(vm, *d, g, 0)) return 0;
+    return 1;
 }
 
 /* ---- sandbox ---- */
@@ -1115,7 +1112,6 @@ static int setup(lua_State *L)
     struct lvm *vm = lua_touserdata(L, 1);
     lua_pushlightuserdata(L, vm);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
-    lua_route_init(L);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
     lua_sethook(L, vm_hook, LUA_MASKCOUNT, HOOK_COUNT);
@@ -1158,7 +1154,7 @@ struct lvm *lvm_new(enum lvm_mode mode, struct lvm_gen *gen, struct lvm_host *ho
 
     if (mode == LVM_PLUGIN) {
         load_plugins(vm);
-        if (!vm->errors && gen->routes && !same_routes(vm, gen))
+        if (!vm->errors && gen->declared && !same_decls(vm, gen))
             add_error(vm, "plugins registered different routes or jobs than when the generation was validated");
         if (vm->errors) {
             snprintf(err, errlen, "%s", vm->errors);
@@ -1196,8 +1192,7 @@ void lvm_gen_unref(struct lvm_gen *g)
 {
     struct gen_private *p = (struct gen_private *)g;
     if (!g || atomic_fetch_sub(&p->refs, 1) != 1) return;
-    lua_route_free(g->routes, g->nroutes);
-    lua_job_free(g->jobs, g->njobs);
+    drop_decls(g);
     for (struct gen_file *f = p->files, *next; f; f = next) {
         next = f->next;
         mem_free(f->path);
@@ -1253,7 +1248,7 @@ struct lvm *lvm_gen_build(const char *config_path, struct lvm_host *host, char *
         size_t n = strlen(err);
         snprintf(err + n, errlen - n, "\n%s", p->pub.warnings);
     }
-    if (vm && extract(vm, &p->pub.routes, &p->pub.nroutes, &p->pub.jobs, &p->pub.njobs) != 0) {
+    if (vm && take_decls(vm, &p->pub) != 0) {
         snprintf(err, errlen, "out of memory");
         lvm_free(vm);
         vm = NULL;

@@ -5,7 +5,9 @@
  * copied into C) published atomically for hot reload. A VM is used by one
  * thread at a time; its tasks are driven by their owner (lua_http.c, the
  * scheduler). Nothing here speaks HTTP or SQL: routes and jobs are only
- * described for the router and the scheduler. */
+ * described for the router and the scheduler, and taken from a VM through
+ * the declarations listed in lua_tf.c (lua_route.c, lua_job.c), which this
+ * file does not know by name. */
 #ifndef LVM_H
 #define LVM_H
 
@@ -69,6 +71,7 @@ struct lvm_gen {
     int nroutes;
     struct lvm_job *jobs;
     int njobs;
+    int declared;        /* routes and jobs were taken from the VM that validated it (lua_tf.h) */
     char *warnings;      /* static-check findings, "file:line: warning: ..." one per line; NULL when none */
     int linted;          /* luacheck ran over the plugin files */
     char lint_note[256]; /* why it did not ("luacheck not found..."), else "" */

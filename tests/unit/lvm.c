@@ -175,6 +175,37 @@ TEST(a_generation_keeps_the_sources_it_validated)
     lvm_free(first);
 }
 
+TEST(a_worker_vm_must_declare_what_its_generation_validated)
+{
+    char err[1024];
+    clear_plugins();
+    write_file("a.lua", "tf.route('GET', '/a', function() end)\n"
+                        "tf.job.every('j', '1h', function() end)");
+    struct lvm *first = build(err, sizeof err);
+    CHECK(first != NULL);
+    if (!first) return;
+    struct lvm_gen *g = lvm_gen(first);
+    CHECK(g->declared && g->nroutes == 1 && g->njobs == 1);
+    static struct lvm_host host;
+    struct lvm *same = lvm_new(LVM_PLUGIN, g, &host, err, sizeof err);
+    CHECK(same != NULL);
+    lvm_free(same);
+    /* as if the plugins had declared something else when validated: the
+     * route's body limit, then the job's name */
+    size_t max_body = g->routes[0].max_body;
+    g->routes[0].max_body = max_body + 1;
+    struct lvm *other = lvm_new(LVM_PLUGIN, g, &host, err, sizeof err);
+    CHECK(other == NULL && strstr(err, "different routes or jobs"));
+    lvm_free(other);
+    g->routes[0].max_body = max_body;
+    g->jobs[0].name[0] = 'k';
+    other = lvm_new(LVM_PLUGIN, g, &host, err, sizeof err);
+    CHECK(other == NULL && strstr(err, "different routes or jobs"));
+    lvm_free(other);
+    g->jobs[0].name[0] = 'j';
+    lvm_free(first);
+}
+
 TEST(vm_creation_fails_cleanly_under_any_memory_limit)
 {
     char err[1024];
@@ -219,6 +250,7 @@ int main(void)
     RUN(time_limit_kills_loops_even_under_pcall);
     RUN(memory_limit_gives_a_memory_error_and_the_vm_lives);
     RUN(a_generation_keeps_the_sources_it_validated);
+    RUN(a_worker_vm_must_declare_what_its_generation_validated);
     RUN(vm_creation_fails_cleanly_under_any_memory_limit);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
