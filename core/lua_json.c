@@ -1,13 +1,13 @@
 /* tf.json: encode walks Lua values into a growable C buffer (no Lua errors
- * can escape it, so the C core may call it anywhere); decode parses with
- * cJSON and builds Lua values, marking arrays so that [] round-trips. */
+ * can escape it, so the C core may call it anywhere); decode reads the text
+ * once, pushing Lua values as it goes, and marks arrays so that []
+ * round-trips. */
 #include "lua_json.h"
 
 #include "buf.h"
 #include "lua_tf.h"
 #include "mem.h"
 
-#include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdint.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define MAX_DEPTH 128
+#define LUA_JSON_DEPTH_TEXT "128"
 
 static const char json_null = 0;            /* its address is tf.json.null */
 static const char array_mt_key = 0;         /* registry key of the array metatable */
@@ -300,66 +301,320 @@ char *lua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errl
     return s;
 }
 
-static int push_json(lua_State *L, const cJSON *j, int depth)
+/* ---- decode: one pass from the text to Lua values ----
+ *
+ * A recursive descent over the text that pushes each value as it is read:
+ * no tree in between, every byte it allocates is the VM's own (so the VM's
+ * memory limit bounds it, and a memory error leaks nothing). It takes what
+ * the C ingest path (cJSON) takes: a leading UTF-8 BOM, numbers as strtod
+ * reads them (leading zeros, "1."), raw control characters in strings but
+ * not a NUL byte. Numbers that are whole and within 2^53 become integers. */
+
+struct dec {
+    lua_State *L;
+    const char *s, *p, *end;
+    char *err;
+    size_t errlen;
+};
+
+static int dec_fail(struct dec *d, const char *why)
 {
-    if (depth > MAX_DEPTH || !lua_checkstack(L, 3)) return -1;
-    if (cJSON_IsNull(j)) lua_json_pushnull(L);
-    else if (cJSON_IsFalse(j)) lua_pushboolean(L, 0);
-    else if (cJSON_IsTrue(j)) lua_pushboolean(L, 1);
-    else if (cJSON_IsString(j)) lua_pushstring(L, j->valuestring);
-    else if (cJSON_IsNumber(j)) {
-        double d = j->valuedouble;
-        if (d == floor(d) && fabs(d) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
-        else lua_pushnumber(L, d);
-    } else if (cJSON_IsArray(j)) {
-        lua_createtable(L, cJSON_GetArraySize(j), 0);
-        lua_Integer i = 1;
-        for (const cJSON *c = j->child; c; c = c->next) {
-            if (push_json(L, c, depth + 1)) return -1;
-            lua_rawseti(L, -2, i++);
+    size_t at = (size_t)(d->p - d->s);
+    int n = (int)(d->end - d->p < 20 ? d->end - d->p : 20);
+    snprintf(d->err, d->errlen, "byte %zu: invalid JSON near '%.*s': %s", at, n, d->p, why);
+    return -1;
+}
+
+static void dec_ws(struct dec *d)
+{
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
+}
+
+static int dec_literal(struct dec *d, const char *word, size_t n)
+{
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+        return dec_fail(d, "expected a value");
+    d->p += n;
+    return 0;
+}
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A number. Up to 2^53 of significant digits times an exact power of ten
+ * (10^0..10^22) is one correctly rounded IEEE operation; anything else goes
+ * to strtod (in the C locale tickforge runs in). */
+static int dec_number(struct dec *d)
+{
+    const char *q = d->p;
+    int neg = q < d->end && *q == '-';
+    q += neg;
+    uint64_t m = 0;
+    int digits = 0, frac = 0, exp = 0, exact = 1;
+    const char *start = q;
+    for (; q < d->end && *q >= '0' && *q <= '9'; q++, digits++) {
+        if (m < 100000000000000000ULL)
+            m = m * 10 + (uint64_t)(*q - '0');
+        else
+            exact = 0;
+    }
+    if (q == start) return dec_fail(d, "expected a value");
+    int integer = 1;
+    if (q < d->end && *q == '.') {
+        integer = 0;
+        for (q++; q < d->end && *q >= '0' && *q <= '9'; q++, frac++) {
+            if (m < 100000000000000000ULL)
+                m = m * 10 + (uint64_t)(*q - '0');
+            else
+                exact = 0;
         }
-        push_array_mt(L);
-        lua_setmetatable(L, -2);
-    } else if (cJSON_IsObject(j)) {
-        lua_createtable(L, 0, 4);
-        for (const cJSON *c = j->child; c; c = c->next) {
-            if (push_json(L, c, depth + 1)) return -1;
-            lua_setfield(L, -2, c->string);
+    }
+    if (q < d->end && (*q == 'e' || *q == 'E')) {
+        const char *e = q + 1;
+        int eneg = e < d->end && *e == '-';
+        if (e < d->end && (*e == '-' || *e == '+')) e++;
+        if (e < d->end && *e >= '0' && *e <= '9') { /* else "1e" is 1 and "e" is what follows */
+            integer = 0;
+            for (; e < d->end && *e >= '0' && *e <= '9'; e++)
+                if (exp < 100000) exp = exp * 10 + (*e - '0');
+            exp = eneg ? -exp : exp;
+            q = e;
         }
+    }
+    double v;
+    int e10 = exp - frac;
+    if (exact && integer && m <= 9007199254740992ULL) {
+        lua_pushinteger(d->L, neg ? -(lua_Integer)m : (lua_Integer)m);
+        d->p = q;
+        return 0;
+    }
+    if (exact && m <= 9007199254740992ULL && e10 >= -22 && e10 <= 22) {
+        v = e10 >= 0 ? (double)m * pow10_exact[e10] : (double)m / pow10_exact[-e10];
     } else {
-        return -1;
+        char buf[400];
+        size_t n = (size_t)(q - d->p);
+        if (n >= sizeof buf) return dec_fail(d, "number too long");
+        memcpy(buf, d->p, n);
+        buf[n] = '\0';
+        v = strtod(buf + neg, NULL);
     }
+    if (neg) v = -v;
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0)
+        lua_pushinteger(d->L, (lua_Integer)v);
+    else
+        lua_pushnumber(d->L, v);
+    d->p = q;
     return 0;
 }
 
-static int tree_gc(lua_State *L)
+static int hex4(const char *p, unsigned *out)
 {
-    cJSON **owner = lua_touserdata(L, 1);
-    if (*owner) cJSON_Delete(*owner);
-    *owner = NULL;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
     return 0;
 }
 
-/* An upper bound of the tree nodes cJSON builds from s (containers, commas
- * and one more), counted outside strings without allocating. */
-static size_t count_nodes(const char *s, size_t len)
+/* A string (d->p at its opening quote): pushed as it is when it has no
+ * escapes, else unescaped into a luaL_Buffer; \u escapes become UTF-8,
+ * surrogate pairs joined. */
+static int dec_string(struct dec *d)
 {
-    size_t n = 1;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '"') {
-            for (i++; i < len && s[i] != '"'; i++)
-                if (s[i] == '\\') i++;
-        } else if (c == ',' || c == '[' || c == '{') {
-            n++;
+    const char *q = ++d->p;
+    while (q < d->end && *q != '"' && *q != '\\' && *q)
+        q++;
+    if (q < d->end && *q == '"') {
+        lua_pushlstring(d->L, d->p, (size_t)(q - d->p));
+        d->p = q + 1;
+        return 0;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(d->L, &b);
+    luaL_addlstring(&b, d->p, (size_t)(q - d->p));
+    for (d->p = q; d->p < d->end && *d->p != '"';) {
+        const char *run = d->p;
+        while (d->p < d->end && *d->p != '"' && *d->p != '\\' && *d->p)
+            d->p++;
+        luaL_addlstring(&b, run, (size_t)(d->p - run));
+        if (d->p == d->end || *d->p == '"') break;
+        if (!*d->p) return dec_fail(d, "a NUL byte in a string");
+        if (d->end - d->p < 2) return dec_fail(d, "a string without its closing quote");
+        char c = d->p[1], out;
+        switch (c) {
+        case '"':
+            out = '"';
+            break;
+        case '\\':
+            out = '\\';
+            break;
+        case '/':
+            out = '/';
+            break;
+        case 'b':
+            out = '\b';
+            break;
+        case 'f':
+            out = '\f';
+            break;
+        case 'n':
+            out = '\n';
+            break;
+        case 'r':
+            out = '\r';
+            break;
+        case 't':
+            out = '\t';
+            break;
+        case 'u': {
+            unsigned u, lo;
+            if (d->end - d->p < 6 || hex4(d->p + 2, &u))
+                return dec_fail(d, "\\u wants 4 hex digits");
+            if (u >= 0xDC00 && u <= 0xDFFF) return dec_fail(d, "a lone low surrogate");
+            int len = 6;
+            if (u >= 0xD800 && u <= 0xDBFF) {
+                if (d->end - d->p < 12 || d->p[6] != '\\' || d->p[7] != 'u' ||
+                    hex4(d->p + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                    return dec_fail(d, "a high surrogate without its low half");
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                len = 12;
+            }
+            char utf8[4];
+            size_t n;
+            if (u < 0x80)
+                utf8[0] = (char)u, n = 1;
+            else if (u < 0x800)
+                utf8[0] = (char)(0xC0 | u >> 6), utf8[1] = (char)(0x80 | (u & 0x3F)), n = 2;
+            else if (u < 0x10000)
+                utf8[0] = (char)(0xE0 | u >> 12), utf8[1] = (char)(0x80 | ((u >> 6) & 0x3F)),
+                utf8[2] = (char)(0x80 | (u & 0x3F)), n = 3;
+            else
+                utf8[0] = (char)(0xF0 | u >> 18), utf8[1] = (char)(0x80 | ((u >> 12) & 0x3F)),
+                utf8[2] = (char)(0x80 | ((u >> 6) & 0x3F)), utf8[3] = (char)(0x80 | (u & 0x3F)),
+                n = 4;
+            luaL_addlstring(&b, utf8, n);
+            d->p += len;
+            continue;
+        }
+        default:
+            return dec_fail(d, "an unknown escape");
+        }
+        luaL_addchar(&b, out);
+        d->p += 2;
+    }
+    if (d->p >= d->end) return dec_fail(d, "a string without its closing quote");
+    d->p++;
+    luaL_pushresult(&b);
+    return 0;
+}
+
+static int dec_value(struct dec *d, int depth);
+
+static int dec_array(struct dec *d, int depth)
+{
+    lua_State *L = d->L;
+    lua_newtable(L);
+    d->p++;
+    dec_ws(d);
+    lua_Integer i = 1;
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+    } else {
+        for (;;) {
+            if (dec_value(d, depth + 1)) return -1;
+            lua_rawseti(L, -2, i++);
+            dec_ws(d);
+            if (d->p < d->end && *d->p == ',') {
+                d->p++;
+                dec_ws(d);
+            } else if (d->p < d->end && *d->p == ']') {
+                d->p++;
+                break;
+            } else {
+                return dec_fail(d, "expected ',' or ']'");
+            }
         }
     }
-    return n;
+    push_array_mt(L);
+    lua_setmetatable(L, -2);
+    return 0;
+}
+
+static int dec_object(struct dec *d, int depth)
+{
+    lua_State *L = d->L;
+    lua_createtable(L, 0, 8);
+    d->p++;
+    dec_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        return 0;
+    }
+    for (;;) {
+        if (d->p == d->end || *d->p != '"') return dec_fail(d, "expected a key in double quotes");
+        if (dec_string(d)) return -1;
+        dec_ws(d);
+        if (d->p == d->end || *d->p != ':') return dec_fail(d, "expected ':' after a key");
+        d->p++;
+        dec_ws(d);
+        if (dec_value(d, depth + 1)) return -1;
+        lua_rawset(L, -3); /* a repeated key: the last one wins */
+        dec_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            dec_ws(d);
+        } else if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            return 0;
+        } else {
+            return dec_fail(d, "expected ',' or '}'");
+        }
+    }
+}
+
+static int dec_value(struct dec *d, int depth)
+{
+    if (depth > MAX_DEPTH) return dec_fail(d, "nested deeper than " LUA_JSON_DEPTH_TEXT " levels");
+    if (!lua_checkstack(d->L, 4)) return dec_fail(d, "nested too deep for the Lua stack");
+    if (d->p == d->end) return dec_fail(d, "expected a value");
+    switch (*d->p) {
+    case '{':
+        return dec_object(d, depth);
+    case '[':
+        return dec_array(d, depth);
+    case '"':
+        return dec_string(d);
+    case 't':
+        if (dec_literal(d, "true", 4)) return -1;
+        lua_pushboolean(d->L, 1);
+        return 0;
+    case 'f':
+        if (dec_literal(d, "false", 5)) return -1;
+        lua_pushboolean(d->L, 0);
+        return 0;
+    case 'n':
+        if (dec_literal(d, "null", 4)) return -1;
+        lua_json_pushnull(d->L);
+        return 0;
+    default:
+        return dec_number(d);
+    }
 }
 
 int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen)
 {
-    const char *end = NULL;
     while (len && (s[len - 1] == 0 || s[len - 1] == ' ' || s[len - 1] == '\n' ||
                    s[len - 1] == '\r' || s[len - 1] == '\t'))
         len--;
@@ -367,47 +622,20 @@ int lua_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
         snprintf(err, errlen, "byte 0: empty body, expected a JSON value");
         return -1;
     }
-    /* The parse tree lives outside the VM's allocator: reserve its size in
-     * the VM first, so a body whose tree would not fit under lua.memory_limit
-     * (a 16MB "[0,0,...]" makes ~500MB of nodes) is a Lua memory error
-     * before cJSON allocates anything. Held until the tree is freed. */
-    size_t nodes = count_nodes(s, len);
-    lua_newuserdatauv(L, nodes > (SIZE_MAX - len) / sizeof(cJSON) ? SIZE_MAX : nodes * sizeof(cJSON) + len, 0);
-    /* The tree is owned by a userdata first, so if building the Lua value
-     * raises (out of memory), garbage collection still frees it. */
-    cJSON **owner = lua_newuserdatauv(L, sizeof *owner, 0);
-    *owner = NULL;
-    if (luaL_newmetatable(L, "tf.json.tree")) {
-        lua_pushcfunction(L, tree_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_setmetatable(L, -2);
-    cJSON *j = *owner = cJSON_ParseWithLengthOpts(s, len, &end, 0);
-    if (!j) {
-        lua_pop(L, 2);
-        size_t at = end && end >= s ? (size_t)(end - s) : 0;
-        snprintf(err, errlen, "byte %zu: invalid JSON near '%.20s'", at, at < len ? s + at : "");
-        return -1;
-    }
-    while (end && (size_t)(end - s) < len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-        end++;
-    if (end && (size_t)(end - s) < len) {
-        snprintf(err, errlen, "byte %zu: unexpected data after the JSON value", (size_t)(end - s));
-        lua_pop(L, 2); /* the owner frees the tree */
-        return -1;
-    }
+    struct dec d = {L, s, s, s + len, err, errlen};
+    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) d.p += 3; /* a UTF-8 byte order mark */
     int top = lua_gettop(L);
-    if (push_json(L, j, 0)) {
-        lua_settop(L, top - 2);
-        snprintf(err, errlen, "byte 0: JSON nested too deep");
+    dec_ws(&d);
+    if (dec_value(&d, 0)) {
+        lua_settop(L, top);
         return -1;
     }
-    cJSON_Delete(j);
-    *owner = NULL;
-    lua_remove(L, -2); /* the owner, now empty */
-    lua_remove(L, -2); /* the reservation */
+    dec_ws(&d);
+    if (d.p < d.end) {
+        lua_settop(L, top);
+        snprintf(err, errlen, "byte %zu: unexpected data after the JSON value", (size_t)(d.p - s));
+        return -1;
+    }
     return 0;
 }
 

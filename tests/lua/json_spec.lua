@@ -53,6 +53,54 @@ describe("tf.json", function()
     assert.matches("byte 0: empty body", err)
   end)
 
+  it("reads numbers as strtod does, whole ones within 2^53 as integers", function()
+    math.randomseed(7)
+    for _ = 1, 3000 do
+      local d = {}
+      for i = 1, math.random(1, 24) do d[i] = tostring(math.random(0, 9)) end
+      local s = table.concat(d)
+      if math.random() < 0.5 then
+        local k = math.random(1, #s)
+        s = s:sub(1, k) .. "." .. s:sub(k + 1)
+      end
+      if math.random() < 0.3 then s = s .. "e" .. (math.random() < 0.5 and "-" or "") .. math.random(0, 330) end
+      if math.random() < 0.5 then s = "-" .. s end
+      local want = tonumber(s) + 0.0 -- Lua's own reading (strtod, or an integer rounded once)
+      local v = tf.json.decode(s)
+      assert.are.equal(want, v, s)
+      local whole = want == math.floor(want) and math.abs(want) <= 2 ^ 53
+      assert.are.equal(whole and "integer" or "float", math.type(v), s)
+    end
+    assert.are.equal("integer", math.type(tf.json.decode("9007199254740992")))
+    assert.are.equal("float", math.type(tf.json.decode("9007199254740994")))
+    assert.are.equal("integer", math.type(tf.json.decode("1.0")))
+    assert.are.equal(0.1, tf.json.decode("0.1"))
+    assert.are.equal(math.huge, tf.json.decode("1e400"))
+  end)
+
+  it("reads escapes into UTF-8, a NUL escape included, and says what is wrong with a string", function()
+    assert.are.equal("\0x", tf.json.decode('"\\u0000x"'))
+    assert.are.equal("😀", tf.json.decode('"\\ud83d\\ude00"'))
+    assert.are.equal("/\b\f\n\r\t", tf.json.decode('"\\/\\b\\f\\n\\r\\t"'))
+    assert.are.same({ bom = 1 }, tf.json.decode("\239\187\191{\"bom\":1}"))
+    local cases = {
+      { '"\\ud83d"', "byte 1: .*a high surrogate without its low half" },
+      { '"\\ude00"', "byte 1: .*a lone low surrogate" },
+      { '"\\x"', "byte 1: .*an unknown escape" },
+      { '"a\0b"', "byte 2: .*a NUL byte in a string" },
+      { '"abc', "a string without its closing quote" },
+      { '{"a" 1}', "byte 5: .*expected ':' after a key" },
+      { '{a:1}', "byte 1: .*expected a key in double quotes" },
+      { '[1 2]', "byte 3: .*expected ',' or ']'" },
+      { 'nul', "byte 0: .*expected a value" },
+    }
+    for _, c in ipairs(cases) do
+      local v, err = tf.json.decode(c[1])
+      assert.is_nil(v, c[1])
+      assert.matches(c[2], err)
+    end
+  end)
+
   it("encodes the keys named by tf.json.order first, in that order", function()
     local t = tf.json.order({ details = {}, ok = true, inserted = 2, extra = "x" }, { "ok", "inserted", "missing", "details" })
     assert.are.equal('{"ok":true,"inserted":2,"details":{},"extra":"x"}', tf.json.encode(t))
