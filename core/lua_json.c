@@ -103,7 +103,8 @@ static int in_order(lua_State *L, int order, int key)
     }
 }
 
-/* An object key waiting to be written: its copy's stack slot and what sorts it. */
+/* An object member waiting to be written: its key's stack slot (the value's
+ * is the next one) and what sorts it. */
 struct okey {
     int slot;
     int isnum;
@@ -126,11 +127,26 @@ static int okey_cmp(const void *pa, const void *pb)
     return c ? c : (a->n > b->n) - (a->n < b->n);
 }
 
+/* okey_cmp's order: insertion sort for the few keys of most objects. */
+static void sort_keys(struct okey *k, int n)
+{
+    if (n > 16) {
+        qsort(k, (size_t)n, sizeof *k, okey_cmp);
+        return;
+    }
+    for (int i = 1; i < n; i++) {
+        struct okey x = k[i];
+        int j = i;
+        for (; j > 0 && okey_cmp(&k[j - 1], &x) > 0; j--)
+            k[j] = k[j - 1];
+        k[j] = x;
+    }
+}
+
 static void encode(struct enc *e, lua_State *L, int idx, int depth);
 
-/* Writes key k (an okey) and the table's value for it. */
-static void put_member(struct enc *e, lua_State *L, int idx, const struct okey *k, int *first,
-                       int depth)
+/* Writes member k: its key, and the value in the slot after the key's. */
+static void put_member(struct enc *e, lua_State *L, const struct okey *k, int *first, int depth)
 {
     if (!*first) buf_putc(&e->b, ',');
     *first = 0;
@@ -143,49 +159,47 @@ static void put_member(struct enc *e, lua_State *L, int idx, const struct okey *
         buf_json_str(&e->b, tmp, (size_t)kn);
     }
     buf_putc(&e->b, ':');
-    lua_pushvalue(L, k->slot);
-    lua_rawget(L, idx);
-    encode(e, L, lua_gettop(L), depth + 1);
-    lua_pop(L, 1);
+    encode(e, L, k->slot + 1, depth + 1);
 }
 
 /* The table at idx as a JSON object: the keys its metatable's __jsonorder
  * lists first, in that order (after "ok" when the list does not place it),
- * then the others in okey_cmp's order. The keys are copied onto the stack
- * while they are written, so nothing here allocates Lua memory. */
+ * then the others in okey_cmp's order. One pass of lua_next leaves each key
+ * and its value on the stack while they are written, so nothing here
+ * allocates Lua memory. */
 static void encode_object(struct enc *e, lua_State *L, int idx, int depth)
 {
-    int base = lua_gettop(L), order = 0, nkeys = 0, first = 1;
+    int base = lua_gettop(L), order = 0, first = 1, n = 0, cap = 8, ok = -1;
+    struct okey small[8], *keys = small;
     lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        nkeys++;
-    }
-    if (!lua_checkstack(L, nkeys + 8)) {
-        e->err = "an object with too many keys";
-        return;
-    }
-    struct okey small[8], *keys = nkeys <= 8 ? small : mem_alloc(sizeof *keys * (size_t)nkeys);
-    if (!keys) {
-        e->err = "out of memory";
-        return;
-    }
-    int n = 0, ok = -1;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) { /* leaves a copy of each key on the stack */
-        lua_pop(L, 1);
-        int kt = lua_type(L, -1);
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
-            if (!e->err) e->err = "object keys must be strings or numbers";
-        } else if (n < nkeys) {
-            struct okey *k = &keys[n++];
-            k->slot = lua_gettop(L);
-            k->isnum = kt == LUA_TNUMBER;
-            k->s = k->isnum ? NULL : lua_tolstring(L, -1, &k->n); /* a string key: no conversion */
-            k->d = k->isnum ? lua_tonumber(L, -1) : 0;
-            if (!k->isnum && k->n == 2 && !memcmp(k->s, "ok", 2)) ok = n - 1;
+    for (;;) {
+        if (!lua_checkstack(L, 4)) {
+            e->err = "an object with too many keys";
+            goto out;
         }
-        lua_pushvalue(L, -1);
+        if (!lua_next(L, idx)) break; /* ... key value */
+        int kt = lua_type(L, -2);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+            e->err = "object keys must be strings or numbers";
+            goto out;
+        }
+        if (n == cap) {
+            struct okey *more = mem_alloc(sizeof *more * (size_t)cap * 2);
+            if (!more) {
+                e->err = "out of memory";
+                goto out;
+            }
+            memcpy(more, keys, sizeof *keys * (size_t)n);
+            if (keys != small) mem_free(keys);
+            keys = more, cap *= 2;
+        }
+        struct okey *k = &keys[n++];
+        k->slot = lua_gettop(L) - 1;
+        k->isnum = kt == LUA_TNUMBER;
+        k->s = k->isnum ? NULL : lua_tolstring(L, -2, &k->n); /* a string key: no conversion */
+        k->d = k->isnum ? lua_tonumber(L, -2) : 0;
+        if (!k->isnum && k->n == 2 && !memcmp(k->s, "ok", 2)) ok = n - 1;
+        lua_pushvalue(L, -2); /* the key again, for lua_next */
     }
     if (failed(e)) goto out;
     buf_putc(&e->b, '{');
@@ -196,13 +210,13 @@ static void encode_object(struct enc *e, lua_State *L, int idx, int depth)
         else lua_pop(L, 1);
     }
     if (ok >= 0 && (!order || !in_order(L, order, keys[ok].slot)))
-        put_member(e, L, idx, &keys[ok], &first, depth);
+        put_member(e, L, &keys[ok], &first, depth);
     for (lua_Integer i = 1; order && !failed(e) && lua_rawgeti(L, order, i) == LUA_TSTRING; i++) {
         size_t kn;
         const char *ks = lua_tolstring(L, -1, &kn);
         for (int k = 0; k < n; k++)
-            if (!keys[k].isnum && keys[k].n == kn && !memcmp(keys[k].s, ks, kn)) {
-                put_member(e, L, idx, &keys[k], &first, depth);
+            if (keys[k].slot && !keys[k].isnum && keys[k].n == kn && !memcmp(keys[k].s, ks, kn)) {
+                put_member(e, L, &keys[k], &first, depth);
                 keys[k].slot = 0; /* written */
                 break;
             }
@@ -213,9 +227,9 @@ static void encode_object(struct enc *e, lua_State *L, int idx, int depth)
     int m = 0;
     for (int k = 0; k < n; k++)
         if (keys[k].slot) keys[m++] = keys[k];
-    qsort(keys, (size_t)m, sizeof *keys, okey_cmp);
+    sort_keys(keys, m);
     for (int k = 0; k < m && !failed(e); k++)
-        put_member(e, L, idx, &keys[k], &first, depth);
+        put_member(e, L, &keys[k], &first, depth);
     buf_putc(&e->b, '}');
 out:
     if (keys != small) mem_free(keys);
