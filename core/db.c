@@ -900,17 +900,23 @@ long long db_now_ms(void)
     return clock_ms();
 }
 
+/* Clears what the last statement left on c before a new one goes out; 0
+ * with err when c has no session. */
+static int send_ready(struct db_conn *c, char *err, size_t errlen)
+{
+    c->sqlstate[0] = '\0';
+    c->sent = NULL;
+    c->pipe = PIPE_OFF;
+    if (c->pg) return 1;
+    seterr(err, errlen, "database unavailable: not connected");
+    return 0;
+}
+
 int db_send(struct db_conn *c, const char *sql, int n, const char *const *vals,
             const int *binary_lens, char *err, size_t errlen)
 {
     int ok;
-    c->sqlstate[0] = '\0';
-    c->sent = NULL;
-    c->pipe = PIPE_OFF;
-    if (!c->pg) {
-        seterr(err, errlen, "database unavailable: not connected");
-        return DB_UNAVAILABLE;
-    }
+    if (!send_ready(c, err, errlen)) return DB_UNAVAILABLE;
     if (n == 0 && !binary_lens) { /* the extended protocol even then: one statement, never "a; b" */
         ok = PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     } else {
@@ -1082,13 +1088,7 @@ int db_exec_cached(struct db_conn *c, const char *sql, int n, const char *const 
 
 int db_copy_start(struct db_conn *c, const char *copy_sql, char *err, size_t errlen)
 {
-    c->sqlstate[0] = '\0';
-    c->sent = NULL;
-    c->pipe = PIPE_OFF;
-    if (!c->pg) {
-        seterr(err, errlen, "database unavailable: not connected");
-        return DB_UNAVAILABLE;
-    }
+    if (!send_ready(c, err, errlen)) return DB_UNAVAILABLE;
     if (!PQsendQueryParams(c->pg, copy_sql, 0, NULL, NULL, NULL, NULL, 0)) {
         c->broken = 1;
         seterr(err, errlen, "database unavailable: %s", PQerrorMessage(c->pg));
