@@ -548,8 +548,7 @@ static int open_kind(lua_State *L, const struct kind *k, lua_CFunction store)
         lua_pushlightuserdata(L, (void *)k);
         lua_pushcclosure(L, l_gc, 1);
         lua_setfield(L, -2, "__gc");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
+        lua_tf_seal(L);
         lua_pushlightuserdata(L, (void *)k);
         lua_pushcclosure(L, l_len, 1);
         lua_setfield(L, -2, "__len");

@@ -971,39 +971,11 @@ int luaopen_tf_db(lua_State *L)
         {"query", l_query}, {"exec", l_exec}, {"columns", l_columns}, {"csv", l_csv}, {"copy_out", l_copy_out},
         {"tx", l_tx},       {"copy", l_copy}, {"migrations", l_migrations}, {NULL, NULL},
     };
-    if (luaL_newmetatable(L, BOX_MT)) {
-        lua_pushcfunction(L, box_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, RES_MT)) {
-        lua_pushcfunction(L, res_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, BUF_MT)) {
-        lua_pushcfunction(L, buf_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, WAIT_MT)) {
-        lua_pushcfunction(L, await_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, ERR_MT)) {
-        lua_pushcfunction(L, err_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    lua_tf_metatable(L, BOX_MT, "__gc", box_gc);
+    lua_tf_metatable(L, RES_MT, "__gc", res_gc);
+    lua_tf_metatable(L, BUF_MT, "__gc", buf_gc);
+    lua_tf_metatable(L, WAIT_MT, "__gc", await_gc);
+    lua_tf_metatable(L, ERR_MT, "__tostring", err_tostring);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "lua_json.h"
 #include "lua_route.h"
+#include "lua_tf.h"
 #include "lvm.h"
 #include "mem.h"
 #include "metrics.h"
@@ -297,8 +298,7 @@ static void push_request(lua_State *L, struct run *h)
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, req_index);
         lua_setfield(L, -2, "__index");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
+        lua_tf_seal(L);
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &req_mt_key);
     }
@@ -492,8 +492,7 @@ static int req_stream(lua_State *L)
         lua_pushcfunction(L, stream_write);
         lua_setfield(L, -2, "write");
         lua_setfield(L, -2, "__index");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
+        lua_tf_seal(L);
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &stream_mt_key);
     }

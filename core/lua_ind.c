@@ -416,8 +416,7 @@ int luaopen_tf_indicators(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, indicators_index);
     lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-    lua_setfield(L, -2, "__metatable");
+    lua_tf_seal(L);
     lua_setmetatable(L, -2);
     return 1;
 }
@@ -429,8 +428,7 @@ int luaopen_tf_ind(lua_State *L)
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, stream_tostring);
         lua_setfield(L, -2, "__tostring");
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
+        lua_tf_seal(L);
     }
     lua_pop(L, 1);
     luaL_newlib(L, ind_funcs);

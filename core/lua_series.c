@@ -4,6 +4,8 @@
  * the life of its userdata, nor allocate outside the Lua allocator. */
 #include "lua_series.h"
 
+#include "lua_tf.h"
+
 #include <math.h>
 #include <stdint.h>
 
@@ -238,8 +240,7 @@ static void series_meta_push(lua_State *L)
 {
     if (luaL_newmetatable(L, LUA_SERIES_MT)) {
         luaL_setfuncs(L, series_meta, 0);
-        lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-        lua_setfield(L, -2, "__metatable");
+        lua_tf_seal(L);
         luaL_newlib(L, series_methods);
         lua_setfield(L, -2, "methods");
     }

@@ -81,15 +81,25 @@ int lua_tf_raise(lua_State *L, const char *code, const char *fmt, ...)
     return lua_error(L);
 }
 
-void lua_tf_open(lua_State *L)
+void lua_tf_seal(lua_State *L)
 {
-    if (luaL_newmetatable(L, ERROR_MT)) {
-        lua_pushcfunction(L, error_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
+    lua_pushboolean(L, 0); /* getmetatable() answers false */
+    lua_setfield(L, -2, "__metatable");
+}
+
+void lua_tf_metatable(lua_State *L, const char *name, const char *event, lua_CFunction fn)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_pushcfunction(L, fn);
+        lua_setfield(L, -2, event);
+        lua_tf_seal(L);
     }
     lua_pop(L, 1);
+}
+
+void lua_tf_open(lua_State *L)
+{
+    lua_tf_metatable(L, ERROR_MT, "__tostring", error_tostring);
     lua_newtable(L);
     for (const luaL_Reg *ns = tf_namespaces; ns->name; ns++) {
         int top = lua_gettop(L);
@@ -100,8 +110,7 @@ void lua_tf_open(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, tf_index);
     lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0); /* getmetatable() answers false: the C metamethods stay out of reach */
-    lua_setfield(L, -2, "__metatable");
+    lua_tf_seal(L);
     lua_setmetatable(L, -2);
     lua_setglobal(L, "tf");
 }

@@ -53,6 +53,13 @@ extern const struct lua_tf_decl *const lua_tf_decls[]; /* lua_tf.c; NULL-termina
  * fmt as lua_pushfstring. Never returns. */
 int lua_tf_raise(lua_State *L, const char *code, const char *fmt, ...);
 
+/* Closes the metatable on top of the stack to getmetatable() (it answers
+ * false), so the C metamethods in it stay out of plugins' reach. */
+void lua_tf_seal(lua_State *L);
+/* Registers metatable `name` in the registry, once, with one metamethod
+ * (event: "__gc", "__tostring", ...) and sealed. Leaves the stack as it was. */
+void lua_tf_metatable(lua_State *L, const char *name, const char *event, lua_CFunction fn);
+
 /* Creates the tf table with every namespace and sets it as global "tf". */
 void lua_tf_open(lua_State *L);
 

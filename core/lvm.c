@@ -735,8 +735,7 @@ static void build_sandbox(lua_State *L)
             lua_getmetatable(L, -1);
             lua_pushvalue(L, -3);
             lua_setfield(L, -2, "__index");
-            lua_pushboolean(L, 0); /* getmetatable("") cannot swap every string's methods */
-            lua_setfield(L, -2, "__metatable");
+            lua_tf_seal(L);
             lua_pop(L, 2);
         }
         lua_setfield(L, -3, libs[i].lib);
