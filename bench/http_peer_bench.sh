@@ -46,36 +46,13 @@ tf_port=$((30000 + RANDOM % 15000))
 ng_port=$((tf_port + 1))
 mkdir -p "$dir/plugins" "$dir/nginx/logs"
 
-# The validation both sides run: the same Lua, only the JSON library differs.
-cat >"$dir/validate.lua" <<'LUA'
-local TF = { M1 = true, M5 = true, M15 = true, M30 = true, H1 = true, H4 = true, D1 = true, W1 = true, MN1 = true }
-local function validate(c)
-  if type(c) ~= "table" then return nil, "body: must be a JSON object" end
-  if type(c.symbol) ~= "string" or #c.symbol < 1 or #c.symbol > 32 then return nil, "symbol: must be 1..32 characters" end
-  if not TF[c.timeframe] then return nil, "timeframe: unknown" end
-  if type(c.ts) ~= "string" and type(c.ts) ~= "number" then return nil, "ts: must be a string or a number" end
-  for _, k in ipairs({ "open", "high", "low", "close" }) do
-    local v = c[k]
-    if type(v) ~= "number" or v <= 0 or v >= 1e10 then return nil, k .. ": must be a number > 0" end
-  end
-  if c.high < math.max(c.open, c.close) then return nil, "high: must be >= max(open, close)" end
-  if c.low > math.min(c.open, c.close) then return nil, "low: must be <= min(open, close)" end
-  local vol = c.volume or 0
-  if type(vol) ~= "number" or vol < 0 then return nil, "volume: must be >= 0" end
-  return { ok = true, symbol = c.symbol, timeframe = c.timeframe, ts = c.ts }
-end
-LUA
+# The validation both sides run (bench/candle_validate.lua): the same Lua,
+# only the JSON library differs; tickforge's route is bench/candle_route.lua.
+cp bench/candle_validate.lua "$dir/validate.lua"
 
 {
-    cat "$dir/validate.lua"
+    cat "$dir/validate.lua" bench/candle_route.lua
     cat <<'LUA'
-tf.route("POST", "/candle", function(req)
-  local ok, c = pcall(tf.json.decode, req.body)
-  if not ok then return 400, { ok = false, error = "invalid JSON" } end
-  local answer, err = validate(c)
-  if not answer then return 400, { ok = false, error = err } end
-  return 200, answer
-end, { auth = "none" })
 tf.route("GET", "/v", function() return 200, { v = 1 } end, { auth = "none" })
 LUA
 } >"$dir/plugins/bench.lua"

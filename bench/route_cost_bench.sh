@@ -5,8 +5,9 @@
 # N1 and then N2 keep-alive requests from one client in two runs; the
 # difference of the two totals over N2 - N1 leaves start-up and shutdown
 # out. Routes: GET /health (C) and POST /candle, the candle-validating Lua
-# route of bench/http_peer_bench.sh (tf.json.decode, validation, an answer
-# encoded by tf.json.encode).
+# route of bench/http_peer_bench.sh (bench/candle_validate.lua and
+# candle_route.lua: tf.json.decode, validation, an answer encoded by
+# tf.json.encode).
 #   bash bench/route_cost_bench.sh        (BASE_BIN=/other/tickforge adds a column)
 # Note: callgrind counts a `rep stosb` memset byte by byte, so libmicrohttpd's
 # clearing of its per-connection buffer (8 KB) weighs more here than in time.
@@ -20,16 +21,7 @@ dir=$(mktemp -d /tmp/tickforge-cost.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 port=$((30000 + RANDOM % 15000))
 mkdir -p "$dir/plugins"
-sed -n "/^cat >\"\$dir\/validate.lua\" <<'LUA'/,/^LUA/p" bench/http_peer_bench.sh | sed '1d;$d' >"$dir/plugins/bench.lua"
-cat >>"$dir/plugins/bench.lua" <<'LUA'
-tf.route("POST", "/candle", function(req)
-  local ok, c = pcall(tf.json.decode, req.body)
-  if not ok then return 400, { ok = false, error = "invalid JSON" } end
-  local answer, err = validate(c)
-  if not answer then return 400, { ok = false, error = err } end
-  return 200, answer
-end, { auth = "none" })
-LUA
+cat bench/candle_validate.lua bench/candle_route.lua >"$dir/plugins/bench.lua"
 cat >"$dir/tf.lua" <<LUA
 return { listen = "127.0.0.1:$port", plugins = { dir = "$dir/plugins" }, log = { level = "warn" },
          http = { workers = 1, max_connections_per_ip = 0 } }
