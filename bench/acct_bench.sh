@@ -27,26 +27,12 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$dir/plugins"
-cat >"$dir/plugins/bench.lua" <<'LUA'
-local function validate(c)
-  if type(c) ~= "table" then return nil, "body: must be an object" end
-  for _, f in ipairs({ "open", "high", "low", "close" }) do
-    if type(c[f]) ~= "number" then return nil, f .. ": must be a number" end
-  end
-  if type(c.symbol) ~= "string" or #c.symbol == 0 then return nil, "symbol: required" end
-  if c.high < math.max(c.open, c.close) then return nil, "high: must be >= max(open, close)" end
-  if c.low > math.min(c.open, c.close) then return nil, "low: must be <= min(open, close)" end
-  return { ok = true, symbol = c.symbol, timeframe = c.timeframe, ts = c.ts }
-end
-tf.route("POST", "/candle", function(req)
-  local ok, c = pcall(tf.json.decode, req.body)
-  if not ok then return 400, { ok = false, error = "invalid JSON" } end
-  local answer, err = validate(c)
-  if not answer then return 400, { ok = false, error = err } end
-  return 200, answer
-end, { auth = "none" })
+{
+    cat bench/candle_validate.lua bench/candle_route.lua
+    cat <<'LUA'
 tf.route("GET", "/q", function() return 200, tf.db.query("SELECT 1 AS one")[1] end, { auth = "none" })
 LUA
+} >"$dir/plugins/bench.lua"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # start NAME BIN: a server on a free port; prints the port
     local p
@@ -54,7 +40,7 @@ start() { # start NAME BIN: a server on a free port; prints the port
     cat >"$dir/$1.lua" <<LUA
 return { listen = "127.0.0.1:$p", plugins = { dir = "$dir/plugins" }, log = { level = "warn" },
          http = { workers = $WORKERS, max_connections_per_ip = 0 },
-         database = { url = "$DB", pool_size = 16 } }
+         database = { url = "$DB", pool_size = 16 }, spool = { dir = "$dir/$1.spool" } }
 LUA
     "$2" serve --config "$dir/$1.lua" >"$dir/$1.log" 2>&1 &
     pids+=($!)

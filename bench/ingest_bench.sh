@@ -79,6 +79,7 @@ return {
   plugins = { dir = "$work/plugins" },
   log = { level = "${LOG_LEVEL:-warn}" },
   ingest = { max_items = 100000, max_ticks = 100000 },
+  spool = { dir = "$work/spool" },
 }
 CFG
 mkdir -p "$work/plugins"
