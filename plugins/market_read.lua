@@ -266,8 +266,9 @@ local function span_fits(p)
   local r = tf.db.query("SELECT extract(epoch FROM min(ts))::float8 AS lo, extract(epoch FROM max(ts))::float8 AS hi " ..
     "FROM market_data WHERE symbol = $1 AND timeframe = $2 AND ts >= to_timestamp($3::float8) " ..
     "AND ts <= to_timestamp($4::float8)", p.symbol, p.timeframe, p.from, p.to or 1e12)
+  -- (NULL columns are absent from a row: an empty range leaves lo nil)
   local lo, hi = r[1].lo, r[1].hi
-  return lo == nil or lo == tf.json.null or math.floor((hi - lo) / secs) + 1 <= p.limit
+  return lo == nil or math.floor((hi - lo) / secs) + 1 <= p.limit
 end
 
 -- How many rows [from, to] holds, and the time of the limit-th (from `from`
