@@ -595,6 +595,70 @@ end
 
 local TICK_COLUMNS = { "ts", "bid", "ask", "last", "volume", "flags", "ts_msc", "spread" }
 
+-- Ticks share times (several in one millisecond, or no ts_msc at all), so a
+-- streamed range pages on (ts, seq), the order ticks are read in, with ts as
+-- whole microseconds (exact, where epoch seconds as float8 are not).
+local TICK_KEY = "(extract(epoch FROM ts) * 1000000)::bigint"
+local function at_us(n) return "(timestamptz 'epoch' + $" .. n .. "::bigint * interval '1 microsecond')" end
+
+-- How many ticks [from, to] holds (up to limit + 1), and the key (µs, seq)
+-- of the limit-th from `from` on when it holds more.
+local function ticks_extent(symbol, from, to, limit)
+  local where = "symbol = $1 AND ts >= to_timestamp($2::float8)" .. (to and " AND ts <= to_timestamp($3::float8)" or "")
+  local args = { symbol, from, to }
+  local r = tf.db.query("SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ticks WHERE " .. where ..
+    " LIMIT " .. (limit + 1) .. ") s", table.unpack(args, 1, to and 3 or 2))
+  local n = math.tointeger(r[1].n)
+  if n <= limit then return n end
+  local last = tf.db.query("SELECT " .. TICK_KEY .. " AS us, seq FROM ticks WHERE " .. where ..
+    " ORDER BY ts, seq OFFSET " .. (limit - 1) .. " LIMIT 1", table.unpack(args, 1, to and 3 or 2))
+  return n, { last[1].us, last[1].seq }
+end
+
+-- A page of a streamed tick range: $1 symbol, $2 from (epoch seconds), $3
+-- and $4 the key the last page ended at (exclusive; the first page passes
+-- from's µs and -1 going up), $5 and $6 the other end's key (inclusive;
+-- going down, the first page starts there), $7 rows.
+local function ticks_page_sql(desc)
+  local cmp = desc and "<" or ">"
+  return "SELECT seq AS s_, " .. TICK_KEY .. " AS us_, extract(epoch FROM ts)::float8 AS ts, " ..
+    "bid, ask, last, volume, flags, ts_msc, spread FROM ticks WHERE symbol = $1 AND ts >= to_timestamp($2::float8) " ..
+    "AND (ts, seq) " .. cmp .. " (" .. at_us(3) .. ", $4::bigint) " ..
+    "AND (ts, seq) <= (" .. at_us(5) .. ", $6::bigint) " ..
+    "ORDER BY ts " .. (desc and "DESC" or "ASC") .. ", seq " .. (desc and "DESC" or "ASC") .. " LIMIT $7::int"
+end
+
+-- Streams the n ticks from `from` up to the key `upper` ({µs, seq}, nil:
+-- no bound but n), a page at a time, in the answer's order.
+local function stream_ticks(req, symbol, from, n, upper, order, format)
+  local desc, csv = order == "desc", format == "csv"
+  local s
+  if csv then
+    s = req:stream(200, csv_headers(nil, symbol .. "_ticks"))
+    s:write(table.concat(TICK_COLUMNS, ","), "\n")
+  else
+    s = req:stream(200, { ["Content-Type"] = "application/json" })
+    local head = tf.json.encode(tf.json.order({ ok = true, symbol = symbol, order = order, count = n },
+      { "ok", "symbol", "order", "count" }))
+    s:write(head:sub(1, -2), ',"ticks":[')
+  end
+  local top = upper or { 9007199254740991, 9007199254740991 }
+  -- the key the next page starts after (before, going down): just past the end
+  local edge = desc and { top[1], top[2] + 1 } or { math.floor(from * 1e6) - 1, -1 }
+  local sql, sent = ticks_page_sql(desc), 0
+  while sent < n do
+    local want = math.min(PAGE_ROWS, n - sent)
+    local cols, got = tf.db.columns(sql, symbol, from, edge[1], edge[2], top[1], top[2], want)
+    if got == 0 then break end
+    local text = tf.rows.encode(format, cols, TICK_COLUMNS, { time = { ts = true }, header = false, last = got })
+    if csv then s:write(text)
+    else s:write(sent == 0 and "" or ",", text:sub(2, -2)) end
+    sent, edge = sent + got, { cols.us_[got], cols.s_[got] }
+    if got < want then break end
+  end
+  if not csv then s:write("]}") end
+end
+
 tf.route("GET", "/ticks", function(req)
   local q = req.query or {}
   local ok, e = P.known(q, { symbol = true, from = true, to = true, limit = true, order = true, format = true })
@@ -612,6 +676,23 @@ tf.route("GET", "/ticks", function(req)
   if not order then return table.unpack(e) end
   local format; format, e = P.format(req)
   if not format then return table.unpack(e) end
+  if from and limit > PAGE_ROWS then
+    local n, upper = ticks_extent(symbol, from, to, limit)
+    if capped and n > limit then
+      return 400, { ok = false, param = "read.max_rows",
+        error = string.format("read.max_rows: the range holds more than %d ticks; narrow from/to, pass limit, or raise read.max_rows", limit) }
+    end
+    n = math.min(n, limit)
+    if n > PAGE_ROWS then
+      if not upper and to then -- the whole range: it ends at its last tick
+        local r = tf.db.query("SELECT " .. TICK_KEY .. " AS us, seq FROM ticks WHERE symbol = $1 AND " ..
+          "ts >= to_timestamp($2::float8) AND ts <= to_timestamp($3::float8) ORDER BY ts DESC, seq DESC LIMIT 1",
+          symbol, from, to)[1]
+        upper = { r.us, r.seq }
+      end
+      return stream_ticks(req, symbol, from, n, upper, order, format)
+    end
+  end
   local args = { symbol }
   if from then args[#args + 1] = from end
   if to then args[#args + 1] = to end

@@ -434,4 +434,48 @@ describe("the read API streaming large ranges", function()
     assert.are.equal(3000, #rows)
     assert.are.equal(tf.time.format(bars[3000].ts), rows[3000][1])
   end)
+
+  it("streams ticks in pages on (time, sequence), ticks that share a time included, either order", function()
+    -- 3,400 ticks without ts_msc, two to a second: they share their time, and
+    -- the pages (1,000) and the limit (2,500) end between the two of a pair
+    local ticks, t0 = {}, R.T0 + 86400
+    for i = 1, 3400 do
+      ticks[i] = { symbol = sym, ts = tf.time.format(t0 + i // 2), bid = 1 + i / 1e5, ask = 1.001 + i / 1e5, volume = i }
+    end
+    R.ingest_ticks(srv, sym, ticks)
+    local from = "&from=" .. t0
+    local want = {} -- the volumes in the order PostgreSQL reads them
+    for x in H.psql(string.format("SELECT volume::int FROM ticks WHERE symbol = '%s' ORDER BY ts, seq LIMIT 2500",
+      sym)):gmatch("%d+") do want[#want + 1] = tonumber(x) end
+    assert.are.equal(2500, #want)
+    local st, text, h = srv:request("GET", "/ticks?symbol=" .. sym .. from .. "&limit=2500", nil, R.read_headers())
+    assert.are.equal(200, st, text)
+    assert.are.equal("chunked", h["transfer-encoding"])
+    local v = tf.json.decode(text)
+    assert.are.equal(2500, v.count)
+    local got = {}
+    for i, t in ipairs(v.ticks) do got[i] = t.volume end
+    assert.are.same(want, got)
+    local _, d = R.get(srv, "/ticks?symbol=" .. sym .. from .. "&limit=2500&order=desc")
+    assert.are.equal(2500, #d.ticks)
+    for i = 1, 2500 do assert.are.same(v.ticks[2501 - i], d.ticks[i]) end
+    local stc, csv, hc = srv:request("GET", "/ticks?symbol=" .. sym .. from .. "&limit=2500&format=csv", nil, R.read_headers())
+    assert.are.equal(200, stc)
+    assert.are.equal("chunked", hc["transfer-encoding"])
+    local header, rows = R.parse_csv(csv)
+    assert.are.same({ "ts", "bid", "ask", "last", "volume", "flags", "ts_msc", "spread" }, header)
+    assert.are.equal(2500, #rows)
+    for i, row in ipairs(rows) do assert.are.equal(want[i], tonumber(row[5])) end
+    -- a range bounded by to streams whole, newest first on request; one
+    -- holding more than read.max_rows (3,000) is still a 400
+    local to = "&to=" .. (t0 + 1300)
+    local _, r = R.get(srv, "/ticks?symbol=" .. sym .. from .. to .. "&order=desc")
+    assert.are.equal(2601, r.count) -- i = 1 .. 2601 (i // 2 <= 1300)
+    assert.are.equal(2601, #r.ticks)
+    assert.are.equal(tf.time.format(t0 + 1300):sub(1, 19), r.ticks[1].ts:sub(1, 19))
+    assert.are.equal(tf.time.format(t0):sub(1, 19), r.ticks[2601].ts:sub(1, 19))
+    local st4, e = R.get(srv, "/ticks?symbol=" .. sym .. from)
+    assert.are.equal(400, st4)
+    assert.are.equal("read.max_rows", e.param)
+  end)
 end)
