@@ -16,7 +16,8 @@
 #include <string.h>
 
 #define MAX_DEPTH 128
-#define LUA_JSON_DEPTH_TEXT "128"
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x) /* MAX_DEPTH as a string literal */
 
 static const char json_null = 0;            /* its address is tf.json.null */
 static const char array_mt_key = 0;         /* registry key of the array metatable */
@@ -366,9 +367,9 @@ static int dec_number(struct dec *d)
     int neg = q < d->end && *q == '-';
     q += neg;
     uint64_t m = 0;
-    int digits = 0, frac = 0, exp = 0, exact = 1;
+    int frac = 0, exp = 0, exact = 1;
     const char *start = q;
-    for (; q < d->end && *q >= '0' && *q <= '9'; q++, digits++) {
+    for (; q < d->end && *q >= '0' && *q <= '9'; q++) {
         if (m < 100000000000000000ULL)
             m = m * 10 + (uint64_t)(*q - '0');
         else
@@ -536,31 +537,45 @@ static int dec_string(struct dec *d)
 
 static int dec_value(struct dec *d, int depth);
 
+/* At a container's opening bracket: steps past it; 1 when the container is
+ * empty (its closing bracket read too), else 0 at its first member. */
+static int dec_open(struct dec *d, char close)
+{
+    d->p++;
+    dec_ws(d);
+    if (d->p == d->end || *d->p != close) return 0;
+    d->p++;
+    return 1;
+}
+
+/* After a member: 1 when a ',' says another follows (d->p at it), 0 when the
+ * closing bracket ends the container, -1 on anything else. */
+static int dec_more(struct dec *d, char close)
+{
+    dec_ws(d);
+    if (d->p < d->end && *d->p == ',') {
+        d->p++;
+        dec_ws(d);
+        return 1;
+    }
+    if (d->p < d->end && *d->p == close) {
+        d->p++;
+        return 0;
+    }
+    return dec_fail(d, close == ']' ? "expected ',' or ']'" : "expected ',' or '}'");
+}
+
 static int dec_array(struct dec *d, int depth)
 {
     lua_State *L = d->L;
     lua_newtable(L);
-    d->p++;
-    dec_ws(d);
-    lua_Integer i = 1;
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-    } else {
-        for (;;) {
-            if (dec_value(d, depth + 1)) return -1;
-            lua_rawseti(L, -2, i++);
-            dec_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
-                dec_ws(d);
-            } else if (d->p < d->end && *d->p == ']') {
-                d->p++;
-                break;
-            } else {
-                return dec_fail(d, "expected ',' or ']'");
-            }
-        }
+    int more = !dec_open(d, ']');
+    for (lua_Integer i = 1; more > 0; i++) {
+        if (dec_value(d, depth + 1)) return -1;
+        lua_rawseti(L, -2, i);
+        more = dec_more(d, ']');
     }
+    if (more < 0) return -1;
     push_array_mt(L);
     lua_setmetatable(L, -2);
     return 0;
@@ -570,13 +585,8 @@ static int dec_object(struct dec *d, int depth)
 {
     lua_State *L = d->L;
     lua_createtable(L, 0, 8);
-    d->p++;
-    dec_ws(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        return 0;
-    }
-    for (;;) {
+    int more = !dec_open(d, '}');
+    while (more > 0) {
         if (d->p == d->end || *d->p != '"') return dec_fail(d, "expected a key in double quotes");
         if (dec_string(d)) return -1;
         dec_ws(d);
@@ -585,22 +595,14 @@ static int dec_object(struct dec *d, int depth)
         dec_ws(d);
         if (dec_value(d, depth + 1)) return -1;
         lua_rawset(L, -3); /* a repeated key: the last one wins */
-        dec_ws(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            dec_ws(d);
-        } else if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            return 0;
-        } else {
-            return dec_fail(d, "expected ',' or '}'");
-        }
+        more = dec_more(d, '}');
     }
+    return more;
 }
 
 static int dec_value(struct dec *d, int depth)
 {
-    if (depth > MAX_DEPTH) return dec_fail(d, "nested deeper than " LUA_JSON_DEPTH_TEXT " levels");
+    if (depth > MAX_DEPTH) return dec_fail(d, "nested deeper than " TEXT(MAX_DEPTH) " levels");
     if (!lua_checkstack(d->L, 4)) return dec_fail(d, "nested too deep for the Lua stack");
     if (d->p == d->end) return dec_fail(d, "expected a value");
     switch (*d->p) {
