@@ -110,7 +110,7 @@ static int decode_item(const cJSON *it, const struct ingest_opts *o, void *item,
     /* The old API echoed the parsed time in isoformat, before bucketing. */
     if (c->ts_original[0] && cJSON_IsString(ingest_json_field(it, "ts")))
         ts_format(us, c->ts_original, sizeof c->ts_original);
-    return ingest_place(o, c->symbol, us, (enum ts_tf)c->tf, &c->ts_us, &c->bucket_us, err, el);
+    return ingest_place(o, c->symbol, us, c->tf, &c->ts_us, &c->bucket_us, err, el);
 }
 
 static void candle_ref(void *item, struct ingest_ref *r)

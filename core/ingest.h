@@ -117,7 +117,7 @@ struct ingest_ref {
 };
 
 /* An item sent at us (µs since epoch UTC, as sent) for symbol, as stored:
- * *ts_us minus the symbol's offset and *bucket_us its bucket in tf. 0, or -1
+ * *ts_us minus the symbol's offset and *bucket_us its bucket in tf (an enum ts_tf). 0, or -1
  * with the reason in err when either is outside the range ts.c stores. */
 int ingest_place(const struct ingest_opts *o, const char *symbol, int64_t us, int tf,
                  int64_t *ts_us, int64_t *bucket_us, char *err, size_t errlen);
